@@ -1,0 +1,13 @@
+#!/usr/bin/env bash
+# `npm test`: install what is missing, build, start throw-away servers, run every suite, stop them.
+set -euo pipefail
+root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$root"
+bash scripts/ensure-deps.sh
+bash scripts/provision.sh all
+bash scripts/build.sh
+echo "cartero: compiling tests..."
+rm -rf .build-test
+npx tsc -p tsconfig.test.json
+node .build-test/src/tools/bundle-workflows.js >/dev/null
+exec node .build-test/test/support/run-tests.js "$@"

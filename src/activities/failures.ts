@@ -1,0 +1,32 @@
+import { ApplicationFailure } from '@temporalio/common';
+import { CarteroError, DependencyUnavailableError } from '../errors';
+
+/**
+ * The one place that decides how Cartero's errors look to Temporal: input and not-found errors can
+ * never succeed on retry, so they fail the activity for good with their class name as the type;
+ * dependency outages stay retryable.
+ */
+export function toTemporalFailure(err: unknown): unknown {
+  if (err instanceof DependencyUnavailableError) {
+    return ApplicationFailure.create({ type: err.name, message: err.message, nonRetryable: false });
+  }
+  if (err instanceof CarteroError) {
+    return ApplicationFailure.create({ type: err.name, message: err.message, nonRetryable: true });
+  }
+  return err;
+}
+
+/** Wraps every activity so the mapping above applies without each one remembering to. */
+export function withFailureMapping<T extends Record<string, (...args: never[]) => Promise<unknown>>>(activities: T): T {
+  const wrapped: Record<string, (...args: never[]) => Promise<unknown>> = {};
+  for (const [name, fn] of Object.entries(activities)) {
+    wrapped[name] = async (...args: never[]) => {
+      try {
+        return await fn(...args);
+      } catch (err) {
+        throw toTemporalFailure(err);
+      }
+    };
+  }
+  return wrapped as T;
+}

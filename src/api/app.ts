@@ -1,0 +1,84 @@
+import express, { type Express } from 'express';
+import type { Client, Connection } from '@temporalio/client';
+import type { Logger } from 'pino';
+import type { Config } from '../config/env';
+import { NotFoundError } from '../errors';
+import type { Keyring } from '../security/crypto';
+import type { Store } from '../store/mongo';
+import type { TenantRepository } from '../store/tenants';
+import { EncryptionCodec } from '../temporal/codec';
+import { authenticate } from './auth';
+import { createApiMetrics } from './metrics';
+import { errorHandler } from './problem';
+import { codecRoutes } from './routes/codec';
+import { opsRoutes } from './routes/ops';
+import { tenantRoutes } from './routes/tenants';
+
+export interface AppDeps {
+  config: Config;
+  logger: Logger;
+  store: Store;
+  tenants: TenantRepository;
+  temporal: Client;
+  temporalConnection: Connection;
+  keyring: Keyring;
+  version: string;
+  isShuttingDown?: () => boolean;
+  onDeliverySettingsChanged?: (tenantId: string) => Promise<void>;
+}
+
+export function createApp(deps: AppDeps): Express {
+  const app = express();
+  app.disable('x-powered-by');
+  app.set('trust proxy', false);
+  const metrics = createApiMetrics();
+  app.use(metrics.middleware);
+  app.use((req, res, next) => {
+    const started = process.hrtime.bigint();
+    res.on('finish', () => {
+      deps.logger.debug(
+        { method: req.method, path: req.path, status: res.statusCode, ms: Number(process.hrtime.bigint() - started) / 1e6 },
+        'request',
+      );
+    });
+    next();
+  });
+
+  app.use(
+    opsRoutes({
+      store: deps.store,
+      temporalCheck: () => deps.temporalConnection.healthService.check({}),
+      registry: metrics.registry,
+      version: deps.version,
+      isShuttingDown: deps.isShuttingDown ?? (() => false),
+    }),
+  );
+
+  // Everything under /v1 needs a key, unknown paths included, so the API does not map itself to strangers.
+  app.use('/v1', authenticate(deps.config.adminKey, deps.tenants));
+  // After authentication, so a stranger's malformed body gets 401, not a parse error.
+  // Only bodies declared as JSON are parsed; parseBody answers 415 for anything else.
+  app.use(express.json({ limit: deps.config.http.bodyLimitBytes, strict: true, type: 'application/json' }));
+  app.use(
+    codecRoutes({
+      codec: new EncryptionCodec(deps.keyring),
+      auth: deps.config.codec.auth,
+      adminKey: deps.config.adminKey,
+      corsOrigins: deps.config.codec.corsOrigins,
+    }),
+  );
+
+  app.use(
+    tenantRoutes({
+      tenants: deps.tenants,
+      temporal: deps.temporal,
+      taskQueue: deps.config.temporal.taskQueue,
+      allowPrivateNetworks: deps.config.smtp.allowPrivateNetworks,
+      onDeliverySettingsChanged: deps.onDeliverySettingsChanged ?? (async () => {}),
+    }),
+  );
+
+  app.use((req, _res, next) => next(new NotFoundError('route', `${req.method} ${req.path}`)));
+  app.use(errorHandler(deps.logger));
+  return app;
+}

@@ -1,0 +1,159 @@
+import { z } from 'zod';
+import { tenantCreateSchema, tenantPatchSchema } from '../domain/tenant';
+
+/**
+ * The OpenAPI 3.1 document, with request schemas generated from the same zod schemas that validate
+ * requests, so the document cannot drift from what the API accepts.
+ */
+type Json = Record<string, unknown>;
+
+const schema = (s: z.ZodType): Json => {
+  const { $schema: _drop, ...rest } = z.toJSONSchema(s, { io: 'input', unrepresentable: 'any' }) as Json;
+  return rest;
+};
+
+const problem = (description: string) => ({
+  description,
+  content: { 'application/problem+json': { schema: { $ref: '#/components/schemas/Problem' } } },
+});
+const json = (description: string, ref?: string) => ({
+  description,
+  content: { 'application/json': { schema: ref ? { $ref: `#/components/schemas/${ref}` } : { type: 'object' } } },
+});
+const common = {
+  '400': problem('Invalid input; `errors` names each field'),
+  '401': problem('Missing or wrong API key'),
+  '404': problem('Not found, or not visible to this key'),
+  '413': problem('Body over the size limit'),
+  '415': problem('Body is not application/json'),
+};
+const idParam = { name: 'id', in: 'path', required: true, schema: { type: 'string' } };
+
+export function buildOpenApi(version: string): Json {
+  return {
+    openapi: '3.1.0',
+    info: {
+      title: 'Cartero',
+      version,
+      description:
+        'Durable multi-tenant email through each tenant\'s own mail server. Authenticate with `Authorization: Bearer <key>`: the admin key, or a tenant API key (which sees only its tenant).',
+    },
+    components: {
+      securitySchemes: { bearer: { type: 'http', scheme: 'bearer' } },
+      schemas: {
+        Problem: {
+          type: 'object',
+          required: ['type', 'title', 'status', 'detail'],
+          properties: {
+            type: { type: 'string' },
+            title: { type: 'string' },
+            status: { type: 'integer' },
+            detail: { type: 'string' },
+            instance: { type: 'string' },
+            errors: {
+              type: 'array',
+              items: { type: 'object', properties: { field: { type: 'string' }, message: { type: 'string' } } },
+            },
+          },
+        },
+        TenantCreate: schema(tenantCreateSchema),
+        TenantPatch: schema(tenantPatchSchema),
+        Tenant: {
+          type: 'object',
+          description: 'A tenant as returned: secrets are never included, only `<name>Set: true` flags.',
+          properties: {
+            id: { type: 'string' },
+            name: { type: 'string' },
+            preset: { type: ['string', 'null'] },
+            domains: { type: 'array', items: { type: 'string' } },
+            smtp: { type: 'object' },
+            auth: { type: 'object' },
+            limits: { type: 'object' },
+            tracking: { type: 'object' },
+            inbound: { type: 'object', properties: { key: { type: 'string' }, forwardingAddresses: { type: 'array' } } },
+            webhook: { type: ['object', 'null'] },
+            status: { type: 'string', enum: ['active', 'needs_reauth', 'suspended'] },
+            settingsVersion: { type: 'integer' },
+            createdAt: { type: 'string', format: 'date-time' },
+            updatedAt: { type: 'string', format: 'date-time' },
+          },
+        },
+        VerifyResult: {
+          type: 'object',
+          properties: {
+            ok: { type: 'boolean' },
+            failedStep: { type: 'string', enum: ['dns', 'tcp', 'greeting', 'ehlo', 'starttls', 'tls', 'auth'] },
+            reply: { type: 'string', description: "The server's exact reply at the failed step" },
+            error: { type: 'string' },
+            steps: { type: 'array', items: { type: 'object' } },
+            capabilities: { type: 'array', items: { type: 'string' } },
+            tls: { type: 'object' },
+          },
+        },
+        CodecPayloads: {
+          type: 'object',
+          properties: {
+            payloads: {
+              type: 'array',
+              items: {
+                type: 'object',
+                properties: { metadata: { type: 'object', additionalProperties: { type: 'string' } }, data: { type: 'string' } },
+              },
+            },
+          },
+        },
+      },
+    },
+    security: [{ bearer: [] }],
+    paths: {
+      '/v1/tenants': {
+        post: {
+          summary: 'Create a tenant (admin key). Returns its API key and webhook secret once.',
+          requestBody: { required: true, content: { 'application/json': { schema: { $ref: '#/components/schemas/TenantCreate' } } } },
+          responses: { '201': json('Created: `{tenant, apiKey, webhookSecret}`'), '409': problem('Tenant id taken'), ...common },
+        },
+      },
+      '/v1/tenants/{id}': {
+        parameters: [idParam],
+        get: { summary: 'Read a tenant', responses: { '200': json('The tenant', 'Tenant'), ...common } },
+        patch: {
+          summary: 'Change a tenant: nested objects merge, `auth` is replaced whole, `null` removes a limit or the webhook',
+          requestBody: { required: true, content: { 'application/json': { schema: { $ref: '#/components/schemas/TenantPatch' } } } },
+          responses: { '200': json('The tenant after the change', 'Tenant'), '403': problem('`status` needs the admin key'), '409': problem('Changed concurrently'), ...common },
+        },
+        delete: { summary: 'Delete a tenant (admin key)', responses: { '204': { description: 'Deleted' }, ...common } },
+      },
+      '/v1/tenants/{id}/api-key': {
+        parameters: [idParam],
+        post: { summary: 'Issue a new API key, revoking the old one (admin key)', responses: { '201': json('`{apiKey}`'), ...common } },
+      },
+      '/v1/tenants/{id}/verify': {
+        parameters: [idParam],
+        post: {
+          summary: "Test the tenant's SMTP server: DNS, TCP, TLS, EHLO, AUTH; reports the failed step and the server's exact reply",
+          responses: { '200': json('The probe result (also when the server refused)', 'VerifyResult'), '503': problem('Temporal or the store is unavailable'), ...common },
+        },
+      },
+      '/codec/decode': {
+        post: {
+          summary: 'Temporal Web UI remote codec: decrypt payloads',
+          requestBody: { content: { 'application/json': { schema: { $ref: '#/components/schemas/CodecPayloads' } } } },
+          responses: { '200': json('Decoded payloads', 'CodecPayloads'), ...common },
+        },
+      },
+      '/codec/encode': {
+        post: {
+          summary: 'Temporal Web UI remote codec: encrypt payloads',
+          requestBody: { content: { 'application/json': { schema: { $ref: '#/components/schemas/CodecPayloads' } } } },
+          responses: { '200': json('Encoded payloads', 'CodecPayloads'), ...common },
+        },
+      },
+      '/healthz': { get: { summary: 'Liveness', security: [], responses: { '200': json('`{status:"ok"}`') } } },
+      '/readyz': {
+        get: { summary: 'Readiness: store and Temporal reachable', security: [], responses: { '200': json('Ready'), '503': json('Not ready, with each check') } },
+      },
+      '/metrics': { get: { summary: 'Prometheus metrics', security: [], responses: { '200': { description: 'Prometheus text format' } } } },
+      '/openapi.json': { get: { summary: 'This document', security: [], responses: { '200': json('OpenAPI 3.1') } } },
+    },
+  };
+}

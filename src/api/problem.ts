@@ -1,0 +1,107 @@
+import type { ErrorRequestHandler, Response } from 'express';
+import type { Logger } from 'pino';
+import type { z } from 'zod';
+import {
+  AuthenticationError,
+  CarteroError,
+  ConflictError,
+  DependencyUnavailableError,
+  ForbiddenError,
+  NotFoundError,
+  PayloadTooLargeError,
+  UnsupportedMediaTypeError,
+  ValidationError,
+  type FieldProblem,
+} from '../errors';
+
+/** RFC 9457 problem details. `errors` lists each offending field by its dotted path. */
+export interface Problem {
+  type: string;
+  title: string;
+  status: number;
+  detail: string;
+  instance?: string;
+  errors?: FieldProblem[];
+}
+
+const TYPE_BASE = 'https://cartero.dev/problems/';
+
+/** The one mapping from error class to HTTP status. */
+export function problemFor(err: CarteroError): Problem {
+  const base = (status: number, slug: string, title: string): Problem => ({
+    type: TYPE_BASE + slug,
+    title,
+    status,
+    detail: err.message,
+  });
+  if (err instanceof ValidationError) return { ...base(400, 'validation', 'Invalid request'), errors: err.fields };
+  if (err instanceof AuthenticationError) return base(401, 'unauthenticated', 'Authentication required');
+  if (err instanceof ForbiddenError) return base(403, 'forbidden', 'Forbidden');
+  if (err instanceof NotFoundError) return base(404, 'not-found', 'Not found');
+  if (err instanceof ConflictError) return base(409, 'conflict', 'Conflict');
+  if (err instanceof PayloadTooLargeError) return base(413, 'payload-too-large', 'Payload too large');
+  if (err instanceof UnsupportedMediaTypeError) return base(415, 'unsupported-media-type', 'Unsupported media type');
+  if (err instanceof DependencyUnavailableError) return base(503, 'dependency-unavailable', 'Service unavailable');
+  return base(500, 'internal', 'Internal error');
+}
+
+export function sendProblem(res: Response, problem: Problem): void {
+  if (problem.status === 401) res.setHeader('WWW-Authenticate', 'Bearer realm="cartero"');
+  if (problem.status === 503) res.setHeader('Retry-After', '5');
+  res.status(problem.status).type('application/problem+json').send(JSON.stringify(problem));
+}
+
+/** zod issues → field problems with dotted paths; unknown keys are named one by one. */
+export function zodToValidationError(error: z.ZodError, prefix = ''): ValidationError {
+  const fields: FieldProblem[] = [];
+  const join = (path: PropertyKey[]) => [prefix, ...path.map(String)].filter(Boolean).join('.') || '(body)';
+  for (const issue of error.issues) {
+    if (issue.code === 'unrecognized_keys') {
+      for (const key of issue.keys) fields.push({ field: join([...issue.path, key]), message: 'unknown field' });
+    } else {
+      fields.push({ field: join(issue.path), message: issue.message });
+    }
+  }
+  const names = [...new Set(fields.map((f) => f.field))];
+  return new ValidationError(`invalid ${names.join(', ')}`, fields);
+}
+
+interface BodyParserError extends Error {
+  type?: string;
+  status?: number;
+  limit?: number;
+  charset?: string;
+}
+
+/** Last middleware: body-parser failures, Cartero errors, and anything unexpected (500, logged). */
+export function errorHandler(logger: Logger): ErrorRequestHandler {
+  return (err: unknown, req, res, _next) => {
+    let carteroErr: CarteroError;
+    const bp = err as BodyParserError;
+    if (err instanceof CarteroError) {
+      carteroErr = err;
+    } else if (bp?.type === 'entity.parse.failed') {
+      carteroErr = new ValidationError(`malformed JSON body: ${bp.message}`, [{ field: '(body)', message: 'malformed JSON' }]);
+    } else if (bp?.type === 'entity.too.large') {
+      carteroErr = new PayloadTooLargeError(`body exceeds the ${bp.limit} byte limit`);
+    } else if (bp?.type === 'charset.unsupported' || bp?.type === 'encoding.unsupported') {
+      carteroErr = new UnsupportedMediaTypeError(bp.message);
+    } else if (bp?.type === 'request.aborted') {
+      return;
+    } else {
+      logger.error({ err, method: req.method, path: req.path }, 'unhandled error');
+      const problem: Problem = {
+        type: TYPE_BASE + 'internal',
+        title: 'Internal error',
+        status: 500,
+        detail: 'an internal error occurred; it has been logged',
+      };
+      if (!res.headersSent) sendProblem(res, problem);
+      return;
+    }
+    if (res.headersSent) return;
+    const problem = problemFor(carteroErr);
+    if (problem.status >= 500) logger.warn({ err: carteroErr, path: req.path }, 'dependency failure');
+    sendProblem(res, { ...problem, instance: req.originalUrl });
+  };
+}

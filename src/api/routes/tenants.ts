@@ -1,0 +1,128 @@
+import { randomBytes } from 'node:crypto';
+import { Router, type Request } from 'express';
+import type { Client } from '@temporalio/client';
+import { WorkflowFailedError } from '@temporalio/client';
+import type { ProbeResult } from '../../activities/smtp-probe';
+import { addressRefusal, isIpLiteral, type AllowableClass } from '../../domain/network';
+import {
+  deliverySettingsChanged,
+  mergeTenantPatch,
+  resolveTenantSettings,
+  tenantCreateSchema,
+  tenantIdSchema,
+  tenantPatchSchema,
+  type SettingsProblem,
+  type TenantSettings,
+} from '../../domain/tenant';
+import { DependencyUnavailableError, ForbiddenError, ValidationError } from '../../errors';
+import { TenantIdKey } from '../../temporal/search-attributes';
+import { toView, type TenantRepository } from '../../store/tenants';
+import { principalOf, requireAdmin, requireTenantAccess } from '../auth';
+import { parseBody, parseParam } from '../validate';
+
+export interface TenantRouteDeps {
+  tenants: TenantRepository;
+  temporal: Client;
+  taskQueue: string;
+  allowPrivateNetworks: readonly AllowableClass[];
+  /** Called after a change that may unblock waiting sends (new credentials, new host, reactivation). */
+  onDeliverySettingsChanged: (tenantId: string) => Promise<void>;
+}
+
+function newTenantId(): string {
+  const alphabet = 'abcdefghijklmnopqrstuvwxyz0123456789';
+  const bytes = randomBytes(12);
+  return 't' + Array.from(bytes, (b) => alphabet[b % alphabet.length]).join('');
+}
+
+function settingsProblems(settings: TenantSettings, problems: SettingsProblem[], allow: readonly AllowableClass[]): void {
+  // Literal addresses are checked now; names are checked after DNS, on every connection.
+  if (settings.smtp.host && isIpLiteral(settings.smtp.host)) {
+    const refusal = addressRefusal(settings.smtp.host, allow);
+    if (refusal) problems.push({ field: 'smtp.host', message: refusal });
+  }
+  if (problems.length > 0) {
+    throw new ValidationError(`invalid ${[...new Set(problems.map((p) => p.field))].join(', ')}`, problems);
+  }
+}
+
+export function tenantRoutes(deps: TenantRouteDeps): Router {
+  const r = Router();
+  const idOf = (req: Request) => parseParam(req.params.id, 'id', tenantIdSchema);
+
+  r.post('/v1/tenants', async (req, res) => {
+    requireAdmin(req);
+    const body = parseBody(req, tenantCreateSchema);
+    const { id, auth, ...rest } = body;
+    const { settings, problems } = resolveTenantSettings(rest, auth.type);
+    settingsProblems(settings, problems, deps.allowPrivateNetworks);
+    const created = await deps.tenants.create(id ?? newTenantId(), settings, auth);
+    res
+      .status(201)
+      .location(`/v1/tenants/${created.tenant.id}`)
+      .json({
+        tenant: created.tenant,
+        // Shown once; only hashes / ciphertexts are kept.
+        apiKey: created.apiKey,
+        webhookSecret: created.webhookSecret,
+      });
+  });
+
+  r.get('/v1/tenants/:id', async (req, res) => {
+    const id = idOf(req);
+    requireTenantAccess(req, id);
+    res.json(toView(await deps.tenants.get(id)));
+  });
+
+  r.patch('/v1/tenants/:id', async (req, res) => {
+    const id = idOf(req);
+    requireTenantAccess(req, id);
+    const patch = parseBody(req, tenantPatchSchema);
+    if (patch.status !== undefined && principalOf(req).kind !== 'admin') {
+      throw new ForbiddenError('only the admin key can change a tenant status');
+    }
+    const current = await deps.tenants.get(id);
+    const merged = mergeTenantPatch(current.settings, patch);
+    const { settings, problems } = resolveTenantSettings(merged, patch.auth?.type ?? current.auth.type);
+    settingsProblems(settings, problems, deps.allowPrivateNetworks);
+    const updated = await deps.tenants.update(id, current.settingsVersion, settings, patch.auth);
+    if (deliverySettingsChanged(patch)) await deps.onDeliverySettingsChanged(id);
+    res.json(toView(updated));
+  });
+
+  r.delete('/v1/tenants/:id', async (req, res) => {
+    requireAdmin(req);
+    await deps.tenants.delete(idOf(req));
+    res.status(204).end();
+  });
+
+  r.post('/v1/tenants/:id/api-key', async (req, res) => {
+    requireAdmin(req);
+    const apiKey = await deps.tenants.rotateApiKey(idOf(req));
+    res.status(201).json({ apiKey });
+  });
+
+  r.post('/v1/tenants/:id/verify', async (req, res) => {
+    const id = idOf(req);
+    requireTenantAccess(req, id);
+    await deps.tenants.get(id); // 404 before any workflow starts
+    let result: ProbeResult;
+    try {
+      result = await deps.temporal.workflow.execute('verifyTenantConnection', {
+        taskQueue: deps.taskQueue,
+        workflowId: `verify-${id}-${Date.now().toString(36)}-${randomBytes(3).toString('hex')}`,
+        args: [id],
+        workflowExecutionTimeout: '3 minutes',
+        typedSearchAttributes: [{ key: TenantIdKey, value: id }],
+      });
+    } catch (err) {
+      if (err instanceof WorkflowFailedError) {
+        throw new DependencyUnavailableError('temporal', `verification did not complete: ${err.cause?.message ?? err.message}`);
+      }
+      throw new DependencyUnavailableError('temporal', `cannot run verification: ${(err as Error).message}`);
+    }
+    res.json(result);
+  });
+
+  return r;
+}

@@ -1,0 +1,176 @@
+import { z } from 'zod';
+
+/**
+ * Every setting Cartero reads from the environment. Validated once at start; an invalid or missing
+ * variable stops the process with a message naming it (see ConfigError).
+ */
+const bool = z
+  .enum(['true', 'false', '1', '0', 'yes', 'no'])
+  .transform((v) => v === 'true' || v === '1' || v === 'yes');
+
+const port = z.coerce.number().int().min(1).max(65535);
+
+export const PRIVATE_NETWORK_CLASSES = ['loopback', 'private', 'linklocal', 'uniquelocal'] as const;
+export type PrivateNetworkClass = (typeof PRIVATE_NETWORK_CLASSES)[number];
+
+const envSchema = z.object({
+  NODE_ENV: z.enum(['development', 'test', 'production']).default('production'),
+  PORT: port.default(3000),
+  HOST: z.string().min(1).default('0.0.0.0'),
+  PUBLIC_BASE_URL: z.url().optional(),
+  LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
+
+  CARTERO_ADMIN_KEY: z.string().min(24, 'must be at least 24 characters'),
+  CARTERO_ENCRYPTION_KEYS: z.string().min(1),
+  CARTERO_ENCRYPTION_ACTIVE_KEY_ID: z.string().regex(/^[A-Za-z0-9_-]{1,32}$/).optional(),
+
+  MONGODB_URI: z.string().regex(/^mongodb(\+srv)?:\/\//, 'must be a mongodb:// or mongodb+srv:// URI'),
+  MONGODB_DB: z.string().regex(/^[A-Za-z0-9_-]{1,63}$/).default('cartero'),
+
+  TEMPORAL_ADDRESS: z.string().regex(/^[^\s:]+:\d{1,5}$/, 'must be host:port'),
+  TEMPORAL_NAMESPACE: z.string().min(1).default('default'),
+  TEMPORAL_TASK_QUEUE: z.string().min(1).default('cartero'),
+  TEMPORAL_API_KEY: z.string().min(1).optional(),
+  TEMPORAL_TLS: bool.default(false),
+  TEMPORAL_TLS_CERT_PATH: z.string().min(1).optional(),
+  TEMPORAL_TLS_KEY_PATH: z.string().min(1).optional(),
+  TEMPORAL_TLS_CA_PATH: z.string().min(1).optional(),
+  TEMPORAL_TLS_SERVER_NAME: z.string().min(1).optional(),
+
+  /** Comma list of PRIVATE_NETWORK_CLASSES that tenant SMTP hosts may resolve to. Empty in production. */
+  SMTP_ALLOW_PRIVATE_NETWORKS: z
+    .string()
+    .default('')
+    .transform((s, ctx) => {
+      const parts = s.split(',').map((p) => p.trim()).filter(Boolean);
+      for (const p of parts) {
+        if (!(PRIVATE_NETWORK_CLASSES as readonly string[]).includes(p)) {
+          ctx.addIssue({
+            code: 'custom',
+            message: `unknown network class "${p}"; use ${PRIVATE_NETWORK_CLASSES.join(', ')}`,
+          });
+        }
+      }
+      return parts as PrivateNetworkClass[];
+    }),
+  /** Codec endpoint auth for the Temporal Web UI: `admin-key` (Bearer admin key) or `none`. */
+  CODEC_ENDPOINT_AUTH: z.enum(['admin-key', 'none']).default('admin-key'),
+  /** Origins allowed to call the codec endpoint from a browser (the Web UI's origin). */
+  CODEC_CORS_ORIGINS: z.string().default('http://localhost:8233,http://127.0.0.1:8233'),
+  API_BODY_LIMIT_BYTES: z.coerce.number().int().min(1024).max(64 * 1024 * 1024).default(1024 * 1024),
+  SMTP_VERIFY_TIMEOUT_MS: z.coerce.number().int().min(500).max(120_000).default(15_000),
+  SHUTDOWN_GRACE_MS: z.coerce.number().int().min(0).max(300_000).default(15_000),
+});
+
+export type Env = z.infer<typeof envSchema>;
+
+export interface Config {
+  env: Env['NODE_ENV'];
+  http: { port: number; host: string; publicBaseUrl: string; bodyLimitBytes: number };
+  logLevel: Env['LOG_LEVEL'];
+  adminKey: string;
+  encryption: { keys: Map<string, Buffer>; activeKeyId: string };
+  mongo: { uri: string; db: string };
+  temporal: {
+    address: string;
+    namespace: string;
+    taskQueue: string;
+    apiKey?: string;
+    tls?: { certPath?: string; keyPath?: string; caPath?: string; serverName?: string };
+  };
+  smtp: { allowPrivateNetworks: PrivateNetworkClass[]; verifyTimeoutMs: number };
+  codec: { auth: 'admin-key' | 'none'; corsOrigins: string[] };
+  shutdownGraceMs: number;
+}
+
+export class ConfigError extends Error {
+  constructor(readonly problems: string[]) {
+    super(`invalid configuration:\n${problems.map((p) => `  - ${p}`).join('\n')}`);
+    this.name = 'ConfigError';
+  }
+}
+
+/** `kid1:base64key,kid2:base64key`; every key must decode to exactly 32 bytes (AES-256). */
+export function parseEncryptionKeys(raw: string): Map<string, Buffer> {
+  const keys = new Map<string, Buffer>();
+  for (const entry of raw.split(',').map((e) => e.trim()).filter(Boolean)) {
+    const idx = entry.indexOf(':');
+    if (idx <= 0) throw new Error(`entry "${entry.slice(0, 8)}…" is not kid:base64key`);
+    const kid = entry.slice(0, idx);
+    if (!/^[A-Za-z0-9_-]{1,32}$/.test(kid)) throw new Error(`key id "${kid}" must match [A-Za-z0-9_-]{1,32}`);
+    const key = Buffer.from(entry.slice(idx + 1), 'base64');
+    if (key.length !== 32) throw new Error(`key "${kid}" must be 32 bytes base64-encoded, got ${key.length}`);
+    if (keys.has(kid)) throw new Error(`key id "${kid}" appears twice`);
+    keys.set(kid, key);
+  }
+  if (keys.size === 0) throw new Error('no keys given');
+  return keys;
+}
+
+export function loadConfig(source: NodeJS.ProcessEnv = process.env): Config {
+  const parsed = envSchema.safeParse(source);
+  if (!parsed.success) {
+    throw new ConfigError(
+      parsed.error.issues.map((i) => {
+        const name = String(i.path[0] ?? '?');
+        return source[name] === undefined && i.code === 'invalid_type'
+          ? `${name} is required but not set`
+          : `${name}: ${i.message}`;
+      }),
+    );
+  }
+  const e = parsed.data;
+  const problems: string[] = [];
+  let keys = new Map<string, Buffer>();
+  try {
+    keys = parseEncryptionKeys(e.CARTERO_ENCRYPTION_KEYS);
+  } catch (err) {
+    problems.push(`CARTERO_ENCRYPTION_KEYS: ${(err as Error).message}`);
+  }
+  // The first key listed encrypts unless another is named: rotation = prepend the new key.
+  const activeKeyId = e.CARTERO_ENCRYPTION_ACTIVE_KEY_ID ?? [...keys.keys()][0] ?? '';
+  if (keys.size > 0 && !keys.has(activeKeyId)) {
+    problems.push(`CARTERO_ENCRYPTION_ACTIVE_KEY_ID: "${activeKeyId}" is not one of CARTERO_ENCRYPTION_KEYS`);
+  }
+  if ((e.TEMPORAL_TLS_CERT_PATH === undefined) !== (e.TEMPORAL_TLS_KEY_PATH === undefined)) {
+    problems.push('TEMPORAL_TLS_CERT_PATH and TEMPORAL_TLS_KEY_PATH must be set together');
+  }
+  if (problems.length > 0) throw new ConfigError(problems);
+
+  const useTls = e.TEMPORAL_TLS || e.TEMPORAL_TLS_CERT_PATH !== undefined || e.TEMPORAL_API_KEY !== undefined;
+  return {
+    env: e.NODE_ENV,
+    http: {
+      port: e.PORT,
+      host: e.HOST,
+      publicBaseUrl: e.PUBLIC_BASE_URL ?? `http://localhost:${e.PORT}`,
+      bodyLimitBytes: e.API_BODY_LIMIT_BYTES,
+    },
+    logLevel: e.LOG_LEVEL,
+    adminKey: e.CARTERO_ADMIN_KEY,
+    encryption: { keys, activeKeyId },
+    mongo: { uri: e.MONGODB_URI, db: e.MONGODB_DB },
+    temporal: {
+      address: e.TEMPORAL_ADDRESS,
+      namespace: e.TEMPORAL_NAMESPACE,
+      taskQueue: e.TEMPORAL_TASK_QUEUE,
+      ...(e.TEMPORAL_API_KEY ? { apiKey: e.TEMPORAL_API_KEY } : {}),
+      ...(useTls
+        ? {
+            tls: {
+              ...(e.TEMPORAL_TLS_CERT_PATH ? { certPath: e.TEMPORAL_TLS_CERT_PATH } : {}),
+              ...(e.TEMPORAL_TLS_KEY_PATH ? { keyPath: e.TEMPORAL_TLS_KEY_PATH } : {}),
+              ...(e.TEMPORAL_TLS_CA_PATH ? { caPath: e.TEMPORAL_TLS_CA_PATH } : {}),
+              ...(e.TEMPORAL_TLS_SERVER_NAME ? { serverName: e.TEMPORAL_TLS_SERVER_NAME } : {}),
+            },
+          }
+        : {}),
+    },
+    smtp: { allowPrivateNetworks: e.SMTP_ALLOW_PRIVATE_NETWORKS, verifyTimeoutMs: e.SMTP_VERIFY_TIMEOUT_MS },
+    codec: {
+      auth: e.CODEC_ENDPOINT_AUTH,
+      corsOrigins: e.CODEC_CORS_ORIGINS.split(',').map((s) => s.trim()).filter(Boolean),
+    },
+    shutdownGraceMs: e.SHUTDOWN_GRACE_MS,
+  };
+}

@@ -1,0 +1,75 @@
+/**
+ * One error type per failure class. HTTP mapping lives in src/api/problem.ts, Temporal mapping in
+ * src/activities/failures.ts; nothing else decides status codes or retryability.
+ */
+export interface FieldProblem {
+  /** JSON-pointer-like dotted path of the offending field, e.g. `smtp.port`. */
+  field: string;
+  message: string;
+}
+
+export abstract class CarteroError extends Error {
+  abstract readonly kind: string;
+  constructor(message: string) {
+    super(message);
+    this.name = new.target.name;
+  }
+}
+
+/** Input that can never succeed as sent (400). */
+export class ValidationError extends CarteroError {
+  readonly kind = 'validation';
+  constructor(
+    message: string,
+    readonly fields: FieldProblem[] = [],
+  ) {
+    super(message);
+  }
+}
+
+/** Missing or wrong credentials for the API (401). */
+export class AuthenticationError extends CarteroError {
+  readonly kind = 'authentication';
+}
+
+/** Authenticated, but the caller may not do this (403). Used sparingly: other tenants' things are 404. */
+export class ForbiddenError extends CarteroError {
+  readonly kind = 'forbidden';
+}
+
+/** The resource does not exist, or is not visible to the caller (404). */
+export class NotFoundError extends CarteroError {
+  readonly kind = 'not_found';
+  constructor(
+    readonly resource: string,
+    readonly id: string,
+  ) {
+    super(`${resource} ${id} not found`);
+  }
+}
+
+/** A uniqueness or state conflict (409). */
+export class ConflictError extends CarteroError {
+  readonly kind = 'conflict';
+}
+
+/** Body over the configured limit (413). */
+export class PayloadTooLargeError extends CarteroError {
+  readonly kind = 'payload_too_large';
+}
+
+/** Body in a media type the route does not accept (415). */
+export class UnsupportedMediaTypeError extends CarteroError {
+  readonly kind = 'unsupported_media_type';
+}
+
+/** A dependency (store, Temporal) is down or timed out: safe to retry (503). */
+export class DependencyUnavailableError extends CarteroError {
+  readonly kind = 'dependency_unavailable';
+  constructor(
+    readonly dependency: 'store' | 'temporal',
+    message: string,
+  ) {
+    super(message);
+  }
+}

@@ -1,0 +1,58 @@
+import type { Server } from 'node:http';
+import { createApp } from './api/app';
+import { baseDeps, openStore, packageVersion, retrying } from './bootstrap';
+import { connectTemporal, ensureSearchAttributes } from './temporal/connection';
+
+/** API process: Express on PORT, talking to the store and Temporal. */
+async function main(): Promise<void> {
+  const { config, logger, keyring } = baseDeps('api');
+  const { store, tenants } = await openStore(config, keyring, logger);
+  const { connection, client: temporal } = await retrying('Temporal', logger, () => connectTemporal(config, keyring));
+
+  // A fresh self-hosted cluster lacks Cartero's search attributes; Temporal Cloud refuses the
+  // operator call (create them in its console), which is only worth a warning.
+  await ensureSearchAttributes(temporal).catch((err: unknown) =>
+    logger.warn({ err: (err as Error).message }, 'could not register search attributes; create TenantId, CaseId, MessageId, SendStatus (Keyword) by hand'),
+  );
+
+  let shuttingDown = false;
+  const app = createApp({
+    config,
+    logger,
+    store,
+    tenants,
+    temporal,
+    temporalConnection: connection,
+    keyring,
+    version: packageVersion(),
+    isShuttingDown: () => shuttingDown,
+  });
+  const server: Server = app.listen(config.http.port, config.http.host, () => {
+    logger.info({ port: config.http.port, host: config.http.host }, 'API listening');
+  });
+  server.keepAliveTimeout = 65_000;
+
+  const shutdown = async (signal: string) => {
+    if (shuttingDown) return;
+    shuttingDown = true;
+    logger.info({ signal }, 'API shutting down: finishing in-flight requests');
+    const closed = new Promise<void>((resolve) => server.close(() => resolve()));
+    server.closeIdleConnections();
+    const timer = setTimeout(() => {
+      logger.warn('grace period over; closing remaining connections');
+      server.closeAllConnections();
+    }, config.shutdownGraceMs);
+    await closed;
+    clearTimeout(timer);
+    await Promise.allSettled([store.close(), connection.close()]);
+    logger.info('API stopped');
+    process.exit(0);
+  };
+  process.once('SIGINT', () => void shutdown('SIGINT'));
+  process.once('SIGTERM', () => void shutdown('SIGTERM'));
+}
+
+main().catch((err: unknown) => {
+  process.stderr.write(`cartero api: failed to start: ${(err as Error).message}\n`);
+  process.exit(1);
+});

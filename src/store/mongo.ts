@@ -1,0 +1,45 @@
+import { MongoClient, type Db } from 'mongodb';
+import { DependencyUnavailableError } from '../errors';
+
+export interface Store {
+  client: MongoClient;
+  db: Db;
+  close(): Promise<void>;
+  ping(): Promise<void>;
+}
+
+/**
+ * Connects with short server-selection timeouts so a dead store turns into a 503 quickly instead
+ * of a request hanging for the driver's 30 s default.
+ */
+export async function connectStore(uri: string, dbName: string): Promise<Store> {
+  const client = new MongoClient(uri, {
+    serverSelectionTimeoutMS: 5_000,
+    connectTimeoutMS: 5_000,
+    appName: 'cartero',
+  });
+  try {
+    await client.connect();
+  } catch (err) {
+    throw new DependencyUnavailableError('store', `cannot connect to MongoDB: ${(err as Error).message}`);
+  }
+  const db = client.db(dbName);
+  return {
+    client,
+    db,
+    close: () => client.close(),
+    ping: async () => {
+      await db.command({ ping: 1 });
+    },
+  };
+}
+
+/**
+ * Indexes only of kinds that FerretDB v1 and MongoDB both support: plain and unique (no TTL,
+ * no partial indexes; see DESIGN.md).
+ */
+export async function ensureIndexes(db: Db): Promise<void> {
+  const tenants = db.collection('tenants');
+  await tenants.createIndex({ apiKeyHash: 1 }, { unique: true, name: 'apiKeyHash_unique' });
+  await tenants.createIndex({ inboundKey: 1 }, { unique: true, name: 'inboundKey_unique' });
+}

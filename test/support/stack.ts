@@ -1,0 +1,131 @@
+import { randomBytes } from 'node:crypto';
+import type { Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import type { Client, Connection } from '@temporalio/client';
+import type { NativeConnection, Worker } from '@temporalio/worker';
+import { Runtime, DefaultLogger } from '@temporalio/worker';
+import { createApp } from '../../src/api/app';
+import { loadConfig, type Config } from '../../src/config/env';
+import { createLogger } from '../../src/logging';
+import { Keyring } from '../../src/security/crypto';
+import { connectStore, ensureIndexes, type Store } from '../../src/store/mongo';
+import { TenantRepository } from '../../src/store/tenants';
+import { connectTemporal, connectWorkerConnection } from '../../src/temporal/connection';
+import { createWorker } from '../../src/worker';
+
+/**
+ * The whole service in the test process, against the real servers run-tests.ts started: the API on
+ * a random port and a worker on its own task queue, with a database of its own. Nothing is faked.
+ */
+export interface Stack {
+  baseUrl: string;
+  adminKey: string;
+  config: Config;
+  store: Store;
+  tenants: TenantRepository;
+  temporal: Client;
+  keyring: Keyring;
+  stop(): Promise<void>;
+}
+
+let runtimeInstalled = false;
+
+export function testEnv(overrides: Record<string, string> = {}): Record<string, string> {
+  const temporal = process.env.CARTERO_TEST_TEMPORAL_ADDRESS;
+  const mongo = process.env.CARTERO_TEST_MONGODB_URI;
+  if (!temporal || !mongo) {
+    throw new Error('integration tests need CARTERO_TEST_TEMPORAL_ADDRESS and CARTERO_TEST_MONGODB_URI: run them with `npm test`');
+  }
+  const id = randomBytes(4).toString('hex');
+  return {
+    NODE_ENV: 'test',
+    LOG_LEVEL: 'silent',
+    CARTERO_ADMIN_KEY: `cadm_test_${randomBytes(24).toString('base64url')}`,
+    CARTERO_ENCRYPTION_KEYS: `k1:${randomBytes(32).toString('base64')}`,
+    MONGODB_URI: mongo,
+    MONGODB_DB: `test_${id}`,
+    TEMPORAL_ADDRESS: temporal,
+    TEMPORAL_TASK_QUEUE: `test-${id}`,
+    SMTP_ALLOW_PRIVATE_NETWORKS: 'loopback',
+    SMTP_VERIFY_TIMEOUT_MS: '5000',
+    ...overrides,
+  };
+}
+
+export async function startStack(overrides: Record<string, string> = {}): Promise<Stack> {
+  if (!runtimeInstalled) {
+    Runtime.install({ logger: new DefaultLogger('WARN'), shutdownSignals: [] });
+    runtimeInstalled = true;
+  }
+  const config = loadConfig(testEnv(overrides));
+  const logger = createLogger(config.logLevel, 'test');
+  const keyring = new Keyring(config.encryption.keys, config.encryption.activeKeyId);
+  const store = await connectStore(config.mongo.uri, config.mongo.db);
+  await ensureIndexes(store.db);
+  const tenants = new TenantRepository(store.db, keyring);
+  const { connection, client } = await connectTemporal(config, keyring);
+  const workerConnection: NativeConnection = await connectWorkerConnection(config);
+  const worker: Worker = await createWorker(config, keyring, tenants, workerConnection);
+  const running = worker.run();
+  const app = createApp({
+    config,
+    logger,
+    store,
+    tenants,
+    temporal: client,
+    temporalConnection: connection as Connection,
+    keyring,
+    version: 'test',
+  });
+  const server: Server = await new Promise((resolve) => {
+    const s = app.listen(0, '127.0.0.1', () => resolve(s));
+  });
+  const port = (server.address() as AddressInfo).port;
+  return {
+    baseUrl: `http://127.0.0.1:${port}`,
+    adminKey: config.adminKey,
+    config,
+    store,
+    tenants,
+    temporal: client,
+    keyring,
+    async stop() {
+      server.closeAllConnections();
+      await new Promise<void>((r) => server.close(() => r()));
+      worker.shutdown();
+      await running;
+      await workerConnection.close();
+      await connection.close();
+      await store.db.dropDatabase().catch(() => undefined);
+      await store.close();
+    },
+  };
+}
+
+/** fetch against the stack with a JSON body and a bearer key; returns status, headers and parsed body. */
+export async function api(
+  stack: Pick<Stack, 'baseUrl'>,
+  method: string,
+  path: string,
+  opts: { key?: string; body?: unknown; rawBody?: string; contentType?: string } = {},
+): Promise<{ status: number; headers: Headers; body: any }> {
+  const headers: Record<string, string> = {};
+  if (opts.key) headers.authorization = `Bearer ${opts.key}`;
+  let body: string | undefined;
+  if (opts.rawBody !== undefined) {
+    body = opts.rawBody;
+    headers['content-type'] = opts.contentType ?? 'application/json';
+  } else if (opts.body !== undefined) {
+    body = JSON.stringify(opts.body);
+    headers['content-type'] = opts.contentType ?? 'application/json';
+  }
+  const res = await fetch(stack.baseUrl + path, { method, headers, ...(body !== undefined ? { body } : {}) });
+  const text = await res.text();
+  let parsed: unknown = text;
+  try {
+    parsed = text ? JSON.parse(text) : undefined;
+  } catch {
+    /* not JSON */
+  }
+  return { status: res.status, headers: res.headers, body: parsed };
+}

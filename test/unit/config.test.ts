@@ -1,0 +1,57 @@
+import assert from 'node:assert/strict';
+import { randomBytes } from 'node:crypto';
+import { test } from 'node:test';
+import { ConfigError, loadConfig } from '../../src/config/env';
+
+const valid = () => ({
+  CARTERO_ADMIN_KEY: 'x'.repeat(32),
+  CARTERO_ENCRYPTION_KEYS: `k2:${randomBytes(32).toString('base64')},k1:${randomBytes(32).toString('base64')}`,
+  MONGODB_URI: 'mongodb://localhost:27017/',
+  TEMPORAL_ADDRESS: 'localhost:7233',
+});
+
+function problems(env: Record<string, string | undefined>): string[] {
+  try {
+    loadConfig(env as NodeJS.ProcessEnv);
+  } catch (err) {
+    assert.ok(err instanceof ConfigError);
+    return err.problems;
+  }
+  assert.fail('expected a ConfigError');
+}
+
+test('a complete environment loads, first key listed is the active one', () => {
+  const c = loadConfig(valid());
+  assert.equal(c.http.port, 3000);
+  assert.equal(c.encryption.activeKeyId, 'k2');
+  assert.equal(c.encryption.keys.size, 2);
+  assert.deepEqual(c.smtp.allowPrivateNetworks, []);
+  assert.equal(c.temporal.namespace, 'default');
+});
+
+test('missing variables are named', () => {
+  const p = problems({ MONGODB_URI: 'mongodb://x/' });
+  assert.ok(p.some((l) => l === 'CARTERO_ADMIN_KEY is required but not set'), p.join('\n'));
+  assert.ok(p.some((l) => l === 'TEMPORAL_ADDRESS is required but not set'));
+  assert.ok(p.some((l) => l === 'CARTERO_ENCRYPTION_KEYS is required but not set'));
+});
+
+test('bad values are named with the reason', () => {
+  assert.deepEqual(problems({ ...valid(), PORT: '70000' }).map((l) => l.split(':')[0]), ['PORT']);
+  assert.match(problems({ ...valid(), MONGODB_URI: 'postgres://x' })[0]!, /^MONGODB_URI: must be a mongodb/);
+  assert.match(problems({ ...valid(), TEMPORAL_ADDRESS: 'localhost' })[0]!, /^TEMPORAL_ADDRESS: must be host:port/);
+  assert.match(problems({ ...valid(), SMTP_ALLOW_PRIVATE_NETWORKS: 'loopback,lan' })[0]!, /SMTP_ALLOW_PRIVATE_NETWORKS: unknown network class "lan"/);
+  assert.match(problems({ ...valid(), CARTERO_ENCRYPTION_KEYS: 'k1:c2hvcnQ=' })[0]!, /CARTERO_ENCRYPTION_KEYS: key "k1" must be 32 bytes/);
+  assert.match(problems({ ...valid(), CARTERO_ENCRYPTION_ACTIVE_KEY_ID: 'k9' })[0]!, /CARTERO_ENCRYPTION_ACTIVE_KEY_ID: "k9" is not one/);
+  assert.match(problems({ ...valid(), CARTERO_ADMIN_KEY: 'short' })[0]!, /CARTERO_ADMIN_KEY: must be at least 24/);
+});
+
+test('the error message never echoes a secret value', () => {
+  const secret = 'k1:' + 'A'.repeat(10);
+  try {
+    loadConfig({ ...valid(), CARTERO_ENCRYPTION_KEYS: secret });
+    assert.fail('expected failure');
+  } catch (err) {
+    assert.ok(!(err as Error).message.includes('AAAAAAAAAA'));
+  }
+});
