@@ -5,6 +5,8 @@ import { ConfigError, loadConfig, type Config } from './config/env';
 import { createLogger } from './logging';
 import type { Keyring } from './security/crypto';
 import { connectStore, ensureIndexes, type Store } from './store/mongo';
+import { MessageRepository } from './store/messages';
+import { SuppressionRepository } from './store/suppressions';
 import { TenantRepository } from './store/tenants';
 import { keyringFrom } from './temporal/connection';
 
@@ -51,12 +53,23 @@ export async function retrying<T>(what: string, logger: Logger, fn: () => Promis
 export interface StoreDeps {
   store: Store;
   tenants: TenantRepository;
+  messages: MessageRepository;
+  suppressions: SuppressionRepository;
+}
+
+export function repositories(store: Store, keyring: Keyring): StoreDeps {
+  return {
+    store,
+    tenants: new TenantRepository(store.db, keyring),
+    messages: new MessageRepository(store.db),
+    suppressions: new SuppressionRepository(store.db),
+  };
 }
 
 export async function openStore(config: Config, keyring: Keyring, logger: Logger): Promise<StoreDeps> {
   const store = await retrying('MongoDB', logger, () => connectStore(config.mongo.uri, config.mongo.db));
   await ensureIndexes(store.db);
-  return { store, tenants: new TenantRepository(store.db, keyring) };
+  return repositories(store, keyring);
 }
 
 export function baseDeps(component: string) {

@@ -6,7 +6,7 @@ import { connectTemporal, ensureSearchAttributes } from './temporal/connection';
 /** API process: Express on PORT, talking to the store and Temporal. */
 async function main(): Promise<void> {
   const { config, logger, keyring } = baseDeps('api');
-  const { store, tenants } = await openStore(config, keyring, logger);
+  const { store, tenants, messages } = await openStore(config, keyring, logger);
   const { connection, client: temporal } = await retrying('Temporal', logger, () => connectTemporal(config, keyring));
 
   // A fresh self-hosted cluster lacks Cartero's search attributes; Temporal Cloud refuses the
@@ -21,6 +21,7 @@ async function main(): Promise<void> {
     logger,
     store,
     tenants,
+    messages,
     temporal,
     temporalConnection: connection,
     keyring,

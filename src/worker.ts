@@ -1,12 +1,13 @@
 import { existsSync } from 'node:fs';
 import path from 'node:path';
-import { Runtime, Worker, type WorkerOptions } from '@temporalio/worker';
+import type { Client } from '@temporalio/client';
+import { Runtime, Worker, type NativeConnection, type WorkerOptions } from '@temporalio/worker';
 import { createActivities } from './activities';
-import { baseDeps, openStore, retrying } from './bootstrap';
+import { SmtpPools } from './activities/smtp-transport';
+import { baseDeps, openStore, retrying, type StoreDeps } from './bootstrap';
 import type { Config } from './config/env';
 import type { Keyring } from './security/crypto';
-import type { TenantRepository } from './store/tenants';
-import { connectWorkerConnection, dataConverter } from './temporal/connection';
+import { connectTemporal, connectWorkerConnection, dataConverter } from './temporal/connection';
 
 /**
  * The workflow bundle is built once by `npm run build` (dist/workflow-bundle.js); bundling at every
@@ -17,40 +18,52 @@ export function workflowSource(): Pick<WorkerOptions, 'workflowBundle' | 'workfl
   return existsSync(bundle) ? { workflowBundle: { codePath: bundle } } : { workflowsPath: require.resolve('./workflows') };
 }
 
-export async function createWorker(
-  config: Config,
-  keyring: Keyring,
-  tenants: TenantRepository,
-  connection: Awaited<ReturnType<typeof connectWorkerConnection>>,
-  overrides: Partial<WorkerOptions> = {},
-): Promise<Worker> {
-  return Worker.create({
-    connection,
+export interface WorkerDeps extends StoreDeps {
+  config: Config;
+  keyring: Keyring;
+  /** For activities that start or signal workflows (rate-limit permits). */
+  client: Client;
+  connection: NativeConnection;
+}
+
+export async function createWorker(deps: WorkerDeps, overrides: Partial<WorkerOptions> = {}): Promise<{ worker: Worker; pools: SmtpPools }> {
+  const { config } = deps;
+  const pools = new SmtpPools(config.smtp.allowPrivateNetworks);
+  const worker = await Worker.create({
+    connection: deps.connection,
     namespace: config.temporal.namespace,
     taskQueue: config.temporal.taskQueue,
     ...workflowSource(),
     activities: createActivities({
-      tenants,
+      tenants: deps.tenants,
+      messages: deps.messages,
+      suppressions: deps.suppressions,
+      pools,
+      temporal: deps.client,
+      taskQueue: config.temporal.taskQueue,
       allowPrivateNetworks: config.smtp.allowPrivateNetworks,
       verifyTimeoutMs: config.smtp.verifyTimeoutMs,
     }),
-    dataConverter: dataConverter(keyring),
+    dataConverter: dataConverter(deps.keyring),
     shutdownGraceTime: config.shutdownGraceMs,
+    maxConcurrentActivityTaskExecutions: 200,
     ...overrides,
   });
+  return { worker, pools };
 }
 
 async function main(): Promise<void> {
   const { config, logger, keyring } = baseDeps('worker');
   // SIGINT/SIGTERM make worker.run() drain: no new tasks, in-flight activities get shutdownGraceTime.
   Runtime.install({ shutdownSignals: ['SIGINT', 'SIGTERM'] });
-  const { store, tenants } = await openStore(config, keyring, logger);
+  const repos = await openStore(config, keyring, logger);
   const connection = await retrying('Temporal', logger, () => connectWorkerConnection(config));
-  const worker = await createWorker(config, keyring, tenants, connection);
+  const { client, connection: clientConnection } = await retrying('Temporal', logger, () => connectTemporal(config, keyring));
+  const { worker, pools } = await createWorker({ ...repos, config, keyring, client, connection });
   logger.info({ taskQueue: config.temporal.taskQueue, namespace: config.temporal.namespace }, 'worker running');
   await worker.run();
-  await connection.close();
-  await store.close();
+  pools.closeAll();
+  await Promise.allSettled([connection.close(), clientConnection.close(), repos.store.close()]);
   logger.info('worker stopped');
 }
 

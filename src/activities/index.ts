@@ -1,11 +1,13 @@
 import { withFailureMapping } from './failures';
+import { createMessageActivities, type MessageActivityDeps } from './messages';
 import { createTenantActivities, type TenantActivityDeps } from './tenants';
 
-export type ActivityDeps = TenantActivityDeps;
+export type ActivityDeps = TenantActivityDeps & MessageActivityDeps;
 
 export function createActivities(deps: ActivityDeps) {
   return withFailureMapping({
     ...createTenantActivities(deps),
+    ...createMessageActivities(deps),
   });
 }
 

@@ -5,12 +5,14 @@ import type { Config } from '../config/env';
 import { NotFoundError } from '../errors';
 import type { Keyring } from '../security/crypto';
 import type { Store } from '../store/mongo';
+import type { MessageRepository } from '../store/messages';
 import type { TenantRepository } from '../store/tenants';
 import { EncryptionCodec } from '../temporal/codec';
 import { authenticate } from './auth';
 import { createApiMetrics } from './metrics';
 import { errorHandler } from './problem';
 import { codecRoutes } from './routes/codec';
+import { messageRoutes } from './routes/messages';
 import { opsRoutes } from './routes/ops';
 import { tenantRoutes } from './routes/tenants';
 
@@ -19,6 +21,7 @@ export interface AppDeps {
   logger: Logger;
   store: Store;
   tenants: TenantRepository;
+  messages: MessageRepository;
   temporal: Client;
   temporalConnection: Connection;
   keyring: Keyring;
@@ -56,6 +59,8 @@ export function createApp(deps: AppDeps): Express {
 
   // Everything under /v1 needs a key, unknown paths included, so the API does not map itself to strangers.
   app.use('/v1', authenticate(deps.config.adminKey, deps.tenants));
+  // Messages carry attachments (base64 in JSON): their own, larger limit.
+  app.use('/v1/messages', express.json({ limit: deps.config.send.messageBodyLimitBytes, strict: true, type: 'application/json' }));
   // After authentication, so a stranger's malformed body gets 401, not a parse error.
   // Only bodies declared as JSON are parsed; parseBody answers 415 for anything else.
   app.use(express.json({ limit: deps.config.http.bodyLimitBytes, strict: true, type: 'application/json' }));
@@ -74,11 +79,38 @@ export function createApp(deps: AppDeps): Express {
       temporal: deps.temporal,
       taskQueue: deps.config.temporal.taskQueue,
       allowPrivateNetworks: deps.config.smtp.allowPrivateNetworks,
-      onDeliverySettingsChanged: deps.onDeliverySettingsChanged ?? (async () => {}),
+      onDeliverySettingsChanged: deps.onDeliverySettingsChanged ?? ((tenantId) => wakeWaitingSends(deps, tenantId)),
+    }),
+  );
+  app.use(
+    messageRoutes({
+      tenants: deps.tenants,
+      messages: deps.messages,
+      temporal: deps.temporal,
+      taskQueue: deps.config.temporal.taskQueue,
+      policy: deps.config.send.policy,
+      permitMarginMs: deps.config.send.permitMarginMs,
     }),
   );
 
   app.use((req, _res, next) => next(new NotFoundError('route', `${req.method} ${req.path}`)));
   app.use(errorHandler(deps.logger));
   return app;
+}
+
+/**
+ * After a tenant's credentials or settings change, wake every send waiting for them. The store
+ * (not Temporal visibility, which lags) says which are waiting; the workflows also re-check on
+ * their own every 15 minutes, so a lost signal delays but never strands a message.
+ */
+async function wakeWaitingSends(deps: AppDeps, tenantId: string): Promise<void> {
+  const waiting = await deps.messages.waitingForCredentials(tenantId);
+  await Promise.all(
+    waiting.map((m) =>
+      deps.temporal.workflow
+        .getHandle(m.workflowId)
+        .signal('settingsChanged')
+        .catch((err: unknown) => deps.logger.warn({ workflowId: m.workflowId, err: (err as Error).message }, 'could not wake a waiting send')),
+    ),
+  );
 }

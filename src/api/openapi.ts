@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { MESSAGE_STATUSES, messageCreateSchema } from '../domain/message';
 import { tenantCreateSchema, tenantPatchSchema } from '../domain/tenant';
 
 /**
@@ -58,6 +59,23 @@ export function buildOpenApi(version: string): Json {
         },
         TenantCreate: schema(tenantCreateSchema),
         TenantPatch: schema(tenantPatchSchema),
+        MessageCreate: schema(messageCreateSchema),
+        MessageAccepted: {
+          type: 'object',
+          properties: { id: { type: 'string' }, messageId: { type: 'string' }, caseId: { type: ['string', 'null'] }, status: { type: 'string' } },
+        },
+        Message: {
+          type: 'object',
+          properties: {
+            id: { type: 'string' },
+            messageId: { type: 'string', description: 'RFC 5322 Message-ID on the tenant domain' },
+            status: { type: 'string', enum: [...MESSAGE_STATUSES] },
+            reason: { type: ['string', 'null'], description: 'Why a terminal status was reached' },
+            lastReply: { type: ['string', 'null'], description: 'The last SMTP reply, verbatim' },
+            recipients: { type: 'array', items: { type: 'object', properties: { address: { type: 'string' }, kind: { type: 'string' }, status: { type: 'string' }, reply: { type: ['string', 'null'] } } } },
+            attempts: { type: 'array', items: { type: 'object', properties: { n: { type: 'integer' }, at: { type: 'string' }, durationMs: { type: 'integer' }, outcome: { type: 'string' }, reply: { type: 'string' } } } },
+          },
+        },
         Tenant: {
           type: 'object',
           description: 'A tenant as returned: secrets are never included, only `<name>Set: true` flags.',
@@ -132,6 +150,32 @@ export function buildOpenApi(version: string): Json {
         post: {
           summary: "Test the tenant's SMTP server: DNS, TCP, TLS, EHLO, AUTH; reports the failed step and the server's exact reply",
           responses: { '200': json('The probe result (also when the server refused)', 'VerifyResult'), '503': problem('Temporal or the store is unavailable'), ...common },
+        },
+      },
+      '/v1/messages': {
+        post: {
+          summary: 'Send a message through the tenant\'s server. 202 once durable; the same idempotencyKey returns the same message.',
+          requestBody: { required: true, content: { 'application/json': { schema: { $ref: '#/components/schemas/MessageCreate' } } } },
+          responses: { '202': json('Accepted', 'MessageAccepted'), '409': problem('Tenant suspended'), '503': problem('Temporal unavailable; retry with the same idempotencyKey'), ...common },
+        },
+        get: {
+          summary: 'List the tenant\'s messages, newest first',
+          parameters: [
+            { name: 'tenantId', in: 'query', schema: { type: 'string' }, description: 'required with the admin key' },
+            { name: 'status', in: 'query', schema: { type: 'string', enum: [...MESSAGE_STATUSES] } },
+            { name: 'caseId', in: 'query', schema: { type: 'string' } },
+            { name: 'limit', in: 'query', schema: { type: 'integer', minimum: 1, maximum: 200, default: 50 } },
+            { name: 'cursor', in: 'query', schema: { type: 'string' } },
+          ],
+          responses: { '200': json('`{items: Message[], nextCursor}`'), ...common },
+        },
+      },
+      '/v1/messages/{id}': {
+        parameters: [idParam],
+        get: { summary: 'Status, per-recipient results and attempts', responses: { '200': json('The message', 'Message'), ...common } },
+        delete: {
+          summary: 'Cancel a message not inside an SMTP transaction',
+          responses: { '200': json('The cancelled message', 'Message'), '409': problem('Already sending or finished'), ...common },
         },
       },
       '/codec/decode': {

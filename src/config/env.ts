@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import type { RetryPolicy } from '../domain/retry';
 
 /**
  * Every setting Cartero reads from the environment. Validated once at start; an invalid or missing
@@ -60,6 +61,17 @@ const envSchema = z.object({
   API_BODY_LIMIT_BYTES: z.coerce.number().int().min(1024).max(64 * 1024 * 1024).default(1024 * 1024),
   SMTP_VERIFY_TIMEOUT_MS: z.coerce.number().int().min(500).max(120_000).default(15_000),
   SHUTDOWN_GRACE_MS: z.coerce.number().int().min(0).max(300_000).default(15_000),
+
+  /** JSON limit of POST /v1/messages (attachments arrive base64 inside it). */
+  API_MESSAGE_BODY_LIMIT_BYTES: z.coerce.number().int().min(1024).max(200 * 1024 * 1024).default(50 * 1024 * 1024),
+  SEND_RETRY_INITIAL_MS: z.coerce.number().int().min(10).default(30_000),
+  SEND_RETRY_MAX_MS: z.coerce.number().int().min(10).default(2 * 60 * 60_000),
+  SEND_GREYLIST_DELAY_MS: z.coerce.number().int().min(0).default(5 * 60_000),
+  SEND_GIVE_UP_MS: z.coerce.number().int().min(1000).default(3 * 24 * 60 * 60_000),
+  SEND_CREDENTIALS_WAIT_MS: z.coerce.number().int().min(1000).default(3 * 24 * 60 * 60_000),
+  SEND_THROTTLE_PAUSE_MS: z.coerce.number().int().min(0).default(60_000),
+  /** How long a rate-limit permit stays usable; also added to every window (see domain/rate-limit.ts). */
+  RATE_LIMIT_MARGIN_MS: z.coerce.number().int().min(100).max(60_000).default(2_000),
 });
 
 export type Env = z.infer<typeof envSchema>;
@@ -81,6 +93,7 @@ export interface Config {
   smtp: { allowPrivateNetworks: PrivateNetworkClass[]; verifyTimeoutMs: number };
   codec: { auth: 'admin-key' | 'none'; corsOrigins: string[] };
   shutdownGraceMs: number;
+  send: { messageBodyLimitBytes: number; policy: RetryPolicy; permitMarginMs: number };
 }
 
 export class ConfigError extends Error {
@@ -172,5 +185,17 @@ export function loadConfig(source: NodeJS.ProcessEnv = process.env): Config {
       corsOrigins: e.CODEC_CORS_ORIGINS.split(',').map((s) => s.trim()).filter(Boolean),
     },
     shutdownGraceMs: e.SHUTDOWN_GRACE_MS,
+    send: {
+      messageBodyLimitBytes: e.API_MESSAGE_BODY_LIMIT_BYTES,
+      policy: {
+        initialMs: e.SEND_RETRY_INITIAL_MS,
+        maxMs: e.SEND_RETRY_MAX_MS,
+        greylistMs: e.SEND_GREYLIST_DELAY_MS,
+        giveUpMs: e.SEND_GIVE_UP_MS,
+        credentialsWaitMs: e.SEND_CREDENTIALS_WAIT_MS,
+        throttlePauseMs: e.SEND_THROTTLE_PAUSE_MS,
+      },
+      permitMarginMs: e.RATE_LIMIT_MARGIN_MS,
+    },
   };
 }

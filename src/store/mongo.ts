@@ -1,5 +1,7 @@
 import { MongoClient, type Db } from 'mongodb';
 import { DependencyUnavailableError } from '../errors';
+import { MessageRepository } from './messages';
+import { SuppressionRepository } from './suppressions';
 
 export interface Store {
   client: MongoClient;
@@ -42,4 +44,6 @@ export async function ensureIndexes(db: Db): Promise<void> {
   const tenants = db.collection('tenants');
   await tenants.createIndex({ apiKeyHash: 1 }, { unique: true, name: 'apiKeyHash_unique' });
   await tenants.createIndex({ inboundKey: 1 }, { unique: true, name: 'inboundKey_unique' });
+  await MessageRepository.ensureIndexes(db);
+  await SuppressionRepository.ensureIndexes(db);
 }

@@ -2,28 +2,53 @@ import { SMTPServer, type SMTPServerOptions } from 'smtp-server';
 
 /**
  * A real SMTP server (smtp-server from npm) in its own process, driven by its parent over IPC.
- * Tests control what it accepts and can kill it outright; every received message is reported back.
+ * Tests control what it answers (per recipient, per DATA, per connection) and can kill it outright;
+ * every received message is reported back with its Message-ID and arrival time.
  */
+export interface Reply {
+  code: number;
+  text: string;
+}
+
 export interface PeerConfig {
+  /** Listen on this port (0 = any free one). */
+  port?: number;
   /** Implicit TLS from the first byte (port 465 style) instead of STARTTLS. */
   implicitTls: boolean;
   key: string;
   cert: string;
   users: Record<string, string>;
   authMethods?: string[];
-  /** Advertise no STARTTLS (to test the refusal to authenticate in clear). */
   hideStartTls?: boolean;
+  /** RCPT TO replies by lowercased address (e.g. a 550 for one recipient). */
+  rcptReplies?: Record<string, Reply>;
+  /** Replies to DATA, consumed one per message in order; then 250. */
+  dataReplies?: Reply[];
+  /** Milliseconds to wait before answering DATA (to hold a transaction open). */
+  dataDelayMs?: number;
 }
 
 export type PeerEvent =
   | { type: 'listening'; port: number }
-  | { type: 'message'; from: string; to: string[]; size: number; at: number }
+  | { type: 'message'; from: string; to: string[]; size: number; at: number; messageId: string; raw: string }
+  | { type: 'rejected'; stage: 'rcpt' | 'data'; code: number; at: number; to?: string }
   | { type: 'auth'; user: string; ok: boolean };
+
+export type PeerCommand = { type: 'config'; config: Partial<PeerConfig> };
 
 const send = (e: PeerEvent) => process.send?.(e);
 
-process.once('message', (raw) => {
-  const cfg = raw as PeerConfig;
+const smtpError = (r: Reply) => Object.assign(new Error(r.text), { responseCode: r.code });
+
+let cfg: PeerConfig;
+
+process.on('message', (raw) => {
+  const msg = raw as PeerConfig | PeerCommand;
+  if ('type' in msg && msg.type === 'config') {
+    cfg = { ...cfg, ...msg.config };
+    return;
+  }
+  cfg = msg as PeerConfig;
   const options: SMTPServerOptions = {
     secure: cfg.implicitTls,
     key: cfg.key,
@@ -33,34 +58,52 @@ process.once('message', (raw) => {
     // AUTH only after TLS, like every real submission server.
     allowInsecureAuth: false,
     logger: false,
+    size: 50 * 1024 * 1024,
     onAuth(auth, _session, callback) {
       const ok = auth.username !== undefined && cfg.users[auth.username] === auth.password;
       send({ type: 'auth', user: auth.username ?? '', ok });
-      if (!ok) {
-        const err = new Error('5.7.8 Error: authentication failed: bad credentials') as Error & { responseCode: number };
-        err.responseCode = 535;
-        return callback(err);
-      }
+      if (!ok) return callback(smtpError({ code: 535, text: '5.7.8 Error: authentication failed: bad credentials' }));
       callback(null, { user: auth.username });
     },
+    onRcptTo(address, _session, callback) {
+      const r = cfg.rcptReplies?.[address.address.toLowerCase()];
+      if (r && r.code >= 400) {
+        send({ type: 'rejected', stage: 'rcpt', code: r.code, at: Date.now(), to: address.address });
+        return callback(smtpError(r));
+      }
+      callback();
+    },
     onData(stream, session, callback) {
-      let size = 0;
-      stream.on('data', (c: Buffer) => (size += c.length));
+      const chunks: Buffer[] = [];
+      stream.on('data', (c: Buffer) => chunks.push(c));
       stream.on('end', () => {
-        send({
-          type: 'message',
-          from: session.envelope.mailFrom ? session.envelope.mailFrom.address : '',
-          to: session.envelope.rcptTo.map((r) => r.address),
-          size,
-          at: Date.now(),
-        });
-        callback();
+        const finish = () => {
+          const planned = cfg.dataReplies?.shift();
+          if (planned && planned.code >= 400) {
+            send({ type: 'rejected', stage: 'data', code: planned.code, at: Date.now() });
+            return callback(smtpError(planned));
+          }
+          const rawMsg = Buffer.concat(chunks).toString('utf8');
+          const mid = /^Message-ID:\s*(<[^>]+>)/im.exec(rawMsg)?.[1] ?? '';
+          send({
+            type: 'message',
+            from: session.envelope.mailFrom ? session.envelope.mailFrom.address : '',
+            to: session.envelope.rcptTo.map((r) => r.address),
+            size: rawMsg.length,
+            at: Date.now(),
+            messageId: mid,
+            raw: rawMsg.length < 200_000 ? rawMsg : rawMsg.slice(0, 200_000),
+          });
+          callback(null, `2.0.0 Ok: queued as ${mid}`);
+        };
+        if (cfg.dataDelayMs) setTimeout(finish, cfg.dataDelayMs);
+        else finish();
       });
     },
   };
   const server = new SMTPServer(options);
   server.on('error', () => undefined);
-  server.listen(0, '127.0.0.1', () => {
+  server.listen(cfg.port ?? 0, '127.0.0.1', () => {
     const addr = server.server.address();
     send({ type: 'listening', port: typeof addr === 'object' && addr ? addr.port : 0 });
   });

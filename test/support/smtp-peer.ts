@@ -12,7 +12,7 @@ export class SmtpPeer {
 
   static async start(config: PeerConfig): Promise<SmtpPeer> {
     const child = fork(path.join(__dirname, 'smtp-peer-process.js'), [], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
-    const events: PeerEvent[] = [];
+    const early: PeerEvent[] = [];
     const port = await new Promise<number>((resolve, reject) => {
       const timer = setTimeout(() => reject(new Error('SMTP peer did not start within 10 s')), 10_000);
       child.on('message', (m) => {
@@ -20,17 +20,25 @@ export class SmtpPeer {
         if (e.type === 'listening') {
           clearTimeout(timer);
           resolve(e.port);
-        } else {
-          events.push(e);
-        }
+        } else early.push(e);
       });
       child.once('exit', (code) => reject(new Error(`SMTP peer exited with ${code}`)));
       child.send(config);
     });
     const peer = new SmtpPeer(child, port);
+    peer.events.push(...early);
     child.removeAllListeners('message');
     child.on('message', (m) => peer.events.push(m as PeerEvent));
     return peer;
+  }
+
+  /** Changes what the running server answers (users, scripted replies). */
+  configure(config: Partial<PeerConfig>): void {
+    this.child.send({ type: 'config', config });
+  }
+
+  messages(): Array<Extract<PeerEvent, { type: 'message' }>> {
+    return this.events.filter((e): e is Extract<PeerEvent, { type: 'message' }> => e.type === 'message');
   }
 
   async stop(): Promise<void> {
@@ -39,5 +47,22 @@ export class SmtpPeer {
       this.child.once('exit', () => resolve());
       this.child.kill('SIGKILL');
     });
+  }
+}
+
+/** Polls `fn` until it returns a truthy value or `timeoutMs` passes. */
+export async function eventually<T>(fn: () => Promise<T | undefined | null | false> | T | undefined | null | false, timeoutMs = 30_000, what = 'condition'): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  let last: unknown;
+  for (;;) {
+    try {
+      const v = await fn();
+      if (v) return v;
+      last = v;
+    } catch (err) {
+      last = err;
+    }
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}; last: ${last instanceof Error ? last.message : JSON.stringify(last)}`);
+    await new Promise((r) => setTimeout(r, 100));
   }
 }

@@ -9,7 +9,10 @@ import { loadConfig, type Config } from '../../src/config/env';
 import { createLogger } from '../../src/logging';
 import { Keyring } from '../../src/security/crypto';
 import { connectStore, ensureIndexes, type Store } from '../../src/store/mongo';
-import { TenantRepository } from '../../src/store/tenants';
+import type { MessageRepository } from '../../src/store/messages';
+import type { SuppressionRepository } from '../../src/store/suppressions';
+import type { TenantRepository } from '../../src/store/tenants';
+import { repositories } from '../../src/bootstrap';
 import { connectTemporal, connectWorkerConnection } from '../../src/temporal/connection';
 import { createWorker } from '../../src/worker';
 
@@ -23,8 +26,11 @@ export interface Stack {
   config: Config;
   store: Store;
   tenants: TenantRepository;
+  messages: MessageRepository;
+  suppressions: SuppressionRepository;
   temporal: Client;
   keyring: Keyring;
+  env: Record<string, string>;
   stop(): Promise<void>;
 }
 
@@ -52,26 +58,36 @@ export function testEnv(overrides: Record<string, string> = {}): Record<string, 
   };
 }
 
-export async function startStack(overrides: Record<string, string> = {}): Promise<Stack> {
+export async function startStack(overrides: Record<string, string> = {}, options: { worker?: boolean } = {}): Promise<Stack> {
   if (!runtimeInstalled) {
     Runtime.install({ logger: new DefaultLogger('WARN'), shutdownSignals: [] });
     runtimeInstalled = true;
   }
-  const config = loadConfig(testEnv(overrides));
+  const env = testEnv(overrides);
+  const config = loadConfig(env);
   const logger = createLogger(config.logLevel, 'test');
   const keyring = new Keyring(config.encryption.keys, config.encryption.activeKeyId);
   const store = await connectStore(config.mongo.uri, config.mongo.db);
   await ensureIndexes(store.db);
-  const tenants = new TenantRepository(store.db, keyring);
+  const repos = repositories(store, keyring);
+  const { tenants } = repos;
   const { connection, client } = await connectTemporal(config, keyring);
   const workerConnection: NativeConnection = await connectWorkerConnection(config);
-  const worker: Worker = await createWorker(config, keyring, tenants, workerConnection);
-  const running = worker.run();
+  let worker: Worker | null = null;
+  let running: Promise<void> = Promise.resolve();
+  let pools: { closeAll(): void } | null = null;
+  if (options.worker !== false) {
+    const created = await createWorker({ ...repos, config, keyring, client, connection: workerConnection });
+    worker = created.worker;
+    pools = created.pools;
+    running = worker.run();
+  }
   const app = createApp({
     config,
     logger,
     store,
     tenants,
+    messages: repos.messages,
     temporal: client,
     temporalConnection: connection as Connection,
     keyring,
@@ -87,13 +103,17 @@ export async function startStack(overrides: Record<string, string> = {}): Promis
     config,
     store,
     tenants,
+    messages: repos.messages,
+    suppressions: repos.suppressions,
     temporal: client,
     keyring,
+    env,
     async stop() {
       server.closeAllConnections();
       await new Promise<void>((r) => server.close(() => r()));
-      worker.shutdown();
+      worker?.shutdown();
       await running;
+      pools?.closeAll();
       await workerConnection.close();
       await connection.close();
       await store.db.dropDatabase().catch(() => undefined);

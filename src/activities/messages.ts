@@ -1,0 +1,168 @@
+import type { Client } from '@temporalio/client';
+import { decideAfterAttempt, type NextStep, type RecipientState } from '../domain/delivery';
+import { TERMINAL_STATUSES, type MessageStatus } from '../domain/message';
+import { rulesFromLimits, type WindowRule } from '../domain/rate-limit';
+import type { RetryPolicy } from '../domain/retry';
+import { formatReply } from '../domain/smtp-reply';
+import type { MessageRepository } from '../store/messages';
+import type { SuppressionRepository } from '../store/suppressions';
+import type { TenantRepository } from '../store/tenants';
+import { heartbeat } from '@temporalio/activity';
+import { outcomeFromError, outcomeFromResult, type PoolLease, type SmtpPools } from './smtp-transport';
+
+export interface MessageActivityDeps {
+  tenants: TenantRepository;
+  messages: MessageRepository;
+  suppressions: SuppressionRepository;
+  pools: SmtpPools;
+  temporal: Client;
+  taskQueue: string;
+}
+
+export interface PrepareResult {
+  /** Set when nothing is left to do (cancelled meanwhile, every recipient suppressed). */
+  done?: { status: MessageStatus; reason: string };
+  pendingRecipients: number;
+  rules: WindowRule[];
+}
+
+export interface AttemptInput {
+  tenantId: string;
+  id: string;
+  attempt: number;
+  /** Limiter grant time; the permit is only good for `permitMarginMs` after it. */
+  permitGrantedAt: number | null;
+  permitMarginMs: number;
+  policy: RetryPolicy;
+  elapsedMs: number;
+  failuresSoFar: number;
+}
+
+export type AttemptResult =
+  | { next: NextStep; status: MessageStatus; settingsVersion: number; lastReply: string }
+  | { next: { kind: 'permit_expired' }; status: MessageStatus; settingsVersion: number; lastReply: string };
+
+export function createMessageActivities(deps: MessageActivityDeps) {
+  return {
+    /** Drops suppressed recipients (recorded), reads the tenant's limits. */
+    async prepareMessage(tenantId: string, id: string): Promise<PrepareResult> {
+      const doc = await deps.messages.get(tenantId, id);
+      if (TERMINAL_STATUSES.has(doc.status)) {
+        return { done: { status: doc.status, reason: doc.reason ?? doc.status }, pendingRecipients: 0, rules: [] };
+      }
+      const tenant = await deps.tenants.get(tenantId);
+      const pending = doc.recipients.filter((r) => r.status === 'pending');
+      const suppressed = await deps.suppressions.suppressedAmong(tenantId, pending.map((r) => r.address));
+      let recipients = doc.recipients;
+      if (suppressed.size > 0) {
+        recipients = doc.recipients.map((r) => {
+          const s = suppressed.get(r.address.toLowerCase());
+          return s && r.status === 'pending' ? { ...r, status: 'suppressed' as const, reply: `suppressed (${s.source}: ${s.reason})`, updatedAt: new Date() } : r;
+        });
+        await deps.messages.col.updateOne({ _id: id }, { $set: { recipients, updatedAt: new Date() } });
+      }
+      const left = recipients.filter((r) => r.status === 'pending').length;
+      if (left === 0) {
+        const reason = `every recipient is on the tenant's suppression list (${[...suppressed.keys()].join(', ')})`;
+        await deps.messages.finish(id, 'suppressed', reason);
+        return { done: { status: 'suppressed', reason }, pendingRecipients: 0, rules: [] };
+      }
+      return { pendingRecipients: left, rules: rulesFromLimits(tenant.settings.limits) };
+    },
+
+    /**
+     * One SMTP transaction for the pending recipients, recorded in the store before returning.
+     * Replays the recorded result if Temporal retries this activity after the attempt was stored.
+     */
+    async attemptDelivery(input: AttemptInput): Promise<AttemptResult> {
+      const { tenantId, id } = input;
+      const existing = await deps.messages.get(tenantId, id);
+      const recorded = existing.attempts.find((a) => a.n === input.attempt);
+      if (recorded) return replayed(existing.status, existing.reason, recorded.outcome, existing.lastReply ?? '', input.policy);
+      if (TERMINAL_STATUSES.has(existing.status)) {
+        return { next: { kind: 'done', status: existing.status, reason: existing.reason ?? existing.status }, status: existing.status, settingsVersion: 0, lastReply: existing.lastReply ?? '' };
+      }
+      if (input.permitGrantedAt !== null && Date.now() - input.permitGrantedAt > input.permitMarginMs) {
+        await deps.messages.setStatus(id, 'waiting_rate_limit');
+        return { next: { kind: 'permit_expired' }, status: 'waiting_rate_limit', settingsVersion: 0, lastReply: existing.lastReply ?? '' };
+      }
+      const claimed = await deps.messages.claimForSending(id);
+      if (!claimed) {
+        const now = await deps.messages.get(tenantId, id);
+        return { next: { kind: 'done', status: now.status, reason: now.reason ?? now.status }, status: now.status, settingsVersion: 0, lastReply: now.lastReply ?? '' };
+      }
+      const tenant = await deps.tenants.get(tenantId);
+      const mime = await deps.messages.loadBody(claimed);
+      const pending = claimed.recipients.filter((r) => r.status === 'pending').map((r) => r.address);
+      const started = Date.now();
+      let outcome;
+      let lease: PoolLease | null = null;
+      // Heartbeats let Temporal notice a dead worker in seconds instead of at the 10-minute timeout.
+      const beat = setInterval(() => heartbeat(), 5_000);
+      try {
+        lease = await deps.pools.lease(tenantId, tenant.settingsVersion, tenant.settings, deps.tenants.openAuth(tenant));
+        const info = await lease.transporter.sendMail({ envelope: { from: claimed.from, to: pending }, raw: mime });
+        outcome = outcomeFromResult(info);
+      } catch (err) {
+        outcome = outcomeFromError(err);
+        // Only a broken connection (no server reply) warrants new connections; a 4xx/5xx came over a healthy one.
+        if (outcome.reply.code === undefined) deps.pools.evict(tenantId);
+      } finally {
+        clearInterval(beat);
+        lease?.release();
+      }
+      const decision = decideAfterAttempt(claimed.recipients as RecipientState[], pending, outcome, {
+        policy: input.policy,
+        elapsedMs: input.elapsedMs,
+        failuresSoFar: input.failuresSoFar,
+        random: Math.random,
+      });
+      for (const address of decision.bounced) {
+        const r = decision.recipients.find((x) => x.address === address);
+        await deps.suppressions.add(tenantId, address, 'smtp', 'hard bounce at RCPT TO', r?.reply ?? null);
+      }
+      const lastReply = formatReply(outcome.reply);
+      const now = new Date();
+      await deps.messages.recordAttempt(
+        id,
+        { n: input.attempt, at: new Date(started), durationMs: Date.now() - started, outcome: outcome.cls, reply: lastReply, recipients: pending },
+        decision.recipients.map((r) => ({ ...r, updatedAt: now })),
+        decision.status,
+        { lastReply, reason: decision.next.kind === 'done' ? decision.next.reason : decision.next.reason },
+      );
+      return { next: decision.next, status: decision.status, settingsVersion: tenant.settingsVersion, lastReply };
+    },
+
+    async setMessageStatus(id: string, status: MessageStatus): Promise<void> {
+      await deps.messages.setStatus(id, status);
+    },
+
+    async finishMessage(id: string, status: MessageStatus, reason: string): Promise<void> {
+      await deps.messages.finish(id, status, reason);
+    },
+
+    async tenantSettingsVersion(tenantId: string): Promise<number> {
+      return (await deps.tenants.get(tenantId)).settingsVersion;
+    },
+
+    /** Enqueues a permit request at the tenant's limiter, starting the limiter if it is not running. */
+    async requestPermit(tenantId: string, workflowId: string, recipients: number, rules: WindowRule[], marginMs: number, acceptedAt: number): Promise<void> {
+      await deps.temporal.workflow.signalWithStart('rateLimiter', {
+        workflowId: `ratelimit-${tenantId}`,
+        taskQueue: deps.taskQueue,
+        args: [{ tenantId, marginMs }],
+        signal: 'requestPermit',
+        signalArgs: [{ workflowId, recipients, rules, acceptedAt }],
+      });
+    },
+  };
+}
+
+/** Rebuilds what the workflow should do from an attempt already in the store. */
+function replayed(status: MessageStatus, reason: string | null, outcome: string, lastReply: string, policy: RetryPolicy): AttemptResult {
+  if (TERMINAL_STATUSES.has(status)) return { next: { kind: 'done', status, reason: reason ?? status }, status, settingsVersion: 0, lastReply };
+  if (status === 'waiting_credentials') {
+    return { next: { kind: 'wait_credentials', cls: outcome === 'tls' ? 'tls' : 'auth', reason: reason ?? lastReply }, status, settingsVersion: 0, lastReply };
+  }
+  return { next: { kind: 'retry', delayMs: policy.initialMs, cls: 'transient', reason: reason ?? lastReply }, status: 'retrying', settingsVersion: 0, lastReply };
+}

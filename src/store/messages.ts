@@ -1,0 +1,246 @@
+import { GridFSBucket, MongoServerError, ObjectId, type Collection, type Db, Binary } from 'mongodb';
+import { CANCELLABLE_STATUSES, TERMINAL_STATUSES, type MessageStatus, type RecipientStatus } from '../domain/message';
+import { ConflictError, NotFoundError } from '../errors';
+
+/** One SMTP attempt as recorded: when, what the server said, what it meant. */
+export interface AttemptRecord {
+  n: number;
+  at: Date;
+  durationMs: number;
+  outcome: string;
+  reply: string;
+  /** Recipients this attempt tried. */
+  recipients: string[];
+}
+
+export interface RecipientRecord {
+  address: string;
+  kind: 'to' | 'cc' | 'bcc';
+  status: RecipientStatus;
+  reply?: string;
+  updatedAt?: Date;
+}
+
+export interface MessageDoc {
+  _id: string;
+  tenantId: string;
+  messageId: string;
+  status: MessageStatus;
+  from: string;
+  subject: string;
+  caseId: string | null;
+  inReplyTo: string | null;
+  references: string[];
+  sendAt: Date | null;
+  idempotencyKey: string | null;
+  recipients: RecipientRecord[];
+  attempts: AttemptRecord[];
+  /** Why a terminal status was reached, in words; and the last SMTP reply seen. */
+  reason: string | null;
+  lastReply: string | null;
+  size: number;
+  body: { inline: true } | { gridfsId: ObjectId };
+  workflowId: string;
+  createdAt: Date;
+  updatedAt: Date;
+  completedAt: Date | null;
+}
+
+/** MIME bodies up to this size live in one document; larger ones in GridFS. */
+const INLINE_BODY_MAX = 4 * 1024 * 1024;
+
+interface BodyDoc {
+  _id: string;
+  tenantId: string;
+  mime: Binary;
+}
+
+interface IdempotencyDoc {
+  _id: string;
+  messageId: string;
+  createdAt: Date;
+}
+
+export class MessageRepository {
+  readonly col: Collection<MessageDoc>;
+  private readonly bodies: Collection<BodyDoc>;
+  private readonly idem: Collection<IdempotencyDoc>;
+  private readonly bucket: GridFSBucket;
+
+  constructor(db: Db) {
+    this.col = db.collection<MessageDoc>('messages');
+    this.bodies = db.collection<BodyDoc>('message_bodies');
+    this.idem = db.collection<IdempotencyDoc>('idempotency_keys');
+    this.bucket = new GridFSBucket(db, { bucketName: 'message_bodies_large' });
+  }
+
+  static async ensureIndexes(db: Db): Promise<void> {
+    const col = db.collection('messages');
+    // Listing a tenant's messages newest first, optionally by status or case.
+    await col.createIndex({ tenantId: 1, createdAt: -1, _id: -1 }, { name: 'tenant_created' });
+    await col.createIndex({ tenantId: 1, status: 1, createdAt: -1 }, { name: 'tenant_status' });
+    await col.createIndex({ tenantId: 1, caseId: 1, createdAt: -1 }, { name: 'tenant_case' });
+    await col.createIndex({ tenantId: 1, messageId: 1 }, { name: 'tenant_messageId' });
+  }
+
+  /**
+   * Reserves an idempotency key for a message id: the first caller wins; later callers get the
+   * winner's id. `_id` uniqueness makes this atomic without transactions or partial indexes.
+   */
+  async claimIdempotencyKey(tenantId: string, key: string, messageId: string): Promise<{ won: boolean; messageId: string }> {
+    const _id = `${tenantId}:${key}`;
+    try {
+      await this.idem.insertOne({ _id, messageId, createdAt: new Date() });
+      return { won: true, messageId };
+    } catch (err) {
+      if (err instanceof MongoServerError && err.code === 11000) {
+        const existing = await this.idem.findOne({ _id });
+        if (existing) return { won: false, messageId: existing.messageId };
+      }
+      throw err;
+    }
+  }
+
+  async storeBody(id: string, tenantId: string, mime: Buffer): Promise<MessageDoc['body']> {
+    if (mime.length <= INLINE_BODY_MAX) {
+      // Upsert: a retried request with the same id writes the same bytes.
+      await this.bodies.replaceOne({ _id: id }, { tenantId, mime: new Binary(mime) }, { upsert: true });
+      return { inline: true };
+    }
+    const gridfsId = new ObjectId();
+    await new Promise<void>((resolve, reject) => {
+      const up = this.bucket.openUploadStreamWithId(gridfsId, id, { metadata: { tenantId } });
+      up.once('finish', () => resolve());
+      up.once('error', reject);
+      up.end(mime);
+    });
+    return { gridfsId };
+  }
+
+  async loadBody(doc: Pick<MessageDoc, '_id' | 'body'>): Promise<Buffer> {
+    if ('inline' in doc.body) {
+      const b = await this.bodies.findOne({ _id: doc._id });
+      if (!b) throw new NotFoundError('message body', doc._id);
+      return Buffer.from(b.mime.buffer);
+    }
+    const chunks: Buffer[] = [];
+    for await (const c of this.bucket.openDownloadStream(doc.body.gridfsId)) chunks.push(c as Buffer);
+    return Buffer.concat(chunks);
+  }
+
+  /** Inserts the message; a duplicate id (retried request) returns the stored one. */
+  async insert(doc: MessageDoc): Promise<MessageDoc> {
+    try {
+      await this.col.insertOne(doc);
+      return doc;
+    } catch (err) {
+      if (err instanceof MongoServerError && err.code === 11000) {
+        const existing = await this.col.findOne({ _id: doc._id });
+        if (existing) return existing;
+      }
+      throw err;
+    }
+  }
+
+  async get(tenantId: string, id: string): Promise<MessageDoc> {
+    const doc = await this.col.findOne({ _id: id, tenantId });
+    if (!doc) throw new NotFoundError('message', id);
+    return doc;
+  }
+
+  async find(tenantId: string, id: string): Promise<MessageDoc | null> {
+    return this.col.findOne({ _id: id, tenantId });
+  }
+
+  async list(
+    tenantId: string,
+    q: { status?: MessageStatus; caseId?: string; limit: number; before?: { createdAt: Date; id: string } },
+  ): Promise<MessageDoc[]> {
+    const filter: Record<string, unknown> = { tenantId };
+    if (q.status) filter.status = q.status;
+    if (q.caseId) filter.caseId = q.caseId;
+    if (q.before) {
+      filter.$or = [{ createdAt: { $lt: q.before.createdAt } }, { createdAt: q.before.createdAt, _id: { $lt: q.before.id } }];
+    }
+    return this.col.find(filter).sort({ createdAt: -1, _id: -1 }).limit(q.limit).toArray();
+  }
+
+  /** Sets a non-terminal status unless the message already ended (a late write never revives it). */
+  async setStatus(id: string, status: MessageStatus, extra: Partial<MessageDoc> = {}): Promise<MessageDoc | null> {
+    return this.col.findOneAndUpdate(
+      { _id: id, status: { $nin: [...TERMINAL_STATUSES] } },
+      { $set: { ...extra, status, updatedAt: new Date() } },
+      { returnDocument: 'after' },
+    );
+  }
+
+  /**
+   * Claims the message for an SMTP transaction. Fails (null) when it was cancelled or already
+   * ended: cancellation and sending race on this one document, and exactly one wins.
+   */
+  async claimForSending(id: string): Promise<MessageDoc | null> {
+    return this.col.findOneAndUpdate(
+      { _id: id, status: { $nin: [...TERMINAL_STATUSES] } },
+      { $set: { status: 'sending', updatedAt: new Date() } },
+      { returnDocument: 'after' },
+    );
+  }
+
+  /** Cancels if not inside an SMTP transaction; 409 otherwise, 404 if unknown. */
+  async cancel(tenantId: string, id: string): Promise<MessageDoc> {
+    const now = new Date();
+    const doc = await this.col.findOneAndUpdate(
+      { _id: id, tenantId, status: { $in: [...CANCELLABLE_STATUSES] } },
+      { $set: { status: 'cancelled', reason: 'cancelled through the API', updatedAt: now, completedAt: now } },
+      { returnDocument: 'after' },
+    );
+    if (doc) return doc;
+    const current = await this.get(tenantId, id);
+    throw new ConflictError(
+      current.status === 'sending'
+        ? 'the message is inside an SMTP transaction and can no longer be cancelled'
+        : `the message is ${current.status} and cannot be cancelled`,
+    );
+  }
+
+  async recordAttempt(
+    id: string,
+    attempt: AttemptRecord,
+    recipients: RecipientRecord[],
+    status: MessageStatus,
+    fields: { reason?: string | null; lastReply: string },
+  ): Promise<void> {
+    const now = new Date();
+    const terminal = TERMINAL_STATUSES.has(status);
+    await this.col.updateOne(
+      // The attempt number guards against a retried activity recording the same attempt twice.
+      { _id: id, 'attempts.n': { $ne: attempt.n } },
+      {
+        $push: { attempts: attempt },
+        $set: {
+          recipients,
+          status,
+          lastReply: fields.lastReply,
+          ...(fields.reason !== undefined ? { reason: fields.reason } : {}),
+          updatedAt: now,
+          ...(terminal ? { completedAt: now } : {}),
+        },
+      },
+    );
+  }
+
+  async finish(id: string, status: MessageStatus, reason: string, recipients?: RecipientRecord[]): Promise<void> {
+    const now = new Date();
+    await this.col.updateOne(
+      { _id: id, status: { $nin: [...TERMINAL_STATUSES] } },
+      { $set: { status, reason, updatedAt: now, completedAt: now, ...(recipients ? { recipients } : {}) } },
+    );
+  }
+
+  /** Messages of a tenant waiting for credentials/settings: the workflows to wake after a fix. */
+  async waitingForCredentials(tenantId: string): Promise<Array<Pick<MessageDoc, '_id' | 'workflowId'>>> {
+    return this.col
+      .find({ tenantId, status: 'waiting_credentials' }, { projection: { _id: 1, workflowId: 1 } })
+      .toArray();
+  }
+}

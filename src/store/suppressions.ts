@@ -1,0 +1,48 @@
+import { MongoServerError, type Collection, type Db } from 'mongodb';
+
+/**
+ * A tenant's suppression list: addresses never to send to again (hard bounces, complaints,
+ * unsubscribes, manual). `_id` is `<tenant>:<lowercased address>`, so adding is idempotent and a
+ * lookup of N recipients is one `$in` query.
+ */
+export interface SuppressionDoc {
+  _id: string;
+  tenantId: string;
+  address: string;
+  reason: string;
+  source: 'bounce' | 'complaint' | 'unsubscribe' | 'manual' | 'smtp';
+  detail: string | null;
+  createdAt: Date;
+}
+
+const keyOf = (tenantId: string, address: string) => `${tenantId}:${address.toLowerCase()}`;
+
+export class SuppressionRepository {
+  private readonly col: Collection<SuppressionDoc>;
+
+  constructor(db: Db) {
+    this.col = db.collection<SuppressionDoc>('suppressions');
+  }
+
+  static async ensureIndexes(db: Db): Promise<void> {
+    await db.collection('suppressions').createIndex({ tenantId: 1, createdAt: -1 }, { name: 'tenant_created' });
+  }
+
+  /** The subset of `addresses` that is suppressed for the tenant (lowercased). */
+  async suppressedAmong(tenantId: string, addresses: string[]): Promise<Map<string, SuppressionDoc>> {
+    if (addresses.length === 0) return new Map();
+    const docs = await this.col.find({ _id: { $in: addresses.map((a) => keyOf(tenantId, a)) } }).toArray();
+    return new Map(docs.map((d) => [d.address.toLowerCase(), d]));
+  }
+
+  /** Adds an address; an existing entry keeps its first reason. Returns whether it was new. */
+  async add(tenantId: string, address: string, source: SuppressionDoc['source'], reason: string, detail: string | null): Promise<boolean> {
+    try {
+      await this.col.insertOne({ _id: keyOf(tenantId, address), tenantId, address: address.toLowerCase(), source, reason, detail, createdAt: new Date() });
+      return true;
+    } catch (err) {
+      if (err instanceof MongoServerError && err.code === 11000) return false;
+      throw err;
+    }
+  }
+}

@@ -1,0 +1,157 @@
+import {
+  ApplicationFailure,
+  condition,
+  defineQuery,
+  defineSignal,
+  getExternalWorkflowHandle,
+  proxyActivities,
+  setHandler,
+  upsertSearchAttributes,
+  workflowInfo,
+} from '@temporalio/workflow';
+import type { Activities } from '../activities';
+import type { MessageStatus } from '../domain/message';
+import type { RetryPolicy } from '../domain/retry';
+import { SendStatusKey } from '../temporal/search-attributes';
+import { permitGrantedSignal, throttleSignal } from './rate-limiter';
+
+/**
+ * One workflow per outbound message (`send-<tenant>-<id>`): suppression check → rate-limit permit
+ * → SMTP attempt → classify → retry, wait for credentials, or finish. Every status is written to
+ * the store by the activities and mirrored to the SendStatus search attribute for the Web UI.
+ */
+export interface SendMessageInput {
+  tenantId: string;
+  id: string;
+  /** Epoch ms; absent or past = now. */
+  sendAt?: number;
+  policy: RetryPolicy;
+  permitMarginMs: number;
+  /** Epoch ms when the API accepted the message (FIFO order at the rate limiter). */
+  acceptedAt: number;
+}
+
+export const settingsChangedSignal = defineSignal('settingsChanged');
+export const cancelSignal = defineSignal('cancel');
+export const sendStateQuery = defineQuery<{ status: MessageStatus; attempts: number }>('state');
+
+// SMTP outcomes are values, not exceptions; these retries only cover infrastructure trouble
+// (store or worker down), and they are safe because attempts are recorded by number.
+const acts = proxyActivities<Activities>({
+  startToCloseTimeout: '10 minutes',
+  heartbeatTimeout: '30 seconds',
+  retry: { initialInterval: '1 second', maximumInterval: '1 minute', backoffCoefficient: 2, nonRetryableErrorTypes: ['NotFoundError', 'ValidationError'] },
+});
+
+const CREDENTIAL_RECHECK_MS = 15 * 60_000;
+const PERMIT_REASK_MS = 60 * 60_000;
+
+export async function sendMessage(input: SendMessageInput): Promise<{ status: MessageStatus }> {
+  let status: MessageStatus = 'queued';
+  let attempts = 0;
+  let cancelled = false;
+  let woken = false;
+  let grantedAt: number | null = null;
+  setHandler(cancelSignal, () => {
+    cancelled = true;
+  });
+  setHandler(settingsChangedSignal, () => {
+    woken = true;
+  });
+  setHandler(permitGrantedSignal, ({ grantedAt: at }) => {
+    grantedAt = at;
+  });
+  setHandler(sendStateQuery, () => ({ status, attempts }));
+
+  const show = (s: MessageStatus) => {
+    status = s;
+    upsertSearchAttributes([{ key: SendStatusKey, value: s }]);
+  };
+  const end = async (s: MessageStatus, reason: string, record: boolean) => {
+    if (record) await acts.finishMessage(input.id, s, reason);
+    show(s);
+    return { status: s };
+  };
+
+  if (input.sendAt !== undefined && input.sendAt > Date.now()) {
+    show('scheduled');
+    await condition(() => cancelled, input.sendAt - Date.now());
+  }
+  if (cancelled) return end('cancelled', 'cancelled before sending', true);
+
+  const prep = await acts.prepareMessage(input.tenantId, input.id);
+  if (prep.done) return end(prep.done.status, prep.done.reason, false);
+
+  let firstAttemptAt: number | null = null;
+  let failures = 0;
+  for (;;) {
+    if (cancelled) return end('cancelled', 'cancelled through the API', true);
+
+    if (prep.rules.length > 0) {
+      grantedAt = null;
+      await acts.requestPermit(input.tenantId, workflowInfo().workflowId, prep.pendingRecipients, prep.rules, input.permitMarginMs, input.acceptedAt);
+      // Most permits come at once; only a real wait is worth a status change.
+      if (!(await condition(() => grantedAt !== null || cancelled, '2 seconds'))) {
+        show('waiting_rate_limit');
+        await acts.setMessageStatus(input.id, 'waiting_rate_limit');
+        while (!(await condition(() => grantedAt !== null || cancelled, PERMIT_REASK_MS))) {
+          // Re-asking is deduplicated by the limiter; it only matters if the limiter was lost.
+          await acts.requestPermit(input.tenantId, workflowInfo().workflowId, prep.pendingRecipients, prep.rules, input.permitMarginMs, input.acceptedAt);
+        }
+      }
+      if (cancelled) return end('cancelled', 'cancelled while waiting for a rate-limit slot', true);
+    }
+
+    show('sending');
+    attempts++;
+    firstAttemptAt ??= Date.now();
+    const r = await acts.attemptDelivery({
+      tenantId: input.tenantId,
+      id: input.id,
+      attempt: attempts,
+      permitGrantedAt: prep.rules.length > 0 ? grantedAt : null,
+      permitMarginMs: input.permitMarginMs,
+      policy: input.policy,
+      elapsedMs: Date.now() - firstAttemptAt,
+      failuresSoFar: failures,
+    });
+    const next = r.next;
+    switch (next.kind) {
+      case 'done':
+        return end(next.status, next.reason, false);
+      case 'permit_expired':
+        attempts--;
+        continue;
+      case 'retry': {
+        failures++;
+        show('retrying');
+        if (next.cls === 'throttled' && prep.rules.length > 0) {
+          // Push the tenant's next slots back, not just this message.
+          await getExternalWorkflowHandle(`ratelimit-${input.tenantId}`)
+            .signal(throttleSignal, { untilMs: Date.now() + input.policy.throttlePauseMs })
+            .catch(() => undefined);
+        }
+        await condition(() => cancelled, next.delayMs);
+        continue;
+      }
+      case 'wait_credentials': {
+        show('waiting_credentials');
+        const deadline = Date.now() + input.policy.credentialsWaitMs;
+        const versionAtFailure = r.settingsVersion;
+        woken = false;
+        for (;;) {
+          const left = deadline - Date.now();
+          if (left <= 0) {
+            return end('failed', `credentials or settings were not fixed within ${Math.round(input.policy.credentialsWaitMs / 3_600_000)} h; ${next.reason}`, true);
+          }
+          if (await condition(() => woken || cancelled, Math.min(left, CREDENTIAL_RECHECK_MS))) break;
+          // A missed signal must not strand the message: look at the tenant now and then.
+          if ((await acts.tenantSettingsVersion(input.tenantId)) !== versionAtFailure) break;
+        }
+        continue;
+      }
+      default:
+        throw ApplicationFailure.nonRetryable(`unknown next step ${JSON.stringify(next)}`, 'InternalError');
+    }
+  }
+}

@@ -1,0 +1,96 @@
+import assert from 'node:assert/strict';
+import { spawn, type ChildProcess } from 'node:child_process';
+import path from 'node:path';
+import { after, before, test } from 'node:test';
+import { makeTestPki } from '../support/certs';
+import { eventually, SmtpPeer } from '../support/smtp-peer';
+import { api, startStack, type Stack } from '../support/stack';
+
+/**
+ * The worker is a separate OS process here, killed with SIGKILL while messages wait (scheduled)
+ * and retry (after 451s), then started again: every message is delivered exactly once, counted by
+ * Message-ID at the SMTP server.
+ */
+let stack: Stack;
+let peer: SmtpPeer;
+const workers: ChildProcess[] = [];
+
+function startWorker(): ChildProcess {
+  const child = spawn(process.execPath, [path.resolve(__dirname, '..', '..', 'src', 'worker.js')], {
+    env: { ...process.env, ...stack.env, LOG_LEVEL: 'warn' },
+    stdio: ['ignore', 'ignore', 'inherit'],
+  });
+  workers.push(child);
+  return child;
+}
+
+before(async () => {
+  const pki = makeTestPki(['localhost']);
+  [stack, peer] = await Promise.all([
+    startStack({ SEND_RETRY_INITIAL_MS: '3000', SEND_RETRY_MAX_MS: '3000' }, { worker: false }),
+    SmtpPeer.start({
+      implicitTls: false,
+      key: pki.serverKey,
+      cert: pki.serverCert,
+      users: { u: 'p' },
+      dataReplies: Array.from({ length: 6 }, () => ({ code: 451, text: '4.3.0 Temporary local problem' })),
+    }),
+  ]);
+  const r = await api(stack, 'POST', '/v1/tenants', {
+    key: stack.adminKey,
+    body: {
+      id: 'crashy',
+      name: 'Crashy',
+      domains: ['acme.example'],
+      smtp: { host: 'localhost', port: peer.port, security: 'starttls', tls: { ca: pki.caCert } },
+      auth: { type: 'password', user: 'u', password: 'p' },
+    },
+  });
+  assert.equal(r.status, 201);
+});
+after(async () => {
+  for (const w of workers) if (w.exitCode === null) w.kill('SIGKILL');
+  await Promise.all([stack?.stop(), peer?.stop()]);
+});
+
+test('SIGKILL of the worker while messages wait and retry: each is sent exactly once after restart', { timeout: 120_000 }, async () => {
+  const first = startWorker();
+  const rfcIds: string[] = [];
+  const ids: string[] = [];
+  for (let i = 0; i < 10; i++) {
+    const scheduled = i >= 6;
+    const r = await api(stack, 'POST', '/v1/messages', {
+      key: stack.adminKey,
+      body: {
+        tenantId: 'crashy',
+        from: 'a@acme.example',
+        to: [`r${i}@customer.example`],
+        subject: `n${i}`,
+        text: 'x',
+        ...(scheduled ? { sendAt: new Date(Date.now() + 6000).toISOString() } : {}),
+      },
+    });
+    assert.equal(r.status, 202);
+    ids.push(r.body.id);
+    rfcIds.push(r.body.messageId);
+  }
+  // The first six have each been refused once (451) and sit in their retry timers; four are scheduled.
+  await eventually(() => peer.events.filter((e) => e.type === 'rejected').length === 6, 30_000, 'six 451s');
+  first.kill('SIGKILL');
+  await new Promise<void>((r) => first.once('exit', () => r()));
+  assert.equal(peer.messages().length, 0, 'nothing delivered before the crash');
+  await new Promise((r) => setTimeout(r, 4000));
+
+  startWorker();
+  await eventually(async () => (await stack.messages.col.countDocuments({ tenantId: 'crashy', status: 'sent' })) === 10, 60_000, 'all ten sent');
+  await new Promise((r) => setTimeout(r, 1000));
+  const counts = new Map<string, number>();
+  for (const m of peer.messages()) counts.set(m.messageId, (counts.get(m.messageId) ?? 0) + 1);
+  for (const id of rfcIds) assert.equal(counts.get(id), 1, `${id} delivered ${counts.get(id) ?? 0} times`);
+  assert.equal(peer.messages().length, 10);
+  for (const id of ids.slice(0, 6)) {
+    const doc = await stack.messages.get('crashy', id);
+    assert.equal(doc.attempts.length, 2, JSON.stringify(doc.attempts));
+    assert.match(doc.attempts[0]!.reply, /^451 /);
+  }
+});
