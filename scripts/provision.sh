@@ -11,6 +11,8 @@ TEMPORAL_CLI_VERSION="v1.5.1"
 # v1.24.1 is refused by the Go module proxy reachable here (403 "not available"); v1.24.0 is the
 # previous patch release of the same last v1 line (SQLite backend) and is served.
 FERRETDB_VERSION="v1.24.0"
+# Bumped whenever the local patch below changes, so cached binaries are rebuilt.
+FERRETDB_BUILD="$FERRETDB_VERSION+cartero.1"
 
 # Runs a build command unless the cached binary is already at that version, printing progress.
 provide() { # name version command...
@@ -61,6 +63,13 @@ build_ferretdb() {
   echo "$FERRETDB_VERSION" >"$src/build/version/version.txt"
   echo "unknown" >"$src/build/version/commit.txt"
   echo "$FERRETDB_VERSION" >"$src/build/version/branch.txt"
+  # Performance fix (docs/decisions.md): FerretDB v1's SQLite backend looks documents up by
+  # `json->'$._id'` but indexes `json->"_id"`; SQLite matches index expressions textually, so every
+  # `_id` lookup, update and delete scanned the whole table. Same JSON path, now the indexed text.
+  local meta="$src/internal/backends/sqlite/metadata/metadata.go"
+  grep -q "IDColumn = DefaultColumn + \"->'\$._id'\"" "$meta" || { echo "FerretDB source changed: _id patch does not apply"; return 1; }
+  sed -i "s|IDColumn = DefaultColumn + \"->'\$._id'\"|IDColumn = DefaultColumn + \`->\"_id\"\`|" "$meta"
+  grep -q 'IDColumn = DefaultColumn + `->"_id"`' "$meta" || { echo "FerretDB _id patch failed"; return 1; }
   (cd "$src" && GOFLAGS=-buildvcs=false go build -o "$bin/ferretdb" ./cmd/ferretdb)
   rm -rf "$src"
 }
@@ -71,4 +80,4 @@ case "$want" in
   *) echo "usage: $0 [all|temporal|ferretdb]" >&2; exit 2 ;;
 esac
 if [ "$want" = all ] || [ "$want" = temporal ]; then provide temporal "$TEMPORAL_CLI_VERSION" build_temporal; fi
-if [ "$want" = all ] || [ "$want" = ferretdb ]; then provide ferretdb "$FERRETDB_VERSION" build_ferretdb; fi
+if [ "$want" = all ] || [ "$want" = ferretdb ]; then provide ferretdb "$FERRETDB_BUILD" build_ferretdb; fi

@@ -86,11 +86,14 @@ export function createMessageActivities(deps: MessageActivityDeps) {
         await deps.messages.setStatus(id, 'waiting_rate_limit');
         return { next: { kind: 'permit_expired' }, status: 'waiting_rate_limit', settingsVersion: 0, lastReply: existing.lastReply ?? '' };
       }
-      const claimed = await deps.messages.claimForSending(id);
-      if (!claimed) {
-        const now = await deps.messages.get(tenantId, id);
-        return { next: { kind: 'done', status: now.status, reason: now.reason ?? now.status }, status: now.status, settingsVersion: 0, lastReply: now.lastReply ?? '' };
+      const claim = await deps.messages.claimForSending(tenantId, id, input.attempt);
+      if (!claim.ok) {
+        // Cancelled (or finished) before this attempt could start its SMTP transaction.
+        const now = claim.doc;
+        const status = TERMINAL_STATUSES.has(now.status) ? now.status : 'cancelled';
+        return { next: { kind: 'done', status, reason: now.reason ?? status }, status, settingsVersion: 0, lastReply: now.lastReply ?? '' };
       }
+      const claimed = claim.doc;
       const tenant = await deps.tenants.get(tenantId);
       const mime = await deps.messages.loadBody(claimed);
       const pending = claimed.recipients.filter((r) => r.status === 'pending').map((r) => r.address);

@@ -1,5 +1,5 @@
 import { GridFSBucket, MongoServerError, ObjectId, type Collection, type Db, Binary } from 'mongodb';
-import { CANCELLABLE_STATUSES, TERMINAL_STATUSES, type MessageStatus, type RecipientStatus } from '../domain/message';
+import { TERMINAL_STATUSES, type MessageStatus, type RecipientStatus } from '../domain/message';
 import { ConflictError, NotFoundError } from '../errors';
 
 /** One SMTP attempt as recorded: when, what the server said, what it meant. */
@@ -55,6 +55,14 @@ interface BodyDoc {
   mime: Binary;
 }
 
+/** Present while an SMTP attempt runs (`sending`), and for good once cancelled or finished. */
+interface LockDoc {
+  _id: string;
+  state: 'sending' | 'cancelled' | 'done';
+  attempt?: number;
+  at: Date;
+}
+
 interface IdempotencyDoc {
   _id: string;
   messageId: string;
@@ -65,12 +73,14 @@ export class MessageRepository {
   readonly col: Collection<MessageDoc>;
   private readonly bodies: Collection<BodyDoc>;
   private readonly idem: Collection<IdempotencyDoc>;
+  private readonly locks: Collection<LockDoc>;
   private readonly bucket: GridFSBucket;
 
   constructor(db: Db) {
     this.col = db.collection<MessageDoc>('messages');
     this.bodies = db.collection<BodyDoc>('message_bodies');
     this.idem = db.collection<IdempotencyDoc>('idempotency_keys');
+    this.locks = db.collection<LockDoc>('message_locks');
     this.bucket = new GridFSBucket(db, { bucketName: 'message_bodies_large' });
   }
 
@@ -142,14 +152,20 @@ export class MessageRepository {
     }
   }
 
+  /** By `_id` alone (an index lookup on FerretDB too), then the tenant is checked here. */
   async get(tenantId: string, id: string): Promise<MessageDoc> {
-    const doc = await this.col.findOne({ _id: id, tenantId });
+    const doc = await this.find(tenantId, id);
     if (!doc) throw new NotFoundError('message', id);
     return doc;
   }
 
   async find(tenantId: string, id: string): Promise<MessageDoc | null> {
-    return this.col.findOne({ _id: id, tenantId });
+    const doc = await this.col.findOne({ _id: id });
+    return doc && doc.tenantId === tenantId ? doc : null;
+  }
+
+  async findAny(id: string): Promise<MessageDoc | null> {
+    return this.col.findOne({ _id: id });
   }
 
   async list(
@@ -165,44 +181,50 @@ export class MessageRepository {
     return this.col.find(filter).sort({ createdAt: -1, _id: -1 }).limit(q.limit).toArray();
   }
 
-  /** Sets a non-terminal status unless the message already ended (a late write never revives it). */
-  async setStatus(id: string, status: MessageStatus, extra: Partial<MessageDoc> = {}): Promise<MessageDoc | null> {
-    return this.col.findOneAndUpdate(
-      { _id: id, status: { $nin: [...TERMINAL_STATUSES] } },
-      { $set: { ...extra, status, updatedAt: new Date() } },
-      { returnDocument: 'after' },
-    );
+  /**
+   * Sets a non-terminal status unless the message was cancelled or finished meanwhile. The lock
+   * read and the write are two steps: a cancel landing between them is repaired by the workflow,
+   * which finishes the message as cancelled when the cancel signal reaches it.
+   */
+  async setStatus(id: string, status: MessageStatus): Promise<void> {
+    const lock = await this.locks.findOne({ _id: id });
+    if (lock && lock.state !== 'sending') return;
+    await this.col.updateOne({ _id: id }, { $set: { status, updatedAt: new Date() } });
   }
 
   /**
-   * Claims the message for an SMTP transaction. Fails (null) when it was cancelled or already
-   * ended: cancellation and sending race on this one document, and exactly one wins.
+   * Claims the message for SMTP attempt `attempt` by inserting its lock document. Cancellation
+   * inserts the same `_id`, so exactly one of them wins, atomically, with no multi-document
+   * transaction. A retry of the same attempt (its worker died) takes the lock over.
    */
-  async claimForSending(id: string): Promise<MessageDoc | null> {
-    return this.col.findOneAndUpdate(
-      { _id: id, status: { $nin: [...TERMINAL_STATUSES] } },
-      { $set: { status: 'sending', updatedAt: new Date() } },
-      { returnDocument: 'after' },
-    );
+  async claimForSending(tenantId: string, id: string, attempt: number): Promise<{ ok: true; doc: MessageDoc } | { ok: false; doc: MessageDoc }> {
+    let ok = await this.tryLock({ _id: id, state: 'sending', attempt, at: new Date() });
+    if (!ok) {
+      const lock = await this.locks.findOne({ _id: id });
+      ok = lock?.state === 'sending' && lock.attempt === attempt;
+    }
+    if (ok) await this.col.updateOne({ _id: id }, { $set: { status: 'sending', updatedAt: new Date() } });
+    return { ok, doc: await this.get(tenantId, id) } as { ok: true; doc: MessageDoc };
   }
 
-  /** Cancels if not inside an SMTP transaction; 409 otherwise, 404 if unknown. */
+  /** Cancels if not inside an SMTP transaction nor finished; 409 otherwise, 404 if unknown. */
   async cancel(tenantId: string, id: string): Promise<MessageDoc> {
-    const now = new Date();
-    const doc = await this.col.findOneAndUpdate(
-      { _id: id, tenantId, status: { $in: [...CANCELLABLE_STATUSES] } },
-      { $set: { status: 'cancelled', reason: 'cancelled through the API', updatedAt: now, completedAt: now } },
-      { returnDocument: 'after' },
-    );
-    if (doc) return doc;
     const current = await this.get(tenantId, id);
-    throw new ConflictError(
-      current.status === 'sending'
-        ? 'the message is inside an SMTP transaction and can no longer be cancelled'
-        : `the message is ${current.status} and cannot be cancelled`,
-    );
+    if (TERMINAL_STATUSES.has(current.status)) throw new ConflictError(`the message is ${current.status} and cannot be cancelled`);
+    if (!(await this.tryLock({ _id: id, state: 'cancelled', at: new Date() }))) {
+      const lock = await this.locks.findOne({ _id: id });
+      throw new ConflictError(
+        lock?.state === 'sending'
+          ? 'the message is inside an SMTP transaction and can no longer be cancelled'
+          : `the message is already ${lock?.state === 'cancelled' ? 'cancelled' : 'finished'}`,
+      );
+    }
+    const now = new Date();
+    await this.col.updateOne({ _id: id }, { $set: { status: 'cancelled', reason: 'cancelled through the API', updatedAt: now, completedAt: now } });
+    return this.get(tenantId, id);
   }
 
+  /** Records attempt `attempt.n` (idempotent) and releases or settles the lock. */
   async recordAttempt(
     id: string,
     attempt: AttemptRecord,
@@ -212,29 +234,46 @@ export class MessageRepository {
   ): Promise<void> {
     const now = new Date();
     const terminal = TERMINAL_STATUSES.has(status);
-    await this.col.updateOne(
-      // The attempt number guards against a retried activity recording the same attempt twice.
-      { _id: id, 'attempts.n': { $ne: attempt.n } },
-      {
-        $push: { attempts: attempt },
-        $set: {
-          recipients,
-          status,
-          lastReply: fields.lastReply,
-          ...(fields.reason !== undefined ? { reason: fields.reason } : {}),
-          updatedAt: now,
-          ...(terminal ? { completedAt: now } : {}),
+    const current = await this.col.findOne({ _id: id }, { projection: { attempts: 1 } });
+    if (!current?.attempts.some((a) => a.n === attempt.n)) {
+      await this.col.updateOne(
+        { _id: id },
+        {
+          $push: { attempts: attempt },
+          $set: {
+            recipients,
+            status,
+            lastReply: fields.lastReply,
+            ...(fields.reason !== undefined ? { reason: fields.reason } : {}),
+            updatedAt: now,
+            ...(terminal ? { completedAt: now } : {}),
+          },
         },
-      },
-    );
+      );
+    }
+    if (terminal) await this.locks.updateOne({ _id: id }, { $set: { state: 'done', at: now } });
+    else await this.locks.deleteOne({ _id: id });
   }
 
+  /** Ends a message for a reason decided outside an SMTP attempt; a cancel that won stays. */
   async finish(id: string, status: MessageStatus, reason: string, recipients?: RecipientRecord[]): Promise<void> {
+    if (!(await this.tryLock({ _id: id, state: status === 'cancelled' ? 'cancelled' : 'done', at: new Date() }))) {
+      const lock = await this.locks.findOne({ _id: id });
+      if (lock?.state === 'done') return;
+      if (lock?.state === 'cancelled' && status !== 'cancelled') return;
+    }
     const now = new Date();
-    await this.col.updateOne(
-      { _id: id, status: { $nin: [...TERMINAL_STATUSES] } },
-      { $set: { status, reason, updatedAt: now, completedAt: now, ...(recipients ? { recipients } : {}) } },
-    );
+    await this.col.updateOne({ _id: id }, { $set: { status, reason, updatedAt: now, completedAt: now, ...(recipients ? { recipients } : {}) } });
+  }
+
+  private async tryLock(lock: LockDoc): Promise<boolean> {
+    try {
+      await this.locks.insertOne(lock);
+      return true;
+    } catch (err) {
+      if (err instanceof MongoServerError && err.code === 11000) return false;
+      throw err;
+    }
   }
 
   /** Messages of a tenant waiting for credentials/settings: the workflows to wake after a fix. */

@@ -38,12 +38,14 @@ export async function connectStore(uri: string, dbName: string): Promise<Store> 
 
 /**
  * Indexes only of kinds that FerretDB v1 and MongoDB both support: plain and unique (no TTL,
- * no partial indexes; see DESIGN.md).
+ * no partial indexes; see DESIGN.md). Hot paths filter on `_id` alone: it is the only filter
+ * FerretDB's SQLite backend answers from an index (docs/decisions.md).
  */
 export async function ensureIndexes(db: Db): Promise<void> {
   const tenants = db.collection('tenants');
   await tenants.createIndex({ apiKeyHash: 1 }, { unique: true, name: 'apiKeyHash_unique' });
   await tenants.createIndex({ inboundKey: 1 }, { unique: true, name: 'inboundKey_unique' });
+  await db.collection('api_keys').createIndex({ tenantId: 1 }, { name: 'tenant' });
   await MessageRepository.ensureIndexes(db);
   await SuppressionRepository.ensureIndexes(db);
 }

@@ -3,7 +3,7 @@ import { MongoServerError, type Collection, type Db } from 'mongodb';
 /**
  * A tenant's suppression list: addresses never to send to again (hard bounces, complaints,
  * unsubscribes, manual). `_id` is `<tenant>:<lowercased address>`, so adding is idempotent and a
- * lookup of N recipients is one `$in` query.
+ * lookup is by primary key.
  */
 export interface SuppressionDoc {
   _id: string;
@@ -30,9 +30,10 @@ export class SuppressionRepository {
 
   /** The subset of `addresses` that is suppressed for the tenant (lowercased). */
   async suppressedAmong(tenantId: string, addresses: string[]): Promise<Map<string, SuppressionDoc>> {
-    if (addresses.length === 0) return new Map();
-    const docs = await this.col.find({ _id: { $in: addresses.map((a) => keyOf(tenantId, a)) } }).toArray();
-    return new Map(docs.map((d) => [d.address.toLowerCase(), d]));
+    // One `_id` read per address rather than `$in`: `_id` equality is the only filter FerretDB's
+    // SQLite backend serves from an index, and messages have few recipients.
+    const docs = await Promise.all(addresses.map((a) => this.col.findOne({ _id: keyOf(tenantId, a) })));
+    return new Map(docs.filter((d): d is SuppressionDoc => d !== null).map((d) => [d.address.toLowerCase(), d]));
   }
 
   /** Adds an address; an existing entry keeps its first reason. Returns whether it was new. */

@@ -54,14 +54,26 @@ export interface CreatedTenant {
 
 const aadFor = (tenantId: string, field: string) => `tenant:${tenantId}:${field}`;
 
+/**
+ * API key hash → tenant, keyed by `_id` so the per-request lookup is a primary-key read on both
+ * MongoDB and FerretDB (whose SQLite backend only pushes `_id` equality down to an index).
+ */
+interface ApiKeyDoc {
+  _id: string;
+  tenantId: string;
+  createdAt: Date;
+}
+
 export class TenantRepository {
   private readonly col: Collection<TenantDoc>;
+  private readonly keys: Collection<ApiKeyDoc>;
 
   constructor(
     db: Db,
     private readonly keyring: Keyring,
   ) {
     this.col = db.collection<TenantDoc>('tenants');
+    this.keys = db.collection<ApiKeyDoc>('api_keys');
   }
 
   async create(id: string, settings: TenantSettings, auth: AuthInput): Promise<CreatedTenant> {
@@ -87,6 +99,7 @@ export class TenantRepository {
       }
       throw err;
     }
+    await this.keys.insertOne({ _id: doc.apiKeyHash, tenantId: id, createdAt: now });
     return { tenant: toView(doc), apiKey, webhookSecret };
   }
 
@@ -97,7 +110,11 @@ export class TenantRepository {
   }
 
   async findByApiKey(apiKey: string): Promise<TenantDoc | null> {
-    return this.col.findOne({ apiKeyHash: hashApiKey(apiKey) });
+    const key = await this.keys.findOne({ _id: hashApiKey(apiKey) });
+    if (!key) return null;
+    const tenant = await this.col.findOne({ _id: key.tenantId });
+    // The tenant's own record is authoritative: a key left behind by a crash mid-rotation is dead.
+    return tenant && tenant.apiKeyHash === key._id ? tenant : null;
   }
 
   async findByInboundKey(inboundKey: string): Promise<TenantDoc | null> {
@@ -129,18 +146,20 @@ export class TenantRepository {
   }
 
   async rotateApiKey(id: string): Promise<string> {
+    const old = await this.get(id);
     const apiKey = generateSecret('ck_');
-    const res = await this.col.updateOne(
-      { _id: id },
-      { $set: { apiKeyHash: hashApiKey(apiKey), updatedAt: new Date() } },
-    );
+    const hash = hashApiKey(apiKey);
+    await this.keys.insertOne({ _id: hash, tenantId: id, createdAt: new Date() });
+    const res = await this.col.updateOne({ _id: id }, { $set: { apiKeyHash: hash, updatedAt: new Date() } });
     if (res.matchedCount === 0) throw new NotFoundError('tenant', id);
+    await this.keys.deleteOne({ _id: old.apiKeyHash });
     return apiKey;
   }
 
   async delete(id: string): Promise<void> {
-    const res = await this.col.deleteOne({ _id: id });
-    if (res.deletedCount === 0) throw new NotFoundError('tenant', id);
+    const doc = await this.col.findOneAndDelete({ _id: id });
+    if (!doc) throw new NotFoundError('tenant', id);
+    await this.keys.deleteOne({ _id: doc.apiKeyHash });
   }
 
   /** Decrypted auth; for activities only. Never log or return the result. */

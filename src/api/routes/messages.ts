@@ -149,7 +149,7 @@ export function messageRoutes(deps: MessageRouteDeps): Router {
     } catch (err) {
       // Not accepted: say so in the record too, so nothing claims to be queued without a workflow.
       // A retry with the same idempotency key starts it.
-      await deps.messages.col.updateOne({ _id: stored._id, status: stored.status }, { $set: { reason: 'not yet accepted: the workflow could not be started (Temporal unavailable); retry the request' } });
+      await deps.messages.col.updateOne({ _id: stored._id }, { $set: { reason: 'not yet accepted: the workflow could not be started (Temporal unavailable); retry the request' } });
       throw new DependencyUnavailableError('temporal', `cannot start delivery: ${(err as Error).message}`);
     }
     res.status(202).location(`/v1/messages/${stored._id}`).json(acceptedView(stored));
@@ -158,7 +158,7 @@ export function messageRoutes(deps: MessageRouteDeps): Router {
   r.get('/v1/messages/:id', async (req, res) => {
     const id = parseParam(req.params.id, 'id', z.string().regex(/^m_[A-Za-z0-9]{10,40}$/));
     const p = principalOf(req);
-    const doc = p.kind === 'tenant' ? await deps.messages.get(p.tenantId, id) : await deps.messages.col.findOne({ _id: id });
+    const doc = p.kind === 'tenant' ? await deps.messages.get(p.tenantId, id) : await deps.messages.findAny(id);
     if (!doc) throw new NotFoundError('message', id);
     res.json(messageView(doc));
   });
@@ -190,7 +190,7 @@ export function messageRoutes(deps: MessageRouteDeps): Router {
   r.delete('/v1/messages/:id', async (req, res) => {
     const id = parseParam(req.params.id, 'id', z.string().regex(/^m_[A-Za-z0-9]{10,40}$/));
     const p = principalOf(req);
-    const owner = p.kind === 'tenant' ? p.tenantId : (await deps.messages.col.findOne({ _id: id }, { projection: { tenantId: 1 } }))?.tenantId;
+    const owner = p.kind === 'tenant' ? p.tenantId : (await deps.messages.findAny(id))?.tenantId;
     if (!owner) throw new NotFoundError('message', id);
     const doc = await deps.messages.cancel(owner, id);
     // Wake the workflow so it ends now instead of at its next timer; the store already says cancelled.

@@ -1,0 +1,127 @@
+import { mkdtempSync, rmSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import nodemailer from 'nodemailer';
+import { freePort, startFerretDb, startTemporalDev, type Managed } from '../src/embedded/processes';
+import { makeTestPki } from '../test/support/certs';
+import { eventually, SmtpPeer } from '../test/support/smtp-peer';
+import { api, startStack } from '../test/support/stack';
+
+/**
+ * bench/send: N messages (default 2000) through API → workflow → SMTP sink, against a baseline of
+ * the same N sent by a plain pooled nodemailer loop to the same sink, in the same run.
+ * Prints sends/second for both, their ratio, and Cartero's accept-to-250 latency p50/p99.
+ *
+ *   npm run bench:send -- [N] [concurrency]
+ */
+const N = Number(process.argv[2] ?? 2000);
+const CONCURRENCY = Number(process.argv[3] ?? 64);
+const CONNECTIONS = 5;
+const root = path.resolve(__dirname, '..', '..');
+
+function percentile(sorted: number[], p: number): number {
+  return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))]!;
+}
+
+async function pool<T>(items: T[], concurrency: number, fn: (item: T) => Promise<void>): Promise<void> {
+  let next = 0;
+  await Promise.all(
+    Array.from({ length: concurrency }, async () => {
+      while (next < items.length) await fn(items[next++]!);
+    }),
+  );
+}
+
+async function main(): Promise<void> {
+  const tmp = mkdtempSync(path.join(os.tmpdir(), 'cartero-bench-'));
+  const servers: Managed[] = [];
+  let ok = false;
+  try {
+    const [temporalPort, mongoPort] = [await freePort(), await freePort()];
+    servers.push(
+      ...(await Promise.all([
+        startTemporalDev({ bin: path.join(root, '.tools/bin/temporal'), port: temporalPort, namespace: 'default', logFile: path.join(tmp, 't.log') }),
+        startFerretDb({ bin: path.join(root, '.tools/bin/ferretdb'), port: mongoPort, dataDir: path.join(tmp, 'f'), logFile: path.join(tmp, 'f.log') }),
+      ])),
+    );
+    process.env.CARTERO_TEST_TEMPORAL_ADDRESS = `127.0.0.1:${temporalPort}`;
+    process.env.CARTERO_TEST_MONGODB_URI = `mongodb://127.0.0.1:${mongoPort}/`;
+    const pki = makeTestPki(['localhost']);
+    const sink = await SmtpPeer.start({ implicitTls: false, key: pki.serverKey, cert: pki.serverCert, users: { u: 'p' } });
+
+    // Baseline: a pooled nodemailer loop, same sink, same TLS, same number of connections.
+    const transport = nodemailer.createTransport({
+      pool: true,
+      maxConnections: CONNECTIONS,
+      maxMessages: 100,
+      host: '127.0.0.1',
+      port: sink.port,
+      requireTLS: true,
+      auth: { user: 'u', pass: 'p' },
+      tls: { servername: 'localhost', ca: [pki.caCert] },
+    });
+    const t0 = Date.now();
+    await pool([...Array(N).keys()], CONCURRENCY, async (i) => {
+      await transport.sendMail({ from: 'bench@acme.example', to: `r${i}@customer.example`, subject: `baseline ${i}`, text: 'Hello from the benchmark' });
+    });
+    const baselineSecs = (Date.now() - t0) / 1000;
+    transport.close();
+    const baselineRate = N / baselineSecs;
+
+    const stack = await startStack({ LOG_LEVEL: 'silent' });
+    const created = await api(stack, 'POST', '/v1/tenants', {
+      key: stack.adminKey,
+      body: {
+        id: 'bench',
+        name: 'Bench',
+        domains: ['acme.example'],
+        smtp: { host: 'localhost', port: sink.port, security: 'starttls', tls: { ca: pki.caCert } },
+        auth: { type: 'password', user: 'u', password: 'p' },
+        limits: { maxConnections: CONNECTIONS },
+      },
+    });
+    const key = created.body.apiKey as string;
+    const before = sink.messages().length;
+    const accepted = new Map<string, number>();
+    const t1 = Date.now();
+    await pool([...Array(N).keys()], CONCURRENCY, async (i) => {
+      const r = await api(stack, 'POST', '/v1/messages', {
+        key,
+        body: { from: 'bench@acme.example', to: [`r${i}@customer.example`], subject: `cartero ${i}`, text: 'Hello from the benchmark' },
+      });
+      if (r.status !== 202) throw new Error(`POST /v1/messages answered ${r.status}: ${JSON.stringify(r.body)}`);
+      accepted.set(r.body.messageId as string, Date.now());
+    });
+    const acceptSecs = (Date.now() - t1) / 1000;
+    await eventually(() => sink.messages().length - before >= N, 30 * 60_000, `${N} messages at the sink`);
+    const got = sink.messages().slice(before);
+    const lastArrival = Math.max(...got.map((m) => m.at));
+    const carteroSecs = (lastArrival - t1) / 1000;
+    const carteroRate = N / carteroSecs;
+    const latencies = got.map((m) => m.at - (accepted.get(m.messageId) ?? m.at)).sort((a, b) => a - b);
+    await stack.stop();
+    await sink.stop();
+
+    const lines = [
+      `bench/send: N=${N}, client concurrency ${CONCURRENCY}, ${CONNECTIONS} SMTP connections, STARTTLS + AUTH to a local smtp-server sink`,
+      `  baseline (plain nodemailer pooled loop): ${baselineRate.toFixed(1)} sends/s (${baselineSecs.toFixed(1)} s)`,
+      `  cartero (API -> Temporal workflow -> SMTP): ${carteroRate.toFixed(1)} sends/s (${carteroSecs.toFixed(1)} s; all ${N} accepted in ${acceptSecs.toFixed(1)} s = ${(N / acceptSecs).toFixed(1)} accepts/s)`,
+      `  ratio cartero/baseline: ${(carteroRate / baselineRate).toFixed(3)}`,
+      `  accept-to-250 latency: p50 ${percentile(latencies, 50)} ms, p99 ${percentile(latencies, 99)} ms`,
+    ];
+    process.stdout.write(lines.join('\n') + '\n');
+    ok = true;
+  } finally {
+    for (const s of servers.reverse()) await s.stop();
+    if (ok) rmSync(tmp, { recursive: true, force: true });
+    else process.stderr.write(`bench/send: server logs kept in ${tmp}\n`);
+  }
+}
+
+main().then(
+  () => process.exit(0),
+  (err: unknown) => {
+    process.stderr.write(`bench/send: ${(err as Error).stack ?? String(err)}\n`);
+    process.exit(1);
+  },
+);
