@@ -15,7 +15,7 @@ import { api, startStack } from '../test/support/stack';
  *   npm run bench:send -- [N] [concurrency]
  */
 const N = Number(process.argv[2] ?? 2000);
-const CONCURRENCY = Number(process.argv[3] ?? 64);
+const CONCURRENCY = Number(process.argv[3] ?? 16);
 const CONNECTIONS = 5;
 const root = path.resolve(__dirname, '..', '..');
 

@@ -67,7 +67,7 @@ export function repositories(store: Store, keyring: Keyring): StoreDeps {
 }
 
 export async function openStore(config: Config, keyring: Keyring, logger: Logger): Promise<StoreDeps> {
-  const store = await retrying('MongoDB', logger, () => connectStore(config.mongo.uri, config.mongo.db));
+  const store = await retrying('MongoDB', logger, () => connectStore(config.mongo.uri, config.mongo.db, config.mongo.maxPoolSize));
   await ensureIndexes(store.db);
   return repositories(store, keyring);
 }

@@ -4,9 +4,9 @@ import { TERMINAL_STATUSES, type MessageStatus } from '../domain/message';
 import { rulesFromLimits, type WindowRule } from '../domain/rate-limit';
 import type { RetryPolicy } from '../domain/retry';
 import { formatReply } from '../domain/smtp-reply';
-import type { MessageRepository } from '../store/messages';
+import type { MessageDoc, MessageRepository } from '../store/messages';
 import type { SuppressionRepository } from '../store/suppressions';
-import type { TenantRepository } from '../store/tenants';
+import type { TenantDoc, TenantRepository } from '../store/tenants';
 import { heartbeat } from '@temporalio/activity';
 import { outcomeFromError, outcomeFromResult, type PoolLease, type SmtpPools } from './smtp-transport';
 
@@ -42,98 +42,119 @@ export type AttemptResult =
   | { next: NextStep; status: MessageStatus; settingsVersion: number; lastReply: string }
   | { next: { kind: 'permit_expired' }; status: MessageStatus; settingsVersion: number; lastReply: string };
 
+export interface StartResult {
+  prep: PrepareResult;
+  /** The first attempt's result, when it could be made at once (no rate limits to wait for). */
+  first?: AttemptResult;
+}
+
 export function createMessageActivities(deps: MessageActivityDeps) {
+  /** Drops suppressed recipients (recorded), reads the tenant's limits. */
+  async function prepare(doc: MessageDoc, tenant: TenantDoc): Promise<{ prep: PrepareResult; doc: MessageDoc }> {
+    if (TERMINAL_STATUSES.has(doc.status)) {
+      return { prep: { done: { status: doc.status, reason: doc.reason ?? doc.status }, pendingRecipients: 0, rules: [] }, doc };
+    }
+    const pending = doc.recipients.filter((r) => r.status === 'pending');
+    const suppressed = await deps.suppressions.suppressedAmong(doc.tenantId, pending.map((r) => r.address));
+    let recipients = doc.recipients;
+    if (suppressed.size > 0) {
+      recipients = doc.recipients.map((r) => {
+        const s = suppressed.get(r.address.toLowerCase());
+        return s && r.status === 'pending' ? { ...r, status: 'suppressed' as const, reply: `suppressed (${s.source}: ${s.reason})`, updatedAt: new Date() } : r;
+      });
+      await deps.messages.col.updateOne({ _id: doc._id }, { $set: { recipients, updatedAt: new Date() } });
+    }
+    const left = recipients.filter((r) => r.status === 'pending').length;
+    if (left === 0) {
+      const reason = `every recipient is on the tenant's suppression list (${[...suppressed.keys()].join(', ')})`;
+      await deps.messages.finish(doc._id, 'suppressed', reason);
+      return { prep: { done: { status: 'suppressed', reason }, pendingRecipients: 0, rules: [] }, doc };
+    }
+    return { prep: { pendingRecipients: left, rules: rulesFromLimits(tenant.settings.limits) }, doc: { ...doc, recipients } };
+  }
+
+  /**
+   * One SMTP transaction for the pending recipients, recorded in the store before returning.
+   * Replays the recorded result if Temporal retries this activity after the attempt was stored.
+   */
+  async function attempt(existing: MessageDoc, tenant: TenantDoc, input: AttemptInput): Promise<AttemptResult> {
+    const { tenantId, id } = input;
+    const recorded = existing.attempts.find((a) => a.n === input.attempt);
+    if (recorded) return replayed(existing.status, existing.reason, recorded.outcome, existing.lastReply ?? '', input.policy);
+    if (TERMINAL_STATUSES.has(existing.status)) {
+      return { next: { kind: 'done', status: existing.status, reason: existing.reason ?? existing.status }, status: existing.status, settingsVersion: 0, lastReply: existing.lastReply ?? '' };
+    }
+    if (input.permitGrantedAt !== null && Date.now() - input.permitGrantedAt > input.permitMarginMs) {
+      await deps.messages.setStatus(id, 'waiting_rate_limit');
+      return { next: { kind: 'permit_expired' }, status: 'waiting_rate_limit', settingsVersion: 0, lastReply: existing.lastReply ?? '' };
+    }
+    if (!(await deps.messages.claimForSending(id, input.attempt))) {
+      // Cancelled (or finished) before this attempt could start its SMTP transaction.
+      const now = await deps.messages.get(tenantId, id);
+      const status = TERMINAL_STATUSES.has(now.status) ? now.status : 'cancelled';
+      return { next: { kind: 'done', status, reason: now.reason ?? status }, status, settingsVersion: 0, lastReply: now.lastReply ?? '' };
+    }
+    const mime = await deps.messages.loadBody(existing);
+    const pending = existing.recipients.filter((r) => r.status === 'pending').map((r) => r.address);
+    const started = Date.now();
+    let outcome;
+    let lease: PoolLease | null = null;
+    // Heartbeats let Temporal notice a dead worker in seconds instead of at the 10-minute timeout.
+    const beat = setInterval(() => heartbeat(), 5_000);
+    try {
+      lease = await deps.pools.lease(tenantId, tenant.settingsVersion, tenant.settings, deps.tenants.openAuth(tenant));
+      const info = await lease.transporter.sendMail({ envelope: { from: existing.from, to: pending }, raw: mime });
+      outcome = outcomeFromResult(info);
+    } catch (err) {
+      outcome = outcomeFromError(err);
+      // Only a broken connection (no server reply) warrants new connections; a 4xx/5xx came over a healthy one.
+      if (outcome.reply.code === undefined) deps.pools.evict(tenantId);
+    } finally {
+      clearInterval(beat);
+      lease?.release();
+    }
+    const decision = decideAfterAttempt(existing.recipients as RecipientState[], pending, outcome, {
+      policy: input.policy,
+      elapsedMs: input.elapsedMs,
+      failuresSoFar: input.failuresSoFar,
+      random: Math.random,
+    });
+    for (const address of decision.bounced) {
+      const r = decision.recipients.find((x) => x.address === address);
+      await deps.suppressions.add(tenantId, address, 'smtp', 'hard bounce at RCPT TO', r?.reply ?? null);
+    }
+    const lastReply = formatReply(outcome.reply);
+    const now = new Date();
+    await deps.messages.recordAttempt(
+      id,
+      { n: input.attempt, at: new Date(started), durationMs: Date.now() - started, outcome: outcome.cls, reply: lastReply, recipients: pending },
+      decision.recipients.map((r) => ({ ...r, updatedAt: now })),
+      decision.status,
+      { lastReply, reason: decision.next.reason },
+    );
+    return { next: decision.next, status: decision.status, settingsVersion: tenant.settingsVersion, lastReply };
+  }
+
   return {
-    /** Drops suppressed recipients (recorded), reads the tenant's limits. */
     async prepareMessage(tenantId: string, id: string): Promise<PrepareResult> {
-      const doc = await deps.messages.get(tenantId, id);
-      if (TERMINAL_STATUSES.has(doc.status)) {
-        return { done: { status: doc.status, reason: doc.reason ?? doc.status }, pendingRecipients: 0, rules: [] };
-      }
-      const tenant = await deps.tenants.get(tenantId);
-      const pending = doc.recipients.filter((r) => r.status === 'pending');
-      const suppressed = await deps.suppressions.suppressedAmong(tenantId, pending.map((r) => r.address));
-      let recipients = doc.recipients;
-      if (suppressed.size > 0) {
-        recipients = doc.recipients.map((r) => {
-          const s = suppressed.get(r.address.toLowerCase());
-          return s && r.status === 'pending' ? { ...r, status: 'suppressed' as const, reply: `suppressed (${s.source}: ${s.reason})`, updatedAt: new Date() } : r;
-        });
-        await deps.messages.col.updateOne({ _id: id }, { $set: { recipients, updatedAt: new Date() } });
-      }
-      const left = recipients.filter((r) => r.status === 'pending').length;
-      if (left === 0) {
-        const reason = `every recipient is on the tenant's suppression list (${[...suppressed.keys()].join(', ')})`;
-        await deps.messages.finish(id, 'suppressed', reason);
-        return { done: { status: 'suppressed', reason }, pendingRecipients: 0, rules: [] };
-      }
-      return { pendingRecipients: left, rules: rulesFromLimits(tenant.settings.limits) };
+      const [doc, tenant] = await Promise.all([deps.messages.get(tenantId, id), deps.tenants.get(tenantId)]);
+      return (await prepare(doc, tenant)).prep;
     },
 
     /**
-     * One SMTP transaction for the pending recipients, recorded in the store before returning.
-     * Replays the recorded result if Temporal retries this activity after the attempt was stored.
+     * Prepare and, when the tenant has no rate limits, make the first attempt in the same activity:
+     * one activity instead of two on the common path halves Temporal's work per message.
      */
+    async startDelivery(input: AttemptInput): Promise<StartResult> {
+      const [doc, tenant] = await Promise.all([deps.messages.get(input.tenantId, input.id), deps.tenants.get(input.tenantId)]);
+      const { prep, doc: prepared } = await prepare(doc, tenant);
+      if (prep.done || prep.rules.length > 0) return { prep };
+      return { prep, first: await attempt(prepared, tenant, input) };
+    },
+
     async attemptDelivery(input: AttemptInput): Promise<AttemptResult> {
-      const { tenantId, id } = input;
-      const existing = await deps.messages.get(tenantId, id);
-      const recorded = existing.attempts.find((a) => a.n === input.attempt);
-      if (recorded) return replayed(existing.status, existing.reason, recorded.outcome, existing.lastReply ?? '', input.policy);
-      if (TERMINAL_STATUSES.has(existing.status)) {
-        return { next: { kind: 'done', status: existing.status, reason: existing.reason ?? existing.status }, status: existing.status, settingsVersion: 0, lastReply: existing.lastReply ?? '' };
-      }
-      if (input.permitGrantedAt !== null && Date.now() - input.permitGrantedAt > input.permitMarginMs) {
-        await deps.messages.setStatus(id, 'waiting_rate_limit');
-        return { next: { kind: 'permit_expired' }, status: 'waiting_rate_limit', settingsVersion: 0, lastReply: existing.lastReply ?? '' };
-      }
-      const claim = await deps.messages.claimForSending(tenantId, id, input.attempt);
-      if (!claim.ok) {
-        // Cancelled (or finished) before this attempt could start its SMTP transaction.
-        const now = claim.doc;
-        const status = TERMINAL_STATUSES.has(now.status) ? now.status : 'cancelled';
-        return { next: { kind: 'done', status, reason: now.reason ?? status }, status, settingsVersion: 0, lastReply: now.lastReply ?? '' };
-      }
-      const claimed = claim.doc;
-      const tenant = await deps.tenants.get(tenantId);
-      const mime = await deps.messages.loadBody(claimed);
-      const pending = claimed.recipients.filter((r) => r.status === 'pending').map((r) => r.address);
-      const started = Date.now();
-      let outcome;
-      let lease: PoolLease | null = null;
-      // Heartbeats let Temporal notice a dead worker in seconds instead of at the 10-minute timeout.
-      const beat = setInterval(() => heartbeat(), 5_000);
-      try {
-        lease = await deps.pools.lease(tenantId, tenant.settingsVersion, tenant.settings, deps.tenants.openAuth(tenant));
-        const info = await lease.transporter.sendMail({ envelope: { from: claimed.from, to: pending }, raw: mime });
-        outcome = outcomeFromResult(info);
-      } catch (err) {
-        outcome = outcomeFromError(err);
-        // Only a broken connection (no server reply) warrants new connections; a 4xx/5xx came over a healthy one.
-        if (outcome.reply.code === undefined) deps.pools.evict(tenantId);
-      } finally {
-        clearInterval(beat);
-        lease?.release();
-      }
-      const decision = decideAfterAttempt(claimed.recipients as RecipientState[], pending, outcome, {
-        policy: input.policy,
-        elapsedMs: input.elapsedMs,
-        failuresSoFar: input.failuresSoFar,
-        random: Math.random,
-      });
-      for (const address of decision.bounced) {
-        const r = decision.recipients.find((x) => x.address === address);
-        await deps.suppressions.add(tenantId, address, 'smtp', 'hard bounce at RCPT TO', r?.reply ?? null);
-      }
-      const lastReply = formatReply(outcome.reply);
-      const now = new Date();
-      await deps.messages.recordAttempt(
-        id,
-        { n: input.attempt, at: new Date(started), durationMs: Date.now() - started, outcome: outcome.cls, reply: lastReply, recipients: pending },
-        decision.recipients.map((r) => ({ ...r, updatedAt: now })),
-        decision.status,
-        { lastReply, reason: decision.next.kind === 'done' ? decision.next.reason : decision.next.reason },
-      );
-      return { next: decision.next, status: decision.status, settingsVersion: tenant.settingsVersion, lastReply };
+      const [doc, tenant] = await Promise.all([deps.messages.get(input.tenantId, input.id), deps.tenants.get(input.tenantId)]);
+      return attempt(doc, tenant, input);
     },
 
     async setMessageStatus(id: string, status: MessageStatus): Promise<void> {

@@ -1,4 +1,5 @@
 import type { ErrorRequestHandler, Response } from 'express';
+import { isTransientStoreError } from '../store/mongo';
 import type { Logger } from 'pino';
 import type { z } from 'zod';
 import {
@@ -88,6 +89,8 @@ export function errorHandler(logger: Logger): ErrorRequestHandler {
       carteroErr = new UnsupportedMediaTypeError(bp.message);
     } else if (bp?.type === 'request.aborted') {
       return;
+    } else if (isTransientStoreError(err)) {
+      carteroErr = new DependencyUnavailableError('store', `the store is busy or unreachable (${(err as Error).message.slice(0, 200)}); retry`);
     } else {
       logger.error({ err, method: req.method, path: req.path }, 'unhandled error');
       const problem: Problem = {

@@ -27,6 +27,7 @@ const envSchema = z.object({
 
   MONGODB_URI: z.string().regex(/^mongodb(\+srv)?:\/\//, 'must be a mongodb:// or mongodb+srv:// URI'),
   MONGODB_DB: z.string().regex(/^[A-Za-z0-9_-]{1,63}$/).default('cartero'),
+  MONGODB_MAX_POOL_SIZE: z.coerce.number().int().min(1).max(500).default(20),
 
   TEMPORAL_ADDRESS: z.string().regex(/^[^\s:]+:\d{1,5}$/, 'must be host:port'),
   TEMPORAL_NAMESPACE: z.string().min(1).default('default'),
@@ -82,7 +83,7 @@ export interface Config {
   logLevel: Env['LOG_LEVEL'];
   adminKey: string;
   encryption: { keys: Map<string, Buffer>; activeKeyId: string };
-  mongo: { uri: string; db: string };
+  mongo: { uri: string; db: string; maxPoolSize: number };
   temporal: {
     address: string;
     namespace: string;
@@ -162,7 +163,7 @@ export function loadConfig(source: NodeJS.ProcessEnv = process.env): Config {
     logLevel: e.LOG_LEVEL,
     adminKey: e.CARTERO_ADMIN_KEY,
     encryption: { keys, activeKeyId },
-    mongo: { uri: e.MONGODB_URI, db: e.MONGODB_DB },
+    mongo: { uri: e.MONGODB_URI, db: e.MONGODB_DB, maxPoolSize: e.MONGODB_MAX_POOL_SIZE },
     temporal: {
       address: e.TEMPORAL_ADDRESS,
       namespace: e.TEMPORAL_NAMESPACE,

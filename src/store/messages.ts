@@ -197,14 +197,14 @@ export class MessageRepository {
    * inserts the same `_id`, so exactly one of them wins, atomically, with no multi-document
    * transaction. A retry of the same attempt (its worker died) takes the lock over.
    */
-  async claimForSending(tenantId: string, id: string, attempt: number): Promise<{ ok: true; doc: MessageDoc } | { ok: false; doc: MessageDoc }> {
+  async claimForSending(id: string, attempt: number): Promise<boolean> {
     let ok = await this.tryLock({ _id: id, state: 'sending', attempt, at: new Date() });
     if (!ok) {
       const lock = await this.locks.findOne({ _id: id });
       ok = lock?.state === 'sending' && lock.attempt === attempt;
     }
     if (ok) await this.col.updateOne({ _id: id }, { $set: { status: 'sending', updatedAt: new Date() } });
-    return { ok, doc: await this.get(tenantId, id) } as { ok: true; doc: MessageDoc };
+    return ok;
   }
 
   /** Cancels if not inside an SMTP transaction nor finished; 409 otherwise, 404 if unknown. */
@@ -234,8 +234,9 @@ export class MessageRepository {
   ): Promise<void> {
     const now = new Date();
     const terminal = TERMINAL_STATUSES.has(status);
-    const current = await this.col.findOne({ _id: id }, { projection: { attempts: 1 } });
-    if (!current?.attempts.some((a) => a.n === attempt.n)) {
+    // The caller holds the lock for this attempt and found it unrecorded, so this is its only
+    // writer; the filter stays `_id`-only (the one FerretDB serves from an index).
+    {
       await this.col.updateOne(
         { _id: id },
         {

@@ -1,4 +1,4 @@
-import { MongoClient, type Db } from 'mongodb';
+import { MongoClient, MongoNetworkError, MongoServerError, MongoServerSelectionError, type Db } from 'mongodb';
 import { DependencyUnavailableError } from '../errors';
 import { MessageRepository } from './messages';
 import { SuppressionRepository } from './suppressions';
@@ -14,10 +14,13 @@ export interface Store {
  * Connects with short server-selection timeouts so a dead store turns into a 503 quickly instead
  * of a request hanging for the driver's 30 s default.
  */
-export async function connectStore(uri: string, dbName: string): Promise<Store> {
+export async function connectStore(uri: string, dbName: string, maxPoolSize = 20): Promise<Store> {
   const client = new MongoClient(uri, {
     serverSelectionTimeoutMS: 5_000,
     connectTimeoutMS: 5_000,
+    // Bounded: FerretDB's SQLite has one writer, and a hundred queued writers only turn into
+    // SQLITE_BUSY; MongoDB is well served by a modest pool per process too.
+    maxPoolSize,
     appName: 'cartero',
   });
   try {
@@ -48,4 +51,14 @@ export async function ensureIndexes(db: Db): Promise<void> {
   await db.collection('api_keys').createIndex({ tenantId: 1 }, { name: 'tenant' });
   await MessageRepository.ensureIndexes(db);
   await SuppressionRepository.ensureIndexes(db);
+}
+
+/** Store failures worth retrying (network, failover, FerretDB's SQLITE_BUSY): 503, not 500. */
+export function isTransientStoreError(err: unknown): boolean {
+  // PoolClearedError is a MongoNetworkError.
+  if (err instanceof MongoNetworkError || err instanceof MongoServerSelectionError) return true;
+  if (err instanceof MongoServerError) {
+    return err.hasErrorLabel('RetryableWriteError') || err.hasErrorLabel('TransientTransactionError') || /SQLITE_BUSY|database is locked/.test(err.message);
+  }
+  return false;
 }

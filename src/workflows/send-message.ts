@@ -10,6 +10,7 @@ import {
   workflowInfo,
 } from '@temporalio/workflow';
 import type { Activities } from '../activities';
+import type { AttemptResult } from '../activities/messages';
 import type { MessageStatus } from '../domain/message';
 import type { RetryPolicy } from '../domain/retry';
 import { SendStatusKey } from '../temporal/search-attributes';
@@ -79,15 +80,32 @@ export async function sendMessage(input: SendMessageInput): Promise<{ status: Me
   }
   if (cancelled) return end('cancelled', 'cancelled before sending', true);
 
-  const prep = await acts.prepareMessage(input.tenantId, input.id);
+  show('sending');
+  const firstInput = {
+    tenantId: input.tenantId,
+    id: input.id,
+    attempt: 1,
+    permitGrantedAt: null,
+    permitMarginMs: input.permitMarginMs,
+    policy: input.policy,
+    elapsedMs: 0,
+    failuresSoFar: 0,
+  };
+  const start = await acts.startDelivery(firstInput);
+  const prep = start.prep;
   if (prep.done) return end(prep.done.status, prep.done.reason, false);
 
   let firstAttemptAt: number | null = null;
   let failures = 0;
+  let pending: AttemptResult | undefined = start.first;
+  if (pending) {
+    attempts = 1;
+    firstAttemptAt = Date.now();
+  }
   for (;;) {
     if (cancelled) return end('cancelled', 'cancelled through the API', true);
 
-    if (prep.rules.length > 0) {
+    if (!pending && prep.rules.length > 0) {
       grantedAt = null;
       await acts.requestPermit(input.tenantId, workflowInfo().workflowId, prep.pendingRecipients, prep.rules, input.permitMarginMs, input.acceptedAt);
       // Most permits come at once; only a real wait is worth a status change.
@@ -102,19 +120,25 @@ export async function sendMessage(input: SendMessageInput): Promise<{ status: Me
       if (cancelled) return end('cancelled', 'cancelled while waiting for a rate-limit slot', true);
     }
 
-    show('sending');
-    attempts++;
-    firstAttemptAt ??= Date.now();
-    const r = await acts.attemptDelivery({
-      tenantId: input.tenantId,
-      id: input.id,
-      attempt: attempts,
-      permitGrantedAt: prep.rules.length > 0 ? grantedAt : null,
-      permitMarginMs: input.permitMarginMs,
-      policy: input.policy,
-      elapsedMs: Date.now() - firstAttemptAt,
-      failuresSoFar: failures,
-    });
+    let r: AttemptResult;
+    if (pending) {
+      r = pending;
+      pending = undefined;
+    } else {
+      show('sending');
+      attempts++;
+      firstAttemptAt ??= Date.now();
+      r = await acts.attemptDelivery({
+        tenantId: input.tenantId,
+        id: input.id,
+        attempt: attempts,
+        permitGrantedAt: prep.rules.length > 0 ? grantedAt : null,
+        permitMarginMs: input.permitMarginMs,
+        policy: input.policy,
+        elapsedMs: Date.now() - firstAttemptAt,
+        failuresSoFar: failures,
+      });
+    }
     const next = r.next;
     switch (next.kind) {
       case 'done':
