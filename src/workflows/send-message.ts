@@ -68,6 +68,8 @@ export async function sendMessage(input: SendMessageInput): Promise<{ status: Me
     status = s;
     upsertSearchAttributes([{ key: SendStatusKey, value: s }]);
   };
+  // Every path out of the workflow goes through here: the seam where the case workflow (inbound
+  // issue) and the product's webhooks (events issue) will be told the outcome.
   const end = async (s: MessageStatus, reason: string, record: boolean) => {
     if (record) await acts.finishMessage(input.id, s, reason);
     show(s);
