@@ -5,6 +5,8 @@ root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$root"
 bash scripts/ensure-deps.sh
 bash scripts/provision.sh all
+# Postfix + Dovecot from Debian for the real-MTA end-to-end suite (needs root and apt on a fresh machine).
+bash scripts/ensure-postfix.sh
 bash scripts/build.sh
 echo "cartero: compiling tests..."
 rm -rf .build-test
