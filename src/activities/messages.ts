@@ -7,7 +7,7 @@ import { formatReply } from '../domain/smtp-reply';
 import type { MessageDoc, MessageRepository } from '../store/messages';
 import type { SuppressionRepository } from '../store/suppressions';
 import type { TenantDoc, TenantRepository } from '../store/tenants';
-import { heartbeat } from '@temporalio/activity';
+import { Context, heartbeat } from '@temporalio/activity';
 import { outcomeFromError, outcomeFromResult, type PoolLease, type SmtpPools } from './smtp-transport';
 
 export interface MessageActivityDeps {
@@ -99,8 +99,12 @@ export function createMessageActivities(deps: MessageActivityDeps) {
     const started = Date.now();
     let outcome;
     let lease: PoolLease | null = null;
-    // Heartbeats let Temporal notice a dead worker in seconds instead of at the 10-minute timeout.
-    const beat = setInterval(() => heartbeat(), 5_000);
+    // As a regular activity, heartbeats let Temporal notice a dead worker in seconds; as a local
+    // activity (the send workflow's choice) the workflow-task timeout does that instead.
+    const isLocal = Context.current().info.isLocal;
+    const beat = setInterval(() => {
+      if (!isLocal) heartbeat();
+    }, 5_000);
     try {
       lease = await deps.pools.lease(tenantId, tenant.settingsVersion, tenant.settings, deps.tenants.openAuth(tenant));
       const info = await lease.transporter.sendMail({ envelope: { from: existing.from, to: pending }, raw: mime });

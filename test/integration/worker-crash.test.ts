@@ -82,7 +82,17 @@ test('SIGKILL of the worker while messages wait and retry: each is sent exactly 
   await new Promise((r) => setTimeout(r, 4000));
 
   startWorker();
-  await eventually(async () => (await stack.messages.col.countDocuments({ tenantId: 'crashy', status: 'sent' })) === 10, 60_000, 'all ten sent');
+  let state = '';
+  await eventually(
+    async () => {
+      const docs = await stack.messages.col.find({ tenantId: 'crashy' }).toArray();
+      // Shown if this times out: which message is stuck, and where.
+      state = JSON.stringify(docs.map((d) => [d._id.slice(-6), d.status, d.attempts.map((a) => a.outcome)]));
+      return docs.every((d) => d.status === 'sent');
+    },
+    90_000,
+    'all ten sent',
+  ).catch((err: Error) => assert.fail(`${err.message}; messages: ${state}`));
   await new Promise((r) => setTimeout(r, 1000));
   const counts = new Map<string, number>();
   for (const m of peer.messages()) counts.set(m.messageId, (counts.get(m.messageId) ?? 0) + 1);

@@ -67,7 +67,7 @@ export async function startStack(overrides: Record<string, string> = {}, options
   const config = loadConfig(env);
   const logger = createLogger(config.logLevel, 'test');
   const keyring = new Keyring(config.encryption.keys, config.encryption.activeKeyId);
-  const store = await connectStore(config.mongo.uri, config.mongo.db);
+  const store = await connectStore(config.mongo.uri, config.mongo.db, config.mongo.maxPoolSize);
   await ensureIndexes(store.db);
   const repos = repositories(store, keyring);
   const { tenants } = repos;
