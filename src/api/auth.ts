@@ -1,9 +1,11 @@
 import type { NextFunction, Request, Response } from 'express';
 import { AuthenticationError, ForbiddenError, NotFoundError } from '../errors';
 import { constantTimeEqual } from '../security/crypto';
-import type { TenantRepository } from '../store/tenants';
 
-export type Principal = { kind: 'admin' } | { kind: 'tenant'; tenantId: string };
+import type { TenantDoc, TenantRepository } from '../store/tenants';
+
+/** For a tenant key, the tenant document read while authenticating (no second read per request). */
+export type Principal = { kind: 'admin' } | { kind: 'tenant'; tenantId: string; tenant: TenantDoc };
 
 declare module 'express-serve-static-core' {
   interface Request {
@@ -29,7 +31,7 @@ export function authenticate(adminKey: string, tenants: TenantRepository) {
       } else {
         const tenant = token.startsWith('ck_') ? await tenants.findByApiKey(token) : null;
         if (!tenant) throw new AuthenticationError('invalid API key');
-        req.principal = { kind: 'tenant', tenantId: tenant._id };
+        req.principal = { kind: 'tenant', tenantId: tenant._id, tenant };
       }
       next();
     } catch (err) {

@@ -203,8 +203,16 @@ export class MessageRepository {
       const lock = await this.locks.findOne({ _id: id });
       ok = lock?.state === 'sending' && lock.attempt === attempt;
     }
-    if (ok) await this.col.updateOne({ _id: id }, { $set: { status: 'sending', updatedAt: new Date() } });
+    // The status document is not rewritten to `sending`: the lock says it (withLiveStatus), which
+    // saves a write on every attempt.
     return ok;
+  }
+
+  /** The stored status, or `sending` while an SMTP attempt holds the lock. */
+  async withLiveStatus(doc: MessageDoc): Promise<MessageDoc> {
+    if (TERMINAL_STATUSES.has(doc.status)) return doc;
+    const lock = await this.locks.findOne({ _id: doc._id });
+    return lock?.state === 'sending' ? { ...doc, status: 'sending' } : doc;
   }
 
   /** Cancels if not inside an SMTP transaction nor finished; 409 otherwise, 404 if unknown. */
@@ -252,8 +260,9 @@ export class MessageRepository {
         },
       );
     }
-    if (terminal) await this.locks.updateOne({ _id: id }, { $set: { state: 'done', at: now } });
-    else await this.locks.deleteOne({ _id: id });
+    // A finished message keeps its lock (nothing can claim or cancel it again; cancel also checks
+    // the terminal status first), which saves a write; otherwise release it for the next attempt.
+    if (!terminal) await this.locks.deleteOne({ _id: id });
   }
 
   /** Ends a message for a reason decided outside an SMTP attempt; a cancel that won stays. */

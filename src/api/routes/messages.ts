@@ -82,7 +82,7 @@ export function messageRoutes(deps: MessageRouteDeps): Router {
     const p = principalOf(req);
     if (p.kind === 'tenant') {
       if (named !== undefined && named !== p.tenantId) throw new NotFoundError('tenant', named);
-      return deps.tenants.get(p.tenantId);
+      return p.tenant;
     }
     if (!named) throw new ValidationError('the admin key must name tenantId', [{ field: 'tenantId', message: 'required with the admin key' }]);
     const t = await deps.tenants.get(named).catch((err: unknown) => {
@@ -160,7 +160,7 @@ export function messageRoutes(deps: MessageRouteDeps): Router {
     const p = principalOf(req);
     const doc = p.kind === 'tenant' ? await deps.messages.get(p.tenantId, id) : await deps.messages.findAny(id);
     if (!doc) throw new NotFoundError('message', id);
-    res.json(messageView(doc));
+    res.json(messageView(await deps.messages.withLiveStatus(doc)));
   });
 
   r.get('/v1/messages', async (req, res) => {
