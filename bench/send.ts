@@ -5,7 +5,7 @@ import nodemailer from 'nodemailer';
 import { freePort, startFerretDb, startTemporalDev, type Managed } from '../src/embedded/processes';
 import { makeTestPki } from '../test/support/certs';
 import { eventually, SmtpPeer } from '../test/support/smtp-peer';
-import { api, startStack } from '../test/support/stack';
+import { api, createPeerTenant, startStack } from '../test/support/stack';
 
 /**
  * bench/send: N messages (default 2000) through API → workflow → SMTP sink, against a baseline of
@@ -69,18 +69,7 @@ async function main(): Promise<void> {
     const baselineRate = N / baselineSecs;
 
     const stack = await startStack({ LOG_LEVEL: 'silent' });
-    const created = await api(stack, 'POST', '/v1/tenants', {
-      key: stack.adminKey,
-      body: {
-        id: 'bench',
-        name: 'Bench',
-        domains: ['acme.example'],
-        smtp: { host: 'localhost', port: sink.port, security: 'starttls', tls: { ca: pki.caCert } },
-        auth: { type: 'password', user: 'u', password: 'p' },
-        limits: { maxConnections: CONNECTIONS },
-      },
-    });
-    const key = created.body.apiKey as string;
+    const key = await createPeerTenant(stack, 'bench', sink, pki.caCert, { limits: { maxConnections: CONNECTIONS } });
     const before = sink.messages().length;
     const accepted = new Map<string, number>();
     const t1 = Date.now();

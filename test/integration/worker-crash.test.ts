@@ -4,7 +4,7 @@ import path from 'node:path';
 import { after, before, test } from 'node:test';
 import { makeTestPki } from '../support/certs';
 import { eventually, SmtpPeer } from '../support/smtp-peer';
-import { api, startStack, type Stack } from '../support/stack';
+import { api, createPeerTenant, startStack, type Stack } from '../support/stack';
 
 /**
  * The worker is a separate OS process here, killed with SIGKILL while messages wait (scheduled)
@@ -36,17 +36,7 @@ before(async () => {
       dataReplies: Array.from({ length: 6 }, () => ({ code: 451, text: '4.3.0 Temporary local problem' })),
     }),
   ]);
-  const r = await api(stack, 'POST', '/v1/tenants', {
-    key: stack.adminKey,
-    body: {
-      id: 'crashy',
-      name: 'Crashy',
-      domains: ['acme.example'],
-      smtp: { host: 'localhost', port: peer.port, security: 'starttls', tls: { ca: pki.caCert } },
-      auth: { type: 'password', user: 'u', password: 'p' },
-    },
-  });
-  assert.equal(r.status, 201);
+  await createPeerTenant(stack, 'crashy', peer, pki.caCert);
 });
 after(async () => {
   for (const w of workers) if (w.exitCode === null) w.kill('SIGKILL');

@@ -149,3 +149,26 @@ export async function api(
   }
   return { status: res.status, headers: res.headers, body: parsed };
 }
+
+/** Creates a tenant (admin key) that sends to an SMTP peer on this machine; returns its API key. */
+export async function createPeerTenant(
+  stack: Pick<Stack, 'baseUrl' | 'adminKey'>,
+  id: string,
+  peer: { port: number },
+  caCert: string,
+  extra: Record<string, unknown> = {},
+): Promise<string> {
+  const r = await api(stack, 'POST', '/v1/tenants', {
+    key: stack.adminKey,
+    body: {
+      id,
+      name: id,
+      domains: ['acme.example'],
+      smtp: { host: 'localhost', port: peer.port, security: 'starttls', tls: { ca: caCert } },
+      auth: { type: 'password', user: 'u', password: 'p' },
+      ...extra,
+    },
+  });
+  if (r.status !== 201) throw new Error(`creating tenant ${id}: ${r.status} ${JSON.stringify(r.body)}`);
+  return r.body.apiKey as string;
+}
