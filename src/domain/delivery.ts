@@ -1,5 +1,5 @@
 import type { MessageStatus, RecipientStatus } from './message';
-import { retryDelayMs, type RetryPolicy } from './retry';
+import { formatDuration, retryDelayMs, type RetryPolicy } from './retry';
 import { classifyRecipientReply, type ReplyClass, type SmtpReply, formatReply } from './smtp-reply';
 
 /**
@@ -106,7 +106,7 @@ export function decideAfterAttempt(
   if (ctx.elapsedMs >= ctx.policy.giveUpMs) {
     const failed = next.map((r) => (r.status === 'pending' ? { ...r, status: 'failed' as const } : r));
     const status = finalStatus(failed);
-    const reason = `gave up after ${Math.round(ctx.elapsedMs / 3_600_000)} h of temporary failures; last reply: ${txReply}`;
+    const reason = `gave up after ${formatDuration(ctx.elapsedMs)} of temporary failures; last reply: ${txReply}`;
     return { recipients: failed, bounced, status, next: { kind: 'done', status, reason } };
   }
   const delayMs = retryDelayMs(ctx.policy, cls, ctx.failuresSoFar + 1, ctx.random);

@@ -21,8 +21,6 @@ export const MESSAGE_STATUSES = [
 export type MessageStatus = (typeof MESSAGE_STATUSES)[number];
 
 export const TERMINAL_STATUSES: ReadonlySet<MessageStatus> = new Set(['sent', 'partially_sent', 'failed', 'bounced', 'cancelled', 'suppressed']);
-/** A message in these statuses is not inside an SMTP transaction and can still be cancelled. */
-export const CANCELLABLE_STATUSES: readonly MessageStatus[] = ['queued', 'scheduled', 'waiting_rate_limit', 'waiting_credentials', 'retrying'];
 
 export type RecipientStatus = 'pending' | 'sent' | 'bounced' | 'suppressed' | 'failed';
 

@@ -35,3 +35,10 @@ export function retryDelayMs(policy: RetryPolicy, cls: ReplyClass, failuresSoFar
   if (cls === 'throttled') return Math.max(policy.throttlePauseMs, jittered);
   return jittered;
 }
+
+/** A duration for reasons people read: `72 h`, `90 min`, `3 s`. */
+export function formatDuration(ms: number): string {
+  if (ms >= 3_600_000) return `${Math.round(ms / 3_600_000)} h`;
+  if (ms >= 60_000) return `${Math.round(ms / 60_000)} min`;
+  return `${Math.max(1, Math.round(ms / 1000))} s`;
+}

@@ -12,7 +12,7 @@ import {
 import type { Activities } from '../activities';
 import type { AttemptResult } from '../activities/messages';
 import type { MessageStatus } from '../domain/message';
-import type { RetryPolicy } from '../domain/retry';
+import { formatDuration, type RetryPolicy } from '../domain/retry';
 import { SendStatusKey } from '../temporal/search-attributes';
 import { permitGrantedSignal, throttleSignal } from './rate-limiter';
 
@@ -172,7 +172,7 @@ export async function sendMessage(input: SendMessageInput): Promise<{ status: Me
         for (;;) {
           const left = deadline - Date.now();
           if (left <= 0) {
-            return end('failed', `credentials or settings were not fixed within ${Math.round(input.policy.credentialsWaitMs / 3_600_000)} h; ${next.reason}`, true);
+            return end('failed', `credentials or settings were not fixed within ${formatDuration(input.policy.credentialsWaitMs)}; ${next.reason}`, true);
           }
           if (await condition(() => woken || cancelled, Math.min(left, CREDENTIAL_RECHECK_MS))) break;
           // A missed signal must not strand the message: look at the tenant now and then.
