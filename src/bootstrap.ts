@@ -5,6 +5,7 @@ import { ConfigError, loadConfig, type Config } from './config/env';
 import { createLogger } from './logging';
 import type { Keyring } from './security/crypto';
 import { connectStore, ensureIndexes, type Store } from './store/mongo';
+import { EventRepository } from './store/events';
 import { MessageRepository } from './store/messages';
 import { SuppressionRepository } from './store/suppressions';
 import { TenantRepository } from './store/tenants';
@@ -55,6 +56,7 @@ export interface StoreDeps {
   tenants: TenantRepository;
   messages: MessageRepository;
   suppressions: SuppressionRepository;
+  events: EventRepository;
 }
 
 export function repositories(store: Store, keyring: Keyring): StoreDeps {
@@ -63,6 +65,7 @@ export function repositories(store: Store, keyring: Keyring): StoreDeps {
     tenants: new TenantRepository(store.db, keyring),
     messages: new MessageRepository(store.db),
     suppressions: new SuppressionRepository(store.db),
+    events: new EventRepository(store.db),
   };
 }
 

@@ -1,5 +1,6 @@
 import { MongoClient, MongoNetworkError, MongoServerError, MongoServerSelectionError, type Db } from 'mongodb';
 import { DependencyUnavailableError } from '../errors';
+import { EventRepository } from './events';
 import { MessageRepository } from './messages';
 import { SuppressionRepository } from './suppressions';
 
@@ -51,6 +52,7 @@ export async function ensureIndexes(db: Db): Promise<void> {
   await db.collection('api_keys').createIndex({ tenantId: 1 }, { name: 'tenant' });
   await MessageRepository.ensureIndexes(db);
   await SuppressionRepository.ensureIndexes(db);
+  await EventRepository.ensureIndexes(db);
 }
 
 /** Store failures worth retrying (network, failover, FerretDB's SQLITE_BUSY): 503, not 500. */

@@ -1,0 +1,29 @@
+/**
+ * Events Cartero tells the product about (issue 6 delivers them as signed webhooks). Producers only
+ * append to the `events` outbox (src/store/events.ts) with a deterministic id, so an activity that
+ * is retried never emits twice; delivery order per case is the order of `seq` within the tenant.
+ */
+export const EVENT_TYPES = [
+  'message.sent',
+  'message.deferred',
+  'message.failed',
+  'message.bounced',
+  'message.complained',
+  'message.opened',
+  'message.clicked',
+  'inbound.received',
+  'case.updated',
+  'tenant.needs_reauth',
+] as const;
+export type EventType = (typeof EVENT_TYPES)[number];
+
+export interface EventInput {
+  /** Deterministic per occurrence, e.g. `message.sent:<messageId>`; a second append with it is a no-op. */
+  id: string;
+  tenantId: string;
+  type: EventType;
+  caseId?: string | null;
+  messageId?: string | null;
+  /** JSON-safe payload, no secrets (it leaves the system). */
+  data: Record<string, unknown>;
+}
