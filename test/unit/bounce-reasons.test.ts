@@ -27,6 +27,7 @@ test('diagnostic texts map to the documented reasons', () => {
     ['556 5.1.10 Recipient address has null MX', 'notaccept'],
     ['551 5.1.6 User has moved; please try <new@b.c>', 'hasmoved'],
     ['connect to mx.b.c[192.0.2.2]:25: Connection timed out', 'networkerror'],
+    ['connect to 127.0.0.1[127.0.0.1]:2525: Connection refused', 'networkerror'],
     ['451 4.3.0 Temporary local problem - please try later', 'systemerror'],
     ['500 5.5.2 Syntax error, command unrecognized', 'syntaxerror'],
     ['554 5.6.0 Message contains invalid header', 'contenterror'],
