@@ -13,6 +13,8 @@ import { createApiMetrics } from './metrics';
 import { errorHandler } from './problem';
 import { codecRoutes } from './routes/codec';
 import { messageRoutes } from './routes/messages';
+import { suppressionRoutes } from './routes/suppressions';
+import { SuppressionRepository } from '../store/suppressions';
 import { opsRoutes } from './routes/ops';
 import { tenantRoutes } from './routes/tenants';
 
@@ -92,6 +94,8 @@ export function createApp(deps: AppDeps): Express {
       permitMarginMs: deps.config.send.permitMarginMs,
     }),
   );
+
+  app.use(suppressionRoutes({ tenants: deps.tenants, suppressions: new SuppressionRepository(deps.store.db) }));
 
   app.use((req, _res, next) => next(new NotFoundError('route', `${req.method} ${req.path}`)));
   app.use(errorHandler(deps.logger));

@@ -1,6 +1,7 @@
 import { z } from 'zod';
 import { MESSAGE_STATUSES, messageCreateSchema } from '../domain/message';
 import { tenantCreateSchema, tenantPatchSchema } from '../domain/tenant';
+import { suppressionCreateSchema } from '../domain/suppression';
 
 /**
  * The OpenAPI 3.1 document, with request schemas generated from the same zod schemas that validate
@@ -177,6 +178,30 @@ export function buildOpenApi(version: string): Json {
           summary: 'Cancel a message not inside an SMTP transaction',
           responses: { '200': json('The cancelled message', 'Message'), '409': problem('Already sending or finished'), ...common },
         },
+      },
+      '/v1/suppressions': {
+        get: {
+          summary: "List the tenant's suppressed addresses (hard bounces, complaints, unsubscribes, manual), newest first",
+          parameters: [
+            { name: 'tenantId', in: 'query', schema: { type: 'string' }, description: 'required with the admin key' },
+            { name: 'limit', in: 'query', schema: { type: 'integer', minimum: 1, maximum: 500, default: 100 } },
+            { name: 'cursor', in: 'query', schema: { type: 'string' } },
+          ],
+          responses: { '200': json('`{items: Suppression[], nextCursor}`'), ...common },
+        },
+        post: {
+          summary: 'Suppress an address by hand (source `manual`); 200 with the existing entry if it is already suppressed',
+          requestBody: { required: true, content: { 'application/json': { schema: schema(suppressionCreateSchema) } } },
+          responses: { '201': json('Added'), '200': json('Already suppressed: the existing entry'), ...common },
+        },
+      },
+      '/v1/suppressions/{address}': {
+        parameters: [
+          { name: 'address', in: 'path', required: true, schema: { type: 'string' } },
+          { name: 'tenantId', in: 'query', schema: { type: 'string' }, description: 'required with the admin key' },
+        ],
+        get: { summary: 'One suppressed address', responses: { '200': json('The entry'), ...common } },
+        delete: { summary: 'Remove an address from the suppression list (sends to it resume)', responses: { '204': { description: 'Removed' }, ...common } },
       },
       '/codec/decode': {
         post: {

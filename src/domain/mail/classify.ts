@@ -1,0 +1,134 @@
+import { parseFeedbackReport } from './arf';
+import { autoReplyRule } from './autoreply';
+import { parseDeliveryStatus } from './dsn';
+import { addressIn, fieldValue, headerFields, messageIdIn } from './fields';
+import { parseTextNdr } from './ndr-text';
+import { outcomeFor, type BounceReason } from './reasons';
+
+export { BOUNCE_REASONS, type BounceReason } from './reasons';
+
+/**
+ * One received message, reduced to what classification needs. `headers` are the top-level headers
+ * in order; `parts` are the non-body MIME parts (attachments, message/delivery-status,
+ * message/rfc822, text/rfc822-headers, message/feedback-report), content decoded.
+ * src/mail/from-mime.ts builds it from raw MIME; inbound providers that post parsed fields can too.
+ */
+export interface MailForClassification {
+  headers: ReadonlyArray<{ name: string; value: string }>;
+  subject: string;
+  from: string | null;
+  text: string;
+  html: string | null;
+  parts: ReadonlyArray<{ contentType: string; filename: string | null; content: Buffer }>;
+}
+
+export interface Bounce {
+  recipient: string;
+  /** Enhanced status code (RFC 3463), e.g. `5.1.1`, when the report or the diagnostic has one. */
+  status: string | null;
+  /** The address is dead (unknown user or domain, moved, null MX): suppress it. */
+  hard: boolean;
+  reason: BounceReason;
+  /** The remote server's reply or the MTA's explanation, verbatim apart from whitespace. */
+  diagnostic: string | null;
+}
+
+export type MailKind = 'bounce' | 'complaint' | 'autoreply' | 'human' | 'delay';
+
+export interface MailVerdict {
+  kind: MailKind;
+  /** The rule that decided, named in docs/bounces.md. */
+  rule: string;
+  /** Failed recipients (bounce), delayed recipients (delay), complained recipients (complaint). */
+  bounces: Array<{ recipient: string; status: string | null; hard: boolean; reason: BounceReason; diagnostic: string | null }>;
+  /** Message-ID of the message this one reports on or answers, with angle brackets. */
+  originalMessageId: string | null;
+}
+
+const RETURNED_TYPES = new Set(['message/rfc822', 'text/rfc822-headers', 'message/global', 'message/global-headers', 'message/rfc822-headers']);
+const BOUNCE_SENDER = /^(mailer-daemon|mail-daemon|mailerdaemon|postmaster|mdaemon|mail delivery (subsystem|system))\b/i;
+const BOUNCE_SUBJECT =
+  /undeliver(able|ed)|delivery (status notification|failure|has failed|failed|problem|incomplete)|returned mail|mail delivery (failed|failure|system)|failure notice|could not be delivered|non[- ]?remis|no se (ha podido|pudo) entregar|(mensaje|correo) no entregado|devuelto|unzustellbar|nondeliverable/i;
+
+const partText = (p: { content: Buffer }) => p.content.toString('utf8');
+const typeOf = (p: { contentType: string }) => p.contentType.toLowerCase().split(';')[0]!.trim();
+
+/** Classifies a received message: bounce, delay notice, complaint, auto-reply or human (docs/bounces.md). */
+export function classifyMail(mail: MailForClassification): MailVerdict {
+  const returned = mail.parts.find((p) => RETURNED_TYPES.has(typeOf(p)));
+  const returnedText = returned ? partText(returned) : null;
+  const originalMessageId = (returnedText ? messageIdIn(fieldValue(headerFields(returnedText), 'message-id')) : null) ?? inlineMessageId(mail.text);
+  const reportType = /report-type\s*=\s*"?([a-z-]+)/i.exec(fieldValue(mail.headers, 'content-type') ?? '')?.[1]?.toLowerCase();
+
+  const feedback = mail.parts.find((p) => typeOf(p) === 'message/feedback-report');
+  if (feedback || reportType === 'feedback-report') return complaint(mail, feedback ? partText(feedback) : '', returnedText, originalMessageId);
+
+  const statusPart = mail.parts.find((p) => /^message\/(global-)?delivery-status$/.test(typeOf(p)));
+  const statusText = statusPart ? partText(statusPart) : /^Final-Recipient:/im.test(mail.text) ? mail.text : null;
+  if (statusText) {
+    const recipients = parseDeliveryStatus(statusText);
+    const failed = recipients.filter((r) => r.action === 'failed').map((r) => r.bounce);
+    if (failed.length) return { kind: 'bounce', rule: 'dsn-failed', bounces: failed, originalMessageId };
+    const delayed = recipients.filter((r) => r.action === 'delayed').map((r) => r.bounce);
+    if (delayed.length) return { kind: 'delay', rule: 'dsn-delayed', bounces: delayed, originalMessageId };
+    // delivered / relayed / expanded: a success notice is machine mail, never a human reply.
+    if (recipients.length) return { kind: 'autoreply', rule: 'dsn-success', bounces: [], originalMessageId };
+  }
+
+  const ndr = parseTextNdr(mail.text);
+  if (ndr && (ndr.bounces.length || looksLikeBounce(mail))) {
+    return { kind: ndr.delay ? 'delay' : 'bounce', rule: `ndr-${ndr.format}`, bounces: ndr.bounces, originalMessageId };
+  }
+
+  const failedHeader = fieldValue(mail.headers, 'x-failed-recipients');
+  if (failedHeader) {
+    const bounces = failedHeader
+      .split(',')
+      .map((a) => addressIn(a))
+      .filter((a): a is string => a !== null)
+      .map((recipient) => {
+        const o = outcomeFor({ status: null, diagnostic: null, failed: true });
+        return { recipient, status: o.status, hard: o.hard, reason: o.reason, diagnostic: null };
+      });
+    return { kind: 'bounce', rule: 'x-failed-recipients', bounces, originalMessageId };
+  }
+
+  if (looksLikeBounce(mail) && (returned || statusPart)) return { kind: 'bounce', rule: 'ndr-unparsed', bounces: [], originalMessageId };
+
+  const auto = autoReplyRule(mail);
+  const answered = messageIdIn(fieldValue(mail.headers, 'in-reply-to'));
+  if (auto) return { kind: 'autoreply', rule: auto, bounces: [], originalMessageId: originalMessageId ?? answered };
+  return { kind: 'human', rule: 'human', bounces: [], originalMessageId: answered };
+}
+
+function looksLikeBounce(mail: MailForClassification): boolean {
+  const from = mail.from ?? '';
+  return BOUNCE_SENDER.test(from) || BOUNCE_SUBJECT.test(mail.subject);
+}
+
+/** Returned headers pasted into the body (qmail, Exim, Yahoo, Domino): the first Message-ID line. */
+function inlineMessageId(text: string): string | null {
+  const m = /^\s*Message-ID:\s*(<[^<>\s]+@[^<>\s]+>)/im.exec(text);
+  return m?.[1] ?? null;
+}
+
+/**
+ * RFC 5965 feedback: `abuse`, `fraud`, `virus` and `other` are complaints about the message; a
+ * `not-spam` report or an RFC 6591 `auth-failure` report is machine mail that asks nothing of us.
+ */
+function complaint(mail: MailForClassification, report: string, returned: string | null, originalMessageId: string | null): MailVerdict {
+  const fb = parseFeedbackReport(report, returned);
+  if (fb.feedbackType === 'not-spam' || fb.feedbackType === 'auth-failure') {
+    return { kind: 'autoreply', rule: `arf-${fb.feedbackType}`, bounces: [], originalMessageId };
+  }
+  const bounces = fb.recipient
+    ? [{
+        recipient: fb.recipient,
+        status: null,
+        hard: true,
+        reason: (fb.feedbackType === 'virus' ? 'virusdetected' : 'spamdetected') as BounceReason,
+        diagnostic: `feedback-type: ${fb.feedbackType}`,
+      }]
+    : [];
+  return { kind: 'complaint', rule: `arf-${fb.feedbackType}`, bounces, originalMessageId };
+}

@@ -1,0 +1,220 @@
+import { addressIn } from './fields';
+import { outcomeFor } from './reasons';
+import type { Bounce } from './classify';
+
+/**
+ * Non-standard (plain-text) bounce formats. Each format is recognised by the fixed sentence its MTA
+ * writes (docs/bounces.md quotes them) and yields its recipients with their diagnostics. Used only
+ * when there is no machine-readable message/delivery-status part.
+ */
+export interface TextNdr {
+  format: string;
+  delay: boolean;
+  bounces: Bounce[];
+}
+
+interface Format {
+  name: string;
+  signature: RegExp;
+  /** The notice is a delay warning, not a failure. */
+  delay?: RegExp;
+  extract(body: string): Array<{ recipient: string; diagnostic: string | null }>;
+}
+
+const NL = /\r\n?/g;
+const ADDRESS_LINE = /^\s*<?([^\s<>@]+@[^\s<>@:]+?)>?:?\s*(.*)$/;
+const COPY_MARKER = /^\s*-{2,}.*(below this line|copy of the (original )?message|original message|this is a copy)|^\s*(return-path|received):/i;
+
+/** Text between `start` (a regex over the whole body) and the returned copy. */
+function section(body: string, start: RegExp): string[] {
+  const m = start.exec(body);
+  if (!m) return [];
+  const lines = body.slice(m.index + m[0].length).split('\n');
+  const end = lines.findIndex((l) => COPY_MARKER.test(l));
+  return end < 0 ? lines : lines.slice(0, end);
+}
+
+const clean = (lines: string[]): string | null => {
+  const t = lines.map((l) => l.trim()).filter(Boolean).join(' ').replace(/\s+/g, ' ').trim();
+  return t || null;
+};
+
+/** The most telling part of a diagnostic: the remote server's reply when it is quoted. */
+function remoteReply(diag: string | null): string | null {
+  if (!diag) return null;
+  const said = /(?:remote (?:host|server) (?:said|returned)|the error that the other server returned was|the response (?:from the remote server )?was|<<<|<--)\s*:?\s*'?(.+?)'?$/i.exec(diag);
+  return said?.[1]?.trim() || diag;
+}
+
+/**
+ * `<address>:` followed by indented or plain diagnostic lines up to a blank line: qmail, Yahoo,
+ * Postfix's human-readable part, Courier.
+ */
+function angleBlocks(lines: string[]): Array<{ recipient: string; diagnostic: string | null }> {
+  const out: Array<{ recipient: string; diagnostic: string | null }> = [];
+  let current: { recipient: string; lines: string[] } | null = null;
+  const flush = () => {
+    // qmail closes each block with "Giving up on <host>.", which says nothing about the failure.
+    if (current) out.push({ recipient: current.recipient, diagnostic: remoteReply(clean(current.lines.filter((l) => !/^\s*giving up on /i.test(l)))) });
+    current = null;
+  };
+  for (const line of lines) {
+    const m = /^<([^\s<>]+@[^\s<>]+)>:?\s*(.*)$/.exec(line.trim());
+    if (m?.[1]) {
+      flush();
+      current = { recipient: m[1].toLowerCase(), lines: m[2] ? [m[2]] : [] };
+    } else if (line.trim() === '') {
+      if (current && current.lines.length) flush();
+    } else if (current) {
+      current.lines.push(line);
+    }
+  }
+  flush();
+  return out;
+}
+
+/** Exim: two-space indented addresses, their diagnostic indented further below each. */
+function indentedBlocks(lines: string[]): Array<{ recipient: string; diagnostic: string | null }> {
+  const out: Array<{ recipient: string; lines: string[] }> = [];
+  for (const line of lines) {
+    const addr = /^ {1,3}(\S+@\S+?)(?:\s*$|\s+<)/.exec(line) ?? /^ {1,3}(\S+@\S+)\s*$/.exec(line);
+    if (addr?.[1] && !/^\s{4}/.test(line)) {
+      const recipient = addressIn(addr[1]);
+      if (recipient) out.push({ recipient, lines: [] });
+    } else if (/^\s{4,}\S/.test(line) && out.length) {
+      out[out.length - 1]?.lines.push(line);
+    }
+  }
+  return out.map((b) => ({ recipient: b.recipient, diagnostic: clean(b.lines) }));
+}
+
+/** Addresses listed in a section, each with the first diagnostic that follows it. */
+function listedWith(lines: string[], diagnostic: RegExp): Array<{ recipient: string; diagnostic: string | null }> {
+  const out: Array<{ recipient: string; diagnostic: string | null }> = [];
+  const seen = new Set<string>();
+  lines.forEach((line, i) => {
+    const recipient = addressIn(line);
+    if (!recipient || seen.has(recipient) || /^\s*(from|to|subject|sent|date)\s*:/i.test(line)) return;
+    if (diagnostic.test(line) && out.length) return;
+    seen.add(recipient);
+    const rest = lines.slice(i).join('\n');
+    const d = diagnostic.exec(rest);
+    out.push({ recipient, diagnostic: d ? (d.slice(1).find((g) => g !== undefined) ?? d[0]).replace(/\s+/g, ' ').trim() : null });
+  });
+  return out;
+}
+
+const FORMATS: Format[] = [
+  {
+    name: 'qmail',
+    signature: /this is the qmail-send program|I'm afraid I wasn't able to deliver your message to the following addresses/i,
+    extract: (b) => angleBlocks(section(b, /to the following addresses\.?[^\n]*\n/i)),
+  },
+  {
+    name: 'yahoo',
+    signature: /Sorry, we were unable to deliver your message to the following address/i,
+    extract: (b) => angleBlocks(section(b, /to the following address(es)?\.?[^\n]*\n/i)),
+  },
+  {
+    name: 'courier',
+    signature: /Your message to the following recipients cannot be delivered/i,
+    delay: /has not been delivered to the following recipients|will continue trying/i,
+    extract: (b) => angleBlocks(section(b, /(cannot be delivered|has not been delivered)[^\n]*\n/i)),
+  },
+  {
+    name: 'postfix',
+    signature: /This is the mail system at host|^The mail system\s*$/im,
+    delay: /This is a delivery status notification, NOT a delivery failure|Delayed Mail \(still being retried\)|will be retried/i,
+    extract: (b) => angleBlocks(section(b, /^The mail system\s*$/im)),
+  },
+  {
+    name: 'exim',
+    signature: /This message was created automatically by mail delivery software/i,
+    delay: /has not yet been delivered to one or more of its\s+recipients/i,
+    extract: (b) =>
+      indentedBlocks(section(b, /(The following address\(es\) failed|address(es)? to which the message has not yet been delivered (is|are)):?[^\n]*\n/i)),
+  },
+  {
+    name: 'sendmail',
+    signature: /-{3,} The following addresses had (permanent fatal|transient non-fatal) errors -{3,}/i,
+    delay: /transient non-fatal errors|Warning: could not send message for past/i,
+    extract: (b) =>
+      section(b, /The following addresses had (permanent fatal|transient non-fatal) errors -+\n/i)
+        .join('\n')
+        .split(/\n\s*\n/)[0]!
+        .split('\n')
+        .map((l, i, all) => {
+          const recipient = addressIn(l);
+          if (!recipient || /reason:/i.test(l)) return null;
+          const reason = /\(reason:\s*(.+?)\)\s*$/.exec(all[i + 1] ?? '')?.[1] ?? null;
+          return { recipient, diagnostic: reason };
+        })
+        .filter((x): x is { recipient: string; diagnostic: string | null } => x !== null),
+  },
+  {
+    name: 'gmail',
+    signature: /Delivery to the following recipients? (failed permanently|has been delayed)|Your message wasn't delivered to|There was a temporary problem delivering your message to/i,
+    delay: /has been delayed|temporary problem delivering|will retry for/i,
+    extract: (b) => {
+      const modern = /Your message wasn't delivered to (\S+@\S+?) because (.+?)\.?\s*$/im.exec(b) ?? /temporary problem delivering your message to (\S+@\S+?)\.?\s/i.exec(b);
+      const remote = /(?:The (?:error that the other server returned|response from the remote server) was|The response was):\s*\n\s*(.+)/i.exec(b)?.[1]?.trim() ?? null;
+      if (modern?.[1]) return [{ recipient: addressIn(modern[1]) ?? modern[1], diagnostic: remote ?? modern[2] ?? null }];
+      return listedWith(section(b, /Delivery to the following recipients? (failed permanently|has been delayed):/i), /(?:returned was|response was):\s*\n\s*(.+)/i).map((r) => ({
+        recipient: r.recipient,
+        diagnostic: r.diagnostic ?? remote,
+      }));
+    },
+  },
+  {
+    name: 'exchange',
+    signature: /Delivery has failed to these recipients or groups|Delivery is delayed to these recipients or groups|The following recipient\(s\) (cannot|could not) be reached|Your message did not reach some or all of the intended recipients/i,
+    delay: /Delivery is delayed to these recipients or groups/i,
+    extract: (b) =>
+      listedWith(
+        section(b, /(Delivery has failed to these recipients or groups|Delivery is delayed to these recipients or groups|The following recipient\(s\) (cannot|could not) be reached):?/i).filter(
+          (l) => !/^\s*(generating server|original message headers)/i.test(l),
+        ),
+        /Remote Server returned '([^']+)'|<[^<>#]*#[245]\.\d+\.\d+\s+(?:smtp;)?([^>]*)>/i,
+      ),
+  },
+  {
+    name: 'domino',
+    signature: /was not delivered to:\s+\S+@\S+\s+because:/i,
+    extract: (b) => {
+      const m = /was not delivered to:\s+(\S+@\S+)\s+because:\s*\n?\s*(.+)/i.exec(b);
+      return m?.[1] ? [{ recipient: addressIn(m[1]) ?? m[1], diagnostic: m[2]?.trim() ?? null }] : [];
+    },
+  },
+  {
+    name: 'mdaemon',
+    signature: /The attached message had PERMANENT fatal delivery errors/i,
+    extract: (b) => transcript(b),
+  },
+];
+
+/** SMTP session transcripts: `>>> RCPT TO:<a@b>` / `--> RCPT To:<a@b>` then the server's reply. */
+function transcript(body: string): Array<{ recipient: string; diagnostic: string | null }> {
+  const out: Array<{ recipient: string; diagnostic: string | null }> = [];
+  // MDaemon prefixes each transcript line with a timestamp, hence the free text before the reply.
+  const re = /(?:>>>|-->)\s*RCPT TO:\s*<([^>]+)>[^\n]*\n[^\n]*?(?:<<<|<--)\s*([45]\d\d[^\n]*)/gi;
+  for (let m = re.exec(body); m; m = re.exec(body)) if (m[1]) out.push({ recipient: m[1].toLowerCase(), diagnostic: m[2]?.trim() ?? null });
+  return out;
+}
+
+export function parseTextNdr(text: string): TextNdr | null {
+  const body = text.replace(NL, '\n');
+  for (const format of FORMATS) {
+    if (!format.signature.test(body)) continue;
+    const delay = format.delay?.test(body) ?? false;
+    const found = format.extract(body);
+    const listed = found.length ? found : transcript(body);
+    const unique = new Map<string, string | null>();
+    for (const r of listed) if (ADDRESS_LINE.test(r.recipient) && !unique.has(r.recipient)) unique.set(r.recipient, r.diagnostic);
+    const bounces = [...unique].map(([recipient, diagnostic]) => {
+      const o = outcomeFor({ status: null, diagnostic, failed: !delay });
+      return { recipient, status: o.status, hard: o.hard, reason: o.reason, diagnostic };
+    });
+    return { format: format.name, delay, bounces };
+  }
+  return null;
+}
