@@ -15,6 +15,9 @@ import { codecRoutes } from './routes/codec';
 import { messageRoutes } from './routes/messages';
 import { opsRoutes } from './routes/ops';
 import { tenantRoutes } from './routes/tenants';
+import { webhookRoutes } from './routes/webhooks';
+import type { EventRepository } from '../store/events';
+import type { WebhookDeliveryRepository } from '../store/webhook-deliveries';
 
 export interface AppDeps {
   config: Config;
@@ -28,6 +31,8 @@ export interface AppDeps {
   version: string;
   isShuttingDown?: () => boolean;
   onDeliverySettingsChanged?: (tenantId: string) => Promise<void>;
+  events: EventRepository;
+  webhookDeliveries: WebhookDeliveryRepository;
 }
 
 export function createApp(deps: AppDeps): Express {
@@ -90,6 +95,16 @@ export function createApp(deps: AppDeps): Express {
       taskQueue: deps.config.temporal.taskQueue,
       policy: deps.config.send.policy,
       permitMarginMs: deps.config.send.permitMarginMs,
+    }),
+  );
+
+  app.use(
+    webhookRoutes({
+      tenants: deps.tenants,
+      events: deps.events,
+      deliveries: deps.webhookDeliveries,
+      temporal: deps.temporal,
+      taskQueue: deps.config.temporal.taskQueue,
     }),
   );
 
