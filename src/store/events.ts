@@ -24,7 +24,11 @@ export interface UndispatchedDoc {
   _id: string;
   tenantId: string;
   createdAt: Date;
+  /** Orders this process's appends made in the same millisecond (a case's events often are). */
+  seq: number;
 }
+
+let appendSeq = 0;
 
 /** Told after every new append (installed at bootstrap: hands the event to Temporal). */
 export type AppendListener = (event: EventDoc) => void;
@@ -52,7 +56,7 @@ export class EventRepository {
   async append(event: EventInput, now = new Date()): Promise<boolean> {
     // The marker first: a crash between the two writes leaves a marker without an event (the
     // sweeper drops it), never an event nobody will hand over.
-    await this.insertIgnoringDuplicate(this.undispatched, { _id: event.id, tenantId: event.tenantId, createdAt: now });
+    await this.insertIgnoringDuplicate(this.undispatched, { _id: event.id, tenantId: event.tenantId, createdAt: now, seq: ++appendSeq });
     const doc: EventDoc = {
       _id: event.id,
       tenantId: event.tenantId,
@@ -80,7 +84,7 @@ export class EventRepository {
 
   /** Events of a tenant not yet handed over, oldest first. */
   async undispatchedForTenant(tenantId: string, limit = 500): Promise<UndispatchedDoc[]> {
-    return this.undispatched.find({ tenantId }).sort({ createdAt: 1, _id: 1 }).limit(limit).toArray();
+    return this.undispatched.find({ tenantId }).sort({ createdAt: 1, seq: 1 }).limit(limit).toArray();
   }
 
   /** Every tenant with events not handed over since before `olderThan` (the sweeper). */
