@@ -23,6 +23,8 @@ import { Lanes, MAX_PARALLEL_LANES, type LaneState, type QueuedEvent } from '../
 export interface WebhookDeliveryInput {
   tenantId: string;
   lanes?: Record<string, LaneState>;
+  /** Continue-as-new past this many history events (tests lower it to exercise the hand-over). */
+  historyLimit?: number;
 }
 
 export const eventsReadySignal = defineSignal<[{ events: QueuedEvent[] }]>('eventsReady');
@@ -36,7 +38,7 @@ const acts = proxyActivities<Activities>({
 });
 
 const IDLE_END = '10 minutes';
-const HISTORY_LIMIT = 5_000;
+const DEFAULT_HISTORY_LIMIT = 5_000;
 
 export async function webhookDelivery(input: WebhookDeliveryInput): Promise<void> {
   const lanes = new Lanes(input.lanes);
@@ -66,7 +68,8 @@ export async function webhookDelivery(input: WebhookDeliveryInput): Promise<void
     }
   };
 
-  const historyIsLong = () => workflowInfo().continueAsNewSuggested || workflowInfo().historyLength > HISTORY_LIMIT;
+  const historyLimit = input.historyLimit ?? DEFAULT_HISTORY_LIMIT;
+  const historyIsLong = () => workflowInfo().continueAsNewSuggested || workflowInfo().historyLength > historyLimit;
   const canStart = () => running.size < MAX_PARALLEL_LANES && lanes.hasReady(running);
 
   for (;;) {
@@ -74,7 +77,7 @@ export async function webhookDelivery(input: WebhookDeliveryInput): Promise<void
       draining = true;
       await condition(() => running.size === 0);
       await condition(allHandlersFinished);
-      await continueAsNew<typeof webhookDelivery>({ tenantId: input.tenantId, lanes: lanes.snapshot() });
+      await continueAsNew<typeof webhookDelivery>({ tenantId: input.tenantId, lanes: lanes.snapshot(), ...(input.historyLimit ? { historyLimit } : {}) });
     }
     for (const key of lanes.ready(running)) {
       if (running.size >= MAX_PARALLEL_LANES) break;

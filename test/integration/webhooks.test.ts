@@ -3,6 +3,10 @@ import { randomBytes } from 'node:crypto';
 import { after, before, describe, test } from 'node:test';
 import { EventRepository } from '../../src/store/events';
 import { deliveryIdFor } from '../../src/store/webhook-deliveries';
+import { Worker } from '@temporalio/worker';
+import { dataConverter } from '../../src/temporal/connection';
+import { webhookWorkflowId } from '../../src/temporal/webhook-dispatch';
+import { workflowSource } from '../../src/worker';
 import { eventually } from '../support/smtp-peer';
 import { api, type Stack } from '../support/stack';
 import type { WebhookReceiver } from '../support/webhook-receiver';
@@ -98,6 +102,36 @@ describe('event webhooks', () => {
     assert.equal(p2.body.items.length, 5);
     const ids = [...p1.body.items, ...p2.body.items].map((d: { id: string }) => d.id);
     assert.equal(new Set(ids).size, 10);
+  });
+
+  test('continue-as-new mid-stream (retries waiting, events queued) loses and repeats nothing', async () => {
+    const t = await tenant();
+    receiver.configure({ mode: 'fail' });
+    // Start the tenant's workflow ourselves with a tiny history limit; handovers signal this run.
+    const first = await stack.temporal.workflow.start('webhookDelivery', {
+      workflowId: webhookWorkflowId(t.id),
+      taskQueue: stack.config.temporal.taskQueue,
+      args: [{ tenantId: t.id, historyLimit: 60 }],
+    });
+    const appended: string[] = [];
+    for (let seq = 0; seq < 6; seq++) {
+      for (const c of ['a', 'b']) {
+        const e = caseEvent(t.id, c, seq);
+        await stack.events.append(e);
+        appended.push(e.id);
+      }
+    }
+    await eventually(() => receiver.to(t.path).filter((r) => r.answered === 500).length >= 6, 30_000, 'failures before recovery');
+    receiver.configure({ mode: 'ok' });
+    await eventually(() => receiver.to(t.path).filter((r) => r.answered === 204).length === appended.length, 60_000, 'every event delivered');
+    const delivered = receiver.to(t.path).filter((r) => r.answered === 204);
+    assert.deepEqual(new Set(delivered.map((r) => r.webhookId)), new Set(appended.map(deliveryIdFor)), 'each exactly once');
+    for (const c of ['a', 'b']) assert.deepEqual(delivered.filter((r) => r.data.caseId === c).map((r) => r.data.seq), [0, 1, 2, 3, 4, 5]);
+    const history = await stack.temporal.workflow.getHandle(webhookWorkflowId(t.id), first.firstExecutionRunId).fetchHistory();
+    const lastEvent = history.events?.at(-1);
+    assert.ok(lastEvent?.workflowExecutionContinuedAsNewEventAttributes, 'the first run continued as new');
+    // The recorded run replays against the current code without non-determinism.
+    await Worker.runReplayHistory({ ...workflowSource(), dataConverter: dataConverter(stack.keyring) }, history, webhookWorkflowId(t.id));
   });
 
   test('manual redelivery sends a delivered event again with the same webhook-id; other tenants see 404', async () => {
