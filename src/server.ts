@@ -18,7 +18,7 @@ async function main(): Promise<void> {
 
   // Events appended by the API (test events, tracking hits) go to their tenant's delivery workflow.
   const webhookDispatcher = new WebhookDispatcher({ events, tenants, client: temporal, taskQueue: config.temporal.taskQueue, warn: (msg, fields) => logger.warn(fields, msg) });
-  events.setAppendListener((e) => webhookDispatcher.notify(e.tenantId));
+  events.setAppendListener((tenantId) => webhookDispatcher.notify(tenantId));
 
   let shuttingDown = false;
   const app = createApp({

@@ -34,7 +34,7 @@ export async function createWorker(deps: WorkerDeps, overrides: Partial<WorkerOp
   const pools = new SmtpPools(config.smtp.allowPrivateNetworks);
   const webhookDispatcher = new WebhookDispatcher({ events: deps.events, tenants: deps.tenants, client: deps.client, taskQueue: config.temporal.taskQueue, ...(deps.warn ? { warn: deps.warn } : {}) });
   // Events this worker's activities append are handed to their tenant's delivery workflow at once.
-  deps.events.setAppendListener((e) => webhookDispatcher.notify(e.tenantId));
+  deps.events.setAppendListener((tenantId) => webhookDispatcher.notify(tenantId));
   const worker = await Worker.create({
     connection: deps.connection,
     namespace: config.temporal.namespace,

@@ -30,8 +30,8 @@ export interface UndispatchedDoc {
 
 let appendSeq = 0;
 
-/** Told after every new append (installed at bootstrap: hands the event to Temporal). */
-export type AppendListener = (event: EventDoc) => void;
+/** Told after every append (installed at bootstrap: hands the tenant's events to Temporal). */
+export type AppendListener = (tenantId: string) => void;
 
 export class EventRepository {
   private readonly col: Collection<EventDoc>;
@@ -69,7 +69,7 @@ export class EventRepository {
     const isNew = await this.insertIgnoringDuplicate(this.col, doc);
     // A repeat append (a retried producer) still wakes the dispatcher: its first run may have died
     // before the handover; the delivery workflow ignores what it already has.
-    this.listener?.(isNew ? doc : ((await this.get(event.id)) ?? doc));
+    this.listener?.(event.tenantId);
     return isNew;
   }
 

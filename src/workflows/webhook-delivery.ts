@@ -4,6 +4,7 @@ import {
   continueAsNew,
   defineQuery,
   defineSignal,
+  log,
   proxyActivities,
   setHandler,
   workflowInfo,
@@ -59,7 +60,15 @@ export async function webhookDelivery(input: WebhookDeliveryInput): Promise<void
         const wait = lane.notBefore - Date.now();
         // Woken early only to continue-as-new; the wait is carried over in `notBefore`.
         if (wait > 0 && (await condition(() => draining, wait))) return;
-        const step = await acts.attemptWebhook({ tenantId: input.tenantId, eventId: head.id });
+        let step: Awaited<ReturnType<typeof acts.attemptWebhook>>;
+        try {
+          step = await acts.attemptWebhook({ tenantId: input.tenantId, eventId: head.id });
+        } catch (err) {
+          // Only a non-retryable activity failure gets here (infrastructure errors retry inside
+          // the activity's policy): keep the event and look again later rather than fail the run.
+          log.warn('webhook attempt failed outside the HTTP exchange', { eventId: head.id, err: (err as Error).message });
+          step = { kind: 'retry', delayMs: 60_000 };
+        }
         if (step.kind === 'retry') lane.notBefore = Date.now() + step.delayMs;
         else lanes.shift(key);
       }
