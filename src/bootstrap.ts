@@ -9,6 +9,7 @@ import { EventRepository } from './store/events';
 import { MessageRepository } from './store/messages';
 import { SuppressionRepository } from './store/suppressions';
 import { TenantRepository } from './store/tenants';
+import { WebhookDeliveryRepository } from './store/webhook-deliveries';
 import { keyringFrom } from './temporal/connection';
 
 export function packageVersion(): string {
@@ -57,6 +58,7 @@ export interface StoreDeps {
   messages: MessageRepository;
   suppressions: SuppressionRepository;
   events: EventRepository;
+  webhookDeliveries: WebhookDeliveryRepository;
 }
 
 export function repositories(store: Store, keyring: Keyring): StoreDeps {
@@ -66,6 +68,7 @@ export function repositories(store: Store, keyring: Keyring): StoreDeps {
     messages: new MessageRepository(store.db),
     suppressions: new SuppressionRepository(store.db),
     events: new EventRepository(store.db),
+    webhookDeliveries: new WebhookDeliveryRepository(store.db),
   };
 }
 

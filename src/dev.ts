@@ -52,6 +52,8 @@ async function main(): Promise<void> {
   env.PORT = String(port);
   // The dev default allows a mail server on this machine (Postfix, a test sink); production allows none.
   env.SMTP_ALLOW_PRIVATE_NETWORKS ??= 'loopback';
+  // Likewise a webhook receiver on this machine (the product under development).
+  env.WEBHOOK_ALLOW_PRIVATE_NETWORKS ??= 'loopback';
   // The Web UI cannot send the admin key; the dev API listens on loopback only.
   env.CODEC_ENDPOINT_AUTH ??= 'none';
 

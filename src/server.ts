@@ -2,11 +2,12 @@ import type { Server } from 'node:http';
 import { createApp } from './api/app';
 import { baseDeps, openStore, packageVersion, retrying } from './bootstrap';
 import { connectTemporal, ensureSearchAttributes } from './temporal/connection';
+import { WebhookDispatcher } from './temporal/webhook-dispatch';
 
 /** API process: Express on PORT, talking to the store and Temporal. */
 async function main(): Promise<void> {
   const { config, logger, keyring } = baseDeps('api');
-  const { store, tenants, messages } = await openStore(config, keyring, logger);
+  const { store, tenants, messages, events, webhookDeliveries } = await openStore(config, keyring, logger);
   const { connection, client: temporal } = await retrying('Temporal', logger, () => connectTemporal(config, keyring));
 
   // A fresh self-hosted cluster lacks Cartero's search attributes; Temporal Cloud refuses the
@@ -14,6 +15,10 @@ async function main(): Promise<void> {
   await ensureSearchAttributes(temporal).catch((err: unknown) =>
     logger.warn({ err: (err as Error).message }, 'could not register search attributes; create TenantId, CaseId, MessageId, SendStatus (Keyword) by hand'),
   );
+
+  // Events appended by the API (test events, tracking hits) go to their tenant's delivery workflow.
+  const webhookDispatcher = new WebhookDispatcher({ events, tenants, client: temporal, taskQueue: config.temporal.taskQueue, warn: (msg, fields) => logger.warn(fields, msg) });
+  events.setAppendListener((tenantId) => webhookDispatcher.notify(tenantId));
 
   let shuttingDown = false;
   const app = createApp({
@@ -27,6 +32,8 @@ async function main(): Promise<void> {
     keyring,
     version: packageVersion(),
     isShuttingDown: () => shuttingDown,
+    events,
+    webhookDeliveries,
   });
   const server: Server = app.listen(config.http.port, config.http.host, () => {
     logger.info({ port: config.http.port, host: config.http.host }, 'API listening');

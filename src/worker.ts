@@ -8,6 +8,7 @@ import { baseDeps, openStore, retrying, type StoreDeps } from './bootstrap';
 import type { Config } from './config/env';
 import type { Keyring } from './security/crypto';
 import { connectTemporal, connectWorkerConnection, dataConverter } from './temporal/connection';
+import { ensureWebhookSweeper, WebhookDispatcher } from './temporal/webhook-dispatch';
 
 /**
  * The workflow bundle is built once by `npm run build` (dist/workflow-bundle.js); bundling at every
@@ -24,11 +25,16 @@ export interface WorkerDeps extends StoreDeps {
   /** For activities that start or signal workflows (rate-limit permits). */
   client: Client;
   connection: NativeConnection;
+  /** For warnings of the webhook handover (events appended by this worker's activities). */
+  warn?: (msg: string, fields: Record<string, unknown>) => void;
 }
 
 export async function createWorker(deps: WorkerDeps, overrides: Partial<WorkerOptions> = {}): Promise<{ worker: Worker; pools: SmtpPools }> {
   const { config } = deps;
   const pools = new SmtpPools(config.smtp.allowPrivateNetworks);
+  const webhookDispatcher = new WebhookDispatcher({ events: deps.events, tenants: deps.tenants, client: deps.client, taskQueue: config.temporal.taskQueue, ...(deps.warn ? { warn: deps.warn } : {}) });
+  // Events this worker's activities append are handed to their tenant's delivery workflow at once.
+  deps.events.setAppendListener((tenantId) => webhookDispatcher.notify(tenantId));
   const worker = await Worker.create({
     connection: deps.connection,
     namespace: config.temporal.namespace,
@@ -44,6 +50,11 @@ export async function createWorker(deps: WorkerDeps, overrides: Partial<WorkerOp
       taskQueue: config.temporal.taskQueue,
       allowPrivateNetworks: config.smtp.allowPrivateNetworks,
       verifyTimeoutMs: config.smtp.verifyTimeoutMs,
+      webhookDeliveries: deps.webhookDeliveries,
+      webhookDispatcher,
+      webhookPolicy: config.webhooks.policy,
+      webhookAllowPrivateNetworks: config.webhooks.allowPrivateNetworks,
+      webhookSweepIntervalMs: config.webhooks.sweepIntervalMs,
     }),
     dataConverter: dataConverter(deps.keyring),
     shutdownGraceTime: config.shutdownGraceMs,
@@ -60,7 +71,8 @@ async function main(): Promise<void> {
   const repos = await openStore(config, keyring, logger);
   const connection = await retrying('Temporal', logger, () => connectWorkerConnection(config));
   const { client, connection: clientConnection } = await retrying('Temporal', logger, () => connectTemporal(config, keyring));
-  const { worker, pools } = await createWorker({ ...repos, config, keyring, client, connection });
+  const { worker, pools } = await createWorker({ ...repos, config, keyring, client, connection, warn: (msg, fields) => logger.warn(fields, msg) });
+  await retrying('Temporal (webhook sweeper)', logger, () => ensureWebhookSweeper(client, config.temporal.taskQueue));
   logger.info({ taskQueue: config.temporal.taskQueue, namespace: config.temporal.namespace }, 'worker running');
   await worker.run();
   pools.closeAll();

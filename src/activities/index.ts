@@ -2,14 +2,17 @@ import { createBounceActivities, type BounceActivityDeps } from './bounces';
 import { withFailureMapping } from './failures';
 import { createMessageActivities, type MessageActivityDeps } from './messages';
 import { createTenantActivities, type TenantActivityDeps } from './tenants';
+import { createWebhookActivities, type WebhookActivityDeps } from './webhooks';
 
-export type ActivityDeps = TenantActivityDeps & MessageActivityDeps & BounceActivityDeps;
+
+export type ActivityDeps = TenantActivityDeps & MessageActivityDeps & BounceActivityDeps & WebhookActivityDeps;
 
 export function createActivities(deps: ActivityDeps) {
   return withFailureMapping({
     ...createTenantActivities(deps),
     ...createMessageActivities(deps),
     ...createBounceActivities(deps),
+    ...createWebhookActivities(deps),
   });
 }
 

@@ -17,6 +17,9 @@ import { suppressionRoutes } from './routes/suppressions';
 import { SuppressionRepository } from '../store/suppressions';
 import { opsRoutes } from './routes/ops';
 import { tenantRoutes } from './routes/tenants';
+import { webhookRoutes } from './routes/webhooks';
+import type { EventRepository } from '../store/events';
+import type { WebhookDeliveryRepository } from '../store/webhook-deliveries';
 
 export interface AppDeps {
   config: Config;
@@ -30,6 +33,8 @@ export interface AppDeps {
   version: string;
   isShuttingDown?: () => boolean;
   onDeliverySettingsChanged?: (tenantId: string) => Promise<void>;
+  events: EventRepository;
+  webhookDeliveries: WebhookDeliveryRepository;
 }
 
 export function createApp(deps: AppDeps): Express {
@@ -96,6 +101,15 @@ export function createApp(deps: AppDeps): Express {
   );
 
   app.use(suppressionRoutes({ tenants: deps.tenants, suppressions: new SuppressionRepository(deps.store.db) }));
+  app.use(
+    webhookRoutes({
+      tenants: deps.tenants,
+      events: deps.events,
+      deliveries: deps.webhookDeliveries,
+      temporal: deps.temporal,
+      taskQueue: deps.config.temporal.taskQueue,
+    }),
+  );
 
   app.use((req, _res, next) => next(new NotFoundError('route', `${req.method} ${req.path}`)));
   app.use(errorHandler(deps.logger));

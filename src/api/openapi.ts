@@ -2,6 +2,8 @@ import { z } from 'zod';
 import { MESSAGE_STATUSES, messageCreateSchema } from '../domain/message';
 import { tenantCreateSchema, tenantPatchSchema } from '../domain/tenant';
 import { suppressionCreateSchema } from '../domain/suppression';
+import { EVENT_TYPES } from '../domain/events';
+import { DELIVERY_STATES } from '../domain/webhooks';
 
 /**
  * The OpenAPI 3.1 document, with request schemas generated from the same zod schemas that validate
@@ -109,6 +111,41 @@ export function buildOpenApi(version: string): Json {
             tls: { type: 'object' },
           },
         },
+        WebhookDelivery: {
+          type: 'object',
+          description: 'One event sent (or skipped) to the tenant webhook; `id` is the `webhook-id` header the receiver saw.',
+          properties: {
+            id: { type: 'string', description: '`msg_` + 32 hex; the webhook-id header' },
+            eventId: { type: 'string' },
+            eventType: { type: 'string', enum: [...EVENT_TYPES] },
+            caseId: { type: ['string', 'null'] },
+            messageId: { type: ['string', 'null'] },
+            state: { type: 'string', enum: [...DELIVERY_STATES], description: 'pending (queued or retrying), delivered (2xx), failed (gave up, 410, refused address), skipped (no webhook URL)' },
+            reason: { type: ['string', 'null'], description: 'Why it failed or was skipped; the last failure while retrying' },
+            attemptCount: { type: 'integer' },
+            redeliveries: { type: 'integer' },
+            attempts: {
+              type: 'array',
+              description: 'The most recent 50 attempts',
+              items: {
+                type: 'object',
+                properties: {
+                  n: { type: 'integer' },
+                  at: { type: 'string', format: 'date-time' },
+                  round: { type: 'integer', description: '0 = original delivery, 1… = manual redeliveries' },
+                  url: { type: 'string' },
+                  status: { type: ['integer', 'null'], description: 'HTTP status; null when no response (see error)' },
+                  error: { type: ['string', 'null'] },
+                  durationMs: { type: 'integer' },
+                },
+              },
+            },
+            eventCreatedAt: { type: 'string', format: 'date-time' },
+            createdAt: { type: 'string', format: 'date-time' },
+            updatedAt: { type: 'string', format: 'date-time' },
+            completedAt: { type: ['string', 'null'], format: 'date-time' },
+          },
+        },
         CodecPayloads: {
           type: 'object',
           properties: {
@@ -202,6 +239,42 @@ export function buildOpenApi(version: string): Json {
         ],
         get: { summary: 'One suppressed address', responses: { '200': json('The entry'), ...common } },
         delete: { summary: 'Remove an address from the suppression list (sends to it resume)', responses: { '204': { description: 'Removed' }, ...common } },
+      },
+      '/v1/webhooks/deliveries': {
+        get: {
+          summary: "The tenant's webhook delivery log, newest first, with every attempt",
+          parameters: [
+            { name: 'tenantId', in: 'query', schema: { type: 'string' }, description: 'required with the admin key' },
+            { name: 'state', in: 'query', schema: { type: 'string', enum: [...DELIVERY_STATES] } },
+            { name: 'eventType', in: 'query', schema: { type: 'string', enum: [...EVENT_TYPES] } },
+            { name: 'limit', in: 'query', schema: { type: 'integer', minimum: 1, maximum: 200, default: 50 } },
+            { name: 'cursor', in: 'query', schema: { type: 'string' } },
+          ],
+          responses: { '200': json('`{items: WebhookDelivery[], nextCursor}`'), ...common },
+        },
+      },
+      '/v1/webhooks/deliveries/{id}': {
+        parameters: [idParam],
+        get: { summary: 'One delivery with its attempts', responses: { '200': json('The delivery', 'WebhookDelivery'), ...common } },
+      },
+      '/v1/webhooks/deliveries/{id}/redeliver': {
+        parameters: [idParam],
+        post: {
+          summary: 'Send a finished (delivered, failed or skipped) delivery again, as a new round with its own retries; same webhook-id',
+          responses: {
+            '202': json('Reopened; `state` is pending', 'WebhookDelivery'),
+            '409': problem('Still pending, or the tenant has no webhook URL'),
+            '503': problem('Temporal unavailable; retry'),
+            ...common,
+          },
+        },
+      },
+      '/v1/webhooks/test': {
+        post: {
+          summary: 'Send a `webhook.test` event to the tenant webhook through the normal delivery path; follow it in the delivery log',
+          requestBody: { required: false, content: { 'application/json': { schema: { type: 'object', properties: { tenantId: { type: 'string', description: 'required with the admin key' } }, additionalProperties: false } } } },
+          responses: { '202': json('`{eventId, deliveryId}`'), '409': problem('The tenant has no webhook URL'), ...common },
+        },
       },
       '/codec/decode': {
         post: {

@@ -1,5 +1,6 @@
 import { z } from 'zod';
 import type { RetryPolicy } from '../domain/retry';
+import { DEFAULT_WEBHOOK_POLICY, type WebhookPolicy } from '../domain/webhooks';
 
 /**
  * Every setting Cartero reads from the environment. Validated once at start; an invalid or missing
@@ -13,6 +14,23 @@ const port = z.coerce.number().int().min(1).max(65535);
 
 export const PRIVATE_NETWORK_CLASSES = ['loopback', 'private', 'linklocal', 'uniquelocal'] as const;
 export type PrivateNetworkClass = (typeof PRIVATE_NETWORK_CLASSES)[number];
+
+/** Comma list of PRIVATE_NETWORK_CLASSES an outbound connection may reach (SSRF guard). */
+const privateNetworks = z
+  .string()
+  .default('')
+  .transform((s, ctx) => {
+    const parts = s.split(',').map((p) => p.trim()).filter(Boolean);
+    for (const p of parts) {
+      if (!(PRIVATE_NETWORK_CLASSES as readonly string[]).includes(p)) {
+        ctx.addIssue({
+          code: 'custom',
+          message: `unknown network class "${p}"; use ${PRIVATE_NETWORK_CLASSES.join(', ')}`,
+        });
+      }
+    }
+    return parts as PrivateNetworkClass[];
+  });
 
 const envSchema = z.object({
   NODE_ENV: z.enum(['development', 'test', 'production']).default('production'),
@@ -40,21 +58,7 @@ const envSchema = z.object({
   TEMPORAL_TLS_SERVER_NAME: z.string().min(1).optional(),
 
   /** Comma list of PRIVATE_NETWORK_CLASSES that tenant SMTP hosts may resolve to. Empty in production. */
-  SMTP_ALLOW_PRIVATE_NETWORKS: z
-    .string()
-    .default('')
-    .transform((s, ctx) => {
-      const parts = s.split(',').map((p) => p.trim()).filter(Boolean);
-      for (const p of parts) {
-        if (!(PRIVATE_NETWORK_CLASSES as readonly string[]).includes(p)) {
-          ctx.addIssue({
-            code: 'custom',
-            message: `unknown network class "${p}"; use ${PRIVATE_NETWORK_CLASSES.join(', ')}`,
-          });
-        }
-      }
-      return parts as PrivateNetworkClass[];
-    }),
+  SMTP_ALLOW_PRIVATE_NETWORKS: privateNetworks,
   /** Codec endpoint auth for the Temporal Web UI: `admin-key` (Bearer admin key) or `none`. */
   CODEC_ENDPOINT_AUTH: z.enum(['admin-key', 'none']).default('admin-key'),
   /** Origins allowed to call the codec endpoint from a browser (the Web UI's origin). */
@@ -73,6 +77,15 @@ const envSchema = z.object({
   SEND_THROTTLE_PAUSE_MS: z.coerce.number().int().min(0).default(60_000),
   /** How long a rate-limit permit stays usable; also added to every window (see domain/rate-limit.ts). */
   RATE_LIMIT_MARGIN_MS: z.coerce.number().int().min(100).max(60_000).default(2_000),
+
+  /** Event webhooks (docs/webhooks.md); read by the worker. */
+  WEBHOOK_RETRY_INITIAL_MS: z.coerce.number().int().min(10).default(DEFAULT_WEBHOOK_POLICY.initialMs),
+  WEBHOOK_RETRY_MAX_MS: z.coerce.number().int().min(10).default(DEFAULT_WEBHOOK_POLICY.maxMs),
+  WEBHOOK_GIVE_UP_MS: z.coerce.number().int().min(100).default(DEFAULT_WEBHOOK_POLICY.giveUpMs),
+  WEBHOOK_TIMEOUT_MS: z.coerce.number().int().min(100).max(120_000).default(DEFAULT_WEBHOOK_POLICY.timeoutMs),
+  /** Webhook URLs may resolve to these classes; empty in production. */
+  WEBHOOK_ALLOW_PRIVATE_NETWORKS: privateNetworks,
+  WEBHOOK_SWEEP_INTERVAL_MS: z.coerce.number().int().min(100).default(60_000),
 });
 
 export type Env = z.infer<typeof envSchema>;
@@ -95,6 +108,7 @@ export interface Config {
   codec: { auth: 'admin-key' | 'none'; corsOrigins: string[] };
   shutdownGraceMs: number;
   send: { messageBodyLimitBytes: number; policy: RetryPolicy; permitMarginMs: number };
+  webhooks: { policy: WebhookPolicy; allowPrivateNetworks: PrivateNetworkClass[]; sweepIntervalMs: number };
 }
 
 export class ConfigError extends Error {
@@ -197,6 +211,16 @@ export function loadConfig(source: NodeJS.ProcessEnv = process.env): Config {
         throttlePauseMs: e.SEND_THROTTLE_PAUSE_MS,
       },
       permitMarginMs: e.RATE_LIMIT_MARGIN_MS,
+    },
+    webhooks: {
+      policy: {
+        initialMs: e.WEBHOOK_RETRY_INITIAL_MS,
+        maxMs: e.WEBHOOK_RETRY_MAX_MS,
+        giveUpMs: e.WEBHOOK_GIVE_UP_MS,
+        timeoutMs: e.WEBHOOK_TIMEOUT_MS,
+      },
+      allowPrivateNetworks: e.WEBHOOK_ALLOW_PRIVATE_NETWORKS,
+      sweepIntervalMs: e.WEBHOOK_SWEEP_INTERVAL_MS,
     },
   };
 }

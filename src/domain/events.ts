@@ -14,6 +14,8 @@ export const EVENT_TYPES = [
   'inbound.received',
   'case.updated',
   'tenant.needs_reauth',
+  /** Sent on request by `POST /v1/webhooks/test`. */
+  'webhook.test',
 ] as const;
 export type EventType = (typeof EVENT_TYPES)[number];
 

@@ -15,34 +15,62 @@ export interface EventDoc {
   createdAt: Date;
 }
 
+/**
+ * "Not yet handed to the delivery workflow": one small document per event, written before the
+ * event and deleted once Temporal has the event (docs/webhooks.md). Normally near-empty, so the
+ * sweeper's scan of it stays cheap even on FerretDB, where only `_id` equality uses an index.
+ */
+export interface UndispatchedDoc {
+  _id: string;
+  tenantId: string;
+  createdAt: Date;
+  /** Orders this process's appends made in the same millisecond (a case's events often are). */
+  seq: number;
+}
+
+let appendSeq = 0;
+
+/** Told after every append (installed at bootstrap: hands the tenant's events to Temporal). */
+export type AppendListener = (tenantId: string) => void;
+
 export class EventRepository {
   private readonly col: Collection<EventDoc>;
+  private readonly undispatched: Collection<UndispatchedDoc>;
+  private listener: AppendListener | null = null;
 
   constructor(db: Db) {
     this.col = db.collection<EventDoc>('events');
+    this.undispatched = db.collection<UndispatchedDoc>('events_undispatched');
   }
 
   static async ensureIndexes(db: Db): Promise<void> {
     await db.collection('events').createIndex({ tenantId: 1, createdAt: 1 }, { name: 'tenant_created' });
   }
 
+  /** One listener per process; producers keep calling `append` and never see it. */
+  setAppendListener(listener: AppendListener | null): void {
+    this.listener = listener;
+  }
+
   /** Appends an event; returns whether it was new (false when that id was appended before). */
   async append(event: EventInput, now = new Date()): Promise<boolean> {
-    try {
-      await this.col.insertOne({
-        _id: event.id,
-        tenantId: event.tenantId,
-        type: event.type,
-        caseId: event.caseId ?? null,
-        messageId: event.messageId ?? null,
-        data: event.data,
-        createdAt: now,
-      });
-      return true;
-    } catch (err) {
-      if (err instanceof MongoServerError && err.code === 11000) return false;
-      throw err;
-    }
+    // The marker first: a crash between the two writes leaves a marker without an event (the
+    // sweeper drops it), never an event nobody will hand over.
+    await this.insertIgnoringDuplicate(this.undispatched, { _id: event.id, tenantId: event.tenantId, createdAt: now, seq: ++appendSeq });
+    const doc: EventDoc = {
+      _id: event.id,
+      tenantId: event.tenantId,
+      type: event.type,
+      caseId: event.caseId ?? null,
+      messageId: event.messageId ?? null,
+      data: event.data,
+      createdAt: now,
+    };
+    const isNew = await this.insertIgnoringDuplicate(this.col, doc);
+    // A repeat append (a retried producer) still wakes the dispatcher: its first run may have died
+    // before the handover; the delivery workflow ignores what it already has.
+    this.listener?.(event.tenantId);
+    return isNew;
   }
 
   async get(id: string): Promise<EventDoc | null> {
@@ -52,5 +80,31 @@ export class EventRepository {
   /** A tenant's events, oldest first (for tests and the delivery log). */
   async listForTenant(tenantId: string, limit = 100): Promise<EventDoc[]> {
     return this.col.find({ tenantId }).sort({ createdAt: 1 }).limit(limit).toArray();
+  }
+
+  /** Events of a tenant not yet handed over, oldest first. */
+  async undispatchedForTenant(tenantId: string, limit = 500): Promise<UndispatchedDoc[]> {
+    return this.undispatched.find({ tenantId }).sort({ createdAt: 1, seq: 1 }).limit(limit).toArray();
+  }
+
+  /** Every tenant with events not handed over since before `olderThan` (the sweeper). */
+  async tenantsWithUndispatched(olderThan: Date, limit = 1000): Promise<string[]> {
+    const docs = await this.undispatched.find({ createdAt: { $lt: olderThan } }).project<{ tenantId: string }>({ tenantId: 1 }).limit(limit).toArray();
+    return [...new Set(docs.map((d) => d.tenantId))];
+  }
+
+  async markDispatched(ids: string[]): Promise<void> {
+    // One `_id` delete each: the only filter FerretDB serves from an index.
+    for (const _id of ids) await this.undispatched.deleteOne({ _id });
+  }
+
+  private async insertIgnoringDuplicate<T extends { _id: string }>(col: Collection<T>, doc: T): Promise<boolean> {
+    try {
+      await col.insertOne(doc as Parameters<Collection<T>['insertOne']>[0]);
+      return true;
+    } catch (err) {
+      if (err instanceof MongoServerError && err.code === 11000) return false;
+      throw err;
+    }
   }
 }

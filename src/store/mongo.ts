@@ -3,6 +3,7 @@ import { DependencyUnavailableError } from '../errors';
 import { EventRepository } from './events';
 import { MessageRepository } from './messages';
 import { SuppressionRepository } from './suppressions';
+import { WebhookDeliveryRepository } from './webhook-deliveries';
 
 export interface Store {
   client: MongoClient;
@@ -53,6 +54,7 @@ export async function ensureIndexes(db: Db): Promise<void> {
   await MessageRepository.ensureIndexes(db);
   await SuppressionRepository.ensureIndexes(db);
   await EventRepository.ensureIndexes(db);
+  await WebhookDeliveryRepository.ensureIndexes(db);
 }
 
 /** Store failures worth retrying (network, failover, FerretDB's SQLITE_BUSY): 503, not 500. */

@@ -7,6 +7,7 @@ import {
   type TenantSettings,
 } from '../domain/tenant';
 import { ConflictError, NotFoundError } from '../errors';
+import { randomBytes } from 'node:crypto';
 import { generateSecret, hashApiKey, type Keyring } from '../security/crypto';
 
 /** Auth as stored: the non-secret fields in clear, every secret sealed (AES-256-GCM, key id inside). */
@@ -78,7 +79,8 @@ export class TenantRepository {
 
   async create(id: string, settings: TenantSettings, auth: AuthInput): Promise<CreatedTenant> {
     const apiKey = generateSecret('ck_');
-    const webhookSecret = `whsec_${generateSecret('').slice(0, 43)}`;
+    // Standard Webhooks: `whsec_` + standard (padded) base64, which strict receivers' decoders need.
+    const webhookSecret = `whsec_${randomBytes(32).toString('base64')}`;
     const now = new Date();
     const doc: TenantDoc = {
       _id: id,
@@ -170,6 +172,18 @@ export class TenantRepository {
       if (value !== undefined) out[field] = this.keyring.open(value, aadFor(doc._id, `auth.${field}`));
     }
     return out as AuthInput;
+  }
+
+  /**
+   * The receiver answered 410 Gone: remove the webhook, only if it still points at that URL (the
+   * product may have set a new one meanwhile). Bumps settingsVersion like any change.
+   */
+  async disableWebhook(id: string, url: string): Promise<boolean> {
+    const res = await this.col.updateOne(
+      { _id: id, 'settings.webhook.url': url },
+      { $set: { 'settings.webhook': null, updatedAt: new Date() }, $inc: { settingsVersion: 1 } },
+    );
+    return res.modifiedCount > 0;
   }
 
   openWebhookSecret(doc: TenantDoc): string {

@@ -2,3 +2,5 @@
 export { verifyTenantConnection } from './verify-connection';
 export { sendMessage } from './send-message';
 export { rateLimiter } from './rate-limiter';
+export { webhookDelivery } from './webhook-delivery';
+export { webhookSweeper } from './webhook-sweeper';

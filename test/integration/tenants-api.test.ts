@@ -231,6 +231,10 @@ describe('operations', () => {
       ['/readyz', 'get'],
       ['/metrics', 'get'],
       ['/openapi.json', 'get'],
+      ['/v1/webhooks/deliveries', 'get'],
+      ['/v1/webhooks/deliveries/{id}', 'get'],
+      ['/v1/webhooks/deliveries/{id}/redeliver', 'post'],
+      ['/v1/webhooks/test', 'post'],
     ];
     for (const [p, m] of expected) assert.ok(doc.paths[p]?.[m], `${m.toUpperCase()} ${p} missing`);
     // Request schemas come from the validators: the strictness shows as additionalProperties:false.

@@ -12,6 +12,9 @@ import { connectStore, ensureIndexes, type Store } from '../../src/store/mongo';
 import type { MessageRepository } from '../../src/store/messages';
 import type { SuppressionRepository } from '../../src/store/suppressions';
 import type { TenantRepository } from '../../src/store/tenants';
+import type { EventRepository } from '../../src/store/events';
+import type { WebhookDeliveryRepository } from '../../src/store/webhook-deliveries';
+import { ensureWebhookSweeper, webhookSweeperWorkflowId } from '../../src/temporal/webhook-dispatch';
 import { repositories } from '../../src/bootstrap';
 import { connectTemporal, connectWorkerConnection } from '../../src/temporal/connection';
 import { createWorker } from '../../src/worker';
@@ -28,6 +31,8 @@ export interface Stack {
   tenants: TenantRepository;
   messages: MessageRepository;
   suppressions: SuppressionRepository;
+  events: EventRepository;
+  webhookDeliveries: WebhookDeliveryRepository;
   temporal: Client;
   keyring: Keyring;
   env: Record<string, string>;
@@ -81,6 +86,7 @@ export async function startStack(overrides: Record<string, string> = {}, options
     worker = created.worker;
     pools = created.pools;
     running = worker.run();
+    await ensureWebhookSweeper(client, config.temporal.taskQueue);
   }
   const app = createApp({
     config,
@@ -92,6 +98,8 @@ export async function startStack(overrides: Record<string, string> = {}, options
     temporalConnection: connection as Connection,
     keyring,
     version: 'test',
+    events: repos.events,
+    webhookDeliveries: repos.webhookDeliveries,
   });
   const server: Server = await new Promise((resolve) => {
     const s = app.listen(0, '127.0.0.1', () => resolve(s));
@@ -105,12 +113,16 @@ export async function startStack(overrides: Record<string, string> = {}, options
     tenants,
     messages: repos.messages,
     suppressions: repos.suppressions,
+    events: repos.events,
+    webhookDeliveries: repos.webhookDeliveries,
     temporal: client,
     keyring,
     env,
     async stop() {
       server.closeAllConnections();
       await new Promise<void>((r) => server.close(() => r()));
+      // The sweeper outlives its worker otherwise, waking on a task queue nobody polls.
+      if (worker) await client.workflow.getHandle(webhookSweeperWorkflowId(config.temporal.taskQueue)).terminate().catch(() => undefined);
       worker?.shutdown();
       await running;
       pools?.closeAll();

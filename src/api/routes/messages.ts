@@ -22,6 +22,7 @@ import { CaseIdKey, MessageIdKey, SendStatusKey, TenantIdKey } from '../../tempo
 import type { SendMessageInput } from '../../workflows/send-message';
 import { principalOf } from '../auth';
 import { tenantFor as resolveTenant } from '../tenant-scope';
+import { decodeCursor, nextCursor } from '../pagination';
 import { parseBody, parseParam } from '../validate';
 
 export interface MessageRouteDeps {
@@ -156,24 +157,14 @@ export function messageRoutes(deps: MessageRouteDeps): Router {
     const q = listQuerySchema.safeParse(req.query);
     if (!q.success) throw new ValidationError('invalid query', q.error.issues.map((i) => ({ field: i.path.join('.') || 'query', message: i.message })));
     const tenant = await tenantFor(req, q.data.tenantId);
-    let before: { createdAt: Date; id: string } | undefined;
-    if (q.data.cursor) {
-      const [ts, cid] = Buffer.from(q.data.cursor, 'base64url').toString('utf8').split('|');
-      const d = new Date(ts ?? '');
-      if (!cid || Number.isNaN(d.getTime())) throw new ValidationError('invalid cursor', [{ field: 'cursor', message: 'not a cursor returned by this API' }]);
-      before = { createdAt: d, id: cid };
-    }
+    const before = decodeCursor(q.data.cursor);
     const docs = await deps.messages.list(tenant._id, {
       ...(q.data.status ? { status: q.data.status } : {}),
       ...(q.data.caseId ? { caseId: q.data.caseId } : {}),
       limit: q.data.limit,
       ...(before ? { before } : {}),
     });
-    const last = docs.at(-1);
-    res.json({
-      items: docs.map(messageView),
-      nextCursor: docs.length === q.data.limit && last ? Buffer.from(`${last.createdAt.toISOString()}|${last._id}`).toString('base64url') : null,
-    });
+    res.json({ items: docs.map(messageView), nextCursor: nextCursor(docs, q.data.limit) });
   });
 
   r.delete('/v1/messages/:id', async (req, res) => {

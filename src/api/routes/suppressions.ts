@@ -4,6 +4,7 @@ import { suppressedAddressParam, suppressionCreateSchema, suppressionListQuerySc
 import { NotFoundError, ValidationError } from '../../errors';
 import type { SuppressionDoc, SuppressionRepository } from '../../store/suppressions';
 import type { TenantRepository } from '../../store/tenants';
+import { decodeCursor, nextCursor } from '../pagination';
 import { tenantFor } from '../tenant-scope';
 import { parseBody, parseParam } from '../validate';
 
@@ -27,21 +28,12 @@ export function suppressionRoutes(deps: SuppressionRouteDeps): Router {
   r.get('/v1/suppressions', async (req, res) => {
     const q = parseQuery(req.query, suppressionListQuerySchema);
     const tenant = await tenantFor(deps.tenants, req, q.tenantId);
-    let before: { createdAt: Date; id: string } | undefined;
-    if (q.cursor) {
-      const [ts, id] = Buffer.from(q.cursor, 'base64url').toString('utf8').split('|');
-      const d = new Date(ts ?? '');
-      if (!id || !id.startsWith(`${tenant._id}:`) || Number.isNaN(d.getTime())) {
-        throw new ValidationError('invalid cursor', [{ field: 'cursor', message: 'not a cursor returned by this API' }]);
-      }
-      before = { createdAt: d, id };
+    const before = decodeCursor(q.cursor);
+    if (before && !before.id.startsWith(`${tenant._id}:`)) {
+      throw new ValidationError('invalid cursor', [{ field: 'cursor', message: 'not a cursor returned by this API' }]);
     }
     const docs = await deps.suppressions.list(tenant._id, { limit: q.limit, ...(before ? { before } : {}) });
-    const last = docs.at(-1);
-    res.json({
-      items: docs.map(view),
-      nextCursor: docs.length === q.limit && last ? Buffer.from(`${last.createdAt.toISOString()}|${last._id}`).toString('base64url') : null,
-    });
+    res.json({ items: docs.map(view), nextCursor: nextCursor(docs, q.limit) });
   });
 
   r.post('/v1/suppressions', async (req, res) => {

@@ -1,0 +1,124 @@
+import type { Client } from '@temporalio/client';
+import { laneOf, type QueuedEvent } from '../domain/webhooks';
+import { NotFoundError } from '../errors';
+import type { EventRepository } from '../store/events';
+import type { TenantDoc, TenantRepository } from '../store/tenants';
+
+/**
+ * Hands events from the outbox to each tenant's delivery workflow (`webhooks-<tenant>`), by
+ * signal-with-start, then deletes their "undispatched" markers. Called on every append (through
+ * the repository's listener, coalesced per tenant) and by the sweeper workflow for whatever an
+ * outage left behind. Handing over twice is harmless: the workflow ignores events it holds, the
+ * delivery activity events already delivered. Each handover takes *all* of the tenant's waiting
+ * events, oldest first, so after an outage older events of a case still go before newer ones.
+ */
+export const webhookWorkflowId = (tenantId: string) => `webhooks-${tenantId}`;
+export const webhookSweeperWorkflowId = (taskQueue: string) => `webhook-sweeper-${taskQueue}`;
+
+/** A marker whose event never appeared this long after it (its producer died in between). */
+const ORPHAN_AFTER_MS = 60_000;
+
+export interface DispatcherDeps {
+  events: EventRepository;
+  tenants: TenantRepository;
+  client: Client;
+  taskQueue: string;
+  warn?: (msg: string, fields: Record<string, unknown>) => void;
+}
+
+export class WebhookDispatcher {
+  private readonly inFlight = new Map<string, { again: boolean; done: Promise<void> }>();
+
+  constructor(private readonly deps: DispatcherDeps) {}
+
+  /** Fire and forget (the append already succeeded); a failure is left to the sweeper. */
+  notify(tenantId: string): void {
+    const running = this.inFlight.get(tenantId);
+    if (running) {
+      running.again = true;
+      return;
+    }
+    const state = { again: false, done: Promise.resolve() };
+    state.done = (async () => {
+      try {
+        do {
+          state.again = false;
+          await this.dispatchTenant(tenantId);
+        } while (state.again);
+      } catch (err) {
+        this.deps.warn?.('webhook handover failed; the sweeper will retry', { tenantId, err: (err as Error).message });
+      } finally {
+        this.inFlight.delete(tenantId);
+      }
+    })();
+    this.inFlight.set(tenantId, state);
+  }
+
+  /** Resolves when every handover started so far has finished (shutdown, tests). */
+  async idle(): Promise<void> {
+    while (this.inFlight.size > 0) await Promise.all([...this.inFlight.values()].map((s) => s.done));
+  }
+
+  /** Hands over every waiting event of a tenant; returns how many went to the workflow. */
+  async dispatchTenant(tenantId: string): Promise<number> {
+    const { events } = this.deps;
+    const markers = await events.undispatchedForTenant(tenantId);
+    if (markers.length === 0) return 0;
+    let tenant: TenantDoc | null = null;
+    try {
+      tenant = await this.deps.tenants.get(tenantId);
+    } catch (err) {
+      if (!(err instanceof NotFoundError)) throw err;
+    }
+    const queued: QueuedEvent[] = [];
+    const handled: string[] = [];
+    const now = Date.now();
+    for (const m of markers) {
+      const e = await events.get(m._id);
+      if (!e) {
+        if (now - m.createdAt.getTime() > ORPHAN_AFTER_MS) handled.push(m._id);
+        continue;
+      }
+      // No webhook (or no tenant): the event stays recorded in the outbox and nothing is sent.
+      if (tenant?.settings.webhook) queued.push({ id: e._id, lane: laneOf(e), at: e.createdAt.getTime() });
+      handled.push(m._id);
+    }
+    if (queued.length > 0) await signalEvents(this.deps.client, this.deps.taskQueue, tenantId, queued);
+    await events.markDispatched(handled);
+    return queued.length;
+  }
+
+  /** The sweeper's pass: every tenant with markers older than `graceMs` (fresh ones are in hand). */
+  async sweep(graceMs = 5_000): Promise<number> {
+    let n = 0;
+    for (const tenantId of await this.deps.events.tenantsWithUndispatched(new Date(Date.now() - graceMs))) {
+      try {
+        n += await this.dispatchTenant(tenantId);
+      } catch (err) {
+        this.deps.warn?.('sweep could not hand over a tenant\'s events', { tenantId, err: (err as Error).message });
+      }
+    }
+    return n;
+  }
+}
+
+/** Signal-with-start of the tenant's delivery workflow with events to deliver. */
+export async function signalEvents(client: Client, taskQueue: string, tenantId: string, events: QueuedEvent[]): Promise<void> {
+  await client.workflow.signalWithStart('webhookDelivery', {
+    workflowId: webhookWorkflowId(tenantId),
+    taskQueue,
+    args: [{ tenantId }],
+    signal: 'eventsReady',
+    signalArgs: [{ events }],
+  });
+}
+
+/** Starts the sweeper workflow unless it runs already (every worker calls this at start). */
+export async function ensureWebhookSweeper(client: Client, taskQueue: string): Promise<void> {
+  await client.workflow.start('webhookSweeper', {
+    workflowId: webhookSweeperWorkflowId(taskQueue),
+    taskQueue,
+    args: [],
+    workflowIdConflictPolicy: 'USE_EXISTING',
+  });
+}
