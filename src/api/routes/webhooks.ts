@@ -4,7 +4,7 @@ import type { Client } from '@temporalio/client';
 import { z } from 'zod';
 import { DELIVERY_STATES, laneOf } from '../../domain/webhooks';
 import { EVENT_TYPES } from '../../domain/events';
-import { ConflictError, DependencyUnavailableError, NotFoundError, ValidationError } from '../../errors';
+import { ConflictError, DependencyUnavailableError, NotFoundError } from '../../errors';
 import type { EventRepository } from '../../store/events';
 import type { TenantRepository } from '../../store/tenants';
 import { deliveryIdFor, type DeliveryDoc, type WebhookDeliveryRepository } from '../../store/webhook-deliveries';
