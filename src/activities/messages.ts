@@ -91,8 +91,14 @@ export function createMessageActivities(deps: MessageActivityDeps) {
     if (!(await deps.messages.claimForSending(id, input.attempt))) {
       // Cancelled (or finished) before this attempt could start its SMTP transaction.
       const now = await deps.messages.get(tenantId, id);
-      const status = TERMINAL_STATUSES.has(now.status) ? now.status : 'cancelled';
-      return { next: { kind: 'done', status, reason: now.reason ?? status }, status, settingsVersion: 0, lastReply: now.lastReply ?? '' };
+      const lock = await deps.messages.lockOf(id);
+      if (TERMINAL_STATUSES.has(now.status) || lock?.state === 'cancelled') {
+        const status = TERMINAL_STATUSES.has(now.status) ? now.status : 'cancelled';
+        return { next: { kind: 'done', status, reason: now.reason ?? status }, status, settingsVersion: 0, lastReply: now.lastReply ?? '' };
+      }
+      // Another worker holds this message (a lock we cannot explain): never guess an outcome; the
+      // local activity's retry looks again.
+      throw new Error(`message ${id} is locked (${lock?.state ?? 'no lock'}, attempt ${lock?.attempt ?? '-'}) by another attempt than ${input.attempt}`);
     }
     const mime = await deps.messages.loadBody(existing);
     const pending = existing.recipients.filter((r) => r.status === 'pending').map((r) => r.address);

@@ -207,17 +207,30 @@ export class MessageRepository {
   /**
    * Claims the message for SMTP attempt `attempt` by inserting its lock document. Cancellation
    * inserts the same `_id`, so exactly one of them wins, atomically, with no multi-document
-   * transaction. A retry of the same attempt (its worker died) takes the lock over.
+   * transaction. A retry of the same attempt (its worker died) takes the lock over, and so does a
+   * later attempt finding an earlier attempt's lock: the workflow only asks for attempt n+1 once
+   * attempt n was recorded, so that lock is stale (its worker died between recording the attempt
+   * and releasing the lock). Without this the message would be stuck, or wrongly end cancelled.
    */
   async claimForSending(id: string, attempt: number): Promise<boolean> {
     let ok = await this.tryLock({ _id: id, state: 'sending', attempt, at: new Date() });
     if (!ok) {
       const lock = await this.locks.findOne({ _id: id });
       ok = lock?.state === 'sending' && lock.attempt === attempt;
+      if (!ok && lock?.state === 'sending' && lock.attempt !== undefined && lock.attempt < attempt) {
+        // Conditional on the stale attempt so a concurrent cancel or claim still wins cleanly.
+        // Rare (after a crash), so the non-`_id` filter's table scan on FerretDB does not matter.
+        const took = await this.locks.updateOne({ _id: id, state: 'sending', attempt: lock.attempt }, { $set: { attempt, at: new Date() } });
+        ok = took.modifiedCount === 1;
+      }
     }
     // The status document is not rewritten to `sending`: the lock says it (withLiveStatus), which
     // saves a write on every attempt.
     return ok;
+  }
+
+  async lockOf(id: string): Promise<Pick<LockDoc, 'state' | 'attempt'> | null> {
+    return this.locks.findOne({ _id: id });
   }
 
   /** The stored status, or `sending` while an SMTP attempt holds the lock. */
@@ -281,8 +294,14 @@ export class MessageRepository {
   async finish(id: string, status: MessageStatus, reason: string, recipients?: RecipientRecord[]): Promise<void> {
     if (!(await this.tryLock({ _id: id, state: status === 'cancelled' ? 'cancelled' : 'done', at: new Date() }))) {
       const lock = await this.locks.findOne({ _id: id });
-      if (lock?.state === 'done') return;
       if (lock?.state === 'cancelled' && status !== 'cancelled') return;
+      if (lock?.state === 'done') {
+        // A re-run after a crash between the lock and the status write: finish the write, but never
+        // overwrite a status that is already terminal (the rare non-`_id` filter is fine here).
+        const now = new Date();
+        await this.col.updateOne({ _id: id, status: { $nin: [...TERMINAL_STATUSES] } }, { $set: { status, reason, updatedAt: now, completedAt: now, ...(recipients ? { recipients } : {}) } });
+        return;
+      }
     }
     const now = new Date();
     await this.col.updateOne({ _id: id }, { $set: { status, reason, updatedAt: now, completedAt: now, ...(recipients ? { recipients } : {}) } });
