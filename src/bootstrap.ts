@@ -7,6 +7,7 @@ import type { Keyring } from './security/crypto';
 import { connectStore, ensureIndexes, type Store } from './store/mongo';
 import { EventRepository } from './store/events';
 import { MessageRepository } from './store/messages';
+import { OAuthTokenRepository } from './store/oauth-tokens';
 import { SuppressionRepository } from './store/suppressions';
 import { TenantRepository } from './store/tenants';
 import { keyringFrom } from './temporal/connection';
@@ -57,6 +58,7 @@ export interface StoreDeps {
   messages: MessageRepository;
   suppressions: SuppressionRepository;
   events: EventRepository;
+  oauthTokens: OAuthTokenRepository;
 }
 
 export function repositories(store: Store, keyring: Keyring): StoreDeps {
@@ -66,6 +68,7 @@ export function repositories(store: Store, keyring: Keyring): StoreDeps {
     messages: new MessageRepository(store.db),
     suppressions: new SuppressionRepository(store.db),
     events: new EventRepository(store.db),
+    oauthTokens: new OAuthTokenRepository(store.db, keyring),
   };
 }
 

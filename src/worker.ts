@@ -3,7 +3,9 @@ import path from 'node:path';
 import type { Client } from '@temporalio/client';
 import { Runtime, Worker, type NativeConnection, type WorkerOptions } from '@temporalio/worker';
 import { createActivities } from './activities';
+import { OAuthAccess } from './activities/oauth-access';
 import { SmtpPools } from './activities/smtp-transport';
+import { OAuthProviders } from './oauth/providers';
 import { baseDeps, openStore, retrying, type StoreDeps } from './bootstrap';
 import type { Config } from './config/env';
 import type { Keyring } from './security/crypto';
@@ -28,7 +30,9 @@ export interface WorkerDeps extends StoreDeps {
 
 export async function createWorker(deps: WorkerDeps, overrides: Partial<WorkerOptions> = {}): Promise<{ worker: Worker; pools: SmtpPools }> {
   const { config } = deps;
-  const pools = new SmtpPools(config.smtp.allowPrivateNetworks);
+  const tokenTarget = { client: deps.client, taskQueue: config.temporal.taskQueue, refreshMarginMs: config.oauth.refreshMarginMs };
+  const oauth = new OAuthAccess(deps.oauthTokens, tokenTarget);
+  const pools = new SmtpPools(config.smtp.allowPrivateNetworks, oauth);
   const worker = await Worker.create({
     connection: deps.connection,
     namespace: config.temporal.namespace,
@@ -43,6 +47,10 @@ export async function createWorker(deps: WorkerDeps, overrides: Partial<WorkerOp
       taskQueue: config.temporal.taskQueue,
       allowPrivateNetworks: config.smtp.allowPrivateNetworks,
       verifyTimeoutMs: config.smtp.verifyTimeoutMs,
+      events: deps.events,
+      oauthTokens: deps.oauthTokens,
+      oauthProviders: new OAuthProviders(config.oauth),
+      oauth,
     }),
     dataConverter: dataConverter(deps.keyring),
     shutdownGraceTime: config.shutdownGraceMs,

@@ -1,3 +1,4 @@
+import { readFileSync } from 'node:fs';
 import { z } from 'zod';
 import type { RetryPolicy } from '../domain/retry';
 
@@ -13,6 +14,22 @@ const port = z.coerce.number().int().min(1).max(65535);
 
 export const PRIVATE_NETWORK_CLASSES = ['loopback', 'private', 'linklocal', 'uniquelocal'] as const;
 export type PrivateNetworkClass = (typeof PRIVATE_NETWORK_CLASSES)[number];
+
+const networkClasses = z
+  .string()
+  .default('')
+  .transform((s, ctx) => {
+    const parts = s.split(',').map((p) => p.trim()).filter(Boolean);
+    for (const p of parts) {
+      if (!(PRIVATE_NETWORK_CLASSES as readonly string[]).includes(p)) {
+        ctx.addIssue({
+          code: 'custom',
+          message: `unknown network class "${p}"; use ${PRIVATE_NETWORK_CLASSES.join(', ')}`,
+        });
+      }
+    }
+    return parts as PrivateNetworkClass[];
+  });
 
 const envSchema = z.object({
   NODE_ENV: z.enum(['development', 'test', 'production']).default('production'),
@@ -40,21 +57,7 @@ const envSchema = z.object({
   TEMPORAL_TLS_SERVER_NAME: z.string().min(1).optional(),
 
   /** Comma list of PRIVATE_NETWORK_CLASSES that tenant SMTP hosts may resolve to. Empty in production. */
-  SMTP_ALLOW_PRIVATE_NETWORKS: z
-    .string()
-    .default('')
-    .transform((s, ctx) => {
-      const parts = s.split(',').map((p) => p.trim()).filter(Boolean);
-      for (const p of parts) {
-        if (!(PRIVATE_NETWORK_CLASSES as readonly string[]).includes(p)) {
-          ctx.addIssue({
-            code: 'custom',
-            message: `unknown network class "${p}"; use ${PRIVATE_NETWORK_CLASSES.join(', ')}`,
-          });
-        }
-      }
-      return parts as PrivateNetworkClass[];
-    }),
+  SMTP_ALLOW_PRIVATE_NETWORKS: networkClasses,
   /** Codec endpoint auth for the Temporal Web UI: `admin-key` (Bearer admin key) or `none`. */
   CODEC_ENDPOINT_AUTH: z.enum(['admin-key', 'none']).default('admin-key'),
   /** Origins allowed to call the codec endpoint from a browser (the Web UI's origin). */
@@ -73,6 +76,22 @@ const envSchema = z.object({
   SEND_THROTTLE_PAUSE_MS: z.coerce.number().int().min(0).default(60_000),
   /** How long a rate-limit permit stays usable; also added to every window (see domain/rate-limit.ts). */
   RATE_LIMIT_MARGIN_MS: z.coerce.number().int().min(100).max(60_000).default(2_000),
+
+  // OAuth2 (docs/oauth.md). Endpoints default to the providers' real ones; tests and air-gapped
+  // setups point them elsewhere.
+  OAUTH_GOOGLE_AUTHORIZE_URL: z.url().default('https://accounts.google.com/o/oauth2/v2/auth'),
+  OAUTH_GOOGLE_TOKEN_URL: z.url().default('https://oauth2.googleapis.com/token'),
+  /** Entra authority host; a tenant's authority is `<host>/<entraTenantId>` unless it sets `auth.authority`. */
+  OAUTH_MICROSOFT_AUTHORITY_HOST: z.url().default('https://login.microsoftonline.com'),
+  /** Where the provider sends the browser back after consent; default `<PUBLIC_BASE_URL>/v1/oauth/callback`. */
+  OAUTH_REDIRECT_URL: z.url().optional(),
+  /** Refresh this long before an access token expires. */
+  OAUTH_REFRESH_MARGIN_MS: z.coerce.number().int().min(0).max(30 * 60_000).default(5 * 60_000),
+  OAUTH_STATE_TTL_MS: z.coerce.number().int().min(10_000).max(60 * 60_000).default(15 * 60_000),
+  /** PEM file with extra CA(s) trusted for identity-provider endpoints (private IdP, tests). */
+  OAUTH_CA_FILE: z.string().min(1).optional(),
+  /** Like SMTP_ALLOW_PRIVATE_NETWORKS, for token endpoints (a tenant may name its own token URL). */
+  OAUTH_ALLOW_PRIVATE_NETWORKS: networkClasses,
 });
 
 export type Env = z.infer<typeof envSchema>;
@@ -95,6 +114,18 @@ export interface Config {
   codec: { auth: 'admin-key' | 'none'; corsOrigins: string[] };
   shutdownGraceMs: number;
   send: { messageBodyLimitBytes: number; policy: RetryPolicy; permitMarginMs: number };
+  oauth: OAuthConfig;
+}
+
+export interface OAuthConfig {
+  google: { authorizeUrl: string; tokenUrl: string };
+  microsoft: { authorityHost: string };
+  redirectUrl: string;
+  refreshMarginMs: number;
+  stateTtlMs: number;
+  /** PEM text read from OAUTH_CA_FILE. */
+  extraCa?: string;
+  allowPrivateNetworks: PrivateNetworkClass[];
 }
 
 export class ConfigError extends Error {
@@ -149,7 +180,17 @@ export function loadConfig(source: NodeJS.ProcessEnv = process.env): Config {
   if ((e.TEMPORAL_TLS_CERT_PATH === undefined) !== (e.TEMPORAL_TLS_KEY_PATH === undefined)) {
     problems.push('TEMPORAL_TLS_CERT_PATH and TEMPORAL_TLS_KEY_PATH must be set together');
   }
+  let extraCa: string | undefined;
+  if (e.OAUTH_CA_FILE !== undefined) {
+    try {
+      extraCa = readFileSync(e.OAUTH_CA_FILE, 'utf8');
+      if (!extraCa.includes('-----BEGIN CERTIFICATE-----')) problems.push('OAUTH_CA_FILE: not a PEM certificate file');
+    } catch (err) {
+      problems.push(`OAUTH_CA_FILE: ${(err as Error).message}`);
+    }
+  }
   if (problems.length > 0) throw new ConfigError(problems);
+  const publicBaseUrl = e.PUBLIC_BASE_URL ?? `http://localhost:${e.PORT}`;
 
   const useTls = e.TEMPORAL_TLS || e.TEMPORAL_TLS_CERT_PATH !== undefined || e.TEMPORAL_API_KEY !== undefined;
   return {
@@ -157,7 +198,7 @@ export function loadConfig(source: NodeJS.ProcessEnv = process.env): Config {
     http: {
       port: e.PORT,
       host: e.HOST,
-      publicBaseUrl: e.PUBLIC_BASE_URL ?? `http://localhost:${e.PORT}`,
+      publicBaseUrl,
       bodyLimitBytes: e.API_BODY_LIMIT_BYTES,
     },
     logLevel: e.LOG_LEVEL,
@@ -197,6 +238,15 @@ export function loadConfig(source: NodeJS.ProcessEnv = process.env): Config {
         throttlePauseMs: e.SEND_THROTTLE_PAUSE_MS,
       },
       permitMarginMs: e.RATE_LIMIT_MARGIN_MS,
+    },
+    oauth: {
+      google: { authorizeUrl: e.OAUTH_GOOGLE_AUTHORIZE_URL, tokenUrl: e.OAUTH_GOOGLE_TOKEN_URL },
+      microsoft: { authorityHost: e.OAUTH_MICROSOFT_AUTHORITY_HOST.replace(/\/+$/, '') },
+      redirectUrl: e.OAUTH_REDIRECT_URL ?? `${publicBaseUrl.replace(/\/+$/, '')}/v1/oauth/callback`,
+      refreshMarginMs: e.OAUTH_REFRESH_MARGIN_MS,
+      stateTtlMs: e.OAUTH_STATE_TTL_MS,
+      ...(extraCa !== undefined ? { extraCa } : {}),
+      allowPrivateNetworks: e.OAUTH_ALLOW_PRIVATE_NETWORKS,
     },
   };
 }

@@ -30,13 +30,13 @@ export function classifyAddress(address: string): AddressClass {
 }
 
 /** Null when allowed, else the reason naming the class and the setting that would allow it. */
-export function addressRefusal(address: string, allowed: readonly AllowableClass[]): string | null {
+export function addressRefusal(address: string, allowed: readonly AllowableClass[], setting = 'SMTP_ALLOW_PRIVATE_NETWORKS'): string | null {
   const cls = classifyAddress(address);
   if (cls === 'public') return null;
   if (cls !== 'reserved' && allowed.includes(cls)) return null;
   return cls === 'reserved'
     ? `${address} is a reserved/special-purpose address`
-    : `${address} is a ${cls} address; allowed only when SMTP_ALLOW_PRIVATE_NETWORKS includes "${cls}"`;
+    : `${address} is a ${cls} address; allowed only when ${setting} includes "${cls}"`;
 }
 
 function stripBrackets(host: string): string {
