@@ -147,6 +147,15 @@ describe('XOAUTH2 with each auth mode', () => {
   }
 });
 
+describe('verify', () => {
+  test('POST /verify authenticates with XOAUTH2 using the tenant\'s token', async () => {
+    const r = await api(stack, 'POST', '/v1/tenants/ms-app/verify', { key: stack.adminKey });
+    assert.equal(r.status, 200);
+    assert.equal(r.body.ok, true, JSON.stringify(r.body));
+    assert.ok(r.body.steps.some((s: { step: string; ok: boolean }) => s.step === 'auth' && s.ok));
+  });
+});
+
 describe('consent, revocation, re-consent', () => {
   test('Microsoft delegated: no refresh token → sends wait; consent (code + PKCE) → sends go, refresh via MSAL', async () => {
     const id = 'ms-delegated';

@@ -73,6 +73,8 @@ export function oauthCallbackRoutes(deps: OAuthRouteDeps): Router {
       if (!(await deps.oauthTokens.useState(state.sid, state.tenantId))) {
         throw new ConsentError('this consent link was already used; start the consent again', 'replayed_state');
       }
+      // Used ids only need to outlive their states' expiry (no TTL indexes on FerretDB).
+      void deps.oauthTokens.forgetStatesUsedBefore(new Date(Date.now() - 2 * deps.config.stateTtlMs)).catch(() => undefined);
       if (q.data.error) {
         const denied = q.data.error === 'access_denied';
         throw new ConsentError(
