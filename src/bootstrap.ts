@@ -7,6 +7,7 @@ import type { Keyring } from './security/crypto';
 import { connectStore, ensureIndexes, type Store } from './store/mongo';
 import { EventRepository } from './store/events';
 import { MessageRepository } from './store/messages';
+import { OAuthTokenRepository } from './store/oauth-tokens';
 import { SuppressionRepository } from './store/suppressions';
 import { TenantRepository } from './store/tenants';
 import { WebhookDeliveryRepository } from './store/webhook-deliveries';
@@ -59,6 +60,7 @@ export interface StoreDeps {
   suppressions: SuppressionRepository;
   events: EventRepository;
   webhookDeliveries: WebhookDeliveryRepository;
+  oauthTokens: OAuthTokenRepository;
 }
 
 export function repositories(store: Store, keyring: Keyring): StoreDeps {
@@ -69,6 +71,7 @@ export function repositories(store: Store, keyring: Keyring): StoreDeps {
     suppressions: new SuppressionRepository(store.db),
     events: new EventRepository(store.db),
     webhookDeliveries: new WebhookDeliveryRepository(store.db),
+    oauthTokens: new OAuthTokenRepository(store.db, keyring),
   };
 }
 

@@ -73,3 +73,34 @@ export class DependencyUnavailableError extends CarteroError {
     super(message);
   }
 }
+
+/** An identity provider (OAuth2 token endpoint) is down, slow or answered 5xx/429: retry (502). */
+export class IdentityProviderUnavailableError extends CarteroError {
+  readonly kind = 'identity_provider_unavailable';
+}
+
+/**
+ * The tenant's OAuth2 credentials cannot produce a token until a person acts: consent revoked or
+ * expired (`invalid_grant`), wrong client secret, missing refresh token, a refused endpoint.
+ * `code` is the provider's OAuth error code when there is one. The tenant goes to needs_reauth.
+ */
+export class OAuthCredentialsError extends CarteroError {
+  readonly kind = 'oauth_credentials';
+  constructor(
+    message: string,
+    readonly code: string,
+  ) {
+    super(message);
+  }
+}
+
+/** The consent callback cannot be accepted: denied, forged/expired/replayed state, failed code exchange (400). */
+export class ConsentError extends CarteroError {
+  readonly kind = 'consent';
+  constructor(
+    message: string,
+    readonly code: 'access_denied' | 'invalid_state' | 'expired_state' | 'replayed_state' | 'provider_error' | 'exchange_failed',
+  ) {
+    super(message);
+  }
+}

@@ -3,7 +3,9 @@ import path from 'node:path';
 import type { Client } from '@temporalio/client';
 import { Runtime, Worker, type NativeConnection, type WorkerOptions } from '@temporalio/worker';
 import { createActivities } from './activities';
+import { OAuthAccess } from './activities/oauth-access';
 import { SmtpPools } from './activities/smtp-transport';
+import { OAuthProviders } from './oauth/providers';
 import { baseDeps, openStore, retrying, type StoreDeps } from './bootstrap';
 import type { Config } from './config/env';
 import type { Keyring } from './security/crypto';
@@ -31,10 +33,12 @@ export interface WorkerDeps extends StoreDeps {
 
 export async function createWorker(deps: WorkerDeps, overrides: Partial<WorkerOptions> = {}): Promise<{ worker: Worker; pools: SmtpPools }> {
   const { config } = deps;
-  const pools = new SmtpPools(config.smtp.allowPrivateNetworks);
   const webhookDispatcher = new WebhookDispatcher({ events: deps.events, tenants: deps.tenants, client: deps.client, taskQueue: config.temporal.taskQueue, ...(deps.warn ? { warn: deps.warn } : {}) });
   // Events this worker's activities append are handed to their tenant's delivery workflow at once.
   deps.events.setAppendListener((tenantId) => webhookDispatcher.notify(tenantId));
+  const tokenTarget = { client: deps.client, taskQueue: config.temporal.taskQueue, refreshMarginMs: config.oauth.refreshMarginMs };
+  const oauth = new OAuthAccess(deps.oauthTokens, tokenTarget);
+  const pools = new SmtpPools(config.smtp.allowPrivateNetworks, oauth);
   const worker = await Worker.create({
     connection: deps.connection,
     namespace: config.temporal.namespace,
@@ -55,6 +59,9 @@ export async function createWorker(deps: WorkerDeps, overrides: Partial<WorkerOp
       webhookPolicy: config.webhooks.policy,
       webhookAllowPrivateNetworks: config.webhooks.allowPrivateNetworks,
       webhookSweepIntervalMs: config.webhooks.sweepIntervalMs,
+      oauthTokens: deps.oauthTokens,
+      oauthProviders: new OAuthProviders(config.oauth),
+      oauth,
     }),
     dataConverter: dataConverter(deps.keyring),
     shutdownGraceTime: config.shutdownGraceMs,

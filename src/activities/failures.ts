@@ -1,5 +1,5 @@
 import { ApplicationFailure } from '@temporalio/common';
-import { CarteroError, DependencyUnavailableError } from '../errors';
+import { CarteroError, DependencyUnavailableError, IdentityProviderUnavailableError } from '../errors';
 
 /**
  * The one place that decides how Cartero's errors look to Temporal: input and not-found errors can
@@ -7,7 +7,7 @@ import { CarteroError, DependencyUnavailableError } from '../errors';
  * dependency outages stay retryable.
  */
 export function toTemporalFailure(err: unknown): unknown {
-  if (err instanceof DependencyUnavailableError) {
+  if (err instanceof DependencyUnavailableError || err instanceof IdentityProviderUnavailableError) {
     return ApplicationFailure.create({ type: err.name, message: err.message, nonRetryable: false });
   }
   if (err instanceof CarteroError) {

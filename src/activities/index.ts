@@ -1,11 +1,11 @@
 import { createBounceActivities, type BounceActivityDeps } from './bounces';
 import { withFailureMapping } from './failures';
 import { createMessageActivities, type MessageActivityDeps } from './messages';
+import { createOAuthActivities, type OAuthActivityDeps } from './oauth';
 import { createTenantActivities, type TenantActivityDeps } from './tenants';
 import { createWebhookActivities, type WebhookActivityDeps } from './webhooks';
 
-
-export type ActivityDeps = TenantActivityDeps & MessageActivityDeps & BounceActivityDeps & WebhookActivityDeps;
+export type ActivityDeps = TenantActivityDeps & MessageActivityDeps & BounceActivityDeps & WebhookActivityDeps & OAuthActivityDeps;
 
 export function createActivities(deps: ActivityDeps) {
   return withFailureMapping({
@@ -13,6 +13,7 @@ export function createActivities(deps: ActivityDeps) {
     ...createMessageActivities(deps),
     ...createBounceActivities(deps),
     ...createWebhookActivities(deps),
+    ...createOAuthActivities(deps),
   });
 }
 

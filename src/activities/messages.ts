@@ -8,6 +8,7 @@ import type { MessageDoc, MessageRepository } from '../store/messages';
 import type { SuppressionRepository } from '../store/suppressions';
 import type { TenantDoc, TenantRepository } from '../store/tenants';
 import { Context, heartbeat } from '@temporalio/activity';
+import type { OAuthAccess } from './oauth-access';
 import { outcomeFromError, outcomeFromResult, type PoolLease, type SmtpPools } from './smtp-transport';
 
 export interface MessageActivityDeps {
@@ -17,6 +18,8 @@ export interface MessageActivityDeps {
   pools: SmtpPools;
   temporal: Client;
   taskQueue: string;
+  /** XOAUTH2 tokens (absent: OAuth2 tenants wait for credentials). */
+  oauth?: OAuthAccess;
 }
 
 export interface PrepareResult {
@@ -112,8 +115,11 @@ export function createMessageActivities(deps: MessageActivityDeps) {
       if (!isLocal) heartbeat();
     }, 5_000);
     try {
-      lease = await deps.pools.lease(tenantId, tenant.settingsVersion, tenant.settings, deps.tenants.openAuth(tenant));
-      const info = await lease.transporter.sendMail({ envelope: { from: existing.from, to: pending }, raw: mime });
+      const auth = deps.tenants.openAuth(tenant);
+      const leased = await deps.pools.lease(tenantId, tenant.settingsVersion, tenant.settings, auth);
+      lease = leased;
+      const send = () => leased.transporter.sendMail({ envelope: { from: existing.from, to: pending }, raw: mime });
+      const info = auth.type === 'oauth2' && deps.oauth ? await deps.oauth.sendWithRefresh(tenantId, send) : await send();
       outcome = outcomeFromResult(info);
     } catch (err) {
       outcome = outcomeFromError(err);

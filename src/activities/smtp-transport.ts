@@ -6,6 +6,8 @@ import type { AttemptOutcome } from '../domain/delivery';
 import { addressRefusal, isIpLiteral, type AllowableClass } from '../domain/network';
 import { classifyReply, enhancedCodeOf, type SmtpReply } from '../domain/smtp-reply';
 import { ehloNameOf, type AuthInput, type TenantSettings } from '../domain/tenant';
+import { DependencyUnavailableError, IdentityProviderUnavailableError, OAuthCredentialsError } from '../errors';
+import type { OAuthAccess } from './oauth-access';
 
 /**
  * One pooled nodemailer transport per tenant per worker: connections are reused across messages,
@@ -35,14 +37,17 @@ export class SmtpSettingsError extends Error {
 export class SmtpPools {
   private readonly pools = new Map<string, PoolEntry>();
 
-  constructor(private readonly allowPrivateNetworks: readonly AllowableClass[]) {}
+  constructor(
+    private readonly allowPrivateNetworks: readonly AllowableClass[],
+    private readonly oauth?: OAuthAccess,
+  ) {}
 
   /** A pool for the tenant's current settings; release the lease when the send is done. */
   async lease(tenantId: string, version: number, settings: TenantSettings, auth: AuthInput): Promise<PoolLease> {
     let entry = this.pools.get(tenantId);
     if (!entry || entry.version !== version || Date.now() - entry.createdAt >= POOL_MAX_AGE_MS) {
       if (entry) this.retire(tenantId, entry);
-      entry = { version, createdAt: Date.now(), transporter: await this.create(settings, auth), inflight: 0, retired: false };
+      entry = { version, createdAt: Date.now(), transporter: await this.create(tenantId, settings, auth), inflight: 0, retired: false };
       this.pools.set(tenantId, entry);
     }
     const e = entry;
@@ -79,7 +84,7 @@ export class SmtpPools {
     if (e.inflight === 0) e.transporter.close();
   }
 
-  private async create(settings: TenantSettings, auth: AuthInput): Promise<Transporter<SMTPTransport.SentMessageInfo>> {
+  private async create(tenantId: string, settings: TenantSettings, auth: AuthInput): Promise<Transporter<SMTPTransport.SentMessageInfo>> {
     const s = settings.smtp;
     // Resolve and check here, then connect to the checked address with the name for TLS:
     // nodemailer resolving on its own would bypass the private-network guard (DNS rebinding).
@@ -98,7 +103,11 @@ export class SmtpPools {
         smtpAuth = { user: auth.user, pass: auth.password };
         break;
       case 'oauth2':
-        throw new SmtpSettingsError('OAuth2 sending needs the token service, which is not configured in this build');
+        if (!this.oauth) throw new SmtpSettingsError('OAuth2 sending needs the token service, which this worker was started without');
+        // Tokens come from the tenant's token workflow through the store, per connection;
+        // `renew` (a 334 challenge after AUTH XOAUTH2) asks for a fresh one.
+        smtpAuth = { type: 'OAuth2', user: auth.user, provisionCallback: this.oauth.provisioner(tenantId) };
+        break;
     }
     return nodemailer.createTransport({
       pool: true,
@@ -158,6 +167,11 @@ export function outcomeFromResult(info: SMTPTransport.SentMessageInfo): AttemptO
 export function outcomeFromError(err: unknown): AttemptOutcome {
   const e = err as NodemailerError;
   if (e instanceof SmtpSettingsError) return { cls: 'tls', reply: { text: e.message }, recipientReplies: [] };
+  // No token: a person must act (needs_reauth) → wait for credentials; the provider is down → retry.
+  if (e instanceof OAuthCredentialsError) return { cls: 'auth', reply: { text: e.message }, recipientReplies: [] };
+  if (e instanceof IdentityProviderUnavailableError || e instanceof DependencyUnavailableError) {
+    return { cls: 'transient', reply: { text: e.message }, recipientReplies: [] };
+  }
   const reply = replyOf(e);
   if (e.code === 'EAUTH' || e.code === 'ENOAUTH') return { cls: 'auth', reply, recipientReplies: [] };
   if (e.code === 'ETLS' || (reply.code === undefined && TLS_PATTERN.test(e.message))) {

@@ -1,12 +1,15 @@
 import type { AllowableClass } from '../domain/network';
 import { ehloNameOf } from '../domain/tenant';
 import type { TenantRepository } from '../store/tenants';
+import type { OAuthAccess } from './oauth-access';
 import { probeSmtp, type ProbeAuth, type ProbeResult } from './smtp-probe';
 
 export interface TenantActivityDeps {
   tenants: TenantRepository;
   allowPrivateNetworks: readonly AllowableClass[];
   verifyTimeoutMs: number;
+  /** XOAUTH2 tokens for OAuth2 tenants (from their token workflow). */
+  oauth?: OAuthAccess;
 }
 
 export function createTenantActivities(deps: TenantActivityDeps) {
@@ -24,16 +27,18 @@ export function createTenantActivities(deps: TenantActivityDeps) {
         case 'password':
           probeAuth = { type: 'password', user: auth.user, password: auth.password };
           break;
-        case 'oauth2':
-          return {
-            ok: false,
-            host: s.host,
-            port: s.port,
-            security: s.security,
-            steps: [],
-            failedStep: 'auth',
-            error: 'verifying OAuth2 tenants needs the token service, which is not configured in this build',
-          };
+        case 'oauth2': {
+          // The token comes the way sends get it; no token is itself the diagnosis (step auth).
+          let token: string;
+          try {
+            if (!deps.oauth) throw new Error('this worker runs without the OAuth2 token service');
+            token = (await deps.oauth.current(tenantId)).accessToken;
+          } catch (err) {
+            return { ok: false, host: s.host, port: s.port, security: s.security, steps: [], failedStep: 'auth', error: `no OAuth2 access token: ${(err as Error).message}` };
+          }
+          probeAuth = { type: 'xoauth2', user: auth.user, accessToken: token };
+          break;
+        }
       }
       return probeSmtp({
         host: s.host,

@@ -8,6 +8,7 @@ import type { Store } from '../store/mongo';
 import type { MessageRepository } from '../store/messages';
 import type { TenantRepository } from '../store/tenants';
 import { EncryptionCodec } from '../temporal/codec';
+import { wakeWaitingSends } from '../temporal/wake-waiting-sends';
 import { authenticate } from './auth';
 import { createApiMetrics } from './metrics';
 import { errorHandler } from './problem';
@@ -20,6 +21,9 @@ import { tenantRoutes } from './routes/tenants';
 import { webhookRoutes } from './routes/webhooks';
 import type { EventRepository } from '../store/events';
 import type { WebhookDeliveryRepository } from '../store/webhook-deliveries';
+import { oauthCallbackRoutes, oauthCredentialsChanged, oauthStartRoutes, type OAuthRouteDeps } from './routes/oauth';
+import { OAuthProviders } from '../oauth/providers';
+import { OAuthTokenRepository } from '../store/oauth-tokens';
 
 export interface AppDeps {
   config: Config;
@@ -64,6 +68,19 @@ export function createApp(deps: AppDeps): Express {
     }),
   );
 
+  // The consent callback is reached by a browser coming back from the provider: its signed state is
+  // the credential, not an API key.
+  const oauthTokens = new OAuthTokenRepository(deps.store.db, deps.keyring);
+  const oauthDeps: OAuthRouteDeps = {
+    tenants: deps.tenants,
+    oauthTokens,
+    providers: new OAuthProviders(deps.config.oauth),
+    keyring: deps.keyring,
+    config: deps.config.oauth,
+    onCredentialsChanged: (tenantId) => onDeliverySettingsChanged(deps, tenantId),
+  };
+  app.use(oauthCallbackRoutes(oauthDeps));
+
   // Everything under /v1 needs a key, unknown paths included, so the API does not map itself to strangers.
   app.use('/v1', authenticate(deps.config.adminKey, deps.tenants));
   // Messages carry attachments (base64 in JSON): their own, larger limit.
@@ -86,9 +103,10 @@ export function createApp(deps: AppDeps): Express {
       temporal: deps.temporal,
       taskQueue: deps.config.temporal.taskQueue,
       allowPrivateNetworks: deps.config.smtp.allowPrivateNetworks,
-      onDeliverySettingsChanged: deps.onDeliverySettingsChanged ?? ((tenantId) => wakeWaitingSends(deps, tenantId)),
+      onDeliverySettingsChanged: deps.onDeliverySettingsChanged ?? ((tenantId) => onDeliverySettingsChanged(deps, tenantId)),
     }),
   );
+  app.use(oauthStartRoutes(oauthDeps));
   app.use(
     messageRoutes({
       tenants: deps.tenants,
@@ -116,19 +134,13 @@ export function createApp(deps: AppDeps): Express {
   return app;
 }
 
-/**
- * After a tenant's credentials or settings change, wake every send waiting for them. The store
- * (not Temporal visibility, which lags) says which are waiting; the workflows also re-check on
- * their own every 15 minutes, so a lost signal delays but never strands a message.
- */
-async function wakeWaitingSends(deps: AppDeps, tenantId: string): Promise<void> {
-  const waiting = await deps.messages.waitingForCredentials(tenantId);
-  await Promise.all(
-    waiting.map((m) =>
-      deps.temporal.workflow
-        .getHandle(m.workflowId)
-        .signal('settingsChanged')
-        .catch((err: unknown) => deps.logger.warn({ workflowId: m.workflowId, err: (err as Error).message }, 'could not wake a waiting send')),
-    ),
+async function onDeliverySettingsChanged(deps: AppDeps, tenantId: string): Promise<void> {
+  await wakeWaitingSends(deps.messages, deps.temporal, tenantId, (workflowId, err) =>
+    deps.logger.warn({ workflowId, err: err.message }, 'could not wake a waiting send'),
+  );
+  await oauthCredentialsChanged(
+    { client: deps.temporal, taskQueue: deps.config.temporal.taskQueue, refreshMarginMs: deps.config.oauth.refreshMarginMs },
+    deps.tenants,
+    tenantId,
   );
 }

@@ -54,6 +54,7 @@ export function buildOpenApi(version: string): Json {
             status: { type: 'integer' },
             detail: { type: 'string' },
             instance: { type: 'string' },
+            code: { type: 'string', description: 'Machine-readable cause of OAuth problems' },
             errors: {
               type: 'array',
               items: { type: 'object', properties: { field: { type: 'string' }, message: { type: 'string' } } },
@@ -188,6 +189,35 @@ export function buildOpenApi(version: string): Json {
         post: {
           summary: "Test the tenant's SMTP server: DNS, TCP, TLS, EHLO, AUTH; reports the failed step and the server's exact reply",
           responses: { '200': json('The probe result (also when the server refused)', 'VerifyResult'), '503': problem('Temporal or the store is unavailable'), ...common },
+        },
+      },
+      '/v1/tenants/{id}/oauth/{provider}/start': {
+        parameters: [idParam, { name: 'provider', in: 'path', required: true, schema: { type: 'string', enum: ['google', 'microsoft'] } }],
+        get: {
+          summary: "Start the OAuth2 consent for a tenant's delegated mode (refresh_token): 302 to the provider's consent page with a signed, expiring, single-use state and PKCE",
+          responses: {
+            '302': json('Redirect to the provider; the body repeats `{authorizeUrl, expiresAt}`'),
+            '400': problem('The tenant has no consent flow for this provider or mode'),
+            '401': common['401'],
+            '404': common['404'],
+          },
+        },
+      },
+      '/v1/oauth/callback': {
+        get: {
+          summary: 'Where the provider sends the browser back after consent. No API key: the signed state is the credential. Exchanges the code, stores the refresh token sealed, activates the tenant, resumes its sends',
+          security: [],
+          parameters: [
+            { name: 'state', in: 'query', required: true, schema: { type: 'string' } },
+            { name: 'code', in: 'query', schema: { type: 'string' } },
+            { name: 'error', in: 'query', schema: { type: 'string' } },
+            { name: 'error_description', in: 'query', schema: { type: 'string' } },
+          ],
+          responses: {
+            '200': json('`{tenantId, provider, status, tokenWorkflowId}` (an HTML page for browsers)'),
+            '400': problem('Consent refused: `code` is access_denied, invalid_state, expired_state, replayed_state, provider_error or exchange_failed (an HTML page for browsers)'),
+            '502': problem('The identity provider could not be reached'),
+          },
         },
       },
       '/v1/messages': {

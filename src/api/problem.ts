@@ -6,7 +6,10 @@ import {
   AuthenticationError,
   CarteroError,
   ConflictError,
+  ConsentError,
   DependencyUnavailableError,
+  IdentityProviderUnavailableError,
+  OAuthCredentialsError,
   ForbiddenError,
   NotFoundError,
   PayloadTooLargeError,
@@ -23,6 +26,8 @@ export interface Problem {
   detail: string;
   instance?: string;
   errors?: FieldProblem[];
+  /** Machine-readable cause for OAuth problems (e.g. `replayed_state`, `invalid_grant`). */
+  code?: string;
 }
 
 const TYPE_BASE = 'https://cartero.dev/problems/';
@@ -43,6 +48,9 @@ export function problemFor(err: CarteroError): Problem {
   if (err instanceof PayloadTooLargeError) return base(413, 'payload-too-large', 'Payload too large');
   if (err instanceof UnsupportedMediaTypeError) return base(415, 'unsupported-media-type', 'Unsupported media type');
   if (err instanceof DependencyUnavailableError) return base(503, 'dependency-unavailable', 'Service unavailable');
+  if (err instanceof ConsentError) return { ...base(400, `oauth-consent/${err.code.replace(/_/g, '-')}`, 'OAuth consent refused'), code: err.code };
+  if (err instanceof OAuthCredentialsError) return { ...base(400, 'oauth-credentials', 'OAuth credentials rejected'), code: err.code };
+  if (err instanceof IdentityProviderUnavailableError) return base(502, 'identity-provider-unavailable', 'Identity provider unavailable');
   return base(500, 'internal', 'Internal error');
 }
 

@@ -1,3 +1,4 @@
+import { readFileSync } from 'node:fs';
 import { z } from 'zod';
 import type { RetryPolicy } from '../domain/retry';
 import { DEFAULT_WEBHOOK_POLICY, type WebhookPolicy } from '../domain/webhooks';
@@ -86,6 +87,21 @@ const envSchema = z.object({
   /** Webhook URLs may resolve to these classes; empty in production. */
   WEBHOOK_ALLOW_PRIVATE_NETWORKS: privateNetworks,
   WEBHOOK_SWEEP_INTERVAL_MS: z.coerce.number().int().min(100).default(60_000),
+  // OAuth2 (docs/oauth.md). Endpoints default to the providers' real ones; tests and air-gapped
+  // setups point them elsewhere.
+  OAUTH_GOOGLE_AUTHORIZE_URL: z.url().default('https://accounts.google.com/o/oauth2/v2/auth'),
+  OAUTH_GOOGLE_TOKEN_URL: z.url().default('https://oauth2.googleapis.com/token'),
+  /** Entra authority host; a tenant's authority is `<host>/<entraTenantId>` unless it sets `auth.authority`. */
+  OAUTH_MICROSOFT_AUTHORITY_HOST: z.url().default('https://login.microsoftonline.com'),
+  /** Where the provider sends the browser back after consent; default `<PUBLIC_BASE_URL>/v1/oauth/callback`. */
+  OAUTH_REDIRECT_URL: z.url().optional(),
+  /** Refresh this long before an access token expires. */
+  OAUTH_REFRESH_MARGIN_MS: z.coerce.number().int().min(0).max(30 * 60_000).default(5 * 60_000),
+  OAUTH_STATE_TTL_MS: z.coerce.number().int().min(10_000).max(60 * 60_000).default(15 * 60_000),
+  /** PEM file with extra CA(s) trusted for identity-provider endpoints (private IdP, tests). */
+  OAUTH_CA_FILE: z.string().min(1).optional(),
+  /** Like SMTP_ALLOW_PRIVATE_NETWORKS, for token endpoints (a tenant may name its own token URL). */
+  OAUTH_ALLOW_PRIVATE_NETWORKS: privateNetworks,
 });
 
 export type Env = z.infer<typeof envSchema>;
@@ -109,6 +125,18 @@ export interface Config {
   shutdownGraceMs: number;
   send: { messageBodyLimitBytes: number; policy: RetryPolicy; permitMarginMs: number };
   webhooks: { policy: WebhookPolicy; allowPrivateNetworks: PrivateNetworkClass[]; sweepIntervalMs: number };
+  oauth: OAuthConfig;
+}
+
+export interface OAuthConfig {
+  google: { authorizeUrl: string; tokenUrl: string };
+  microsoft: { authorityHost: string };
+  redirectUrl: string;
+  refreshMarginMs: number;
+  stateTtlMs: number;
+  /** PEM text read from OAUTH_CA_FILE. */
+  extraCa?: string;
+  allowPrivateNetworks: PrivateNetworkClass[];
 }
 
 export class ConfigError extends Error {
@@ -163,7 +191,17 @@ export function loadConfig(source: NodeJS.ProcessEnv = process.env): Config {
   if ((e.TEMPORAL_TLS_CERT_PATH === undefined) !== (e.TEMPORAL_TLS_KEY_PATH === undefined)) {
     problems.push('TEMPORAL_TLS_CERT_PATH and TEMPORAL_TLS_KEY_PATH must be set together');
   }
+  let extraCa: string | undefined;
+  if (e.OAUTH_CA_FILE !== undefined) {
+    try {
+      extraCa = readFileSync(e.OAUTH_CA_FILE, 'utf8');
+      if (!extraCa.includes('-----BEGIN CERTIFICATE-----')) problems.push('OAUTH_CA_FILE: not a PEM certificate file');
+    } catch (err) {
+      problems.push(`OAUTH_CA_FILE: ${(err as Error).message}`);
+    }
+  }
   if (problems.length > 0) throw new ConfigError(problems);
+  const publicBaseUrl = e.PUBLIC_BASE_URL ?? `http://localhost:${e.PORT}`;
 
   const useTls = e.TEMPORAL_TLS || e.TEMPORAL_TLS_CERT_PATH !== undefined || e.TEMPORAL_API_KEY !== undefined;
   return {
@@ -171,7 +209,7 @@ export function loadConfig(source: NodeJS.ProcessEnv = process.env): Config {
     http: {
       port: e.PORT,
       host: e.HOST,
-      publicBaseUrl: e.PUBLIC_BASE_URL ?? `http://localhost:${e.PORT}`,
+      publicBaseUrl,
       bodyLimitBytes: e.API_BODY_LIMIT_BYTES,
     },
     logLevel: e.LOG_LEVEL,
@@ -221,6 +259,15 @@ export function loadConfig(source: NodeJS.ProcessEnv = process.env): Config {
       },
       allowPrivateNetworks: e.WEBHOOK_ALLOW_PRIVATE_NETWORKS,
       sweepIntervalMs: e.WEBHOOK_SWEEP_INTERVAL_MS,
+    },
+    oauth: {
+      google: { authorizeUrl: e.OAUTH_GOOGLE_AUTHORIZE_URL, tokenUrl: e.OAUTH_GOOGLE_TOKEN_URL },
+      microsoft: { authorityHost: e.OAUTH_MICROSOFT_AUTHORITY_HOST.replace(/\/+$/, '') },
+      redirectUrl: e.OAUTH_REDIRECT_URL ?? `${publicBaseUrl.replace(/\/+$/, '')}/v1/oauth/callback`,
+      refreshMarginMs: e.OAUTH_REFRESH_MARGIN_MS,
+      stateTtlMs: e.OAUTH_STATE_TTL_MS,
+      ...(extraCa !== undefined ? { extraCa } : {}),
+      allowPrivateNetworks: e.OAUTH_ALLOW_PRIVATE_NETWORKS,
     },
   };
 }

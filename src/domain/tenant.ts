@@ -51,6 +51,12 @@ export const smtpSchema = z.strictObject({
 
 const secret = (what: string) => noControl(what).pipe(z.string().min(1).max(16 * 1024));
 
+/** A PEM private key keeps its line breaks (a service account's JSON key file has them as \n). */
+const privateKeyPemSchema = z
+  .string()
+  .max(16 * 1024)
+  .refine((s) => /-----BEGIN (RSA )?PRIVATE KEY-----/.test(s) && !/[\u0000-\u0009\u000b\u000c\u000e-\u001f\u007f]/.test(s), 'must be a PEM private key');
+
 const oauth2Schema = z.discriminatedUnion('provider', [
   z.strictObject({
     type: z.literal('oauth2'),
@@ -61,7 +67,7 @@ const oauth2Schema = z.discriminatedUnion('provider', [
     clientSecret: secret('clientSecret').optional(),
     refreshToken: secret('refreshToken').optional(),
     serviceAccountEmail: emailSchema.optional(),
-    serviceAccountPrivateKey: secret('serviceAccountPrivateKey').optional(),
+    serviceAccountPrivateKey: privateKeyPemSchema.optional(),
   }),
   z.strictObject({
     type: z.literal('oauth2'),

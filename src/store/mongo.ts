@@ -2,6 +2,7 @@ import { MongoClient, MongoNetworkError, MongoServerError, MongoServerSelectionE
 import { DependencyUnavailableError } from '../errors';
 import { EventRepository } from './events';
 import { MessageRepository } from './messages';
+import { OAuthTokenRepository } from './oauth-tokens';
 import { SuppressionRepository } from './suppressions';
 import { WebhookDeliveryRepository } from './webhook-deliveries';
 
@@ -55,6 +56,7 @@ export async function ensureIndexes(db: Db): Promise<void> {
   await SuppressionRepository.ensureIndexes(db);
   await EventRepository.ensureIndexes(db);
   await WebhookDeliveryRepository.ensureIndexes(db);
+  await OAuthTokenRepository.ensureIndexes(db);
 }
 
 /** Store failures worth retrying (network, failover, FerretDB's SQLITE_BUSY): 503, not 500. */

@@ -4,7 +4,7 @@ import { MessageIdKey, SendStatusKey, TenantIdKey } from '../../src/temporal/sea
 import { makeTestPki, type TestPki } from '../support/certs';
 import { eventually, SmtpPeer } from '../support/smtp-peer';
 import type { PeerConfig } from '../support/smtp-peer-process';
-import { api, startStack, type Stack } from '../support/stack';
+import { api, messageUntil, startStack, type Stack } from '../support/stack';
 
 /**
  * Outbound sending end to end: API → Temporal workflow → nodemailer → a real SMTP server process
@@ -69,16 +69,7 @@ async function send(key: string, body: Record<string, unknown>) {
   return r.body as { id: string; messageId: string; status: string; caseId: string | null };
 }
 
-async function until(key: string, id: string, statuses: string[], timeoutMs = 30_000) {
-  return eventually(
-    async () => {
-      const r = await api(stack, 'GET', `/v1/messages/${id}`, { key });
-      return statuses.includes(r.body.status) ? r.body : undefined;
-    },
-    timeoutMs,
-    `message ${id} to reach ${statuses.join('|')}`,
-  );
-}
+const until = (key: string, id: string, statuses: string[], timeoutMs = 30_000) => messageUntil(stack, key, id, statuses, timeoutMs);
 
 describe('sending', () => {
   test('250: accepted, the server got the exact Message-ID once, status visible in the Web UI attribute', async () => {

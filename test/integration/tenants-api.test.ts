@@ -217,6 +217,8 @@ describe('operations', () => {
       ['/v1/tenants/{id}', 'delete'],
       ['/v1/tenants/{id}/api-key', 'post'],
       ['/v1/tenants/{id}/verify', 'post'],
+      ['/v1/tenants/{id}/oauth/{provider}/start', 'get'],
+      ['/v1/oauth/callback', 'get'],
       ['/v1/messages', 'post'],
       ['/v1/messages', 'get'],
       ['/v1/messages/{id}', 'get'],
@@ -242,7 +244,7 @@ describe('operations', () => {
     assert.ok(doc.components.schemas.TenantCreate.properties.preset.enum.includes('microsoft365'));
     // And every documented path is actually served (not 404 for an unknown route).
     for (const [p, m] of expected) {
-      const r = await api(stack, m.toUpperCase(), p.replace('{id}', 'acme'), { key: admin() });
+      const r = await api(stack, m.toUpperCase(), p.replace('{id}', 'acme').replace('{provider}', 'google'), { key: admin() });
       assert.ok(!(r.status === 404 && r.body?.detail?.startsWith('route ')), `${m} ${p} not served`);
     }
   });

@@ -1,3 +1,6 @@
+import { createHash } from 'node:crypto';
+import { get } from 'node:https';
+import { createLocalJWKSet, jwtVerify, type JSONWebKeySet } from 'jose';
 import { SMTPServer, type SMTPServerOptions } from 'smtp-server';
 
 /**
@@ -26,13 +29,25 @@ export interface PeerConfig {
   dataReplies?: Reply[];
   /** Milliseconds to wait before answering DATA (to hold a transaction open). */
   dataDelayMs?: number;
+  /** XOAUTH2: accept only unexpired tokens signed by this OAuth2 server (checked against its JWKS). */
+  oauth?: {
+    jwksUrl: string;
+    issuer: string;
+    ca: string;
+    /** SHA-256 (hex) of tokens to refuse although valid, as a server does after a revocation. */
+    rejectTokens?: string[];
+    /** How a refusal looks: Gmail's 334 challenge then 535, or Entra's bare 535. */
+    failStyle?: 'challenge' | 'reply';
+  };
+  /** Close the connection after each message, so every message authenticates again. */
+  closeAfterMessage?: boolean;
 }
 
 export type PeerEvent =
   | { type: 'listening'; port: number }
   | { type: 'message'; from: string; to: string[]; size: number; at: number; messageId: string; raw: string }
   | { type: 'rejected'; stage: 'rcpt' | 'data'; code: number; at: number; to?: string }
-  | { type: 'auth'; user: string; ok: boolean };
+  | { type: 'auth'; user: string; ok: boolean; method?: string; reason?: string; tokenSha?: string };
 
 export type PeerCommand = { type: 'config'; config: Partial<PeerConfig> };
 
@@ -41,6 +56,35 @@ const send = (e: PeerEvent) => process.send?.(e);
 const smtpError = (r: Reply) => Object.assign(new Error(r.text), { responseCode: r.code });
 
 let cfg: PeerConfig;
+let server: SMTPServer;
+let jwks: ReturnType<typeof createLocalJWKSet> | null = null;
+
+/** The OAuth2 server's keys, fetched once over HTTPS (trusting its test CA). */
+async function keys(): Promise<ReturnType<typeof createLocalJWKSet>> {
+  if (jwks) return jwks;
+  const o = cfg.oauth!;
+  const body = await new Promise<string>((resolve, reject) => {
+    get(o.jwksUrl, { ca: o.ca }, (res) => {
+      let text = '';
+      res.on('data', (c: Buffer) => (text += c.toString('utf8')));
+      res.on('end', () => resolve(text));
+    }).on('error', reject);
+  });
+  jwks = createLocalJWKSet(JSON.parse(body) as JSONWebKeySet);
+  return jwks;
+}
+
+/** Null when the token is acceptable, else why not. */
+async function checkOAuth(token: string): Promise<string | null> {
+  if (!cfg.oauth) return 'XOAUTH2 not configured';
+  if (cfg.oauth.rejectTokens?.includes(createHash('sha256').update(token).digest('hex'))) return 'token revoked at the server';
+  try {
+    await jwtVerify(token, await keys(), { issuer: cfg.oauth.issuer });
+    return null;
+  } catch (err) {
+    return (err as Error).message;
+  }
+}
 
 process.on('message', (raw) => {
   const msg = raw as PeerConfig | PeerCommand;
@@ -60,6 +104,16 @@ process.on('message', (raw) => {
     logger: false,
     size: 50 * 1024 * 1024,
     onAuth(auth, _session, callback) {
+      if (auth.method === 'XOAUTH2') {
+        void checkOAuth(auth.accessToken ?? '').then((reason) => {
+          const tokenSha = createHash('sha256').update(auth.accessToken ?? '').digest('hex');
+          send({ type: 'auth', user: auth.username ?? '', ok: reason === null, method: 'XOAUTH2', ...(reason ? { reason } : {}), tokenSha });
+          if (reason === null) return callback(null, { user: auth.username });
+          if (cfg.oauth?.failStyle === 'reply') return callback(smtpError({ code: 535, text: '5.7.3 Authentication unsuccessful' }));
+          callback(null, { data: { status: '401', schemes: 'bearer', scope: 'https://mail.google.com/' } } as unknown as { user: string });
+        });
+        return;
+      }
       const ok = auth.username !== undefined && cfg.users[auth.username] === auth.password;
       send({ type: 'auth', user: auth.username ?? '', ok });
       if (!ok) return callback(smtpError({ code: 535, text: '5.7.8 Error: authentication failed: bad credentials' }));
@@ -95,13 +149,16 @@ process.on('message', (raw) => {
             raw: rawMsg.length < 200_000 ? rawMsg : rawMsg.slice(0, 200_000),
           });
           callback(null, `2.0.0 Ok: queued as ${mid}`);
+          if (cfg.closeAfterMessage) {
+            for (const c of server.connections) if ((c as unknown as { id: string }).id === session.id) setTimeout(() => c.close(), 50);
+          }
         };
         if (cfg.dataDelayMs) setTimeout(finish, cfg.dataDelayMs);
         else finish();
       });
     },
   };
-  const server = new SMTPServer(options);
+  server = new SMTPServer(options);
   server.on('error', () => undefined);
   server.listen(cfg.port ?? 0, '127.0.0.1', () => {
     const addr = server.server.address();

@@ -18,6 +18,7 @@ import { ensureWebhookSweeper, webhookSweeperWorkflowId } from '../../src/tempor
 import { repositories } from '../../src/bootstrap';
 import { connectTemporal, connectWorkerConnection } from '../../src/temporal/connection';
 import { createWorker } from '../../src/worker';
+import { eventually } from './smtp-peer';
 
 /**
  * The whole service in the test process, against the real servers run-tests.ts started: the API on
@@ -183,4 +184,16 @@ export async function createPeerTenant(
   });
   if (r.status !== 201) throw new Error(`creating tenant ${id}: ${r.status} ${JSON.stringify(r.body)}`);
   return r.body.apiKey as string;
+}
+
+/** Polls a message (with the tenant's key) until it reaches one of `statuses`; returns its view. */
+export async function messageUntil(stack: Pick<Stack, 'baseUrl'>, key: string, id: string, statuses: string[], timeoutMs = 30_000): Promise<any> {
+  return eventually(
+    async () => {
+      const r = await api(stack, 'GET', `/v1/messages/${id}`, { key });
+      return statuses.includes(r.body.status) ? r.body : undefined;
+    },
+    timeoutMs,
+    `message ${id} to reach ${statuses.join('|')}`,
+  );
 }

@@ -1,0 +1,99 @@
+import { usableUntil } from '../domain/oauth';
+import { CarteroError, DependencyUnavailableError, IdentityProviderUnavailableError, OAuthCredentialsError } from '../errors';
+import { requestRefresh, type TokenWorkflowTarget } from '../oauth/token-workflow';
+import type { OAuthTokenRepository, StoredToken } from '../store/oauth-tokens';
+
+/**
+ * How the SMTP side of a worker gets a tenant's access token: from memory, else from the store
+ * (where the token workflow keeps it sealed), else by asking the token workflow to refresh now.
+ * Requests for the same stale generation share one call per worker; the workflow coalesces across
+ * workers. Sends never call a provider themselves, so a tenant's refresh token is used by one
+ * caller at a time (providers that rotate refresh tokens may revoke a family on concurrent reuse).
+ */
+export class OAuthAccess {
+  private readonly cache = new Map<string, StoredToken>();
+  private readonly inflight = new Map<string, Promise<StoredToken>>();
+
+  constructor(
+    private readonly tokens: OAuthTokenRepository,
+    private readonly target: TokenWorkflowTarget,
+    private readonly waitMs = 30_000,
+  ) {}
+
+  /** A token with life left. OAuthCredentialsError when the tenant needs a person (needs_reauth). */
+  async current(tenantId: string): Promise<StoredToken> {
+    const now = Date.now();
+    const cached = this.cache.get(tenantId);
+    if (cached && usableUntil(cached) > now) return cached;
+    const stored = await this.tokens.get(tenantId);
+    if (stored && usableUntil(stored) > now) {
+      this.cache.set(tenantId, stored);
+      return stored;
+    }
+    return this.renew(tenantId, Math.max(stored?.generation ?? 0, cached?.generation ?? 0));
+  }
+
+  /** A token newer than `staleGeneration` (the one a server just refused, or an expired one). */
+  async renew(tenantId: string, staleGeneration: number): Promise<StoredToken> {
+    const key = `${tenantId}:${staleGeneration}`;
+    let p = this.inflight.get(key);
+    if (!p) {
+      p = this.askWorkflow(tenantId, staleGeneration).finally(() => this.inflight.delete(key));
+      this.inflight.set(key, p);
+    }
+    return p;
+  }
+
+  /**
+   * Runs an XOAUTH2 send; if the server refuses the token (535, or 334 then 535), refreshes once
+   * and retries once. nodemailer itself renews through the provision callback on a 334 challenge
+   * (Gmail's way); Entra answers a bare 535, which only this retry covers. Nothing was sent when
+   * AUTH failed, so the retry cannot duplicate a message.
+   */
+  async sendWithRefresh<T>(tenantId: string, send: () => Promise<T>): Promise<T> {
+    const used = (await this.current(tenantId)).generation;
+    try {
+      return await send();
+    } catch (err) {
+      if ((err as { code?: string }).code !== 'EAUTH') throw err;
+      // If nodemailer's renew (or another send) already produced a newer token, retry with it.
+      if ((this.cache.get(tenantId)?.generation ?? 0) <= used) await this.renew(tenantId, used);
+      return send();
+    }
+  }
+
+  /** nodemailer's XOAUTH2 provisionCallback for one tenant's pool. */
+  provisioner(tenantId: string): (user: string, renew: boolean, cb: (err: Error | null, accessToken: string, expires: number) => void) => void {
+    return (_user, renew, cb) => {
+      const p = renew ? this.renew(tenantId, this.cache.get(tenantId)?.generation ?? 0) : this.current(tenantId);
+      p.then(
+        (t) => cb(null, t.accessToken, usableUntil(t)),
+        (err: Error) => cb(err, '', 0),
+      );
+    };
+  }
+
+  private async askWorkflow(tenantId: string, staleGeneration: number): Promise<StoredToken> {
+    let timer: NodeJS.Timeout | undefined;
+    const timeout = new Promise<never>((_, reject) => {
+      timer = setTimeout(
+        () => reject(new IdentityProviderUnavailableError(`no OAuth2 token for tenant ${tenantId} within ${Math.round(this.waitMs / 1000)} s (is the identity provider reachable?)`)),
+        this.waitMs,
+      );
+    });
+    let answer;
+    try {
+      answer = await Promise.race([requestRefresh(this.target, tenantId, staleGeneration), timeout]);
+    } catch (err) {
+      if (err instanceof CarteroError) throw err;
+      throw new DependencyUnavailableError('temporal', `cannot reach the token workflow of ${tenantId}: ${(err as Error).message}`);
+    } finally {
+      clearTimeout(timer);
+    }
+    if (!answer.ok) throw new OAuthCredentialsError(`OAuth2 credentials need attention: ${answer.reason}`, 'needs_reauth');
+    const stored = await this.tokens.get(tenantId);
+    if (!stored || stored.generation < answer.generation) throw new IdentityProviderUnavailableError(`the refreshed token of ${tenantId} is not in the store yet`);
+    this.cache.set(tenantId, stored);
+    return stored;
+  }
+}
