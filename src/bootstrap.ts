@@ -10,6 +10,7 @@ import { MessageRepository } from './store/messages';
 import { SuppressionRepository } from './store/suppressions';
 import { TenantRepository } from './store/tenants';
 import { WebhookDeliveryRepository } from './store/webhook-deliveries';
+import { BounceMailboxRepository } from './store/bounce-mailboxes';
 import { keyringFrom } from './temporal/connection';
 
 export function packageVersion(): string {
@@ -59,6 +60,7 @@ export interface StoreDeps {
   suppressions: SuppressionRepository;
   events: EventRepository;
   webhookDeliveries: WebhookDeliveryRepository;
+  bounceMailboxes: BounceMailboxRepository;
 }
 
 export function repositories(store: Store, keyring: Keyring): StoreDeps {
@@ -69,6 +71,7 @@ export function repositories(store: Store, keyring: Keyring): StoreDeps {
     suppressions: new SuppressionRepository(store.db),
     events: new EventRepository(store.db),
     webhookDeliveries: new WebhookDeliveryRepository(store.db),
+    bounceMailboxes: new BounceMailboxRepository(store.db, keyring),
   };
 }
 

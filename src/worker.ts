@@ -55,6 +55,7 @@ export async function createWorker(deps: WorkerDeps, overrides: Partial<WorkerOp
       webhookPolicy: config.webhooks.policy,
       webhookAllowPrivateNetworks: config.webhooks.allowPrivateNetworks,
       webhookSweepIntervalMs: config.webhooks.sweepIntervalMs,
+      bounceMailboxes: deps.bounceMailboxes,
     }),
     dataConverter: dataConverter(deps.keyring),
     shutdownGraceTime: config.shutdownGraceMs,

@@ -1,11 +1,12 @@
 import { createBounceActivities, type BounceActivityDeps } from './bounces';
+import { createBounceMailboxActivities, type BounceMailboxWatchDeps } from './bounce-mailbox-watch';
 import { withFailureMapping } from './failures';
 import { createMessageActivities, type MessageActivityDeps } from './messages';
 import { createTenantActivities, type TenantActivityDeps } from './tenants';
 import { createWebhookActivities, type WebhookActivityDeps } from './webhooks';
 
 
-export type ActivityDeps = TenantActivityDeps & MessageActivityDeps & BounceActivityDeps & WebhookActivityDeps;
+export type ActivityDeps = TenantActivityDeps & MessageActivityDeps & BounceActivityDeps & WebhookActivityDeps & BounceMailboxWatchDeps;
 
 export function createActivities(deps: ActivityDeps) {
   return withFailureMapping({
@@ -13,6 +14,7 @@ export function createActivities(deps: ActivityDeps) {
     ...createMessageActivities(deps),
     ...createBounceActivities(deps),
     ...createWebhookActivities(deps),
+    ...createBounceMailboxActivities(deps),
   });
 }
 

@@ -20,6 +20,8 @@ import { tenantRoutes } from './routes/tenants';
 import { webhookRoutes } from './routes/webhooks';
 import type { EventRepository } from '../store/events';
 import type { WebhookDeliveryRepository } from '../store/webhook-deliveries';
+import { bounceMailboxRoutes } from './routes/bounce-mailbox';
+import { BounceMailboxRepository } from '../store/bounce-mailboxes';
 
 export interface AppDeps {
   config: Config;
@@ -108,6 +110,16 @@ export function createApp(deps: AppDeps): Express {
       deliveries: deps.webhookDeliveries,
       temporal: deps.temporal,
       taskQueue: deps.config.temporal.taskQueue,
+    }),
+  );
+
+  app.use(
+    bounceMailboxRoutes({
+      tenants: deps.tenants,
+      bounceMailboxes: new BounceMailboxRepository(deps.store.db, deps.keyring),
+      temporal: deps.temporal,
+      taskQueue: deps.config.temporal.taskQueue,
+      allowPrivateNetworks: deps.config.smtp.allowPrivateNetworks,
     }),
   );
 

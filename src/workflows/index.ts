@@ -4,3 +4,4 @@ export { sendMessage } from './send-message';
 export { rateLimiter } from './rate-limiter';
 export { webhookDelivery } from './webhook-delivery';
 export { webhookSweeper } from './webhook-sweeper';
+export { bounceMailboxWatch } from './bounce-mailbox-watch';
