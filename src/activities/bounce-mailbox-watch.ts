@@ -217,7 +217,13 @@ async function processUnseen(deps: BounceMailboxWatchDeps, doc: BounceMailboxDoc
     } else {
       const fetched = await client.fetchOne(uid, { uid: true, source: true }, { uid: true });
       if (!fetched || !fetched.source) continue; // expunged meanwhile
-      const mail = await mailFromRaw(fetched.source);
+      // A message mailparser cannot read must not stop the watch (it would be fetched again for ever).
+      const mail = await mailFromRaw(fetched.source).catch(() => null);
+      if (!mail) {
+        await deps.bounceMailboxes.countProcessed(tenantId, 'unreadable', at);
+        await markProcessed(client, uid, doc.settings.processedFolder);
+        continue;
+      }
       const verdict = classifyMail(mail);
       const noticeId = fieldValue(mail.headers, 'message-id') ?? `imap:${doc.settings.mailbox}:${client.mailbox ? String(client.mailbox.uidValidity) : '?'}:${uid}`;
       let counted: Parameters<BounceMailboxRepository['countProcessed']>[1] = verdict.kind;
@@ -230,9 +236,13 @@ async function processUnseen(deps: BounceMailboxWatchDeps, doc: BounceMailboxDoc
       }
       await deps.bounceMailboxes.countProcessed(tenantId, counted, at);
     }
-    await client.messageFlagsAdd(uid, ['\\Seen'], { uid: true });
-    await client.messageMove(uid, doc.settings.processedFolder, { uid: true });
+    await markProcessed(client, uid, doc.settings.processedFolder);
   }
+}
+
+async function markProcessed(client: ImapFlow, uid: string, folder: string): Promise<void> {
+  await client.messageFlagsAdd(uid, ['\\Seen'], { uid: true });
+  await client.messageMove(uid, folder, { uid: true });
 }
 
 async function closeQuietly(client: ImapFlow): Promise<void> {

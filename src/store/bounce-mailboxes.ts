@@ -24,6 +24,8 @@ export interface WatchStats {
   /** Feedback (bounce, delay, complaint) that named no message or recipient of this tenant. */
   unmatched: number;
   oversized: number;
+  /** Mail the MIME parser could not read (moved unparsed). */
+  unreadable: number;
   lastProcessedAt: Date | null;
 }
 
@@ -45,7 +47,7 @@ export interface BounceMailboxDoc {
 
 const aadFor = (tenantId: string) => `bounce-mailbox:${tenantId}:password`;
 
-const NO_STATS: WatchStats = { processed: 0, bounce: 0, delay: 0, complaint: 0, autoreply: 0, human: 0, unmatched: 0, oversized: 0, lastProcessedAt: null };
+const NO_STATS: WatchStats = { processed: 0, bounce: 0, delay: 0, complaint: 0, autoreply: 0, human: 0, unmatched: 0, oversized: 0, unreadable: 0, lastProcessedAt: null };
 
 export class BounceMailboxRepository {
   private readonly col: Collection<BounceMailboxDoc>;
@@ -100,7 +102,7 @@ export class BounceMailboxRepository {
     await this.col.updateOne({ _id: tenantId, generation }, { $set: { status } });
   }
 
-  async countProcessed(tenantId: string, kind: MailKind | 'unmatched' | 'oversized', at: Date): Promise<void> {
+  async countProcessed(tenantId: string, kind: MailKind | 'unmatched' | 'oversized' | 'unreadable', at: Date): Promise<void> {
     const inc: Record<string, number> = { 'stats.processed': 1, [`stats.${kind}`]: 1 };
     await this.col.updateOne({ _id: tenantId }, { $inc: inc, $set: { 'stats.lastProcessedAt': at } });
   }
