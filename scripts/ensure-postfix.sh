@@ -1,12 +1,14 @@
 #!/usr/bin/env bash
-# Installs Debian's postfix and dovecot-core for the Postfix end-to-end test
-# (test/integration/postfix.test.ts), when /usr/sbin/postfix or /usr/sbin/dovecot is missing.
+# Installs Debian's postfix, dovecot-core and dovecot-imapd for the Postfix end-to-end tests
+# (test/integration/postfix.test.ts) and the IMAP bounce-mailbox tests
+# (test/integration/bounce-mailbox.test.ts), when /usr/sbin/postfix, /usr/sbin/dovecot or
+# /usr/lib/dovecot/imap is missing.
 #
 # The test runs private instances of both (own config, queue and data directories under a temp dir,
 # loopback only, started and stopped by test/support/postfix.ts). This script only installs the
 # binaries: it does not configure or start the system-wide postfix or dovecot, and if a package's
 # maintainer script started one anyway it is stopped again, so nothing is left listening on port 25.
-# Idempotent: does nothing but check when both binaries are present.
+# Idempotent: does nothing but check when the binaries are present.
 set -euo pipefail
 
 log() { echo "ensure-postfix: $*"; }
@@ -43,7 +45,7 @@ stop_system_daemons() {
   fi
 }
 
-if [ -x /usr/sbin/postfix ] && [ -x /usr/sbin/dovecot ]; then
+if [ -x /usr/sbin/postfix ] && [ -x /usr/sbin/dovecot ] && [ -x /usr/lib/dovecot/imap ]; then
   log "postfix ($(/usr/sbin/postconf -d -h mail_version 2>/dev/null || echo '?')) and dovecot ($(/usr/sbin/dovecot --version 2>/dev/null || echo '?')) already installed"
   stop_system_daemons
   if port25_listening; then
@@ -55,13 +57,14 @@ fi
 missing=()
 [ -x /usr/sbin/postfix ] || missing+=(postfix)
 [ -x /usr/sbin/dovecot ] || missing+=(dovecot-core)
+[ -x /usr/lib/dovecot/imap ] || missing+=(dovecot-imapd)
 log "missing: ${missing[*]}"
 
-[ "$EUID" -eq 0 ] || die "installing ${missing[*]} needs root (running as uid $EUID); run this script as root or install Debian's 'postfix' and 'dovecot-core' yourself"
-command -v apt-get >/dev/null 2>&1 || die "apt-get not found: this script installs Debian packages 'postfix' and 'dovecot-core'; install them with your system's package manager"
+[ "$EUID" -eq 0 ] || die "installing ${missing[*]} needs root (running as uid $EUID); run this script as root or install Debian's 'postfix', 'dovecot-core' and 'dovecot-imapd' yourself"
+command -v apt-get >/dev/null 2>&1 || die "apt-get not found: this script installs Debian packages 'postfix', 'dovecot-core' and 'dovecot-imapd'; install them with your system's package manager"
 command -v debconf-set-selections >/dev/null 2>&1 || die "debconf-set-selections not found (package 'debconf'); cannot preseed postfix's configuration question"
 
-log "installing Debian's postfix and dovecot-core (non-interactive)"
+log "installing Debian's postfix, dovecot-core and dovecot-imapd (non-interactive)"
 export DEBIAN_FRONTEND=noninteractive
 started=$(date +%s)
 
@@ -89,18 +92,19 @@ trap cleanup EXIT
 apt_install() {
   apt-get install -y -q --no-install-recommends \
     -o Dpkg::Options::=--force-confdef -o Dpkg::Options::=--force-confold \
-    postfix dovecot-core
+    postfix dovecot-core dovecot-imapd
 }
 
-log "apt-get install postfix dovecot-core..."
+log "apt-get install postfix dovecot-core dovecot-imapd..."
 if ! apt_install; then
   log "install failed; running apt-get update and retrying"
   apt-get update -q || die "apt-get update failed (no package repository reachable?)"
-  apt_install || die "apt-get install postfix dovecot-core failed"
+  apt_install || die "apt-get install postfix dovecot-core dovecot-imapd failed"
 fi
 
 [ -x /usr/sbin/postfix ] || die "/usr/sbin/postfix still missing after installing 'postfix'"
 [ -x /usr/sbin/dovecot ] || die "/usr/sbin/dovecot still missing after installing 'dovecot-core'"
+[ -x /usr/lib/dovecot/imap ] || die "/usr/lib/dovecot/imap still missing after installing 'dovecot-imapd'"
 getent passwd postfix >/dev/null || die "the 'postfix' user does not exist after the install"
 
 stop_system_daemons

@@ -11,6 +11,7 @@ import { OAuthTokenRepository } from './store/oauth-tokens';
 import { SuppressionRepository } from './store/suppressions';
 import { TenantRepository } from './store/tenants';
 import { WebhookDeliveryRepository } from './store/webhook-deliveries';
+import { BounceMailboxRepository } from './store/bounce-mailboxes';
 import { keyringFrom } from './temporal/connection';
 
 export function packageVersion(): string {
@@ -61,6 +62,7 @@ export interface StoreDeps {
   events: EventRepository;
   webhookDeliveries: WebhookDeliveryRepository;
   oauthTokens: OAuthTokenRepository;
+  bounceMailboxes: BounceMailboxRepository;
 }
 
 export function repositories(store: Store, keyring: Keyring): StoreDeps {
@@ -72,6 +74,7 @@ export function repositories(store: Store, keyring: Keyring): StoreDeps {
     events: new EventRepository(store.db),
     webhookDeliveries: new WebhookDeliveryRepository(store.db),
     oauthTokens: new OAuthTokenRepository(store.db, keyring),
+    bounceMailboxes: new BounceMailboxRepository(store.db, keyring),
   };
 }
 

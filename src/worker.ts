@@ -62,6 +62,7 @@ export async function createWorker(deps: WorkerDeps, overrides: Partial<WorkerOp
       oauthTokens: deps.oauthTokens,
       oauthProviders: new OAuthProviders(config.oauth),
       oauth,
+      bounceMailboxes: deps.bounceMailboxes,
     }),
     dataConverter: dataConverter(deps.keyring),
     shutdownGraceTime: config.shutdownGraceMs,

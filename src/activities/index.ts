@@ -1,11 +1,12 @@
 import { createBounceActivities, type BounceActivityDeps } from './bounces';
+import { createBounceMailboxActivities, type BounceMailboxWatchDeps } from './bounce-mailbox-watch';
 import { withFailureMapping } from './failures';
 import { createMessageActivities, type MessageActivityDeps } from './messages';
 import { createOAuthActivities, type OAuthActivityDeps } from './oauth';
 import { createTenantActivities, type TenantActivityDeps } from './tenants';
 import { createWebhookActivities, type WebhookActivityDeps } from './webhooks';
 
-export type ActivityDeps = TenantActivityDeps & MessageActivityDeps & BounceActivityDeps & WebhookActivityDeps & OAuthActivityDeps;
+export type ActivityDeps = TenantActivityDeps & MessageActivityDeps & BounceActivityDeps & WebhookActivityDeps & OAuthActivityDeps & BounceMailboxWatchDeps;
 
 export function createActivities(deps: ActivityDeps) {
   return withFailureMapping({
@@ -14,6 +15,7 @@ export function createActivities(deps: ActivityDeps) {
     ...createBounceActivities(deps),
     ...createWebhookActivities(deps),
     ...createOAuthActivities(deps),
+    ...createBounceMailboxActivities(deps),
   });
 }
 

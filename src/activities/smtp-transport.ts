@@ -1,13 +1,13 @@
-import { promises as dns } from 'node:dns';
 import tls from 'node:tls';
 import nodemailer, { type Transporter } from 'nodemailer';
 import type SMTPTransport from 'nodemailer/lib/smtp-transport';
 import type { AttemptOutcome } from '../domain/delivery';
-import { addressRefusal, isIpLiteral, type AllowableClass } from '../domain/network';
+import type { AllowableClass } from '../domain/network';
 import { classifyReply, enhancedCodeOf, type SmtpReply } from '../domain/smtp-reply';
 import { ehloNameOf, type AuthInput, type TenantSettings } from '../domain/tenant';
 import { DependencyUnavailableError, IdentityProviderUnavailableError, OAuthCredentialsError } from '../errors';
 import type { OAuthAccess } from './oauth-access';
+import { checkedAddresses, tlsServername } from './checked-address';
 
 /**
  * One pooled nodemailer transport per tenant per worker: connections are reused across messages,
@@ -88,12 +88,9 @@ export class SmtpPools {
     const s = settings.smtp;
     // Resolve and check here, then connect to the checked address with the name for TLS:
     // nodemailer resolving on its own would bypass the private-network guard (DNS rebinding).
-    const addresses = isIpLiteral(s.host) ? [s.host] : (await dns.lookup(s.host, { all: true, verbatim: true })).map((a) => a.address);
-    for (const a of addresses) {
-      const refusal = addressRefusal(a, this.allowPrivateNetworks);
-      if (refusal) throw new SmtpSettingsError(`SMTP host ${s.host} refused: ${refusal}`);
-    }
-    const servername = s.tls.servername ?? (isIpLiteral(s.host) ? undefined : s.host);
+    const { addresses, refused } = await checkedAddresses(s.host, this.allowPrivateNetworks);
+    if (refused) throw new SmtpSettingsError(`SMTP host ${s.host} refused: ${refused}`);
+    const servername = tlsServername(s.host, s.tls.servername);
     let smtpAuth: SMTPTransport.Options['auth'];
     switch (auth.type) {
       case 'none':

@@ -24,6 +24,8 @@ import type { WebhookDeliveryRepository } from '../store/webhook-deliveries';
 import { oauthCallbackRoutes, oauthCredentialsChanged, oauthStartRoutes, type OAuthRouteDeps } from './routes/oauth';
 import { OAuthProviders } from '../oauth/providers';
 import { OAuthTokenRepository } from '../store/oauth-tokens';
+import { bounceMailboxRoutes } from './routes/bounce-mailbox';
+import { BounceMailboxRepository } from '../store/bounce-mailboxes';
 
 export interface AppDeps {
   config: Config;
@@ -126,6 +128,16 @@ export function createApp(deps: AppDeps): Express {
       deliveries: deps.webhookDeliveries,
       temporal: deps.temporal,
       taskQueue: deps.config.temporal.taskQueue,
+    }),
+  );
+
+  app.use(
+    bounceMailboxRoutes({
+      tenants: deps.tenants,
+      bounceMailboxes: new BounceMailboxRepository(deps.store.db, deps.keyring),
+      temporal: deps.temporal,
+      taskQueue: deps.config.temporal.taskQueue,
+      allowPrivateNetworks: deps.config.smtp.allowPrivateNetworks,
     }),
   );
 

@@ -4,6 +4,7 @@ import { tenantCreateSchema, tenantPatchSchema } from '../domain/tenant';
 import { suppressionCreateSchema } from '../domain/suppression';
 import { EVENT_TYPES } from '../domain/events';
 import { DELIVERY_STATES } from '../domain/webhooks';
+import { bounceMailboxPutSchema, WATCH_STATES } from '../domain/bounce-mailbox';
 
 /**
  * The OpenAPI 3.1 document, with request schemas generated from the same zod schemas that validate
@@ -269,6 +270,19 @@ export function buildOpenApi(version: string): Json {
         ],
         get: { summary: 'One suppressed address', responses: { '200': json('The entry'), ...common } },
         delete: { summary: 'Remove an address from the suppression list (sends to it resume)', responses: { '204': { description: 'Removed' }, ...common } },
+      },
+      '/v1/tenants/{id}/bounce-mailbox': {
+        parameters: [idParam],
+        put: {
+          summary: "Set the tenant's bounce mailbox (IMAP) and start or restart its watch; the password may be omitted to keep the stored one",
+          requestBody: { required: true, content: { 'application/json': { schema: schema(bounceMailboxPutSchema) } } },
+          responses: { '201': json('Created; the watch starts'), '200': json('Replaced; the watch restarts'), '503': problem('Saved, but Temporal is unavailable; PUT again'), ...common },
+        },
+        get: {
+          summary: `Settings (no password), the watch's status (state: ${WATCH_STATES.join(', ')}; error) and counters`,
+          responses: { '200': json('The bounce mailbox'), ...common },
+        },
+        delete: { summary: 'Remove the bounce mailbox; the watch stops', responses: { '204': { description: 'Removed' }, ...common } },
       },
       '/v1/webhooks/deliveries': {
         get: {

@@ -5,3 +5,4 @@ export { rateLimiter } from './rate-limiter';
 export { webhookDelivery } from './webhook-delivery';
 export { webhookSweeper } from './webhook-sweeper';
 export { oauthToken } from './oauth-token';
+export { bounceMailboxWatch } from './bounce-mailbox-watch';

@@ -46,17 +46,17 @@ interface Ids {
   gid: number;
 }
 
-function ids(user: string): Ids {
+export function ids(user: string): Ids {
   const id = (flag: string) => Number(execFileSync('id', [flag, user], { encoding: 'utf8' }).trim());
   return { uid: id('-u'), gid: id('-g') };
 }
 
 /** A PEM string, or a path to a PEM file. */
-function pem(value: string): string {
+export function pem(value: string): string {
   return value.includes('-----BEGIN ') ? value : readFileSync(value, 'utf8');
 }
 
-function tail(file: string, lines = 40): string {
+export function tail(file: string, lines = 40): string {
   try {
     return readFileSync(file, 'utf8').trimEnd().split('\n').slice(-lines).join('\n');
   } catch {
@@ -118,7 +118,7 @@ function alive(pid: number): boolean {
   }
 }
 
-async function waitUntil(fn: () => boolean, timeoutMs: number): Promise<boolean> {
+export async function waitUntil(fn: () => boolean, timeoutMs: number): Promise<boolean> {
   const deadline = Date.now() + timeoutMs;
   while (!fn()) {
     if (Date.now() > deadline) return false;

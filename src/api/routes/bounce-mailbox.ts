@@ -1,0 +1,108 @@
+import { Router, type Request } from 'express';
+import { WorkflowNotFoundError, type Client } from '@temporalio/client';
+import { bounceMailboxPutSchema, bounceMailboxSettings, bounceWatchWorkflowId } from '../../domain/bounce-mailbox';
+import { addressRefusal, isIpLiteral, type AllowableClass } from '../../domain/network';
+import { tenantIdSchema } from '../../domain/tenant';
+import { DependencyUnavailableError, NotFoundError, ValidationError } from '../../errors';
+import type { BounceMailboxDoc, BounceMailboxRepository } from '../../store/bounce-mailboxes';
+import type { TenantRepository } from '../../store/tenants';
+import { TenantIdKey } from '../../temporal/search-attributes';
+import { requireTenantAccess } from '../auth';
+import { parseBody, parseParam } from '../validate';
+
+export interface BounceMailboxRouteDeps {
+  tenants: TenantRepository;
+  bounceMailboxes: BounceMailboxRepository;
+  temporal: Client;
+  taskQueue: string;
+  allowPrivateNetworks: readonly AllowableClass[];
+}
+
+/**
+ * `/v1/tenants/:id/bounce-mailbox`: the optional IMAP watch of the tenant's bounce address
+ * (docs/bounces.md, "IMAP watch"). PUT starts or restarts the watch workflow, DELETE stops it.
+ */
+export function bounceMailboxRoutes(deps: BounceMailboxRouteDeps): Router {
+  const r = Router();
+  const path = '/v1/tenants/:id/bounce-mailbox';
+  const tenantOf = async (req: Request): Promise<string> => {
+    const id = parseParam(req.params.id, 'id', tenantIdSchema);
+    requireTenantAccess(req, id);
+    await deps.tenants.get(id); // 404 for an unknown tenant
+    return id;
+  };
+
+  r.put(path, async (req, res) => {
+    const tenantId = await tenantOf(req);
+    const body = parseBody(req, bounceMailboxPutSchema);
+    // Literal addresses are checked now; names after DNS, on every connection.
+    if (isIpLiteral(body.host)) {
+      const refusal = addressRefusal(body.host, deps.allowPrivateNetworks);
+      if (refusal) throw new ValidationError('invalid host', [{ field: 'host', message: refusal }]);
+    }
+    const doc = await deps.bounceMailboxes.put(tenantId, bounceMailboxSettings(body), body.password);
+    if (!doc) throw new ValidationError('invalid password', [{ field: 'password', message: 'required: no bounce mailbox is configured yet' }]);
+    await wakeWatch(deps, tenantId, true);
+    res.status(doc.generation === 1 ? 201 : 200).json(view(doc));
+  });
+
+  r.get(path, async (req, res) => {
+    const tenantId = await tenantOf(req);
+    const doc = await deps.bounceMailboxes.get(tenantId);
+    if (!doc) throw new NotFoundError('bounce mailbox', tenantId);
+    res.json(view(doc));
+  });
+
+  r.delete(path, async (req, res) => {
+    const tenantId = await tenantOf(req);
+    if (!(await deps.bounceMailboxes.delete(tenantId))) throw new NotFoundError('bounce mailbox', tenantId);
+    // The watch finds its settings gone and ends; without the signal it would notice within WATCH_CHECK_MS.
+    await wakeWatch(deps, tenantId, false).catch(() => undefined);
+    res.status(204).end();
+  });
+
+  return r;
+}
+
+/** Tells the watch its settings changed, starting it first when `start` (PUT). */
+async function wakeWatch(deps: BounceMailboxRouteDeps, tenantId: string, start: boolean): Promise<void> {
+  const workflowId = bounceWatchWorkflowId(tenantId);
+  try {
+    if (start) {
+      await deps.temporal.workflow.signalWithStart('bounceMailboxWatch', {
+        workflowId,
+        taskQueue: deps.taskQueue,
+        args: [{ tenantId }],
+        signal: 'settingsChanged',
+        signalArgs: [],
+        typedSearchAttributes: [{ key: TenantIdKey, value: tenantId }],
+      });
+    } else {
+      await deps.temporal.workflow.getHandle(workflowId).signal('settingsChanged');
+    }
+  } catch (err) {
+    if (err instanceof WorkflowNotFoundError) return;
+    // The settings are stored; a later PUT (or the running watch's own check) picks them up.
+    throw new DependencyUnavailableError('temporal', `bounce mailbox saved, but the watch could not be started: ${(err as Error).message}`);
+  }
+}
+
+function view(d: BounceMailboxDoc) {
+  const s = d.settings;
+  return {
+    tenantId: d._id,
+    host: s.host,
+    port: s.port,
+    security: s.security,
+    tls: s.tls,
+    user: s.user,
+    passwordSet: true,
+    mailbox: s.mailbox,
+    processedFolder: s.processedFolder,
+    workflowId: bounceWatchWorkflowId(d._id),
+    status: { ...d.status, since: d.status.since.toISOString(), lastConnectedAt: d.status.lastConnectedAt?.toISOString() ?? null },
+    stats: { ...d.stats, lastProcessedAt: d.stats.lastProcessedAt?.toISOString() ?? null },
+    createdAt: d.createdAt.toISOString(),
+    updatedAt: d.updatedAt.toISOString(),
+  };
+}

@@ -1,0 +1,101 @@
+import { z } from 'zod';
+import { smtpHostSchema, smtpSchema } from './tenant';
+
+/**
+ * A tenant's bounce mailbox: the IMAP account its bounce address delivers to, watched by the
+ * workflow `imap-<tenant>` (docs/bounces.md, "IMAP watch"). Pure: imported by the API, the
+ * activity and the workflow.
+ */
+const CONTROL_CHARS = /[\u0000-\u001f\u007f]/;
+const folderName = (what: string) =>
+  z
+    .string()
+    .min(1)
+    .max(200)
+    .refine((s) => !CONTROL_CHARS.test(s), `${what} must not contain control characters`)
+    .refine((s) => !/[*%]/.test(s), `${what} must not contain the IMAP wildcards * or %`);
+
+export const bounceMailboxPutSchema = z
+  .strictObject({
+    host: smtpHostSchema,
+    /** Default: 993 for `tls` (implicit TLS), 143 for `starttls`. */
+    port: z.int().min(1).max(65535).optional(),
+    /** `tls` = implicit TLS (IMAPS), `starttls` = STARTTLS required. There is no plaintext mode. */
+    security: z.enum(['tls', 'starttls']).default('tls'),
+    tls: smtpSchema.shape.tls,
+    user: z
+      .string()
+      .min(1)
+      .max(320)
+      .refine((s) => !CONTROL_CHARS.test(s), 'user must not contain control characters'),
+    /** Required the first time; omitted on a later PUT, the stored password is kept. */
+    password: z
+      .string()
+      .min(1)
+      .max(16 * 1024)
+      .refine((s) => !CONTROL_CHARS.test(s), 'password must not contain control characters')
+      .optional(),
+    mailbox: folderName('mailbox').default('INBOX'),
+    /** Processed mail is flagged \Seen and moved here (created when missing). */
+    processedFolder: folderName('processedFolder').default('Cartero/Processed'),
+  })
+  .refine((s) => s.processedFolder.toLowerCase() !== s.mailbox.toLowerCase(), {
+    path: ['processedFolder'],
+    message: 'must differ from mailbox (processed mail is moved out of the watched mailbox)',
+  });
+
+export type BounceMailboxPut = z.infer<typeof bounceMailboxPutSchema>;
+
+/** What is stored and what the watch connects with (the password is kept sealed beside it). */
+export interface BounceMailboxSettings {
+  host: string;
+  port: number;
+  security: 'tls' | 'starttls';
+  tls: { ca?: string; servername?: string; minVersion?: 'TLSv1.2' | 'TLSv1.3' };
+  user: string;
+  mailbox: string;
+  processedFolder: string;
+}
+
+export function bounceMailboxSettings(input: BounceMailboxPut): BounceMailboxSettings {
+  return {
+    host: input.host,
+    port: input.port ?? (input.security === 'tls' ? 993 : 143),
+    security: input.security,
+    tls: { ...input.tls },
+    user: input.user,
+    mailbox: input.mailbox,
+    processedFolder: input.processedFolder,
+  };
+}
+
+/**
+ * `watching` = connected and idling; `connecting` / `reconnecting` = connection lost or not yet
+ * made (retried inside the activity, quickly); `failed` = a problem that needs the tenant
+ * (wrong password, certificate, unknown host or mailbox, refused address), retried slowly by the
+ * workflow until the settings change.
+ */
+export const WATCH_STATES = ['connecting', 'watching', 'reconnecting', 'failed'] as const;
+export type WatchState = (typeof WATCH_STATES)[number];
+
+export const bounceWatchWorkflowId = (tenantId: string) => `imap-${tenantId}`;
+
+/** The activity's answer to the workflow. `restart` = settings changed or time to rotate. */
+export type WatchOutcome = { kind: 'stopped' } | { kind: 'rotate' } | { kind: 'failed'; error: string };
+
+/** Reconnect delay inside the activity after `attempt` consecutive connection failures (1 s … 60 s). */
+export function reconnectDelayMs(attempt: number): number {
+  return Math.min(1000 * 2 ** Math.max(0, attempt - 1), 60_000);
+}
+
+/** Workflow wait after `failures` consecutive `failed` outcomes (1 min … 1 h), unless settings change. */
+export function failedRetryDelayMs(failures: number): number {
+  return Math.min(60_000 * 2 ** Math.max(0, failures - 1), 60 * 60_000);
+}
+
+/** An activity run ends after this long so the workflow's history stays short (continue-as-new). */
+export const WATCH_ROTATE_MS = 30 * 60_000;
+/** How often a connected watch re-reads its settings and searches for unseen mail IDLE missed. */
+export const WATCH_CHECK_MS = 30_000;
+/** Mail larger than this is moved to the processed folder without being parsed (no NDR is this big). */
+export const MAX_NOTICE_BYTES = 10 * 1024 * 1024;
