@@ -15,6 +15,9 @@ import { codecRoutes } from './routes/codec';
 import { messageRoutes } from './routes/messages';
 import { opsRoutes } from './routes/ops';
 import { tenantRoutes } from './routes/tenants';
+import { trackingRoutes } from './routes/tracking';
+import { createTracking, type Tracking } from './tracking';
+import { SuppressionRepository } from '../store/suppressions';
 
 export interface AppDeps {
   config: Config;
@@ -28,6 +31,8 @@ export interface AppDeps {
   version: string;
   isShuttingDown?: () => boolean;
   onDeliverySettingsChanged?: (tenantId: string) => Promise<void>;
+  /** Opens/clicks/unsubscribe; created here when not given (then nobody flushes it at shutdown). */
+  tracking?: Tracking;
 }
 
 export function createApp(deps: AppDeps): Express {
@@ -35,6 +40,9 @@ export function createApp(deps: AppDeps): Express {
   app.disable('x-powered-by');
   app.set('trust proxy', false);
   const metrics = createApiMetrics();
+  const tracking = deps.tracking ?? createTracking(deps.config, deps.logger, deps.store.db, deps.keyring);
+  // First, before metrics and logging middleware: the pixel and redirect are the hot path.
+  app.use(trackingRoutes({ tokens: tracking.tokens, buffer: tracking.buffer, messages: deps.messages, suppressions: new SuppressionRepository(deps.store.db), registry: metrics.registry }));
   app.use(metrics.middleware);
   app.use((req, res, next) => {
     const started = process.hrtime.bigint();
@@ -90,6 +98,7 @@ export function createApp(deps: AppDeps): Express {
       taskQueue: deps.config.temporal.taskQueue,
       policy: deps.config.send.policy,
       permitMarginMs: deps.config.send.permitMarginMs,
+      tracking,
     }),
   );
 

@@ -1,3 +1,6 @@
+import os from 'node:os';
+import path from 'node:path';
+import ipaddr from 'ipaddr.js';
 import { z } from 'zod';
 import type { RetryPolicy } from '../domain/retry';
 
@@ -73,6 +76,25 @@ const envSchema = z.object({
   SEND_THROTTLE_PAUSE_MS: z.coerce.number().int().min(0).default(60_000),
   /** How long a rate-limit permit stays usable; also added to every window (see domain/rate-limit.ts). */
   RATE_LIMIT_MARGIN_MS: z.coerce.number().int().min(100).max(60_000).default(2_000),
+
+  /** Base URL of tracking and unsubscribe links (/t/o, /t/c, /u) in sent mail; defaults to PUBLIC_BASE_URL. */
+  TRACKING_BASE_URL: z.url({ protocol: /^https?$/ }).optional(),
+  /** Hits are written in batches: every TRACKING_FLUSH_MS or TRACKING_FLUSH_HITS hits, whichever first. */
+  TRACKING_FLUSH_MS: z.coerce.number().int().min(10).max(60_000).default(250),
+  TRACKING_FLUSH_HITS: z.coerce.number().int().min(1).max(10_000).default(500),
+  /** Hits kept in memory while the store is down; past it they spill to TRACKING_SPOOL_DIR. */
+  TRACKING_BUFFER_MAX: z.coerce.number().int().min(100).max(10_000_000).default(100_000),
+  /** Directory for spilled hits (`none` disables spilling: hits past the buffer are dropped and counted). */
+  TRACKING_SPOOL_DIR: z.string().min(1).optional(),
+  /** Extra CIDRs whose clicks are machine (link scanners of the tenants' recipients). */
+  TRACKING_SCANNER_CIDRS: z
+    .string()
+    .default('')
+    .transform((s, ctx) => {
+      const parts = s.split(',').map((p) => p.trim()).filter(Boolean);
+      for (const p of parts) if (!isCidr(p)) ctx.addIssue({ code: 'custom', message: `"${p}" is not a CIDR like 203.0.113.0/24` });
+      return parts;
+    }),
 });
 
 export type Env = z.infer<typeof envSchema>;
@@ -95,6 +117,7 @@ export interface Config {
   codec: { auth: 'admin-key' | 'none'; corsOrigins: string[] };
   shutdownGraceMs: number;
   send: { messageBodyLimitBytes: number; policy: RetryPolicy; permitMarginMs: number };
+  tracking: { baseUrl: string; flushMs: number; flushHits: number; bufferMax: number; spoolDir: string | null; scannerCidrs: string[] };
 }
 
 export class ConfigError extends Error {
@@ -198,5 +221,22 @@ export function loadConfig(source: NodeJS.ProcessEnv = process.env): Config {
       },
       permitMarginMs: e.RATE_LIMIT_MARGIN_MS,
     },
+    tracking: {
+      baseUrl: (e.TRACKING_BASE_URL ?? e.PUBLIC_BASE_URL ?? `http://localhost:${e.PORT}`).replace(/\/+$/, ''),
+      flushMs: e.TRACKING_FLUSH_MS,
+      flushHits: e.TRACKING_FLUSH_HITS,
+      bufferMax: e.TRACKING_BUFFER_MAX,
+      spoolDir: e.TRACKING_SPOOL_DIR === 'none' ? null : (e.TRACKING_SPOOL_DIR ?? path.join(os.tmpdir(), 'cartero-tracking-spool')),
+      scannerCidrs: e.TRACKING_SCANNER_CIDRS,
+    },
   };
+}
+
+function isCidr(s: string): boolean {
+  try {
+    ipaddr.parseCIDR(s);
+    return true;
+  } catch {
+    return false;
+  }
 }

@@ -1,4 +1,6 @@
 import { randomBytes } from 'node:crypto';
+import os from 'node:os';
+import path from 'node:path';
 import type { Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { Client, Connection } from '@temporalio/client';
@@ -15,6 +17,7 @@ import type { TenantRepository } from '../../src/store/tenants';
 import { repositories } from '../../src/bootstrap';
 import { connectTemporal, connectWorkerConnection } from '../../src/temporal/connection';
 import { createWorker } from '../../src/worker';
+import { createTracking, type Tracking } from '../../src/api/tracking';
 
 /**
  * The whole service in the test process, against the real servers run-tests.ts started: the API on
@@ -31,6 +34,7 @@ export interface Stack {
   temporal: Client;
   keyring: Keyring;
   env: Record<string, string>;
+  tracking: Tracking;
   stop(): Promise<void>;
 }
 
@@ -54,6 +58,8 @@ export function testEnv(overrides: Record<string, string> = {}): Record<string, 
     TEMPORAL_TASK_QUEUE: `test-${id}`,
     SMTP_ALLOW_PRIVATE_NETWORKS: 'loopback',
     SMTP_VERIFY_TIMEOUT_MS: '5000',
+    // Each stack spills tracking hits to its own directory (never another suite's).
+    TRACKING_SPOOL_DIR: path.join(os.tmpdir(), `cartero-test-spool-${id}`),
     ...overrides,
   };
 }
@@ -82,7 +88,9 @@ export async function startStack(overrides: Record<string, string> = {}, options
     pools = created.pools;
     running = worker.run();
   }
+  const tracking = createTracking(config, logger, store.db, keyring);
   const app = createApp({
+    tracking,
     config,
     logger,
     store,
@@ -108,9 +116,11 @@ export async function startStack(overrides: Record<string, string> = {}, options
     temporal: client,
     keyring,
     env,
+    tracking,
     async stop() {
       server.closeAllConnections();
       await new Promise<void>((r) => server.close(() => r()));
+      await tracking.close();
       worker?.shutdown();
       await running;
       pools?.closeAll();

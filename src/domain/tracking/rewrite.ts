@@ -42,13 +42,17 @@ interface Edit {
 
 const escapeAttr = (s: string) => s.replace(/&/g, '&amp;').replace(/"/g, '&quot;').replace(/</g, '&lt;').replace(/>/g, '&gt;');
 
-/** An absolute http(s) URL, as a browser would follow it; null for anything we must not touch. */
+/**
+ * An absolute http(s) URL in the WHATWG serialisation a browser would follow (non-ASCII
+ * percent-encoded, tabs and newlines removed, so it is always a valid Location header); null for
+ * anything we must not touch.
+ */
 export function trackableUrl(href: string): string | null {
   const v = href.trim();
   if (!/^https?:\/\//i.test(v)) return null;
   try {
     const u = new URL(v);
-    return u.protocol === 'http:' || u.protocol === 'https:' ? v : null;
+    return (u.protocol === 'http:' || u.protocol === 'https:') && u.hostname !== '' ? u.href : null;
   } catch {
     return null;
   }

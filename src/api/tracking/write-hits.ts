@@ -1,0 +1,122 @@
+import type { Logger } from 'pino';
+import { classifyHits, type Cidr, type Hit, type HitClass, type HitKind, type Verdict } from '../../domain/tracking/classify';
+import { summarize, type TrackingSummary } from '../../domain/tracking/summary';
+import type { EventRepository } from '../../store/events';
+import type { MessageDoc, MessageRepository } from '../../store/messages';
+import { fromStoredHit, MAX_STORED_HITS, overflowCounts, toStoredHit, type TrackingDoc, type TrackingRepository } from '../../store/tracking';
+import type { PendingHit } from './hit-buffer';
+
+/**
+ * Writes a batch of hits (off the response path, from HitBuffer): per message, store the new
+ * hits, classify the message's whole sequence, and append `message.opened` / `message.clicked`
+ * to the events outbox for every hit — human and machine alike, with `machine` and the deciding
+ * `rule`, so the product sees what we saw and can filter (docs/tracking.md). Every step is
+ * idempotent (hits by id, events by `message.opened:<hit id>`), so a retried batch is harmless.
+ */
+export interface HitNotice {
+  message: MessageDoc;
+  hit: Hit;
+  verdict: Verdict;
+}
+
+export interface HitWriterDeps {
+  messages: MessageRepository;
+  tracking: TrackingRepository;
+  events: EventRepository;
+  scannerNetworks: readonly Cidr[];
+  logger: Logger;
+  /**
+   * The seam for the case workflow (issue 5 builds it): called once per human hit after it is
+   * stored. A failure here is logged, never retried through the batch (the hit is already safe).
+   */
+  onHumanHit?: (notice: HitNotice) => Promise<void>;
+}
+
+/** When the message's server first took it: the start of the first accepted SMTP attempt. */
+export function deliveredAtOf(msg: Pick<MessageDoc, 'attempts'>): number | null {
+  const a = msg.attempts.find((x) => x.outcome === 'accepted');
+  return a ? a.at.getTime() : null;
+}
+
+/** A message's counts as GET /v1/messages/:id shows them. */
+export function trackingSummaryOf(msg: MessageDoc, doc: TrackingDoc | null, scannerNetworks: readonly Cidr[] = []): TrackingSummary & { enabled: { opens: boolean; clicks: boolean; unsubscribe: boolean } } {
+  const hits = (doc?.hits ?? []).map(fromStoredHit);
+  const verdicts = classifyHits(hits, { deliveredAt: deliveredAtOf(msg), scannerNetworks });
+  const s = summarize(hits, verdicts, msg.tracking?.links ?? [], overflowCounts(doc));
+  return { enabled: { opens: msg.tracking?.opens ?? false, clicks: msg.tracking?.clicks ?? false, unsubscribe: msg.tracking?.unsubscribe ?? false }, ...s };
+}
+
+export function createHitWriter(deps: HitWriterDeps): (batch: PendingHit[]) => Promise<void> {
+  const writeMessage = async (messageId: string, batch: PendingHit[]): Promise<void> => {
+    const [msg, doc] = await Promise.all([deps.messages.findAny(messageId), deps.tracking.get(messageId)]);
+    const tenantId = batch[0]!.tenantId;
+    // Tokens are signed, so this only happens for a deleted message (or a tenant that was deleted).
+    if (!msg || msg.tenantId !== tenantId) {
+      deps.logger.debug({ messageId, hits: batch.length }, 'tracking hits for an unknown message dropped');
+      return;
+    }
+    const existing = (doc?.hits ?? []).map(fromStoredHit);
+    const known = new Set(existing.map((h) => h.id));
+    const fresh = batch.filter((h) => !known.has(h.id));
+    const room = Math.max(0, MAX_STORED_HITS - existing.length);
+    const all: Hit[] = [...existing, ...fresh];
+    const verdicts = classifyHits(all, { deliveredAt: deliveredAtOf(msg), scannerNetworks: deps.scannerNetworks });
+    const verdictOf = new Map(all.map((h, i) => [h.id, verdicts[i]!]));
+
+    await deps.tracking.addHits(messageId, tenantId, fresh.slice(0, room).map(toStoredHit));
+    const overflow: Partial<Record<`${HitKind}.${HitClass}`, number>> = {};
+    for (const h of fresh.slice(room)) {
+      const key = `${h.kind}.${verdictOf.get(h.id)!.cls}` as const;
+      overflow[key] = (overflow[key] ?? 0) + 1;
+    }
+    await deps.tracking.addOverflow(messageId, tenantId, overflow);
+
+    // Aggregate-only tenants (consent regimes): counts, but no per-hit events leave the system.
+    if (msg.tracking?.aggregateOnly) return;
+    for (const h of batch) {
+      const v = verdictOf.get(h.id)!;
+      const recipient = h.recipient !== null ? (msg.recipients[h.recipient]?.address ?? null) : null;
+      await deps.events.append(
+        {
+          id: `message.${h.kind === 'open' ? 'opened' : 'clicked'}:${h.id}`,
+          tenantId,
+          type: h.kind === 'open' ? 'message.opened' : 'message.clicked',
+          caseId: msg.caseId,
+          messageId,
+          data: {
+            messageId,
+            rfcMessageId: msg.messageId,
+            recipient,
+            machine: v.cls === 'machine',
+            rule: v.rule,
+            proxied: v.proxied,
+            ...(h.kind === 'click' ? { link: h.link, url: h.link !== null ? (msg.tracking?.links[h.link] ?? null) : null } : {}),
+            at: new Date(h.at).toISOString(),
+            userAgent: h.userAgent,
+            ip: h.ip,
+          },
+        },
+      );
+    }
+    if (deps.onHumanHit) {
+      for (const h of fresh) {
+        const verdict = verdictOf.get(h.id)!;
+        if (verdict.cls !== 'human') continue;
+        await deps.onHumanHit({ message: msg, hit: h, verdict }).catch((err: unknown) => deps.logger.warn({ messageId, err: (err as Error).message }, 'case notification for a tracking hit failed'));
+      }
+    }
+  };
+
+  return async (batch) => {
+    const byMessage = new Map<string, PendingHit[]>();
+    for (const h of batch) {
+      const list = byMessage.get(h.messageId);
+      if (list) list.push(h);
+      else byMessage.set(h.messageId, [h]);
+    }
+    // Messages in parallel (independent documents); a failure fails the batch, which is retried whole.
+    const results = await Promise.allSettled([...byMessage].map(([id, hits]) => writeMessage(id, hits)));
+    const failed = results.find((r): r is PromiseRejectedResult => r.status === 'rejected');
+    if (failed) throw failed.reason;
+  };
+}
