@@ -227,6 +227,10 @@ describe('operations', () => {
       ['/readyz', 'get'],
       ['/metrics', 'get'],
       ['/openapi.json', 'get'],
+      ['/t/o/{token}', 'get'],
+      ['/t/c/{token}', 'get'],
+      ['/u/{token}', 'get'],
+      ['/u/{token}', 'post'],
     ];
     for (const [p, m] of expected) assert.ok(doc.paths[p]?.[m], `${m.toUpperCase()} ${p} missing`);
     // Request schemas come from the validators: the strictness shows as additionalProperties:false.

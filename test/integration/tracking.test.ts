@@ -1,6 +1,8 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import { PIXEL_GIF } from '../../src/api/routes/tracking';
+import pino from 'pino';
+import { createHitWriter } from '../../src/api/tracking/write-hits';
 import { EventRepository } from '../../src/store/events';
 import { makeTestPki, type TestPki } from '../support/certs';
 import { eventually, SmtpPeer } from '../support/smtp-peer';
@@ -220,6 +222,38 @@ describe('tracking', () => {
     });
     assert.equal(done.status, 'suppressed');
     assert.equal(done.attempts.length, 0);
+  });
+
+  test('a batch written twice (a retry after an ambiguous store failure) is stored and announced once', async () => {
+    const r = await api(stack, 'POST', '/v1/messages', { key, body: { from: 'support@acme.example', to: ['erin@customer.example'], subject: 'x', html: '<a href="https://shop.example/z">z</a>', track: { opens: true, clicks: true } } });
+    assert.equal(r.status, 202);
+    const id = r.body.id as string;
+    const events = new EventRepository(stack.store.db);
+    const write = createHitWriter({ messages: stack.messages, tracking: stack.tracking.repo, events, scannerNetworks: [], logger: pino({ level: 'silent' }) });
+    const batch = [0, 1, 2].map((i) => ({
+      id: `retry-${id}-${i}`,
+      tenantId,
+      messageId: id,
+      kind: i === 2 ? ('click' as const) : ('open' as const),
+      recipient: 0,
+      link: i === 2 ? 0 : null,
+      at: Date.now(),
+      method: 'GET' as const,
+      userAgent: CHROME,
+      ip: '81.44.12.7',
+      purpose: null,
+    }));
+    await write(batch);
+    await write(batch);
+    await write(batch.slice(1));
+    const doc = await stack.tracking.repo.get(id);
+    assert.equal(doc?.hits.length, 3);
+    const mine = (await events.listForTenant(tenantId, 1000)).filter((e) => e.messageId === id);
+    assert.equal(mine.length, 3);
+    const view = await api(stack, 'GET', `/v1/messages/${id}`, { key });
+    assert.equal(view.body.tracking.opens.machine.total + view.body.tracking.opens.human.total, 2);
+    // Not delivered yet: anything before delivery is machine.
+    assert.equal(view.body.tracking.rules.before_delivery, 3);
   });
 
   test('unsubscribe for a message with several recipients is refused, naming the field', async () => {

@@ -26,7 +26,7 @@ export interface TrackingRouteDeps {
 /** A transparent 1×1 GIF89a (42 bytes), built once. */
 export const PIXEL_GIF = Buffer.from('R0lGODlhAQABAIAAAAAAAP///yH5BAEAAAAALAAAAAABAAEAAAIBRAA7', 'base64');
 
-const PIXEL_HEADERS = {
+export const PIXEL_HEADERS = {
   'Content-Type': 'image/gif',
   'Content-Length': String(PIXEL_GIF.length),
   // Gmail's proxy honours no-cache/max-age=0, so each real open reaches us (docs/tracking.md).

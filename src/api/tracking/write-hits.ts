@@ -73,14 +73,14 @@ export function createHitWriter(deps: HitWriterDeps): (batch: PendingHit[]) => P
 
     // Aggregate-only tenants (consent regimes): counts, but no per-hit events leave the system.
     if (msg.tracking?.aggregateOnly) return;
-    for (const h of batch) {
-      const v = verdictOf.get(h.id)!;
-      const recipient = h.recipient !== null ? (msg.recipients[h.recipient]?.address ?? null) : null;
-      await deps.events.append(
-        {
+    await deps.events.appendMany(
+      batch.map((h) => {
+        const v = verdictOf.get(h.id)!;
+        const recipient = h.recipient !== null ? (msg.recipients[h.recipient]?.address ?? null) : null;
+        return {
           id: `message.${h.kind === 'open' ? 'opened' : 'clicked'}:${h.id}`,
           tenantId,
-          type: h.kind === 'open' ? 'message.opened' : 'message.clicked',
+          type: h.kind === 'open' ? ('message.opened' as const) : ('message.clicked' as const),
           caseId: msg.caseId,
           messageId,
           data: {
@@ -95,9 +95,9 @@ export function createHitWriter(deps: HitWriterDeps): (batch: PendingHit[]) => P
             userAgent: h.userAgent,
             ip: h.ip,
           },
-        },
-      );
-    }
+        };
+      }),
+    );
     if (deps.onHumanHit) {
       for (const h of fresh) {
         const verdict = verdictOf.get(h.id)!;
