@@ -1,12 +1,10 @@
 import { spawn } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
 import type { Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import os from 'node:os';
 import path from 'node:path';
 import express from 'express';
 import { PIXEL_GIF, PIXEL_HEADERS } from '../src/api/routes/tracking';
-import { freePort, startFerretDb, startTemporalDev, type Managed } from '../src/embedded/processes';
+import { withBenchServers } from './servers';
 import { makeTestPki } from '../test/support/certs';
 import { api, createPeerTenant, startStack } from '../test/support/stack';
 
@@ -24,7 +22,6 @@ const CONNECTIONS = Number(process.argv[2] ?? 32);
 const SECONDS = Number(process.argv[3] ?? 10);
 const ROUNDS = Number(process.argv[4] ?? 3);
 const MESSAGES = 100;
-const root = path.resolve(__dirname, '..', '..');
 const UA = 'Mozilla/5.0 (Macintosh; Intel Mac OS X 14_5) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/131.0.0.0 Safari/537.36';
 
 interface LoadResult {
@@ -60,20 +57,7 @@ const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.len
 const spread = (xs: number[], digits = 2) => `${Math.min(...xs).toFixed(digits)}–${Math.max(...xs).toFixed(digits)}`;
 
 async function main(): Promise<void> {
-  const tmp = mkdtempSync(path.join(os.tmpdir(), 'cartero-bench-tracking-'));
-  const servers: Managed[] = [];
-  let ok = false;
-  try {
-    const [temporalPort, mongoPort] = [await freePort(), await freePort()];
-    servers.push(
-      ...(await Promise.all([
-        startTemporalDev({ bin: path.join(root, '.tools/bin/temporal'), port: temporalPort, namespace: 'default', logFile: path.join(tmp, 't.log') }),
-        startFerretDb({ bin: path.join(root, '.tools/bin/ferretdb'), port: mongoPort, dataDir: path.join(tmp, 'f'), logFile: path.join(tmp, 'f.log') }),
-      ])),
-    );
-    process.env.CARTERO_TEST_TEMPORAL_ADDRESS = `127.0.0.1:${temporalPort}`;
-    process.env.CARTERO_TEST_MONGODB_URI = `mongodb://127.0.0.1:${mongoPort}/`;
-
+  await withBenchServers('bench-tracking', async (tmp) => {
     // No worker: the messages stay queued; only the tracking endpoints are measured.
     const stack = await startStack({ LOG_LEVEL: 'silent', TRACKING_SPOOL_DIR: path.join(tmp, 'spool') }, { worker: false });
     const pki = makeTestPki(['localhost']);
@@ -144,12 +128,7 @@ async function main(): Promise<void> {
     process.stdout.write(lines.join('\n') + '\n');
     bareServer.close();
     await stack.stop();
-    ok = true;
-  } finally {
-    for (const s of servers.reverse()) await s.stop();
-    if (ok) rmSync(tmp, { recursive: true, force: true });
-    else process.stderr.write(`bench/tracking: server logs kept in ${tmp}\n`);
-  }
+  });
 }
 
 main().then(
