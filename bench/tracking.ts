@@ -59,7 +59,9 @@ const spread = (xs: number[], digits = 2) => `${Math.min(...xs).toFixed(digits)}
 async function main(): Promise<void> {
   await withBenchServers('bench-tracking', async (tmp) => {
     // No worker: the messages stay queued; only the tracking endpoints are measured.
-    const stack = await startStack({ LOG_LEVEL: 'silent', TRACKING_SPOOL_DIR: path.join(tmp, 'spool') }, { worker: false });
+    // TRACKING_FLUSH_MS / TRACKING_FLUSH_HITS from the environment, to see what batching costs.
+    const flush = Object.fromEntries(['TRACKING_FLUSH_MS', 'TRACKING_FLUSH_HITS'].filter((k) => process.env[k]).map((k) => [k, process.env[k]!]));
+    const stack = await startStack({ LOG_LEVEL: 'silent', TRACKING_SPOOL_DIR: path.join(tmp, 'spool'), ...flush }, { worker: false });
     const pki = makeTestPki(['localhost']);
     const key = await createPeerTenant(stack, 'bench', { port: 2525 }, pki.caCert, { tracking: { opens: true, clicks: true } });
     const opens: string[] = [];

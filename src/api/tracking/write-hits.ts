@@ -46,22 +46,64 @@ export function trackingSummaryOf(msg: MessageDoc, doc: TrackingDoc | null, scan
   return { enabled: { opens: msg.tracking?.opens ?? false, clicks: msg.tracking?.clicks ?? false, unsubscribe: msg.tracking?.unsubscribe ?? false }, ...s };
 }
 
+/**
+ * What the writer remembers about recently hit messages, so a busy message costs one write per
+ * batch instead of re-reading its whole hit document: the message (re-read after MSG_TTL_MS, or
+ * after 5 s while not yet delivered) and its last RECENT_HITS hits (enough for the sequence rules,
+ * whose windows are seconds). With several API processes each sees only its own recent hits, which
+ * affects only the verdicts in events; counts are always computed from every stored hit.
+ */
+const CACHED_MESSAGES = 5_000;
+const RECENT_HITS = 200;
+const MSG_TTL_MS = 10 * 60_000;
+const UNDELIVERED_TTL_MS = 5_000;
+
+interface Recent {
+  msg: MessageDoc;
+  msgReadAt: number;
+  stored: number;
+  hits: Hit[];
+  ids: Set<string>;
+}
+
 export function createHitWriter(deps: HitWriterDeps): (batch: PendingHit[]) => Promise<void> {
-  const writeMessage = async (messageId: string, batch: PendingHit[]): Promise<void> => {
+  const cache = new Map<string, Recent>();
+
+  const load = async (messageId: string): Promise<Recent | null> => {
+    const now = Date.now();
+    const cached = cache.get(messageId);
+    cache.delete(messageId); // re-inserted after a successful write: a failed batch re-reads the store
+    if (cached) {
+      const ttl = deliveredAtOf(cached.msg) === null ? UNDELIVERED_TTL_MS : MSG_TTL_MS;
+      if (now - cached.msgReadAt > ttl) {
+        const msg = await deps.messages.findAny(messageId);
+        if (!msg) return null;
+        return { ...cached, msg, msgReadAt: now };
+      }
+      return cached;
+    }
     const [msg, doc] = await Promise.all([deps.messages.findAny(messageId), deps.tracking.get(messageId)]);
+    if (!msg) return null;
+    const hits = (doc?.hits ?? []).map(fromStoredHit).slice(-RECENT_HITS);
+    return { msg, msgReadAt: now, stored: doc?.hits.length ?? 0, hits, ids: new Set((doc?.hits ?? []).map((h) => h.id)) };
+  };
+
+  const writeMessage = async (messageId: string, batch: PendingHit[]): Promise<void> => {
+    const recent = await load(messageId);
     const tenantId = batch[0]!.tenantId;
     // Tokens are signed, so this only happens for a deleted message (or a tenant that was deleted).
-    if (!msg || msg.tenantId !== tenantId) {
+    if (!recent || recent.msg.tenantId !== tenantId) {
       deps.logger.debug({ messageId, hits: batch.length }, 'tracking hits for an unknown message dropped');
       return;
     }
-    const existing = (doc?.hits ?? []).map(fromStoredHit);
-    const known = new Set(existing.map((h) => h.id));
-    const fresh = batch.filter((h) => !known.has(h.id));
-    const room = Math.max(0, MAX_STORED_HITS - existing.length);
-    const all: Hit[] = [...existing, ...fresh];
+    const msg = recent.msg;
+    const fresh = batch.filter((h) => !recent.ids.has(h.id));
+    const room = Math.max(0, MAX_STORED_HITS - recent.stored);
+    const all: Hit[] = [...recent.hits, ...fresh];
     const verdicts = classifyHits(all, { deliveredAt: deliveredAtOf(msg), scannerNetworks: deps.scannerNetworks });
     const verdictOf = new Map(all.map((h, i) => [h.id, verdicts[i]!]));
+    // A retried hit no longer in the recent window: stored already ($addToSet), verdict from itself.
+    for (const h of batch) if (!verdictOf.has(h.id)) verdictOf.set(h.id, classifyHits([h], { deliveredAt: deliveredAtOf(msg), scannerNetworks: deps.scannerNetworks })[0]!);
 
     await deps.tracking.addHits(messageId, tenantId, fresh.slice(0, room).map(toStoredHit));
     const overflow: Partial<Record<`${HitKind}.${HitClass}`, number>> = {};
@@ -70,6 +112,9 @@ export function createHitWriter(deps: HitWriterDeps): (batch: PendingHit[]) => P
       overflow[key] = (overflow[key] ?? 0) + 1;
     }
     await deps.tracking.addOverflow(messageId, tenantId, overflow);
+    const kept = all.slice(-RECENT_HITS);
+    cache.set(messageId, { msg, msgReadAt: recent.msgReadAt, stored: recent.stored + fresh.length, hits: kept, ids: new Set([...kept.map((h) => h.id)]) });
+    if (cache.size > CACHED_MESSAGES) cache.delete(cache.keys().next().value!);
 
     // Aggregate-only tenants (consent regimes): counts, but no per-hit events leave the system.
     if (msg.tracking?.aggregateOnly) return;
