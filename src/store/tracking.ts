@@ -2,16 +2,21 @@ import type { Collection, Db } from 'mongodb';
 import type { Hit, HitClass, HitKind } from '../domain/tracking/classify';
 
 /**
- * Opens and clicks, one document per tracked message (`_id` = message id, the only filter
- * FerretDB serves from an index). Hits are added with `$addToSet`, so writing the same batch twice
- * (a flush retried after an ambiguous store failure, a spool file replayed by two processes)
- * stores each hit once. Counts are computed from the hits when read (domain/tracking/summary.ts),
- * so there are no counters to drift and a rule change applies to old hits too.
- *
- * A message keeps at most MAX_STORED_HITS hits; later ones only bump `overflow` counters by
- * class (a widely forwarded message must not grow one document without bound).
+ * Opens and clicks of tracked messages. Every filter is an `_id` (the only one FerretDB serves from
+ * an index):
+ * - `message_tracking`, `_id` = message id: how many hits were stored, in how many buckets, and
+ *   overflow counters;
+ * - `message_tracking_hits`, `_id` = `<message id>#<n>`: the hits themselves, HITS_PER_BUCKET per
+ *   document, so adding a hit rewrites a small document however busy the message is (FerretDB
+ *   rewrites the whole document on every update).
+ * Hits are added with `$addToSet` and de-duplicated by id when read, so writing the same batch
+ * twice (a retried flush, a spool file replayed by two processes) stores and counts each hit once.
+ * Counts are computed from the hits when read (domain/tracking/summary.ts): no counters to drift,
+ * and a rule change applies to old hits too. A message keeps at most MAX_STORED_HITS hits; later
+ * ones only bump `overflow` counters by class (a widely forwarded message must not grow forever).
  */
 export const MAX_STORED_HITS = 2_000;
+export const HITS_PER_BUCKET = 100;
 
 export interface StoredHit {
   id: string;
@@ -28,10 +33,26 @@ export interface StoredHit {
 export interface TrackingDoc {
   _id: string;
   tenantId: string;
-  hits: StoredHit[];
+  /** Hits stored so far (at-least-once: places hits in buckets and enforces the cap, never counted). */
+  count: number;
+  /** Highest bucket number written. */
+  buckets: number;
   /** `overflow.<kind>.<class>`: hits past MAX_STORED_HITS. */
   overflow?: Partial<Record<HitKind, Partial<Record<HitClass, number>>>>;
   updatedAt: Date;
+}
+
+interface BucketDoc {
+  _id: string;
+  hits: StoredHit[];
+}
+
+export interface TrackingWrite {
+  messageId: string;
+  tenantId: string;
+  /** New hits by bucket number. */
+  buckets: Array<{ n: number; hits: StoredHit[] }>;
+  overflow: Partial<Record<`${HitKind}.${HitClass}`, number>>;
 }
 
 /** The overflow counters in the flat form summaries take (`open.human`…). */
@@ -70,31 +91,58 @@ export const fromStoredHit = (s: StoredHit): Hit => ({
   purpose: s.p,
 });
 
+const bucketId = (messageId: string, n: number) => `${messageId}#${n}`;
+
 export class TrackingRepository {
   readonly col: Collection<TrackingDoc>;
+  private readonly hitsCol: Collection<BucketDoc>;
 
   constructor(db: Db) {
     this.col = db.collection<TrackingDoc>('message_tracking');
+    this.hitsCol = db.collection<BucketDoc>('message_tracking_hits');
   }
 
-  async get(messageId: string): Promise<TrackingDoc | null> {
-    return this.col.findOne({ _id: messageId });
+  /** Every stored hit of a message (de-duplicated by id), with its summary document. */
+  async load(messageId: string): Promise<{ doc: TrackingDoc | null; hits: StoredHit[] }> {
+    const doc = await this.col.findOne({ _id: messageId });
+    if (!doc) return { doc, hits: [] };
+    const buckets = await Promise.all(Array.from({ length: doc.buckets + 1 }, (_, n) => this.hitsCol.findOne({ _id: bucketId(messageId, n) })));
+    const seen = new Set<string>();
+    const hits = buckets.flatMap((b) => b?.hits ?? []).filter((h) => !seen.has(h.id) && (seen.add(h.id), true));
+    return { doc, hits };
   }
 
-  /** Idempotent per hit id. */
-  async addHits(messageId: string, tenantId: string, hits: StoredHit[]): Promise<void> {
-    if (hits.length === 0) return;
-    await this.col.updateOne(
-      { _id: messageId },
-      { $addToSet: { hits: { $each: hits } }, $set: { tenantId, updatedAt: new Date() } },
-      { upsert: true },
+  /** The summary document and the hits of the last bucket (what the writer needs to go on). */
+  async loadRecent(messageId: string): Promise<{ doc: TrackingDoc | null; hits: StoredHit[] }> {
+    const doc = await this.col.findOne({ _id: messageId });
+    if (!doc) return { doc, hits: [] };
+    const last = await this.hitsCol.findOne({ _id: bucketId(messageId, doc.buckets) });
+    return { doc, hits: last?.hits ?? [] };
+  }
+
+  /** All messages of a batch in two round trips (hits, then counts), unordered. */
+  async write(entries: TrackingWrite[]): Promise<void> {
+    const now = new Date();
+    const hitOps = entries.flatMap((e) =>
+      e.buckets
+        .filter((b) => b.hits.length > 0)
+        .map((b) => ({ updateOne: { filter: { _id: bucketId(e.messageId, b.n) }, update: { $addToSet: { hits: { $each: b.hits } } }, upsert: true } })),
     );
-  }
-
-  /** Past the storage cap: counted, not stored (at-least-once: a retried batch may count twice). */
-  async addOverflow(messageId: string, tenantId: string, counts: Partial<Record<`${HitKind}.${HitClass}`, number>>): Promise<void> {
-    const inc = Object.fromEntries(Object.entries(counts).map(([k, n]) => [`overflow.${k}`, n]));
-    if (Object.keys(inc).length === 0) return;
-    await this.col.updateOne({ _id: messageId }, { $inc: inc, $set: { tenantId, updatedAt: new Date() } }, { upsert: true });
+    if (hitOps.length > 0) await this.hitsCol.bulkWrite(hitOps, { ordered: false });
+    const docOps = entries
+      .map((e) => ({ e, added: e.buckets.reduce((n, b) => n + b.hits.length, 0) }))
+      .filter(({ e, added }) => added > 0 || Object.keys(e.overflow).length > 0)
+      .map(({ e, added }) => ({
+        updateOne: {
+          filter: { _id: e.messageId },
+          update: {
+            $inc: { count: added, ...Object.fromEntries(Object.entries(e.overflow).map(([k, n]) => [`overflow.${k}`, n])) },
+            $max: { buckets: Math.max(0, ...e.buckets.map((b) => b.n)) },
+            $set: { tenantId: e.tenantId, updatedAt: now },
+          },
+          upsert: true,
+        },
+      }));
+    if (docOps.length > 0) await this.col.bulkWrite(docOps, { ordered: false });
   }
 }

@@ -246,14 +246,33 @@ describe('tracking', () => {
     await write(batch);
     await write(batch);
     await write(batch.slice(1));
-    const doc = await stack.tracking.repo.get(id);
-    assert.equal(doc?.hits.length, 3);
+    const stored = await stack.tracking.repo.load(id);
+    assert.equal(stored.hits.length, 3);
     const mine = (await events.listForTenant(tenantId, 1000)).filter((e) => e.messageId === id);
     assert.equal(mine.length, 3);
     const view = await api(stack, 'GET', `/v1/messages/${id}`, { key });
     assert.equal(view.body.tracking.opens.machine.total + view.body.tracking.opens.human.total, 2);
     // Not delivered yet: anything before delivery is machine.
     assert.equal(view.body.tracking.rules.before_delivery, 3);
+  });
+
+  test('a busy message: hits spread over small bucket documents, every one counted, also by a writer that starts cold', async () => {
+    const r = await api(stack, 'POST', '/v1/messages', { key, body: { from: 'support@acme.example', to: ['frank@customer.example'], subject: 'x', html: '<p>x</p>', track: { opens: true } } });
+    const id = r.body.id as string;
+    const events = new EventRepository(stack.store.db);
+    const mk = () => createHitWriter({ messages: stack.messages, tracking: stack.tracking.repo, events, scannerNetworks: [], logger: pino({ level: 'silent' }) });
+    const hits = Array.from({ length: 250 }, (_, i) => ({
+      id: `busy-${i}`, tenantId, messageId: id, kind: 'open' as const, recipient: 0, link: null, at: Date.now() + i, method: 'GET' as const, userAgent: CHROME, ip: '81.44.12.7', purpose: null,
+    }));
+    const warm = mk();
+    for (let i = 0; i < 180; i += 60) await warm(hits.slice(i, i + 60));
+    await mk()(hits.slice(150, 250)); // a second process: overlaps 30 hits already stored
+    const stored = await stack.tracking.repo.load(id);
+    assert.equal(stored.hits.length, 250);
+    assert.ok(stored.doc!.buckets >= 2, `buckets ${stored.doc!.buckets}`);
+    const view = await api(stack, 'GET', `/v1/messages/${id}`, { key });
+    // The message may be delivered while the hits are made: some are before delivery, some after.
+    assert.equal(view.body.tracking.opens.machine.total + view.body.tracking.opens.human.total, 250);
   });
 
   test('unsubscribe for a message with several recipients is refused, naming the field', async () => {

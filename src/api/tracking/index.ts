@@ -67,7 +67,7 @@ export function createTracking(
     scannerNetworks,
     async summaryOf(doc) {
       if (!doc.tracking) return null;
-      return trackingSummaryOf(doc, await repo.get(doc._id), scannerNetworks);
+      return trackingSummaryOf(doc, await repo.load(doc._id), scannerNetworks);
     },
     close: () => buffer.close(),
   };

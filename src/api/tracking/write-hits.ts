@@ -1,9 +1,10 @@
 import type { Logger } from 'pino';
 import { classifyHits, type Cidr, type Hit, type HitClass, type HitKind, type Verdict } from '../../domain/tracking/classify';
 import { summarize, type TrackingSummary } from '../../domain/tracking/summary';
+import type { EventInput } from '../../domain/events';
 import type { EventRepository } from '../../store/events';
 import type { MessageDoc, MessageRepository } from '../../store/messages';
-import { fromStoredHit, MAX_STORED_HITS, overflowCounts, toStoredHit, type TrackingDoc, type TrackingRepository } from '../../store/tracking';
+import { fromStoredHit, HITS_PER_BUCKET, MAX_STORED_HITS, overflowCounts, toStoredHit, type StoredHit, type TrackingDoc, type TrackingRepository, type TrackingWrite } from '../../store/tracking';
 import type { PendingHit } from './hit-buffer';
 
 /**
@@ -39,8 +40,12 @@ export function deliveredAtOf(msg: Pick<MessageDoc, 'attempts'>): number | null 
 }
 
 /** A message's counts as GET /v1/messages/:id shows them. */
-export function trackingSummaryOf(msg: MessageDoc, doc: TrackingDoc | null, scannerNetworks: readonly Cidr[] = []): TrackingSummary & { enabled: { opens: boolean; clicks: boolean; unsubscribe: boolean } } {
-  const hits = (doc?.hits ?? []).map(fromStoredHit);
+export function trackingSummaryOf(
+  msg: MessageDoc,
+  { doc, hits: stored }: { doc: TrackingDoc | null; hits: StoredHit[] },
+  scannerNetworks: readonly Cidr[] = [],
+): TrackingSummary & { enabled: { opens: boolean; clicks: boolean; unsubscribe: boolean } } {
+  const hits = stored.map(fromStoredHit);
   const verdicts = classifyHits(hits, { deliveredAt: deliveredAtOf(msg), scannerNetworks });
   const s = summarize(hits, verdicts, msg.tracking?.links ?? [], overflowCounts(doc));
   return { enabled: { opens: msg.tracking?.opens ?? false, clicks: msg.tracking?.clicks ?? false, unsubscribe: msg.tracking?.unsubscribe ?? false }, ...s };
@@ -82,76 +87,56 @@ export function createHitWriter(deps: HitWriterDeps): (batch: PendingHit[]) => P
       }
       return cached;
     }
-    const [msg, doc] = await Promise.all([deps.messages.findAny(messageId), deps.tracking.get(messageId)]);
+    const [msg, recent] = await Promise.all([deps.messages.findAny(messageId), deps.tracking.loadRecent(messageId)]);
     if (!msg) return null;
-    const hits = (doc?.hits ?? []).map(fromStoredHit).slice(-RECENT_HITS);
-    return { msg, msgReadAt: now, stored: doc?.hits.length ?? 0, hits, ids: new Set((doc?.hits ?? []).map((h) => h.id)) };
+    const hits = recent.hits.map(fromStoredHit);
+    return { msg, msgReadAt: now, stored: recent.doc?.count ?? 0, hits, ids: new Set(hits.map((h) => h.id)) };
   };
 
-  const writeMessage = async (messageId: string, batch: PendingHit[]): Promise<void> => {
+  /** Reads (or remembers) one message and works out what to write for its part of the batch. */
+  const plan = async (messageId: string, batch: PendingHit[]) => {
     const recent = await load(messageId);
     const tenantId = batch[0]!.tenantId;
     // Tokens are signed, so this only happens for a deleted message (or a tenant that was deleted).
     if (!recent || recent.msg.tenantId !== tenantId) {
       deps.logger.debug({ messageId, hits: batch.length }, 'tracking hits for an unknown message dropped');
-      return;
+      return null;
     }
     const msg = recent.msg;
     const fresh = batch.filter((h) => !recent.ids.has(h.id));
     const room = Math.max(0, MAX_STORED_HITS - recent.stored);
     const all: Hit[] = [...recent.hits, ...fresh];
-    const verdicts = classifyHits(all, { deliveredAt: deliveredAtOf(msg), scannerNetworks: deps.scannerNetworks });
+    const ctx = { deliveredAt: deliveredAtOf(msg), scannerNetworks: deps.scannerNetworks };
+    const verdicts = classifyHits(all, ctx);
     const verdictOf = new Map(all.map((h, i) => [h.id, verdicts[i]!]));
     // A retried hit no longer in the recent window: stored already ($addToSet), verdict from itself.
-    for (const h of batch) if (!verdictOf.has(h.id)) verdictOf.set(h.id, classifyHits([h], { deliveredAt: deliveredAtOf(msg), scannerNetworks: deps.scannerNetworks })[0]!);
-
-    await deps.tracking.addHits(messageId, tenantId, fresh.slice(0, room).map(toStoredHit));
+    for (const h of batch) if (!verdictOf.has(h.id)) verdictOf.set(h.id, classifyHits([h], ctx)[0]!);
     const overflow: Partial<Record<`${HitKind}.${HitClass}`, number>> = {};
     for (const h of fresh.slice(room)) {
       const key = `${h.kind}.${verdictOf.get(h.id)!.cls}` as const;
       overflow[key] = (overflow[key] ?? 0) + 1;
     }
-    await deps.tracking.addOverflow(messageId, tenantId, overflow);
     const kept = all.slice(-RECENT_HITS);
-    cache.set(messageId, { msg, msgReadAt: recent.msgReadAt, stored: recent.stored + fresh.length, hits: kept, ids: new Set([...kept.map((h) => h.id)]) });
-    if (cache.size > CACHED_MESSAGES) cache.delete(cache.keys().next().value!);
-
-    // Aggregate-only tenants (consent regimes): counts, but no per-hit events leave the system.
-    if (msg.tracking?.aggregateOnly) return;
-    await deps.events.appendMany(
-      batch.map((h) => {
-        const v = verdictOf.get(h.id)!;
-        const recipient = h.recipient !== null ? (msg.recipients[h.recipient]?.address ?? null) : null;
-        return {
-          id: `message.${h.kind === 'open' ? 'opened' : 'clicked'}:${h.id}`,
-          tenantId,
-          type: h.kind === 'open' ? ('message.opened' as const) : ('message.clicked' as const),
-          caseId: msg.caseId,
-          messageId,
-          data: {
-            messageId,
-            rfcMessageId: msg.messageId,
-            recipient,
-            machine: v.cls === 'machine',
-            rule: v.rule,
-            proxied: v.proxied,
-            ...(h.kind === 'click' ? { link: h.link, url: h.link !== null ? (msg.tracking?.links[h.link] ?? null) : null } : {}),
-            at: new Date(h.at).toISOString(),
-            userAgent: h.userAgent,
-            ip: h.ip,
-          },
-        };
-      }),
-    );
-    if (deps.onHumanHit) {
-      for (const h of fresh) {
-        const verdict = verdictOf.get(h.id)!;
-        if (verdict.cls !== 'human') continue;
-        await deps.onHumanHit({ message: msg, hit: h, verdict }).catch((err: unknown) => deps.logger.warn({ messageId, err: (err as Error).message }, 'case notification for a tracking hit failed'));
-      }
-    }
+    const buckets = new Map<number, StoredHit[]>();
+    fresh.slice(0, room).forEach((h, i) => {
+      const n = Math.floor((recent.stored + i) / HITS_PER_BUCKET);
+      buckets.set(n, [...(buckets.get(n) ?? []), toStoredHit(h)]);
+    });
+    const write: TrackingWrite = { messageId, tenantId, buckets: [...buckets].map(([n, hits]) => ({ n, hits })), overflow };
+    return {
+      write,
+      // Aggregate-only tenants (consent regimes): counts, but no per-hit events leave the system.
+      events: msg.tracking?.aggregateOnly ? [] : batch.map((h) => hitEvent(msg, h, verdictOf.get(h.id)!)),
+      human: fresh.filter((h) => verdictOf.get(h.id)!.cls === 'human').map((h) => ({ message: msg, hit: h, verdict: verdictOf.get(h.id)! })),
+      remember: () => {
+        cache.set(messageId, { msg, msgReadAt: recent.msgReadAt, stored: recent.stored + fresh.length, hits: kept, ids: new Set(kept.map((h) => h.id)) });
+        if (cache.size > CACHED_MESSAGES) cache.delete(cache.keys().next().value!);
+      },
+    };
   };
 
+  // One round trip for every message's hits and one for all events: the store's per-command cost,
+  // not the hit count, is what a busy batch pays.
   return async (batch) => {
     const byMessage = new Map<string, PendingHit[]>();
     for (const h of batch) {
@@ -159,9 +144,37 @@ export function createHitWriter(deps: HitWriterDeps): (batch: PendingHit[]) => P
       if (list) list.push(h);
       else byMessage.set(h.messageId, [h]);
     }
-    // Messages in parallel (independent documents); a failure fails the batch, which is retried whole.
-    const results = await Promise.allSettled([...byMessage].map(([id, hits]) => writeMessage(id, hits)));
-    const failed = results.find((r): r is PromiseRejectedResult => r.status === 'rejected');
-    if (failed) throw failed.reason;
+    const plans = (await Promise.all([...byMessage].map(([id, hits]) => plan(id, hits)))).filter((p) => p !== null);
+    await deps.tracking.write(plans.map((p) => p.write));
+    await deps.events.appendMany(plans.flatMap((p) => p.events));
+    for (const p of plans) p.remember();
+    if (deps.onHumanHit) {
+      for (const notice of plans.flatMap((p) => p.human)) {
+        await deps.onHumanHit(notice).catch((err: unknown) => deps.logger.warn({ messageId: notice.message._id, err: (err as Error).message }, 'case notification for a tracking hit failed'));
+      }
+    }
+  };
+}
+
+function hitEvent(msg: MessageDoc, h: PendingHit, v: Verdict): EventInput {
+  const opened = h.kind === 'open';
+  return {
+    id: `message.${opened ? 'opened' : 'clicked'}:${h.id}`,
+    tenantId: msg.tenantId,
+    type: opened ? 'message.opened' : 'message.clicked',
+    caseId: msg.caseId,
+    messageId: msg._id,
+    data: {
+      messageId: msg._id,
+      rfcMessageId: msg.messageId,
+      recipient: h.recipient !== null ? (msg.recipients[h.recipient]?.address ?? null) : null,
+      machine: v.cls === 'machine',
+      rule: v.rule,
+      proxied: v.proxied,
+      ...(opened ? {} : { link: h.link, url: h.link !== null ? (msg.tracking?.links[h.link] ?? null) : null }),
+      at: new Date(h.at).toISOString(),
+      userAgent: h.userAgent,
+      ip: h.ip,
+    },
   };
 }
