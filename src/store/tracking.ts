@@ -120,7 +120,7 @@ export class TrackingRepository {
     return { doc, hits: last?.hits ?? [] };
   }
 
-  /** All messages of a batch in two round trips (hits, then counts), unordered. */
+  /** All messages of a batch: their hits, then their counters. */
   async write(entries: TrackingWrite[]): Promise<void> {
     const now = new Date();
     const hitOps = entries.flatMap((e) =>
@@ -128,7 +128,9 @@ export class TrackingRepository {
         .filter((b) => b.hits.length > 0)
         .map((b) => ({ updateOne: { filter: { _id: bucketId(e.messageId, b.n) }, update: { $addToSet: { hits: { $each: b.hits } } }, upsert: true } })),
     );
-    if (hitOps.length > 0) await this.hitsCol.bulkWrite(hitOps, { ordered: false });
+    // One updateOne per document, concurrently, not bulkWrite: FerretDB v1 (SQLite) was seen to
+    // stop answering an unordered bulk update on documents it had just updated (bench/tracking).
+    await Promise.all(hitOps.map((op) => this.hitsCol.updateOne(op.updateOne.filter, op.updateOne.update, { upsert: true })));
     const docOps = entries
       .map((e) => ({ e, added: e.buckets.reduce((n, b) => n + b.hits.length, 0) }))
       .filter(({ e, added }) => added > 0 || Object.keys(e.overflow).length > 0)
@@ -143,6 +145,6 @@ export class TrackingRepository {
           upsert: true,
         },
       }));
-    if (docOps.length > 0) await this.col.bulkWrite(docOps, { ordered: false });
+    await Promise.all(docOps.map((op) => this.col.updateOne(op.updateOne.filter, op.updateOne.update, { upsert: true })));
   }
 }

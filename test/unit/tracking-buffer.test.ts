@@ -103,6 +103,30 @@ describe('hit buffer', () => {
     assert.equal(b.size, 3);
   });
 
+  test('a write that never settles (a hung store) times out and the batch is retried', async () => {
+    const written: string[] = [];
+    let hang = true;
+    const b = new HitBuffer({
+      flushMs: 1,
+      flushHits: 10,
+      maxBuffered: 100,
+      spoolDir: null,
+      logger,
+      maxRetryDelayMs: 1,
+      writeTimeoutMs: 20,
+      write: (batch) => (hang ? new Promise<void>(() => undefined) : Promise.resolve(void written.push(...batch.map((h) => h.id)))),
+    });
+    const h = hit();
+    b.record(h);
+    await b.flush();
+    assert.equal(b.stats.failedFlushes, 1);
+    assert.equal(b.size, 1);
+    hang = false;
+    await new Promise((r) => setTimeout(r, 5));
+    await b.flush();
+    assert.deepEqual(written, [h.id]);
+  });
+
   test('hit ids are unique within a process and across buffers', () => {
     const a = new HitBuffer({ flushMs: 1000, flushHits: 1, maxBuffered: 1, spoolDir: null, write: async () => undefined, logger });
     const c = new HitBuffer({ flushMs: 1000, flushHits: 1, maxBuffered: 1, spoolDir: null, write: async () => undefined, logger });

@@ -29,6 +29,8 @@ export interface HitBufferOptions {
   write: (batch: PendingHit[]) => Promise<void>;
   logger: Logger;
   maxRetryDelayMs?: number;
+  /** A write that has not settled by then counts as failed and is retried (writes are idempotent). */
+  writeTimeoutMs?: number;
 }
 
 const SPOOL_FILE = /^hits-\d+-[A-Za-z0-9_-]+\.ndjson$/;
@@ -94,8 +96,15 @@ export class HitBuffer {
   }
 
   private async writeBatch(batch: PendingHit[]): Promise<boolean> {
+    let timer: NodeJS.Timeout | undefined;
     try {
-      await this.opts.write(batch);
+      // A store that stops answering must not stall tracking for good: give up on the call and retry.
+      await Promise.race([
+        this.opts.write(batch),
+        new Promise((_, reject) => {
+          timer = setTimeout(() => reject(new Error(`write did not finish within ${this.opts.writeTimeoutMs ?? 60_000} ms`)), this.opts.writeTimeoutMs ?? 60_000);
+        }),
+      ]);
       this.stats.written += batch.length;
       this.failures = 0;
       this.retryAt = 0;
@@ -107,6 +116,8 @@ export class HitBuffer {
       this.retryAt = Date.now() + delay;
       this.opts.logger.warn({ err: (err as Error).message, queued: this.queue.length + batch.length, retryInMs: delay }, 'tracking hits not written; will retry');
       return false;
+    } finally {
+      clearTimeout(timer);
     }
   }
 
