@@ -1,8 +1,5 @@
-import { mkdtempSync, rmSync } from 'node:fs';
-import os from 'node:os';
-import path from 'node:path';
 import nodemailer from 'nodemailer';
-import { freePort, startFerretDb, startTemporalDev, type Managed } from '../src/embedded/processes';
+import { withBenchServers } from './servers';
 import { makeTestPki } from '../test/support/certs';
 import { eventually, SmtpPeer } from '../test/support/smtp-peer';
 import { api, createPeerTenant, startStack } from '../test/support/stack';
@@ -17,7 +14,6 @@ import { api, createPeerTenant, startStack } from '../test/support/stack';
 const N = Number(process.argv[2] ?? 2000);
 const CONCURRENCY = Number(process.argv[3] ?? 16);
 const CONNECTIONS = 5;
-const root = path.resolve(__dirname, '..', '..');
 
 function percentile(sorted: number[], p: number): number {
   return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))]!;
@@ -33,19 +29,7 @@ async function pool<T>(items: T[], concurrency: number, fn: (item: T) => Promise
 }
 
 async function main(): Promise<void> {
-  const tmp = mkdtempSync(path.join(os.tmpdir(), 'cartero-bench-'));
-  const servers: Managed[] = [];
-  let ok = false;
-  try {
-    const [temporalPort, mongoPort] = [await freePort(), await freePort()];
-    servers.push(
-      ...(await Promise.all([
-        startTemporalDev({ bin: path.join(root, '.tools/bin/temporal'), port: temporalPort, namespace: 'default', logFile: path.join(tmp, 't.log') }),
-        startFerretDb({ bin: path.join(root, '.tools/bin/ferretdb'), port: mongoPort, dataDir: path.join(tmp, 'f'), logFile: path.join(tmp, 'f.log') }),
-      ])),
-    );
-    process.env.CARTERO_TEST_TEMPORAL_ADDRESS = `127.0.0.1:${temporalPort}`;
-    process.env.CARTERO_TEST_MONGODB_URI = `mongodb://127.0.0.1:${mongoPort}/`;
+  await withBenchServers('bench', async () => {
     const pki = makeTestPki(['localhost']);
     const sink = await SmtpPeer.start({ implicitTls: false, key: pki.serverKey, cert: pki.serverCert, users: { u: 'p' } });
 
@@ -99,12 +83,7 @@ async function main(): Promise<void> {
       `  accept-to-250 latency: p50 ${percentile(latencies, 50)} ms, p99 ${percentile(latencies, 99)} ms`,
     ];
     process.stdout.write(lines.join('\n') + '\n');
-    ok = true;
-  } finally {
-    for (const s of servers.reverse()) await s.stop();
-    if (ok) rmSync(tmp, { recursive: true, force: true });
-    else process.stderr.write(`bench/send: server logs kept in ${tmp}\n`);
-  }
+  });
 }
 
 main().then(

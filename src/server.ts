@@ -3,6 +3,7 @@ import { createApp } from './api/app';
 import { baseDeps, openStore, packageVersion, retrying } from './bootstrap';
 import { connectTemporal, ensureSearchAttributes } from './temporal/connection';
 import { WebhookDispatcher } from './temporal/webhook-dispatch';
+import { createTracking } from './api/tracking';
 
 /** API process: Express on PORT, talking to the store and Temporal. */
 async function main(): Promise<void> {
@@ -21,7 +22,9 @@ async function main(): Promise<void> {
   events.setAppendListener((tenantId) => webhookDispatcher.notify(tenantId));
 
   let shuttingDown = false;
+  const tracking = createTracking(config, logger, store.db, keyring);
   const app = createApp({
+    tracking,
     config,
     logger,
     store,
@@ -52,6 +55,8 @@ async function main(): Promise<void> {
     }, config.shutdownGraceMs);
     await closed;
     clearTimeout(timer);
+    // Queued tracking hits are written now, or spilled to TRACKING_SPOOL_DIR if the store is down.
+    await tracking.close().catch((err: unknown) => logger.error({ err: (err as Error).message }, 'tracking buffer close failed'));
     await Promise.allSettled([store.close(), connection.close()]);
     logger.info('API stopped');
     process.exit(0);

@@ -26,6 +26,8 @@ import { OAuthProviders } from '../oauth/providers';
 import { OAuthTokenRepository } from '../store/oauth-tokens';
 import { bounceMailboxRoutes } from './routes/bounce-mailbox';
 import { BounceMailboxRepository } from '../store/bounce-mailboxes';
+import { trackingRoutes } from './routes/tracking';
+import { createTracking, type Tracking } from './tracking';
 
 export interface AppDeps {
   config: Config;
@@ -41,6 +43,8 @@ export interface AppDeps {
   onDeliverySettingsChanged?: (tenantId: string) => Promise<void>;
   events: EventRepository;
   webhookDeliveries: WebhookDeliveryRepository;
+  /** Opens/clicks/unsubscribe; created here when not given (then nobody flushes it at shutdown). */
+  tracking?: Tracking;
 }
 
 export function createApp(deps: AppDeps): Express {
@@ -48,6 +52,9 @@ export function createApp(deps: AppDeps): Express {
   app.disable('x-powered-by');
   app.set('trust proxy', false);
   const metrics = createApiMetrics();
+  const tracking = deps.tracking ?? createTracking(deps.config, deps.logger, deps.store.db, deps.keyring);
+  // First, before metrics and logging middleware: the pixel and redirect are the hot path.
+  app.use(trackingRoutes({ tokens: tracking.tokens, buffer: tracking.buffer, messages: deps.messages, suppressions: new SuppressionRepository(deps.store.db), registry: metrics.registry }));
   app.use(metrics.middleware);
   app.use((req, res, next) => {
     const started = process.hrtime.bigint();
@@ -117,6 +124,7 @@ export function createApp(deps: AppDeps): Express {
       taskQueue: deps.config.temporal.taskQueue,
       policy: deps.config.send.policy,
       permitMarginMs: deps.config.send.permitMarginMs,
+      tracking,
     }),
   );
 

@@ -33,6 +33,7 @@ const common = {
   '415': problem('Body is not application/json'),
 };
 const idParam = { name: 'id', in: 'path', required: true, schema: { type: 'string' } };
+const tokenParam = { name: 'token', in: 'path', required: true, schema: { type: 'string', pattern: '^[A-Za-z0-9_-]+$' } };
 
 export function buildOpenApi(version: string): Json {
   return {
@@ -241,7 +242,7 @@ export function buildOpenApi(version: string): Json {
       },
       '/v1/messages/{id}': {
         parameters: [idParam],
-        get: { summary: 'Status, per-recipient results and attempts', responses: { '200': json('The message', 'Message'), ...common } },
+        get: { summary: 'Status, per-recipient results and attempts; `tracking`: opens and clicks by class (human/machine), link and recipient, and the rules that decided', responses: { '200': json('The message', 'Message'), ...common } },
         delete: {
           summary: 'Cancel a message not inside an SMTP transaction',
           responses: { '200': json('The cancelled message', 'Message'), '409': problem('Already sending or finished'), ...common },
@@ -340,6 +341,32 @@ export function buildOpenApi(version: string): Json {
       },
       '/metrics': { get: { summary: 'Prometheus metrics', security: [], responses: { '200': { description: 'Prometheus text format' } } } },
       '/openapi.json': { get: { summary: 'This document', security: [], responses: { '200': json('OpenAPI 3.1') } } },
+      // Public tracking endpoints (links inside sent mail): the signed token is the credential.
+      '/t/o/{token}': {
+        parameters: [tokenParam],
+        get: {
+          summary: 'Open pixel: a 1×1 GIF with no-cache headers; the open is recorded off the response path (HEAD too)',
+          security: [],
+          responses: { '200': { description: 'The GIF', content: { 'image/gif': {} } }, '404': { description: 'Token forged or tampered' } },
+        },
+      },
+      '/t/c/{token}': {
+        parameters: [tokenParam],
+        get: {
+          summary: 'Click redirect: 302 to the URL signed in the token (the one in the message); the click is recorded off the response path (HEAD too)',
+          security: [],
+          responses: { '302': { description: 'Location: the original URL' }, '404': { description: 'Token forged or tampered: never a redirect' } },
+        },
+      },
+      '/u/{token}': {
+        parameters: [tokenParam],
+        get: { summary: 'Unsubscribe confirmation page with a POST form (GET never unsubscribes)', security: [], responses: { '200': { description: 'HTML page' }, '404': { description: 'Bad token' } } },
+        post: {
+          summary: 'One-click unsubscribe (RFC 8058, body `List-Unsubscribe=One-Click`): suppresses the recipient for the tenant',
+          security: [],
+          responses: { '200': { description: 'HTML confirmation' }, '404': { description: 'Bad token' }, '503': problem('Store unavailable; the mail client retries') },
+        },
+      },
     },
   };
 }

@@ -1,4 +1,7 @@
 import { readFileSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import ipaddr from 'ipaddr.js';
 import { z } from 'zod';
 import type { RetryPolicy } from '../domain/retry';
 import { DEFAULT_WEBHOOK_POLICY, type WebhookPolicy } from '../domain/webhooks';
@@ -102,6 +105,24 @@ const envSchema = z.object({
   OAUTH_CA_FILE: z.string().min(1).optional(),
   /** Like SMTP_ALLOW_PRIVATE_NETWORKS, for token endpoints (a tenant may name its own token URL). */
   OAUTH_ALLOW_PRIVATE_NETWORKS: privateNetworks,
+  /** Base URL of tracking and unsubscribe links (/t/o, /t/c, /u) in sent mail; defaults to PUBLIC_BASE_URL. */
+  TRACKING_BASE_URL: z.url({ protocol: /^https?$/ }).optional(),
+  /** Hits are written in batches: every TRACKING_FLUSH_MS or TRACKING_FLUSH_HITS hits, whichever first. */
+  TRACKING_FLUSH_MS: z.coerce.number().int().min(10).max(60_000).default(250),
+  TRACKING_FLUSH_HITS: z.coerce.number().int().min(1).max(10_000).default(500),
+  /** Hits kept in memory while the store is down; past it they spill to TRACKING_SPOOL_DIR. */
+  TRACKING_BUFFER_MAX: z.coerce.number().int().min(100).max(10_000_000).default(100_000),
+  /** Directory for spilled hits (`none` disables spilling: hits past the buffer are dropped and counted). */
+  TRACKING_SPOOL_DIR: z.string().min(1).optional(),
+  /** Extra CIDRs whose clicks are machine (link scanners of the tenants' recipients). */
+  TRACKING_SCANNER_CIDRS: z
+    .string()
+    .default('')
+    .transform((s, ctx) => {
+      const parts = s.split(',').map((p) => p.trim()).filter(Boolean);
+      for (const p of parts) if (!isCidr(p)) ctx.addIssue({ code: 'custom', message: `"${p}" is not a CIDR like 203.0.113.0/24` });
+      return parts;
+    }),
 });
 
 export type Env = z.infer<typeof envSchema>;
@@ -126,6 +147,7 @@ export interface Config {
   send: { messageBodyLimitBytes: number; policy: RetryPolicy; permitMarginMs: number };
   webhooks: { policy: WebhookPolicy; allowPrivateNetworks: PrivateNetworkClass[]; sweepIntervalMs: number };
   oauth: OAuthConfig;
+  tracking: { baseUrl: string; flushMs: number; flushHits: number; bufferMax: number; spoolDir: string | null; scannerCidrs: string[] };
 }
 
 export interface OAuthConfig {
@@ -269,5 +291,22 @@ export function loadConfig(source: NodeJS.ProcessEnv = process.env): Config {
       ...(extraCa !== undefined ? { extraCa } : {}),
       allowPrivateNetworks: e.OAUTH_ALLOW_PRIVATE_NETWORKS,
     },
+    tracking: {
+      baseUrl: (e.TRACKING_BASE_URL ?? e.PUBLIC_BASE_URL ?? `http://localhost:${e.PORT}`).replace(/\/+$/, ''),
+      flushMs: e.TRACKING_FLUSH_MS,
+      flushHits: e.TRACKING_FLUSH_HITS,
+      bufferMax: e.TRACKING_BUFFER_MAX,
+      spoolDir: e.TRACKING_SPOOL_DIR === 'none' ? null : (e.TRACKING_SPOOL_DIR ?? path.join(os.tmpdir(), 'cartero-tracking-spool')),
+      scannerCidrs: e.TRACKING_SCANNER_CIDRS,
+    },
   };
+}
+
+function isCidr(s: string): boolean {
+  try {
+    ipaddr.parseCIDR(s);
+    return true;
+  } catch {
+    return false;
+  }
 }

@@ -118,6 +118,8 @@ export const messageCreateSchema = z
     inReplyTo: z.string().regex(/^m_[A-Za-z0-9]{10,40}$/, 'must be the id of a message sent through Cartero (m_…)').optional(),
     sendAt: z.iso.datetime({ offset: true }).optional(),
     track: z.strictObject({ opens: z.boolean().optional(), clicks: z.boolean().optional() }).optional(),
+    /** One-click unsubscribe (RFC 8058): List-Unsubscribe (our https URL, plus `mailto` if given) and List-Unsubscribe-Post. */
+    unsubscribe: z.union([z.boolean(), z.strictObject({ mailto: addressSchema.optional() })]).optional(),
     idempotencyKey: z.string().min(1).max(200).regex(/^[\x21-\x7e]+$/, 'printable ASCII without spaces').optional(),
   })
   .superRefine((m, ctx) => {

@@ -1,4 +1,4 @@
-import { MongoServerError, type Collection, type Db } from 'mongodb';
+import { MongoBulkWriteError, MongoServerError, type Collection, type Db } from 'mongodb';
 import type { EventInput, EventType } from '../domain/events';
 
 /**
@@ -71,6 +71,18 @@ export class EventRepository {
     // before the handover; the delivery workflow ignores what it already has.
     this.listener?.(event.tenantId);
     return isNew;
+  }
+
+  /** Appends several events in one round trip, in order; ids appended before are skipped. */
+  async appendMany(events: EventInput[], now = new Date()): Promise<void> {
+    if (events.length === 0) return;
+    const docs: EventDoc[] = events.map((e) => ({ _id: e.id, tenantId: e.tenantId, type: e.type, caseId: e.caseId ?? null, messageId: e.messageId ?? null, data: e.data, createdAt: now }));
+    try {
+      await this.col.insertMany(docs, { ordered: false });
+    } catch (err) {
+      const dupOnly = err instanceof MongoBulkWriteError && [err.writeErrors].flat().every((w) => w.code === 11000);
+      if (!dupOnly) throw err;
+    }
   }
 
   async get(id: string): Promise<EventDoc | null> {

@@ -1,6 +1,7 @@
 import { GridFSBucket, MongoServerError, ObjectId, type Collection, type Db, Binary } from 'mongodb';
 import { TERMINAL_STATUSES, type MessageStatus, type RecipientStatus } from '../domain/message';
 import { ConflictError, NotFoundError } from '../errors';
+import type { MessageTracking } from '../domain/tracking/message';
 
 /** One SMTP attempt as recorded: when, what the server said, what it meant. */
 export interface AttemptRecord {
@@ -56,6 +57,8 @@ export interface MessageDoc {
   createdAt: Date;
   updatedAt: Date;
   completedAt: Date | null;
+  /** Opens/clicks/unsubscribe applied at compose time (absent: none). */
+  tracking?: MessageTracking;
 }
 
 /** MIME bodies up to this size live in one document; larger ones in GridFS. */

@@ -237,6 +237,10 @@ describe('operations', () => {
       ['/v1/webhooks/deliveries/{id}', 'get'],
       ['/v1/webhooks/deliveries/{id}/redeliver', 'post'],
       ['/v1/webhooks/test', 'post'],
+      ['/t/o/{token}', 'get'],
+      ['/t/c/{token}', 'get'],
+      ['/u/{token}', 'get'],
+      ['/u/{token}', 'post'],
     ];
     for (const [p, m] of expected) assert.ok(doc.paths[p]?.[m], `${m.toUpperCase()} ${p} missing`);
     // Request schemas come from the validators: the strictness shows as additionalProperties:false.

@@ -1,4 +1,6 @@
 import { randomBytes } from 'node:crypto';
+import os from 'node:os';
+import path from 'node:path';
 import type { Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { Client, Connection } from '@temporalio/client';
@@ -19,6 +21,7 @@ import { repositories } from '../../src/bootstrap';
 import { connectTemporal, connectWorkerConnection } from '../../src/temporal/connection';
 import { createWorker } from '../../src/worker';
 import { eventually } from './smtp-peer';
+import { createTracking, type Tracking } from '../../src/api/tracking';
 
 /**
  * The whole service in the test process, against the real servers run-tests.ts started: the API on
@@ -37,6 +40,7 @@ export interface Stack {
   temporal: Client;
   keyring: Keyring;
   env: Record<string, string>;
+  tracking: Tracking;
   stop(): Promise<void>;
 }
 
@@ -60,6 +64,8 @@ export function testEnv(overrides: Record<string, string> = {}): Record<string, 
     TEMPORAL_TASK_QUEUE: `test-${id}`,
     SMTP_ALLOW_PRIVATE_NETWORKS: 'loopback',
     SMTP_VERIFY_TIMEOUT_MS: '5000',
+    // Each stack spills tracking hits to its own directory (never another suite's).
+    TRACKING_SPOOL_DIR: path.join(os.tmpdir(), `cartero-test-spool-${id}`),
     ...overrides,
   };
 }
@@ -89,7 +95,9 @@ export async function startStack(overrides: Record<string, string> = {}, options
     running = worker.run();
     await ensureWebhookSweeper(client, config.temporal.taskQueue);
   }
+  const tracking = createTracking(config, logger, store.db, keyring);
   const app = createApp({
+    tracking,
     config,
     logger,
     store,
@@ -119,11 +127,13 @@ export async function startStack(overrides: Record<string, string> = {}, options
     temporal: client,
     keyring,
     env,
+    tracking,
     async stop() {
       server.closeAllConnections();
       await new Promise<void>((r) => server.close(() => r()));
       // The sweeper outlives its worker otherwise, waking on a task queue nobody polls.
       if (worker) await client.workflow.getHandle(webhookSweeperWorkflowId(config.temporal.taskQueue)).terminate().catch(() => undefined);
+      await tracking.close();
       worker?.shutdown();
       await running;
       pools?.closeAll();

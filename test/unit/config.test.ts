@@ -55,3 +55,16 @@ test('the error message never echoes a secret value', () => {
     assert.ok(!(err as Error).message.includes('AAAAAAAAAA'));
   }
 });
+
+test('tracking settings: base URL falls back to PUBLIC_BASE_URL, bad scanner CIDRs are named, spooling can be turned off', () => {
+  const c = loadConfig({ ...valid(), PUBLIC_BASE_URL: 'https://mail.acme.example/' });
+  assert.equal(c.tracking.baseUrl, 'https://mail.acme.example');
+  assert.ok(c.tracking.spoolDir);
+  const t = loadConfig({ ...valid(), TRACKING_BASE_URL: 'https://t.acme.example', TRACKING_SPOOL_DIR: 'none', TRACKING_SCANNER_CIDRS: '203.0.113.0/24, 2001:db8::/32' });
+  assert.equal(t.tracking.baseUrl, 'https://t.acme.example');
+  assert.equal(t.tracking.spoolDir, null);
+  assert.deepEqual(t.tracking.scannerCidrs, ['203.0.113.0/24', '2001:db8::/32']);
+  const p = problems({ ...valid(), TRACKING_SCANNER_CIDRS: '10.0.0.0/8,not-a-range', TRACKING_BASE_URL: 'ftp://x.example' });
+  assert.ok(p.some((x) => x.startsWith('TRACKING_SCANNER_CIDRS') && x.includes('not-a-range')), p.join('\n'));
+  assert.ok(p.some((x) => x.startsWith('TRACKING_BASE_URL')), p.join('\n'));
+});

@@ -24,6 +24,7 @@ import { principalOf } from '../auth';
 import { tenantFor as resolveTenant } from '../tenant-scope';
 import { decodeCursor, nextCursor } from '../pagination';
 import { parseBody, parseParam } from '../validate';
+import { composeTracking, type TrackingComposer } from '../tracking/compose';
 
 export interface MessageRouteDeps {
   tenants: TenantRepository;
@@ -32,6 +33,7 @@ export interface MessageRouteDeps {
   taskQueue: string;
   policy: RetryPolicy;
   permitMarginMs: number;
+  tracking: TrackingComposer & { summaryOf(doc: MessageDoc): Promise<unknown> };
 }
 
 export const sendWorkflowId = (tenantId: string, id: string) => `send-${tenantId}-${id}`;
@@ -150,7 +152,8 @@ export function messageRoutes(deps: MessageRouteDeps): Router {
     const p = principalOf(req);
     const doc = p.kind === 'tenant' ? await deps.messages.get(p.tenantId, id) : await deps.messages.findAny(id);
     if (!doc) throw new NotFoundError('message', id);
-    res.json(messageView(await deps.messages.withLiveStatus(doc)));
+    const [live, tracking] = await Promise.all([deps.messages.withLiveStatus(doc), deps.tracking.summaryOf(doc)]);
+    res.json({ ...messageView(live), tracking });
   });
 
   r.get('/v1/messages', async (req, res) => {
@@ -223,6 +226,8 @@ async function buildMessage(deps: MessageRouteDeps, tenant: TenantDoc, body: Mes
       caseId ??= parent.caseId;
     }
   }
+  const tracked = composeTracking(deps.tracking, { id: tenant._id, settings: tenant.settings }, body, id, recipients.length);
+  problems.push(...tracked.problems);
   const attachments = body.attachments.map((a) => ({ ...a, content: Buffer.from(a.contentBase64, 'base64') }));
   const rawSize = attachments.reduce((n, a) => n + a.content.length, 0);
   if (rawSize > limits.maxMessageBytes) {
@@ -239,9 +244,9 @@ async function buildMessage(deps: MessageRouteDeps, tenant: TenantDoc, body: Mes
     ...(body.replyTo ? { replyTo: toAddressObject(body.replyTo) } : {}),
     subject: body.subject,
     ...(body.text !== undefined ? { text: body.text } : {}),
-    ...(body.html !== undefined ? { html: body.html } : {}),
+    ...(tracked.html !== undefined ? { html: tracked.html } : {}),
     attachments: attachments.map((a) => ({ filename: a.filename, content: a.content, contentType: a.contentType, ...(a.contentId ? { cid: a.contentId } : {}) })),
-    headers: { ...body.headers, 'X-Cartero-Id': id },
+    headers: { ...body.headers, ...tracked.headers, 'X-Cartero-Id': id },
     messageId,
     date: new Date(),
     ...(inReplyTo ? { inReplyTo } : {}),
@@ -279,6 +284,7 @@ async function buildMessage(deps: MessageRouteDeps, tenant: TenantDoc, body: Mes
       createdAt: now,
       updatedAt: now,
       completedAt: null,
+      ...(tracked.tracking ? { tracking: tracked.tracking } : {}),
     },
   };
 }
