@@ -5,7 +5,9 @@ import { ConfigError, loadConfig, type Config } from './config/env';
 import { createLogger } from './logging';
 import type { Keyring } from './security/crypto';
 import { connectStore, ensureIndexes, type Store } from './store/mongo';
+import { CaseRepository } from './store/cases';
 import { EventRepository } from './store/events';
+import { InboundRepository } from './store/inbound';
 import { MessageRepository } from './store/messages';
 import { SuppressionRepository } from './store/suppressions';
 import { TenantRepository } from './store/tenants';
@@ -57,6 +59,8 @@ export interface StoreDeps {
   messages: MessageRepository;
   suppressions: SuppressionRepository;
   events: EventRepository;
+  cases: CaseRepository;
+  inbound: InboundRepository;
 }
 
 export function repositories(store: Store, keyring: Keyring): StoreDeps {
@@ -66,6 +70,8 @@ export function repositories(store: Store, keyring: Keyring): StoreDeps {
     messages: new MessageRepository(store.db),
     suppressions: new SuppressionRepository(store.db),
     events: new EventRepository(store.db),
+    cases: new CaseRepository(store.db),
+    inbound: new InboundRepository(store.db, keyring),
   };
 }
 

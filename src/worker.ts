@@ -38,6 +38,8 @@ export async function createWorker(deps: WorkerDeps, overrides: Partial<WorkerOp
       tenants: deps.tenants,
       messages: deps.messages,
       suppressions: deps.suppressions,
+      cases: deps.cases,
+      events: deps.events,
       pools,
       temporal: deps.client,
       taskQueue: config.temporal.taskQueue,

@@ -15,6 +15,14 @@ import { codecRoutes } from './routes/codec';
 import { messageRoutes } from './routes/messages';
 import { opsRoutes } from './routes/ops';
 import { tenantRoutes } from './routes/tenants';
+import { caseRoutes } from './routes/cases';
+import { inboundSettingsRoutes, inboundWebhookRoutes } from './routes/inbound';
+import { CaseRepository } from '../store/cases';
+import { EventRepository } from '../store/events';
+import { InboundRepository } from '../store/inbound';
+import { brevoAttachmentFetcher } from '../inbound/providers/brevo';
+import { confirmSnsSubscription, fetchSnsCertificate, SnsVerifier, type CertFetcher } from '../inbound/sns';
+import type { AdapterContext } from '../inbound/request';
 
 export interface AppDeps {
   config: Config;
@@ -28,6 +36,13 @@ export interface AppDeps {
   version: string;
   isShuttingDown?: () => boolean;
   onDeliverySettingsChanged?: (tenantId: string) => Promise<void>;
+  /** Inbound and cases; built from `store` when not given. Fetchers are injectable for tests. */
+  cases?: CaseRepository;
+  inbound?: InboundRepository;
+  events?: EventRepository;
+  snsCertFetcher?: CertFetcher;
+  snsConfirm?: (subscribeUrl: string) => Promise<void>;
+  brevoAttachment?: AdapterContext['brevoAttachment'];
 }
 
 export function createApp(deps: AppDeps): Express {
@@ -54,6 +69,27 @@ export function createApp(deps: AppDeps): Express {
       registry: metrics.registry,
       version: deps.version,
       isShuttingDown: deps.isShuttingDown ?? (() => false),
+    }),
+  );
+
+  const cases = deps.cases ?? new CaseRepository(deps.store.db);
+  const inbound = deps.inbound ?? new InboundRepository(deps.store.db, deps.keyring);
+  // Inbound webhooks authenticate by their URL key and the provider's own scheme, not by API key.
+  app.use(
+    inboundWebhookRoutes({
+      tenants: deps.tenants,
+      inbound,
+      cases,
+      messages: deps.messages,
+      events: deps.events ?? new EventRepository(deps.store.db),
+      temporal: deps.temporal,
+      taskQueue: deps.config.temporal.taskQueue,
+      subjectWindowMs: deps.config.inbound.subjectWindowMs,
+      limits: deps.config.inbound,
+      bodyLimitBytes: deps.config.inbound.bodyLimitBytes,
+      sns: new SnsVerifier(deps.snsCertFetcher ?? fetchSnsCertificate),
+      snsConfirm: deps.snsConfirm ?? confirmSnsSubscription,
+      brevoAttachment: deps.brevoAttachment ?? brevoAttachmentFetcher(),
     }),
   );
 
@@ -90,8 +126,13 @@ export function createApp(deps: AppDeps): Express {
       taskQueue: deps.config.temporal.taskQueue,
       policy: deps.config.send.policy,
       permitMarginMs: deps.config.send.permitMarginMs,
+      cases,
+      inbound,
     }),
   );
+
+  app.use(inboundSettingsRoutes({ tenants: deps.tenants, inbound }));
+  app.use(caseRoutes({ cases, temporal: deps.temporal, taskQueue: deps.config.temporal.taskQueue }));
 
   app.use((req, _res, next) => next(new NotFoundError('route', `${req.method} ${req.path}`)));
   app.use(errorHandler(deps.logger));

@@ -73,6 +73,13 @@ const envSchema = z.object({
   SEND_THROTTLE_PAUSE_MS: z.coerce.number().int().min(0).default(60_000),
   /** How long a rate-limit permit stays usable; also added to every window (see domain/rate-limit.ts). */
   RATE_LIMIT_MARGIN_MS: z.coerce.number().int().min(100).max(60_000).default(2_000),
+
+  /** Body limit of POST /v1/inbound/... (SendGrid posts up to 30 MB, Postmark 35 MB of attachments in base64). */
+  INBOUND_BODY_LIMIT_BYTES: z.coerce.number().int().min(1024).max(200 * 1024 * 1024).default(64 * 1024 * 1024),
+  INBOUND_ATTACHMENT_MAX_BYTES: z.coerce.number().int().min(1).default(25 * 1024 * 1024),
+  INBOUND_MAX_MIME_PARTS: z.coerce.number().int().min(2).max(10_000).default(500),
+  INBOUND_SUBJECT_WINDOW_MS: z.coerce.number().int().min(0).default(30 * 24 * 60 * 60_000),
+  INBOUND_MAILGUN_MAX_AGE_MS: z.coerce.number().int().min(1000).default(15 * 60_000),
 });
 
 export type Env = z.infer<typeof envSchema>;
@@ -95,6 +102,7 @@ export interface Config {
   codec: { auth: 'admin-key' | 'none'; corsOrigins: string[] };
   shutdownGraceMs: number;
   send: { messageBodyLimitBytes: number; policy: RetryPolicy; permitMarginMs: number };
+  inbound: { bodyLimitBytes: number; maxAttachmentBytes: number; maxMimeParts: number; subjectWindowMs: number; mailgunMaxAgeMs: number };
 }
 
 export class ConfigError extends Error {
@@ -197,6 +205,13 @@ export function loadConfig(source: NodeJS.ProcessEnv = process.env): Config {
         throttlePauseMs: e.SEND_THROTTLE_PAUSE_MS,
       },
       permitMarginMs: e.RATE_LIMIT_MARGIN_MS,
+    },
+    inbound: {
+      bodyLimitBytes: e.INBOUND_BODY_LIMIT_BYTES,
+      maxAttachmentBytes: e.INBOUND_ATTACHMENT_MAX_BYTES,
+      maxMimeParts: e.INBOUND_MAX_MIME_PARTS,
+      subjectWindowMs: e.INBOUND_SUBJECT_WINDOW_MS,
+      mailgunMaxAgeMs: e.INBOUND_MAILGUN_MAX_AGE_MS,
     },
   };
 }

@@ -115,7 +115,7 @@ export const messageCreateSchema = z
     attachments: z.array(attachmentSchema).max(100).default([]),
     headers: headersSchema.default({}),
     caseId: z.string().regex(/^[A-Za-z0-9_-]{1,64}$/).optional(),
-    inReplyTo: z.string().regex(/^m_[A-Za-z0-9]{10,40}$/, 'must be the id of a message sent through Cartero (m_…)').optional(),
+    inReplyTo: z.string().regex(/^(m_[A-Za-z0-9]{10,40}|i_[a-f0-9]{32})$/, 'must be the id of a message sent (m_…) or received (i_…) through Cartero').optional(),
     sendAt: z.iso.datetime({ offset: true }).optional(),
     track: z.strictObject({ opens: z.boolean().optional(), clicks: z.boolean().optional() }).optional(),
     idempotencyKey: z.string().min(1).max(200).regex(/^[\x21-\x7e]+$/, 'printable ASCII without spaces').optional(),

@@ -1,6 +1,8 @@
 import { MongoClient, MongoNetworkError, MongoServerError, MongoServerSelectionError, type Db } from 'mongodb';
 import { DependencyUnavailableError } from '../errors';
+import { CaseRepository } from './cases';
 import { EventRepository } from './events';
+import { InboundRepository } from './inbound';
 import { MessageRepository } from './messages';
 import { SuppressionRepository } from './suppressions';
 
@@ -53,6 +55,8 @@ export async function ensureIndexes(db: Db): Promise<void> {
   await MessageRepository.ensureIndexes(db);
   await SuppressionRepository.ensureIndexes(db);
   await EventRepository.ensureIndexes(db);
+  await CaseRepository.ensureIndexes(db);
+  await InboundRepository.ensureIndexes(db);
 }
 
 /** Store failures worth retrying (network, failover, FerretDB's SQLITE_BUSY): 503, not 500. */

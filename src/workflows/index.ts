@@ -2,3 +2,4 @@
 export { verifyTenantConnection } from './verify-connection';
 export { sendMessage } from './send-message';
 export { rateLimiter } from './rate-limiter';
+export { caseWorkflow } from './case';

@@ -18,6 +18,7 @@ import type { RetryPolicy } from '../../domain/retry';
 import { ConflictError, DependencyUnavailableError, NotFoundError, ValidationError } from '../../errors';
 import type { MessageDoc, MessageRepository } from '../../store/messages';
 import type { TenantDoc, TenantRepository } from '../../store/tenants';
+import { findReplyParent, newCaseId, registerOutbound, replyToFor, type OutboundCaseDeps } from '../../cases/outbound';
 import { CaseIdKey, MessageIdKey, SendStatusKey, TenantIdKey } from '../../temporal/search-attributes';
 import type { SendMessageInput } from '../../workflows/send-message';
 import { principalOf } from '../auth';
@@ -30,6 +31,9 @@ export interface MessageRouteDeps {
   taskQueue: string;
   policy: RetryPolicy;
   permitMarginMs: number;
+  /** Case threading of outbound mail (src/cases/outbound.ts). */
+  cases: OutboundCaseDeps['cases'];
+  inbound: OutboundCaseDeps['inbound'];
 }
 
 export const sendWorkflowId = (tenantId: string, id: string) => `send-${tenantId}-${id}`;
@@ -144,6 +148,7 @@ export function messageRoutes(deps: MessageRouteDeps): Router {
     const doc = await buildMessage(deps, tenant, body, id);
     // buildMessage stored the body already: a message document never points at a missing body.
     const stored = await deps.messages.insert(doc.doc);
+    await registerOutbound(deps, tenant, stored, doc.usedReplyToken);
     try {
       await startWorkflow(stored);
     } catch (err) {
@@ -208,7 +213,7 @@ function acceptedView(doc: MessageDoc) {
   return { id: doc._id, messageId: doc.messageId, caseId: doc.caseId, status: doc.status };
 }
 
-async function buildMessage(deps: MessageRouteDeps, tenant: TenantDoc, body: MessageCreateInput, id: string): Promise<{ doc: MessageDoc }> {
+async function buildMessage(deps: MessageRouteDeps, tenant: TenantDoc, body: MessageCreateInput, id: string): Promise<{ doc: MessageDoc; usedReplyToken: boolean }> {
   const problems: Array<{ field: string; message: string }> = [];
   const from = mailboxAddress(body.from);
   const fromDomain = domainOf(from);
@@ -234,15 +239,20 @@ async function buildMessage(deps: MessageRouteDeps, tenant: TenantDoc, body: Mes
   let inReplyTo: string | null = null;
   let references: string[] = [];
   if (body.inReplyTo) {
-    const parent = await deps.messages.find(tenant._id, body.inReplyTo);
+    const parent = await findReplyParent(deps, tenant._id, body.inReplyTo);
     if (!parent) {
       problems.push({ field: 'inReplyTo', message: `no message ${body.inReplyTo} for this tenant` });
     } else {
-      inReplyTo = parent.messageId;
-      references = referencesFor(parent);
+      if (parent.messageId) {
+        inReplyTo = parent.messageId;
+        references = referencesFor({ messageId: parent.messageId, references: parent.references });
+      }
       caseId ??= parent.caseId;
     }
   }
+  // Every outbound message belongs to a case; replies find it by Message-ID or the Reply-To token.
+  caseId ??= newCaseId();
+  const tokenReplyTo = body.replyTo ? null : replyToFor(tenant, caseId);
   const attachments = body.attachments.map((a) => ({ ...a, content: Buffer.from(a.contentBase64, 'base64') }));
   const rawSize = attachments.reduce((n, a) => n + a.content.length, 0);
   if (rawSize > limits.maxMessageBytes) {
@@ -256,7 +266,7 @@ async function buildMessage(deps: MessageRouteDeps, tenant: TenantDoc, body: Mes
     to: body.to.map(toAddressObject),
     cc: body.cc.map(toAddressObject),
     bcc: body.bcc.map(toAddressObject),
-    ...(body.replyTo ? { replyTo: toAddressObject(body.replyTo) } : {}),
+    ...(body.replyTo ? { replyTo: toAddressObject(body.replyTo) } : tokenReplyTo ? { replyTo: tokenReplyTo } : {}),
     subject: body.subject,
     ...(body.text !== undefined ? { text: body.text } : {}),
     ...(body.html !== undefined ? { html: body.html } : {}),
@@ -300,5 +310,6 @@ async function buildMessage(deps: MessageRouteDeps, tenant: TenantDoc, body: Mes
       updatedAt: now,
       completedAt: null,
     },
+    usedReplyToken: tokenReplyTo !== null,
   };
 }

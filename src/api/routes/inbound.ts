@@ -1,0 +1,153 @@
+import express, { Router, type Request } from 'express';
+import { z } from 'zod';
+import { INBOUND_PROVIDERS, type InboundProvider } from '../../domain/inbound/email';
+import { tenantIdSchema } from '../../domain/tenant';
+import { AuthenticationError, NotFoundError, ValidationError } from '../../errors';
+import { leaveBouncesForTheBounceIssue, type BounceHandler } from '../../inbound/bounces';
+import { ingestEmail, inboundIdFor, type IngestDeps, type IngestResult } from '../../inbound/ingest';
+import { parseBrevo } from '../../inbound/providers/brevo';
+import { parseMailgun } from '../../inbound/providers/mailgun';
+import { parseMime } from '../../inbound/providers/mime';
+import { parsePostmark } from '../../inbound/providers/postmark';
+import { parseSendgrid } from '../../inbound/providers/sendgrid';
+import { parseSes } from '../../inbound/providers/ses';
+import type { AdapterContext, AdapterResult, InboundLimits, InboundRequest } from '../../inbound/request';
+import type { SnsVerifier } from '../../inbound/sns';
+import { generateSecret } from '../../security/crypto';
+import type { InboundRepository, InboundSettingsDoc, InboundSecretField } from '../../store/inbound';
+import type { TenantRepository } from '../../store/tenants';
+import { requireTenantAccess } from '../auth';
+import { parseBody, parseParam } from '../validate';
+
+export interface InboundRouteDeps extends Omit<IngestDeps, 'onBounce'> {
+  tenants: TenantRepository;
+  inbound: InboundRepository;
+  limits: InboundLimits;
+  bodyLimitBytes: number;
+  sns: SnsVerifier;
+  snsConfirm: (subscribeUrl: string) => Promise<void>;
+  brevoAttachment: AdapterContext['brevoAttachment'];
+  onBounce?: BounceHandler;
+}
+
+const providerSchema = z.enum(INBOUND_PROVIDERS);
+const inboundKeySchema = z.string().regex(/^[A-Za-z0-9_-]{8,100}$/, 'not an inbound key');
+
+const ADAPTERS: Record<InboundProvider, (req: InboundRequest, ctx: AdapterContext, deps: InboundRouteDeps) => Promise<AdapterResult>> = {
+  brevo: (req, ctx) => parseBrevo(req, ctx),
+  sendgrid: (req, ctx) => parseSendgrid(req, ctx),
+  ses: (req, ctx, deps) => parseSes(req, ctx, deps.snsConfirm),
+  mailgun: (req, ctx) => parseMailgun(req, ctx),
+  postmark: (req, ctx) => parsePostmark(req, ctx),
+  mime: (req, ctx) => parseMime(req, ctx),
+};
+
+/**
+ * `POST /v1/inbound/:provider/:inboundKey`: mounted before API-key authentication (providers
+ * authenticate by the key in the URL plus what each offers: signatures, basic auth, a bearer).
+ * Answers 200 only after every message of the request is stored; 401 wrong credentials, 404
+ * unknown key or provider, 400 malformed, 413 too large, 5xx on our failures so the provider retries.
+ */
+export function inboundWebhookRoutes(deps: InboundRouteDeps): Router {
+  const r = Router();
+  const ingestDeps: IngestDeps = { ...deps, onBounce: deps.onBounce ?? leaveBouncesForTheBounceIssue };
+  r.post('/v1/inbound/:provider/:inboundKey', express.raw({ type: () => true, limit: deps.bodyLimitBytes }), async (req, res) => {
+    const provider = providerSchema.safeParse(req.params.provider);
+    if (!provider.success) throw new NotFoundError('inbound provider', String(req.params.provider));
+    const key = inboundKeySchema.safeParse(req.params.inboundKey);
+    const tenantId = key.success ? await deps.inbound.tenantForKey(key.data) : null;
+    const tenant = tenantId ? await deps.tenants.get(tenantId).catch(() => null) : null;
+    if (!tenant || tenant.inboundKey !== key.data) throw new NotFoundError('inbound key', '(given)');
+    const settingsDoc = await deps.inbound.getSettings(tenant._id, provider.data);
+    const ctx: AdapterContext = {
+      tenantId: tenant._id,
+      settings: settingsDoc ? deps.inbound.openSettings(settingsDoc) : null,
+      limits: deps.limits,
+      now: new Date(),
+      sns: deps.sns,
+      brevoAttachment: deps.brevoAttachment,
+    };
+    const body = Buffer.isBuffer(req.body) ? req.body : Buffer.alloc(0);
+    const result = await ADAPTERS[provider.data]({ headers: req.headers, body }, ctx, deps);
+    if (result.kind === 'ack') {
+      res.json({ ack: result.detail });
+      return;
+    }
+    if (result.replayToken !== undefined) {
+      const ids = result.emails.map((m) => inboundIdFor(tenant._id, m));
+      const firstUse = await deps.inbound.claimReplayToken(tenant._id, result.replayToken, ids);
+      // The same token with the same message is the provider retrying one delivery; anything else is a replay.
+      if (firstUse !== null && firstUse.join() !== ids.join()) throw new AuthenticationError('this Mailgun token was already used (replayed request)');
+    }
+    const received: IngestResult[] = [];
+    for (const mail of result.emails) received.push(await ingestEmail(ingestDeps, tenant._id, mail, ctx.now));
+    res.json({ received });
+  });
+  return r;
+}
+
+const basic = { username: z.string().min(1).max(200).regex(/^[^:\s]+$/, 'no colons or spaces'), password: z.string().min(8).max(200) };
+const secret = z.string().min(16).max(500).regex(/^[\x21-\x7e]+$/, 'printable ASCII without spaces');
+const SETTINGS_SCHEMAS = {
+  brevo: z.strictObject({ ...partial(basic), bearerToken: secret.optional(), apiKey: z.string().min(1).max(500).optional() }),
+  sendgrid: z.strictObject(partial(basic)),
+  postmark: z.strictObject(basic),
+  mailgun: z.strictObject({ signingKey: z.string().min(8).max(500) }),
+  ses: z.strictObject({ topicArns: z.array(z.string().regex(/^arn:aws[a-z-]*:sns:[a-z0-9-]+:\d{12}:[A-Za-z0-9_.-]{1,256}$/, 'must be an SNS topic ARN')).min(1).max(20) }),
+  mime: z.strictObject({ bearerToken: secret.optional() }),
+} satisfies Record<InboundProvider, z.ZodType>;
+export const inboundSettingsSchemas = SETTINGS_SCHEMAS;
+
+function partial<T extends Record<string, z.ZodType>>(shape: T): { [K in keyof T]: z.ZodOptional<T[K]> } {
+  return Object.fromEntries(Object.entries(shape).map(([k, v]) => [k, v.optional()])) as { [K in keyof T]: z.ZodOptional<T[K]> };
+}
+
+function settingsView(doc: InboundSettingsDoc) {
+  return {
+    provider: doc.provider,
+    ...doc.clear,
+    ...Object.fromEntries(Object.keys(doc.sealed).map((k) => [`${k}Set`, true])),
+    updatedAt: doc.updatedAt.toISOString(),
+  };
+}
+
+/** `PUT|GET|DELETE /v1/tenants/:id/inbound/:provider`: each provider's inbound credentials (secrets sealed, never returned). */
+export function inboundSettingsRoutes(deps: Pick<InboundRouteDeps, 'tenants' | 'inbound'>): Router {
+  const r = Router();
+  const params = async (req: Request) => {
+    const id = parseParam(req.params.id, 'id', tenantIdSchema);
+    requireTenantAccess(req, id);
+    const provider = parseParam(req.params.provider, 'provider', providerSchema);
+    await deps.tenants.get(id);
+    return { id, provider };
+  };
+  r.put('/v1/tenants/:id/inbound/:provider', async (req, res) => {
+    const { id, provider } = await params(req);
+    const body = parseBody(req, SETTINGS_SCHEMAS[provider]) as Record<string, unknown>;
+    if ((body.username === undefined) !== (body.password === undefined)) {
+      throw new ValidationError('invalid password', [{ field: 'password', message: 'username and password go together' }]);
+    }
+    let generated: string | undefined;
+    if (provider === 'mime' && body.bearerToken === undefined) body.bearerToken = generated = generateSecret('ibs_');
+    const secrets: Partial<Record<InboundSecretField, string>> = {};
+    for (const f of ['password', 'bearerToken', 'signingKey', 'apiKey'] as const) if (typeof body[f] === 'string') secrets[f] = body[f];
+    const clear: InboundSettingsDoc['clear'] = {};
+    if (typeof body.username === 'string') clear.username = body.username;
+    if (Array.isArray(body.topicArns)) clear.topicArns = body.topicArns as string[];
+    const doc = await deps.inbound.putSettings(id, provider, clear, secrets);
+    // A generated secret is shown once, like API keys.
+    res.json({ ...settingsView(doc), ...(generated ? { bearerToken: generated } : {}) });
+  });
+  r.get('/v1/tenants/:id/inbound/:provider', async (req, res) => {
+    const { id, provider } = await params(req);
+    const doc = await deps.inbound.getSettings(id, provider);
+    if (!doc) throw new NotFoundError('inbound settings', `${id}/${provider}`);
+    res.json(settingsView(doc));
+  });
+  r.delete('/v1/tenants/:id/inbound/:provider', async (req, res) => {
+    const { id, provider } = await params(req);
+    if (!(await deps.inbound.deleteSettings(id, provider))) throw new NotFoundError('inbound settings', `${id}/${provider}`);
+    res.status(204).end();
+  });
+  return r;
+}
