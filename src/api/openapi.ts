@@ -257,6 +257,15 @@ export function buildOpenApi(version: string): Json {
           },
         },
       },
+      '/v1/inbound/mailgun/{inboundKey}/mime': {
+        parameters: [{ name: 'inboundKey', in: 'path', required: true, schema: { type: 'string' } }],
+        post: {
+          summary: 'Mailgun raw-MIME route target (Mailgun posts `body-mime` only to URLs ending in `mime`); same answers as above',
+          security: [],
+          requestBody: { required: true, content: { 'multipart/form-data': { schema: { type: 'object' } }, 'application/x-www-form-urlencoded': { schema: { type: 'object' } } } },
+          responses: { '200': json('Stored', 'InboundReceived'), '400': problem('Malformed'), '401': problem('Wrong signature; replayed token'), '404': problem('Unknown key') },
+        },
+      },
       '/v1/tenants/{id}/inbound/{provider}': {
         parameters: [idParam, { name: 'provider', in: 'path', required: true, schema: { type: 'string', enum: [...INBOUND_PROVIDERS] } }],
         put: {

@@ -2,6 +2,7 @@ import { createHash } from 'node:crypto';
 import { MongoServerError, type Collection, type Db } from 'mongodb';
 import type { CaseEventKind, CaseSummary } from '../domain/cases';
 import { NotFoundError } from '../errors';
+import { upsertRetrying } from './upsert';
 
 /**
  * Cases and everything threading looks up. Every hot-path read is by a deterministic `_id`
@@ -82,27 +83,29 @@ export class CaseRepository {
 
   /** Creates the case record if new; an existing case keeps its data. */
   async ensure(tenantId: string, caseId: string, subject: string | null, at = new Date()): Promise<void> {
-    await this.cases.updateOne(
-      { _id: key(tenantId, caseId) },
-      {
-        $setOnInsert: {
-          tenantId,
-          caseId,
-          status: 'open',
-          subject,
-          participants: [],
-          counts: {} as CaseDoc['counts'],
-          eventCount: 0,
-          firstActivityAt: null,
-          lastActivityAt: null,
-          lastInboundAt: null,
-          closedAt: null,
-          runs: 0,
-          createdAt: at,
-          updatedAt: at,
+    await upsertRetrying(() =>
+      this.cases.updateOne(
+        { _id: key(tenantId, caseId) },
+        {
+          $setOnInsert: {
+            tenantId,
+            caseId,
+            status: 'open',
+            subject,
+            participants: [],
+            counts: {} as CaseDoc['counts'],
+            eventCount: 0,
+            firstActivityAt: null,
+            lastActivityAt: null,
+            lastInboundAt: null,
+            closedAt: null,
+            runs: 0,
+            createdAt: at,
+            updatedAt: at,
+          },
         },
-      },
-      { upsert: true },
+        { upsert: true },
+      ),
     );
   }
 
@@ -110,10 +113,8 @@ export class CaseRepository {
   async saveSummary(summary: CaseSummary): Promise<void> {
     const { tenantId, caseId, ...rest } = summary;
     const now = new Date();
-    await this.cases.updateOne(
-      { _id: key(tenantId, caseId) },
-      { $set: { ...rest, tenantId, caseId, updatedAt: now }, $setOnInsert: { createdAt: now } },
-      { upsert: true },
+    await upsertRetrying(() =>
+      this.cases.updateOne({ _id: key(tenantId, caseId) }, { $set: { ...rest, tenantId, caseId, updatedAt: now }, $setOnInsert: { createdAt: now } }, { upsert: true }),
     );
   }
 
@@ -164,7 +165,7 @@ export class CaseRepository {
 
   /** `reply_tokens`: `<tenant>:<token>` → case, for replies addressed to `local+<token>@domain`. */
   async registerReplyToken(tenantId: string, token: string, caseId: string): Promise<void> {
-    await this.tokens.updateOne({ _id: key(tenantId, token) }, { $setOnInsert: { tenantId, caseId } }, { upsert: true });
+    await upsertRetrying(() => this.tokens.updateOne({ _id: key(tenantId, token) }, { $setOnInsert: { tenantId, caseId } }, { upsert: true }));
   }
 
   async caseForReplyToken(tenantId: string, token: string): Promise<string | null> {
@@ -174,10 +175,8 @@ export class CaseRepository {
   /** Remembers that `participant` took part in a case with this (normalised) subject. */
   async noteSubject(tenantId: string, normalizedSubject: string, participant: string, caseId: string, at: Date): Promise<void> {
     if (!normalizedSubject) return;
-    await this.subjects.updateOne(
-      { _id: subjectKey(tenantId, normalizedSubject, participant) },
-      { $set: { tenantId, caseId, lastAt: at } },
-      { upsert: true },
+    await upsertRetrying(() =>
+      this.subjects.updateOne({ _id: subjectKey(tenantId, normalizedSubject, participant) }, { $set: { tenantId, caseId, lastAt: at } }, { upsert: true }),
     );
   }
 

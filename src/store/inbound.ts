@@ -2,6 +2,7 @@ import { GridFSBucket, MongoServerError, ObjectId, type Collection, type Db } fr
 import type { InboundEmail } from '../domain/inbound/email';
 import { NotFoundError } from '../errors';
 import { downloadBuffer, uploadBuffer } from './gridfs';
+import { upsertRetrying } from './upsert';
 import type { Keyring } from '../security/crypto';
 
 /**
@@ -93,7 +94,7 @@ export class InboundRepository {
     await db.collection('inbound_messages').createIndex({ tenantId: 1, receivedAt: -1 }, { name: 'tenant_received' });
     const keys = db.collection<InboundKeyDoc>('inbound_keys');
     for await (const t of db.collection<{ _id: string; inboundKey: string }>('tenants').find({}, { projection: { _id: 1, inboundKey: 1 } })) {
-      if (t.inboundKey) await keys.updateOne({ _id: t.inboundKey }, { $setOnInsert: { tenantId: t._id } }, { upsert: true });
+      if (t.inboundKey) await upsertRetrying(() => keys.updateOne({ _id: t.inboundKey }, { $setOnInsert: { tenantId: t._id } }, { upsert: true }));
     }
   }
 
@@ -149,7 +150,7 @@ export class InboundRepository {
       if (value !== undefined) sealed[field] = this.keyring.seal(value, aad(tenantId, provider, field));
     }
     const doc: InboundSettingsDoc = { _id: `${tenantId}:${provider}`, tenantId, provider, clear, sealed, updatedAt: new Date() };
-    await this.settings.replaceOne({ _id: doc._id }, doc, { upsert: true });
+    await upsertRetrying(() => this.settings.replaceOne({ _id: doc._id }, doc, { upsert: true }));
     return doc;
   }
 

@@ -41,14 +41,20 @@ const acts = proxyActivities<Activities>({
   retry: { initialInterval: '1 second', maximumInterval: '1 minute', backoffCoefficient: 2 },
 });
 
-/** Continue-as-new after this many history events (Temporal suggests it at 4,096; warns at 10,240). */
+/**
+ * Continue-as-new after this many history events (Temporal suggests it at 4,096; warns at 10,240),
+ * or after this many applied case events in one run, whichever comes first: the state carried over
+ * stays small and the history of any one run short, however signals happen to be batched.
+ */
 export const CASE_HISTORY_BUDGET = 2_000;
+export const CASE_EVENTS_PER_RUN = 500;
 
 export async function caseWorkflow(input: CaseWorkflowInput): Promise<void> {
   // A brand-new run (not a continuation) may follow an earlier run that ended: start from what it saved.
   let state: CaseState = input.state ?? (await acts.loadCaseState(input.tenantId, input.caseId)) ?? initialCaseState(input.tenantId, input.caseId);
   const queue: CaseSignalEvent[] = [];
   let dirty = false;
+  let appliedThisRun = 0;
 
   const enqueue = (kinds: ReadonlyArray<CaseSignalEvent['kind']>) => (e: CaseSignalEvent) => {
     // The signal name decides what a producer may claim: a `sent` signal cannot close a case.
@@ -74,14 +80,17 @@ export async function caseWorkflow(input: CaseWorkflowInput): Promise<void> {
     while (queue.length > 0) {
       const before = state;
       state = applyCaseEvent(state, queue.shift()!);
-      if (state !== before) dirty = true;
+      if (state !== before) {
+        dirty = true;
+        appliedThisRun++;
+      }
     }
     if (dirty) {
       dirty = false;
       await acts.saveCaseSummary(state.summary);
     }
     const info = workflowInfo();
-    if (info.historyLength >= CASE_HISTORY_BUDGET || info.continueAsNewSuggested) {
+    if (appliedThisRun >= CASE_EVENTS_PER_RUN || info.historyLength >= CASE_HISTORY_BUDGET || info.continueAsNewSuggested) {
       await condition(allHandlersFinished);
       if (queue.length === 0 && !dirty) {
         await continueAsNew<typeof caseWorkflow>({

@@ -2,7 +2,10 @@ import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import { recordCaseEvent } from '../../src/cases/record';
 import { caseWorkflowId, type CaseSummary } from '../../src/domain/cases';
+import { Worker } from '@temporalio/worker';
+import { dataConverter } from '../../src/temporal/connection';
 import { CaseIdKey, TenantIdKey } from '../../src/temporal/search-attributes';
+import { workflowSource } from '../../src/worker';
 import { makeTestPki, type TestPki } from '../support/certs';
 import { CERT_URL, mailgunSigned, makeSnsSigner, multipart, replyMime, sesReceived, snsEnvelope, TOPIC } from '../support/inbound-fixtures';
 import { eventually, SmtpPeer } from '../support/smtp-peer';
@@ -40,7 +43,10 @@ before(async () => {
           return signer.cert;
         },
         snsConfirm: async () => undefined,
-        brevoAttachment: async (token) => Buffer.from(`attachment for ${token}`),
+        brevoAttachment: async (token) => {
+          if (token === 'brevo-down') throw new Error('Brevo answered HTTP 502');
+          return Buffer.from(`attachment for ${token}`);
+        },
       },
     },
   );
@@ -106,7 +112,7 @@ async function deliver(tt: T, variant: string, reply: Reply, opts: { auth?: 'wro
     ...(reply.references?.length ? ([['References', reply.references.join(' ')]] as Array<[string, string]>) : []),
   ];
   const provider = variant.split('-')[0]!;
-  const url = `${stack.baseUrl}/v1/inbound/${provider}/${tt.inboundKey}`;
+  const url = `${stack.baseUrl}/v1/inbound/${provider}/${tt.inboundKey}${variant === 'mailgun-mime' ? '/mime' : ''}`;
   let body: Buffer | string;
   const headers: Record<string, string> = {};
   switch (variant) {
@@ -374,6 +380,42 @@ describe('bad input: a clear 4xx, or stored with the part dropped; never a crash
     assert.deepEqual(await count(), before);
   });
 
+  test('inbound settings never show their secrets; a tenant key cannot touch another tenant\'s', async () => {
+    const r = await api(stack, 'GET', `/v1/tenants/${t.id}/inbound/postmark`, { key: t.key });
+    assert.equal(r.status, 200);
+    assert.equal(r.body.username, 'postmark');
+    assert.equal(r.body.passwordSet, true);
+    assert.ok(!JSON.stringify(r.body).includes(POSTMARK.password));
+    const mg = await api(stack, 'GET', `/v1/tenants/${t.id}/inbound/mailgun`, { key: t.key });
+    assert.ok(!JSON.stringify(mg.body).includes(MAILGUN_KEY));
+    const stored = await stack.store.db.collection('inbound_settings').findOne({ _id: `${t.id}:mailgun` } as never);
+    assert.ok(!JSON.stringify(stored).includes(MAILGUN_KEY), 'sealed at rest');
+    const other = await tenant('inbound-peek');
+    assert.equal((await api(stack, 'GET', `/v1/tenants/${t.id}/inbound/postmark`, { key: other.key })).status, 404);
+    const gen = await api(stack, 'PUT', `/v1/tenants/${other.id}/inbound/mime`, { key: other.key, body: {} });
+    assert.match(gen.body.bearerToken, /^ibs_/);
+    const bad = await api(stack, 'PUT', `/v1/tenants/${other.id}/inbound/ses`, { key: other.key, body: { topicArns: ['not-an-arn'] } });
+    assert.equal(bad.status, 400);
+    assert.equal(bad.body.errors[0].field, 'topicArns.0');
+  });
+
+  test('an internal failure (Brevo attachment download) answers 5xx and stores nothing; the retry stores it', async () => {
+    await api(stack, 'PUT', `/v1/tenants/${t.id}/inbound/brevo`, { key: t.key, body: { apiKey: 'xkeysib-test' } });
+    const before = await count();
+    const item = (token: string) => ({
+      items: [{ Uuid: ['u-down'], MessageId: '<brevo-down@mail.customer.example>', From: { Name: 'A', Address: 'alice@customer.example' }, To: [{ Name: null, Address: 'support@acme.example' }], Subject: 'With a file', RawTextBody: 'see file', Attachments: [{ Name: 'f.pdf', ContentType: 'application/pdf', ContentLength: 10, DownloadToken: token }] }],
+    });
+    const post = (token: string) => fetch(`${stack.baseUrl}/v1/inbound/brevo/${t.inboundKey}`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(item(token)) });
+    const failed = await post('brevo-down');
+    assert.ok(failed.status >= 500, `status ${failed.status}`);
+    assert.deepEqual(await count(), before);
+    const ok = await post('brevo-up');
+    assert.equal(ok.status, 200);
+    const id = ((await ok.json()) as { received: Array<{ id: string }> }).received[0]!.id;
+    const doc = await stack.repos.inbound.get(t.id, id);
+    assert.equal((await stack.repos.inbound.readFile(doc.parts[0]!.fileId)).toString(), 'attachment for brevo-up');
+  });
+
   test('a replayed Mailgun token is refused', async () => {
     const sig = mailgunSigned(MAILGUN_KEY);
     const post = (messageId: string) =>
@@ -522,6 +564,9 @@ describe('cases', () => {
     assert.equal((await api(stack, 'GET', `/v1/cases/${m.caseId}/timeline`, { key: other.key })).status, 404);
     assert.equal((await api(stack, 'POST', `/v1/cases/${m.caseId}/close`, { key: other.key })).status, 404);
     assert.equal((await api(stack, 'GET', `/v1/cases/${m.caseId}?tenantId=${t.id}`, { key: stack.adminKey })).status, 200);
+    // The case workflow's history (signals, updates, activities) replays deterministically.
+    const history = await stack.temporal.workflow.getHandle(caseWorkflowId(t.id, m.caseId)).fetchHistory();
+    await Worker.runReplayHistory({ ...workflowSource(), dataConverter: dataConverter(stack.keyring) }, history);
     const events = await stack.repos.events.listForTenant(t.id, 1000);
     assert.ok(events.some((e) => e.type === 'case.updated' && e.caseId === m.caseId));
     assert.ok(events.some((e) => e.type === 'inbound.received' && e.caseId === m.caseId));
@@ -536,18 +581,22 @@ describe('cases', () => {
     }
     // Redelivered signals (a producer retrying) do not count twice.
     await Promise.all([0, 1, 2].map((n) => recordCaseEvent(deps, t.id, caseId, { eventId: `opened:${n}`, kind: 'opened', at: Date.now() })));
-    const s = await summaryWhen(t.id, caseId, (x) => x.eventCount >= 1000, 'a thousand events');
+    await summaryWhen(t.id, caseId, (x) => x.eventCount >= 1000 && x.runs >= 2, 'a thousand events, in more than one run');
+    // Signals are handled in order: once this last one shows, the redeliveries above were seen too.
+    await recordCaseEvent(deps, t.id, caseId, { eventId: 'clicked:last', kind: 'clicked', at: Date.now() });
+    const s = await summaryWhen(t.id, caseId, (x) => x.counts.clicked === 1, 'the last event');
     assert.equal(s.counts.opened, 1000);
-    assert.equal(s.eventCount, 1000);
+    assert.equal(s.eventCount, 1001);
     assert.ok(s.runs >= 2, `continue-as-new should have happened (runs=${s.runs})`);
     const desc = await stack.temporal.workflow.getHandle(caseWorkflowId(t.id, caseId)).describe();
     assert.equal(desc.status.name, 'RUNNING');
     assert.ok(desc.historyLength < 4096, `history ${desc.historyLength}`);
     const view = await eventually(async () => {
       const r = await api(stack, 'GET', `/v1/cases/${caseId}`, { key: t.key });
-      return r.body?.counts?.opened === 1000 ? r.body : undefined;
+      return r.body?.counts?.clicked === 1 ? r.body : undefined;
     }, 30_000, 'saved summary');
-    assert.equal(view.eventCount, 1000);
+    assert.equal(view.counts.opened, 1000);
+    assert.equal(view.eventCount, 1001);
   });
 
   test('the OpenAPI document describes the inbound and case routes', async () => {

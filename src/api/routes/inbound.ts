@@ -51,9 +51,11 @@ const ADAPTERS: Record<InboundProvider, (req: InboundRequest, ctx: AdapterContex
 export function inboundWebhookRoutes(deps: InboundRouteDeps): Router {
   const r = Router();
   const ingestDeps: IngestDeps = { ...deps, onBounce: deps.onBounce ?? leaveBouncesForTheBounceIssue };
-  r.post('/v1/inbound/:provider/:inboundKey', express.raw({ type: () => true, limit: deps.bodyLimitBytes }), async (req, res) => {
+  // Mailgun posts raw MIME only to a URL ending in `mime`: `/v1/inbound/mailgun/<key>/mime`.
+  r.post(['/v1/inbound/:provider/:inboundKey', '/v1/inbound/:provider/:inboundKey/mime'], express.raw({ type: () => true, limit: deps.bodyLimitBytes }), async (req, res) => {
     const provider = providerSchema.safeParse(req.params.provider);
     if (!provider.success) throw new NotFoundError('inbound provider', String(req.params.provider));
+    if (req.path.endsWith('/mime') && provider.data !== 'mailgun') throw new NotFoundError('route', `POST ${req.path}`);
     const key = inboundKeySchema.safeParse(req.params.inboundKey);
     const tenantId = key.success ? await deps.inbound.tenantForKey(key.data) : null;
     const tenant = tenantId ? await deps.tenants.get(tenantId).catch(() => null) : null;
