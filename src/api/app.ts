@@ -13,6 +13,8 @@ import { createApiMetrics } from './metrics';
 import { errorHandler } from './problem';
 import { codecRoutes } from './routes/codec';
 import { messageRoutes } from './routes/messages';
+import { suppressionRoutes } from './routes/suppressions';
+import { SuppressionRepository } from '../store/suppressions';
 import { opsRoutes } from './routes/ops';
 import { tenantRoutes } from './routes/tenants';
 import { caseRoutes } from './routes/cases';
@@ -133,6 +135,7 @@ export function createApp(deps: AppDeps): Express {
 
   app.use(inboundSettingsRoutes({ tenants: deps.tenants, inbound }));
   app.use(caseRoutes({ cases, temporal: deps.temporal, taskQueue: deps.config.temporal.taskQueue }));
+  app.use(suppressionRoutes({ tenants: deps.tenants, suppressions: new SuppressionRepository(deps.store.db) }));
 
   app.use((req, _res, next) => next(new NotFoundError('route', `${req.method} ${req.path}`)));
   app.use(errorHandler(deps.logger));

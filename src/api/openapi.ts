@@ -4,6 +4,7 @@ import { tenantCreateSchema, tenantPatchSchema } from '../domain/tenant';
 import { CASE_EVENT_KINDS } from '../domain/cases';
 import { INBOUND_PROVIDERS } from '../domain/inbound/email';
 import { inboundSettingsSchemas } from './routes/inbound';
+import { suppressionCreateSchema } from '../domain/suppression';
 
 /**
  * The OpenAPI 3.1 document, with request schemas generated from the same zod schemas that validate
@@ -296,6 +297,30 @@ export function buildOpenApi(version: string): Json {
       '/v1/cases/{id}/reopen': {
         parameters: [idParam, { name: 'tenantId', in: 'query', schema: { type: 'string' } }],
         post: { summary: 'Reopen a case', responses: { '200': json('The case after the change', 'Case'), '503': problem('Temporal unavailable'), ...common } },
+      },
+      '/v1/suppressions': {
+        get: {
+          summary: "List the tenant's suppressed addresses (hard bounces, complaints, unsubscribes, manual), newest first",
+          parameters: [
+            { name: 'tenantId', in: 'query', schema: { type: 'string' }, description: 'required with the admin key' },
+            { name: 'limit', in: 'query', schema: { type: 'integer', minimum: 1, maximum: 500, default: 100 } },
+            { name: 'cursor', in: 'query', schema: { type: 'string' } },
+          ],
+          responses: { '200': json('`{items: Suppression[], nextCursor}`'), ...common },
+        },
+        post: {
+          summary: 'Suppress an address by hand (source `manual`); 200 with the existing entry if it is already suppressed',
+          requestBody: { required: true, content: { 'application/json': { schema: schema(suppressionCreateSchema) } } },
+          responses: { '201': json('Added'), '200': json('Already suppressed: the existing entry'), ...common },
+        },
+      },
+      '/v1/suppressions/{address}': {
+        parameters: [
+          { name: 'address', in: 'path', required: true, schema: { type: 'string' } },
+          { name: 'tenantId', in: 'query', schema: { type: 'string' }, description: 'required with the admin key' },
+        ],
+        get: { summary: 'One suppressed address', responses: { '200': json('The entry'), ...common } },
+        delete: { summary: 'Remove an address from the suppression list (sends to it resume)', responses: { '204': { description: 'Removed' }, ...common } },
       },
       '/codec/decode': {
         post: {

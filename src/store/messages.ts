@@ -20,6 +20,18 @@ export interface RecipientRecord {
   status: RecipientStatus;
   reply?: string;
   updatedAt?: Date;
+  /** The last bounce, delay notice or complaint received for this recipient (docs/bounces.md). */
+  feedback?: RecipientFeedback;
+}
+
+export interface RecipientFeedback {
+  kind: 'bounce' | 'delay' | 'complaint';
+  reason: string;
+  status: string | null;
+  hard: boolean;
+  diagnostic: string | null;
+  source: string;
+  at: Date;
 }
 
 export interface MessageDoc {
@@ -268,6 +280,30 @@ export class MessageRepository {
     }
     const now = new Date();
     await this.col.updateOne({ _id: id }, { $set: { status, reason, updatedAt: now, completedAt: now, ...(recipients ? { recipients } : {}) } });
+  }
+
+  /**
+   * Records bounces / delays / complaints on recipients by array position (`recipients.<i>.…`), so
+   * the write is one `_id`-filtered update that leaves every other field alone, even if the
+   * workflow writes the message concurrently. `finished` moves a finished message to `bounced` or
+   * `partially_sent` when recipients bounced after it was sent.
+   */
+  async recordFeedback(
+    id: string,
+    updates: ReadonlyArray<{ index: number; status: RecipientStatus | null; feedback: RecipientFeedback }>,
+    finished: { status: MessageStatus; reason: string } | null,
+  ): Promise<void> {
+    const now = new Date();
+    const set: Record<string, unknown> = { updatedAt: now };
+    for (const u of updates) {
+      set[`recipients.${u.index}.feedback`] = u.feedback;
+      if (u.status) {
+        set[`recipients.${u.index}.status`] = u.status;
+        set[`recipients.${u.index}.updatedAt`] = now;
+      }
+    }
+    if (finished) Object.assign(set, { status: finished.status, reason: finished.reason });
+    await this.col.updateOne({ _id: id }, { $set: set });
   }
 
   private async tryLock(lock: LockDoc): Promise<boolean> {

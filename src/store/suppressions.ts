@@ -46,4 +46,21 @@ export class SuppressionRepository {
       throw err;
     }
   }
+
+  async get(tenantId: string, address: string): Promise<SuppressionDoc | null> {
+    return this.col.findOne({ _id: keyOf(tenantId, address) });
+  }
+
+  /** Removes an address; returns whether it was there. */
+  async remove(tenantId: string, address: string): Promise<boolean> {
+    const r = await this.col.deleteOne({ _id: keyOf(tenantId, address) });
+    return r.deletedCount === 1;
+  }
+
+  /** A tenant's entries, newest first, keyset-paginated on (createdAt, _id). Not a hot path. */
+  async list(tenantId: string, q: { limit: number; before?: { createdAt: Date; id: string } }): Promise<SuppressionDoc[]> {
+    const filter: Record<string, unknown> = { tenantId };
+    if (q.before) filter.$or = [{ createdAt: { $lt: q.before.createdAt } }, { createdAt: q.before.createdAt, _id: { $lt: q.before.id } }];
+    return this.col.find(filter).sort({ createdAt: -1, _id: -1 }).limit(q.limit).toArray();
+  }
 }

@@ -197,6 +197,8 @@ export async function startPostfix(opts: {
   serverCert: string;
   /** Local parts of customer.example that get a Maildir (default DEFAULT_LOCAL_PARTS). */
   localParts?: string[];
+  /** main.cf lines appended last (a later setting overrides an earlier one), e.g. to provoke DSNs. */
+  extraMainCf?: string[];
 }): Promise<PostfixInstance> {
   const localParts = [...new Set((opts.localParts ?? DEFAULT_LOCAL_PARTS).map((l) => l.toLowerCase()))];
   for (const l of localParts) if (!LOCAL_PART.test(l)) throw new Error(`unsupported local part ${JSON.stringify(l)}`);
@@ -289,6 +291,7 @@ export async function startPostfix(opts: {
       'smtpd_sasl_auth_enable = no',
       'smtpd_sasl_security_options = noanonymous',
       'smtpd_sasl_authenticated_header = yes',
+      ...(opts.extraMainCf ?? []),
       '',
     ].join('\n'),
   );

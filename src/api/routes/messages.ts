@@ -22,6 +22,7 @@ import { findReplyParent, newCaseId, registerOutbound, replyToFor, type Outbound
 import { CaseIdKey, MessageIdKey, SendStatusKey, TenantIdKey } from '../../temporal/search-attributes';
 import type { SendMessageInput } from '../../workflows/send-message';
 import { principalOf } from '../auth';
+import { tenantFor as resolveTenant } from '../tenant-scope';
 import { parseBody, parseParam } from '../validate';
 
 export interface MessageRouteDeps {
@@ -82,19 +83,7 @@ export function messageRoutes(deps: MessageRouteDeps): Router {
   const r = Router();
 
   /** The tenant a request acts for: its own for a tenant key; named by `tenantId` for the admin. */
-  const tenantFor = async (req: Request, named: string | undefined): Promise<TenantDoc> => {
-    const p = principalOf(req);
-    if (p.kind === 'tenant') {
-      if (named !== undefined && named !== p.tenantId) throw new NotFoundError('tenant', named);
-      return p.tenant;
-    }
-    if (!named) throw new ValidationError('the admin key must name tenantId', [{ field: 'tenantId', message: 'required with the admin key' }]);
-    const t = await deps.tenants.get(named).catch((err: unknown) => {
-      if (err instanceof NotFoundError) throw new ValidationError(`unknown tenantId ${named}`, [{ field: 'tenantId', message: 'no such tenant' }]);
-      throw err;
-    });
-    return t;
-  };
+  const tenantFor = (req: Request, named: string | undefined): Promise<TenantDoc> => resolveTenant(deps.tenants, req, named);
 
   const startWorkflow = async (doc: MessageDoc) => {
     const input: SendMessageInput = {

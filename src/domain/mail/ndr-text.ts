@@ -54,7 +54,8 @@ function angleBlocks(lines: string[]): Array<{ recipient: string; diagnostic: st
   const out: Array<{ recipient: string; diagnostic: string | null }> = [];
   let current: { recipient: string; lines: string[] } | null = null;
   const flush = () => {
-    if (current) out.push({ recipient: current.recipient, diagnostic: remoteReply(clean(current.lines)) });
+    // qmail closes each block with "Giving up on <host>.", which says nothing about the failure.
+    if (current) out.push({ recipient: current.recipient, diagnostic: remoteReply(clean(current.lines.filter((l) => !/^\s*giving up on /i.test(l)))) });
     current = null;
   };
   for (const line of lines) {
@@ -98,7 +99,7 @@ function listedWith(lines: string[], diagnostic: RegExp): Array<{ recipient: str
     seen.add(recipient);
     const rest = lines.slice(i).join('\n');
     const d = diagnostic.exec(rest);
-    out.push({ recipient, diagnostic: d ? (d[1] ?? d[0]).replace(/\s+/g, ' ').trim() : null });
+    out.push({ recipient, diagnostic: d ? (d.slice(1).find((g) => g !== undefined) ?? d[0]).replace(/\s+/g, ' ').trim() : null });
   });
   return out;
 }
@@ -173,7 +174,7 @@ const FORMATS: Format[] = [
         section(b, /(Delivery has failed to these recipients or groups|Delivery is delayed to these recipients or groups|The following recipient\(s\) (cannot|could not) be reached):?/i).filter(
           (l) => !/^\s*(generating server|original message headers)/i.test(l),
         ),
-        /Remote Server returned '([^']+)'|<[^<>#]*#([245]\.\d+\.\d+[^>]*)>/i,
+        /Remote Server returned '([^']+)'|<[^<>#]*#[245]\.\d+\.\d+\s+(?:smtp;)?([^>]*)>/i,
       ),
   },
   {
@@ -194,7 +195,8 @@ const FORMATS: Format[] = [
 /** SMTP session transcripts: `>>> RCPT TO:<a@b>` / `--> RCPT To:<a@b>` then the server's reply. */
 function transcript(body: string): Array<{ recipient: string; diagnostic: string | null }> {
   const out: Array<{ recipient: string; diagnostic: string | null }> = [];
-  const re = /(?:>>>|-->)\s*RCPT TO:\s*<([^>]+)>[^\n]*\n\s*(?:<<<|<--)\s*([45]\d\d[^\n]*)/gi;
+  // MDaemon prefixes each transcript line with a timestamp, hence the free text before the reply.
+  const re = /(?:>>>|-->)\s*RCPT TO:\s*<([^>]+)>[^\n]*\n[^\n]*?(?:<<<|<--)\s*([45]\d\d[^\n]*)/gi;
   for (let m = re.exec(body); m; m = re.exec(body)) if (m[1]) out.push({ recipient: m[1].toLowerCase(), diagnostic: m[2]?.trim() ?? null });
   return out;
 }

@@ -49,7 +49,7 @@ const TEXT_RULES: ReadonlyArray<readonly [BounceReason, RegExp]> = [
   ['hostunknown', /host (or domain name )?not found|(host|domain) (is )?unknown|unknown (host|domain)|domain (name )?not found|no such domain|domain does not exist|name service error|nxdomain|unrout(e)?able (mail )?domain|no (valid )?mx (record|host)|dns error: (domain name not found|address resolution)|domain (name )?could not be resolved/i],
   ['userunknown', /user ?unknown|unknown (user|recipient|local part|address|mailbox)|no such (user|mailbox|recipient|address|account|local user)|(user|recipient|mailbox|address|account)( name)? (does ?n[o']t|does not) exist|(mailbox|recipient|user|address) (is )?(not found|unavailable)|invalid (recipient|mailbox|address|user)|not a valid (mailbox|recipient|user)|recipientnotfound|no mailbox here|unrouteable address|bad destination mailbox|address (couldn't|could not) be found|not listed in (the )?(domino )?directory|account (that you tried to reach )?does not exist|usuario (desconocido|inexistente)|no existe/i],
   ['ratelimited', /rate ?limit|receiving mail at a rate|too many (messages|emails|mails)\b(?! in (the|this) mailbox)|unusual (rate|volume)|unexpected volume|sending (quota|limit)|throttl|\[ts0\d\]|daily (sending )?(quota|limit)|try again (later|in \d+)/i],
-  ['toomanyconn', /too many (concurrent |simultaneous )?(connections|sessions)|connection (rate )?limit|too many (smtp )?sessions/i],
+  ['toomanyconn', /too many (concurrent |simultaneous )?(smtp )?(connections|sessions)|connection (rate )?limit/i],
   ['authfailure', /\bspf\b|\bdkim\b|\bdmarc\b|\barc\b (validation|fail)|not (been )?authenticated|unauthenticated (email|mail|sender)|sender (domain|address) (is )?not (verified|authenticated)/i],
   ['securityerror', /\btls\b|starttls|encryption (required|needed)|certificate|authentication (required|failed|credentials invalid)|must (issue a starttls|authenticate)/i],
   ['spamdetected', /\bspam\b|\bjunk\b|unsolicited|bulk (e-?)?mail|spam ?score|content (was )?rejected as|looks like spam|classified as/i],
@@ -58,9 +58,9 @@ const TEXT_RULES: ReadonlyArray<readonly [BounceReason, RegExp]> = [
   ['rejected', /sender (address )?(rejected|denied|refused|blocked|not allowed)|sender verify failed|sender unknown|unknown sender|domain of sender|envelope (from|sender)|mail from .*(rejected|refused)|return.path/i],
   ['mesgtoobig', /(message|mail|email) (size )?(is |was )?too (big|large)|message size exceeds|size (limit|exceeds)|exceeds (the )?(maximum )?(message )?size|message length exceeds|too large/i],
   ['exceedlimit', /too many recipients|recipient limit|exceeds? (the |a )?(message |administrative )?limit|limit exceeded/i],
+  ['networkerror', /connection (refused|timed? ?out|reset|lost|closed)|no route to host|network (is )?unreachable|lost connection|timed? ?out|(could not|unable to|failed to) connect|host (is )?unreachable|routing loop|mail loop|too many hops|loops? back to myself/i],
   ['policyviolation', /polic(y|ies)|not (allowed|permitted) by|prohibited|forbidden|not authori[sz]ed|denied|refused/i],
   ['expired', /delivery time expired|expired|too long in (the )?queue|retry time(out)? (exceeded|reached)|giving up|could not be delivered (for|within) \d|maximum (time|retry)|been in the queue too long/i],
-  ['networkerror', /connection (refused|timed? ?out|reset|lost|closed)|no route to host|network (is )?unreachable|lost connection|timed? ?out|(could not|unable to|failed to) connect|host (is )?unreachable|routing loop|mail loop|too many hops|loops? back to myself/i],
   ['systemerror', /system (error|failure|not available)|internal (server )?error|local (configuration )?error|temporary (local )?problem|server (error|failure)|configuration error|insufficient system storage|out of memory|mail system (error|full)|try again/i],
   ['syntaxerror', /syntax error|command (unrecognized|not recognized)|bad sequence|unrecognized command|invalid (command|argument)|line too long/i],
   ['contenterror', /content (type|encoding|error)|invalid (mime|header|content)|malformed|\b8.?bit|charset|header (error|syntax)|message (header|body) (error|invalid)|bare (lf|cr)/i],
@@ -68,7 +68,7 @@ const TEXT_RULES: ReadonlyArray<readonly [BounceReason, RegExp]> = [
 
 /** The enhanced status code (x.y.z) in a text, or null. */
 export function statusIn(text: string): string | null {
-  const m = /(?:^|[\s#(\[;:"'])([245]\.\d{1,3}\.\d{1,3})(?![\d.])/.exec(text);
+  const m = /(?:^|[\s#(\[;:"'-])([245]\.\d{1,3}\.\d{1,3})(?![\d.])/.exec(text);
   return m?.[1] ?? null;
 }
 

@@ -1,0 +1,126 @@
+import { matchRecipient, messageIdFromRfc, statusAfterBounces } from '../domain/bounce-match';
+import type { MailVerdict } from '../domain/mail/classify';
+import type { EventRepository } from '../store/events';
+import type { MessageDoc, MessageRepository, RecipientFeedback } from '../store/messages';
+import type { SuppressionRepository } from '../store/suppressions';
+
+/** Where a bounce or complaint came from (recorded on the suppression and the event). */
+export interface FeedbackSource {
+  /** `inbound:<provider>` (inbound routes), `imap` (bounce-mailbox watch), `cli`, `test`. */
+  channel: string;
+  /** The notice's own Message-ID or provider id; makes delay events unique per notice. */
+  noticeId: string | null;
+}
+
+/** What the case workflow is told (branch i5 wires `signalCase` to a Temporal signal). */
+export interface CaseFeedbackSignal {
+  tenantId: string;
+  caseId: string;
+  messageId: string;
+  kind: 'bounced' | 'complained' | 'delayed';
+  recipients: Array<{ address: string; reason: string; hard: boolean; status: string | null }>;
+}
+
+export interface BounceHandlingDeps {
+  messages: MessageRepository;
+  suppressions: SuppressionRepository;
+  events: EventRepository;
+  /** Seam for the case workflow; a no-op until case workflows exist. */
+  signalCase?: (signal: CaseFeedbackSignal) => Promise<void>;
+}
+
+export interface BounceHandlingResult {
+  /** The Cartero message id the notice reports on, when it is one of this tenant's messages. */
+  messageId: string | null;
+  recipients: Array<{ address: string; matched: boolean; suppressed: boolean }>;
+}
+
+type Feedback = Extract<MailVerdict['kind'], 'bounce' | 'complaint' | 'delay'>;
+const isFeedback = (k: MailVerdict['kind']): k is Feedback => k === 'bounce' || k === 'complaint' || k === 'delay';
+
+/**
+ * Applies a bounce, delay notice or complaint to the tenant's data: the recipient's status on the
+ * original message, the suppression list (hard bounces and complaints), the events outbox and the
+ * case. Idempotent: a notice handled twice changes nothing more (deterministic event ids, `_id`
+ * keyed suppressions, the same field values written again).
+ *
+ * Only notices that name one of this tenant's messages (by the returned Message-ID) and one of its
+ * recipients act: otherwise anyone able to mail the bounce address could suppress arbitrary
+ * addresses. Unmatched notices are returned as such for the caller to log.
+ */
+export async function handleBounceOrComplaint(
+  deps: BounceHandlingDeps,
+  tenantId: string,
+  verdict: MailVerdict,
+  source: FeedbackSource,
+): Promise<BounceHandlingResult> {
+  if (!isFeedback(verdict.kind)) return { messageId: null, recipients: [] };
+  const id = messageIdFromRfc(verdict.originalMessageId);
+  const doc = id ? await deps.messages.find(tenantId, id) : null;
+  // The domain part is not checked by the id lookup: require the exact Message-ID we sent.
+  if (!doc || doc.messageId !== verdict.originalMessageId) {
+    return { messageId: null, recipients: verdict.bounces.map((b) => ({ address: b.recipient, matched: false, suppressed: false })) };
+  }
+
+  const kind = verdict.kind;
+  const at = new Date();
+  const results: BounceHandlingResult['recipients'] = [];
+  const signalled: CaseFeedbackSignal['recipients'] = [];
+  const updates: Array<{ index: number; status: MessageDoc['recipients'][number]['status'] | null; feedback: RecipientFeedback }> = [];
+  for (const b of verdict.bounces) {
+    const index = matchRecipient(doc.recipients, b.recipient);
+    const recipient = doc.recipients[index];
+    if (!recipient) {
+      results.push({ address: b.recipient, matched: false, suppressed: false });
+      continue;
+    }
+    const address = recipient.address;
+    const feedback: RecipientFeedback = { kind, reason: b.reason, status: b.status, hard: b.hard, diagnostic: b.diagnostic, source: source.channel, at };
+    updates.push({ index, status: kind === 'bounce' ? 'bounced' : null, feedback });
+
+    const suppress = (kind === 'bounce' && b.hard) || kind === 'complaint';
+    if (suppress) {
+      await deps.suppressions.add(tenantId, address, kind === 'complaint' ? 'complaint' : 'bounce', b.reason, `${source.channel}: ${b.diagnostic ?? b.status ?? b.reason}`);
+    }
+    const data = { recipient: address, reason: b.reason, status: b.status, hard: b.hard, diagnostic: b.diagnostic, source: source.channel, suppressed: suppress };
+    if (kind === 'bounce') {
+      await deps.events.append({ id: `message.bounced:${doc._id}:${address.toLowerCase()}`, tenantId, type: 'message.bounced', caseId: doc.caseId, messageId: doc._id, data });
+    } else if (kind === 'complaint') {
+      await deps.events.append({ id: `message.complained:${doc._id}:${address.toLowerCase()}`, tenantId, type: 'message.complained', caseId: doc.caseId, messageId: doc._id, data });
+    } else {
+      const notice = source.noticeId ?? verdict.originalMessageId ?? 'unknown';
+      await deps.events.append({ id: `message.deferred:${doc._id}:${address.toLowerCase()}:notice:${notice}`, tenantId, type: 'message.deferred', caseId: doc.caseId, messageId: doc._id, data });
+    }
+    results.push({ address, matched: true, suppressed: suppress });
+    signalled.push({ address, reason: b.reason, hard: b.hard, status: b.status });
+  }
+
+  if (updates.length) {
+    const recipients = doc.recipients.map((r, i) => {
+      const u = updates.find((x) => x.index === i);
+      return u?.status ? { ...r, status: u.status } : r;
+    });
+    // Only a message the workflow has finished gets a new status; one still being sent is the
+    // workflow's to finish (it sees the bounced recipient in the document).
+    const finished = ['sent', 'partially_sent', 'bounced'].includes(doc.status);
+    const status = finished ? statusAfterBounces(recipients) : null;
+    const bounced = recipients.filter((r) => r.status === 'bounced').map((r) => r.address);
+    await deps.messages.recordFeedback(doc._id, updates, status && status !== doc.status ? { status, reason: `bounced after sending: ${bounced.join(', ')}` } : null);
+  }
+  if (signalled.length && doc.caseId && deps.signalCase) {
+    const caseKind = kind === 'bounce' ? 'bounced' : kind === 'complaint' ? 'complained' : 'delayed';
+    await deps.signalCase({ tenantId, caseId: doc.caseId, messageId: doc._id, kind: caseKind, recipients: signalled });
+  }
+  return { messageId: doc._id, recipients: results };
+}
+
+export type BounceActivityDeps = Pick<BounceHandlingDeps, 'messages' | 'suppressions' | 'events'>;
+
+/** The same as an activity, for workflows that receive notices (the bounce-mailbox watch, inbound). */
+export function createBounceActivities(deps: BounceActivityDeps) {
+  return {
+    async recordMailFeedback(input: { tenantId: string; verdict: MailVerdict; source: FeedbackSource }): Promise<BounceHandlingResult> {
+      return handleBounceOrComplaint(deps, input.tenantId, input.verdict, input.source);
+    },
+  };
+}
