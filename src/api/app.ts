@@ -92,6 +92,7 @@ export function createApp(deps: AppDeps): Express {
       sns: new SnsVerifier(deps.snsCertFetcher ?? fetchSnsCertificate),
       snsConfirm: deps.snsConfirm ?? confirmSnsSubscription,
       brevoAttachment: deps.brevoAttachment ?? brevoAttachmentFetcher(),
+      suppressions: new SuppressionRepository(deps.store.db),
     }),
   );
 

@@ -12,6 +12,8 @@ export const SIGNAL_FOR_KIND: Record<Exclude<CaseEventKind, 'closed' | 'reopened
   opened: 'opened',
   clicked: 'clicked',
   bounced: 'bounced',
+  complained: 'bounced',
+  delayed: 'bounced',
 };
 
 export interface CaseRecorderDeps {

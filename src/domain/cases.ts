@@ -11,6 +11,8 @@ export const CASE_EVENT_KINDS = [
   'opened',
   'clicked',
   'bounced',
+  'complained',
+  'delayed',
   'closed',
   'reopened',
 ] as const;

@@ -117,7 +117,7 @@ async function store(deps: IngestDeps, tenantId: string, id: string, mail: Inbou
       rawFileId,
       spamScore: mail.spamScore,
       kind: verdict.kind,
-      classification: { rule: verdict.rule, bounces: verdict.bounces.map((b) => ({ ...b })), originalMessageId: verdict.originalMessageId },
+      classification: { rule: verdict.rule, bounces: verdict.bounces, originalMessageId: verdict.originalMessageId },
       caseId,
       threading: { rule: caseId && decision.rule === 'new-case' ? 'new-case' : decision.rule, matched: decision.matched },
       complete: false,

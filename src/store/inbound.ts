@@ -1,5 +1,6 @@
 import { GridFSBucket, MongoServerError, ObjectId, type Collection, type Db } from 'mongodb';
 import type { InboundEmail } from '../domain/inbound/email';
+import type { MailVerdict } from '../domain/mail/classify';
 import { NotFoundError } from '../errors';
 import { downloadBuffer, uploadBuffer } from './gridfs';
 import { upsertRetrying } from './upsert';
@@ -30,7 +31,9 @@ export interface InboundDoc extends Omit<InboundEmail, 'parts' | 'raw' | 'envelo
   parts: StoredPart[];
   rawFileId: ObjectId | null;
   kind: InboundKind;
-  classification: { rule: string; bounces: Array<Record<string, unknown>>; originalMessageId: string | null };
+  classification: Omit<MailVerdict, 'kind'>;
+  /** For bounces, delays and complaints: what the bounce handling matched and suppressed. */
+  bounceHandling?: { messageId: string | null; recipients: Array<{ address: string; matched: boolean; suppressed: boolean }> };
   caseId: string | null;
   /** Which threading rule placed it (in-reply-to, references, reply-token, subject-participants, new-case), or why not. */
   threading: { rule: string; matched: string | null };
@@ -123,6 +126,10 @@ export class InboundRepository {
       if (!existing) throw err;
       return { doc: existing, inserted: false };
     }
+  }
+
+  async recordBounceHandling(id: string, result: NonNullable<InboundDoc['bounceHandling']>): Promise<void> {
+    await this.col.updateOne({ _id: id }, { $set: { bounceHandling: result } });
   }
 
   async markComplete(id: string): Promise<void> {

@@ -65,7 +65,7 @@ export async function caseWorkflow(input: CaseWorkflowInput): Promise<void> {
   setHandler(caseDeliveryFailedSignal, enqueue(['delivery_failed']));
   setHandler(caseOpenedSignal, enqueue(['opened']));
   setHandler(caseClickedSignal, enqueue(['clicked']));
-  setHandler(caseBouncedSignal, enqueue(['bounced']));
+  setHandler(caseBouncedSignal, enqueue(['bounced', 'complained', 'delayed']));
   setHandler(caseSummaryQuery, () => state.summary);
   const statusChange = (kind: 'closed' | 'reopened') => (u: { eventId: string; at: number }) => {
     state = applyCaseEvent(state, { eventId: u.eventId, kind, at: u.at });

@@ -317,7 +317,7 @@ describe('threading', () => {
     assert.equal(desc.typedSearchAttributes.get(TenantIdKey), t.id);
   });
 
-  test('a bounce is stored and classified, not threaded as a reply', async () => {
+  test('a bounce is stored and classified, not threaded as a reply; the bounce handling applies it and the case hears of it', async () => {
     const m = await send(t, { subject: 'Bounce me' });
     await sent(t, m.id);
     const dsn = [
@@ -357,7 +357,14 @@ describe('threading', () => {
     assert.equal(body.received[0]!.caseId, null);
     const doc = await stack.repos.inbound.get(t.id, body.received[0]!.id);
     assert.equal(doc.classification.originalMessageId, m.messageId);
-    assert.equal((await summary(t.id, m.caseId)).counts.inbound, 0);
+    assert.deepEqual(doc.bounceHandling, { messageId: m.id, recipients: [{ address: 'alice@customer.example', matched: true, suppressed: true }] });
+    const msg = await api(stack, 'GET', `/v1/messages/${m.id}`, { key: t.key });
+    assert.equal(msg.body.recipients[0].status, 'bounced');
+    assert.equal((await stack.suppressions.suppressedAmong(t.id, ['alice@customer.example'])).get('alice@customer.example')?.source, 'bounce');
+    const s = await summaryWhen(t.id, m.caseId, (x) => x.counts.bounced === 1, 'the case to hear of the bounce');
+    assert.equal(s.counts.inbound, 0);
+    // Alice is suppressed now: later tests of this tenant write to other addresses.
+    await stack.store.db.collection('suppressions').deleteOne({ _id: `${t.id}:alice@customer.example` } as never);
   });
 });
 

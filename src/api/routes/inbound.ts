@@ -3,7 +3,8 @@ import { z } from 'zod';
 import { INBOUND_PROVIDERS, type InboundProvider } from '../../domain/inbound/email';
 import { tenantIdSchema } from '../../domain/tenant';
 import { AuthenticationError, NotFoundError, ValidationError } from '../../errors';
-import { leaveBouncesForTheBounceIssue, type BounceHandler } from '../../inbound/bounces';
+import { inboundBounceHandler, type BounceHandler } from '../../inbound/bounces';
+import type { SuppressionRepository } from '../../store/suppressions';
 import { ingestEmail, inboundIdFor, type IngestDeps, type IngestResult } from '../../inbound/ingest';
 import { parseBrevo } from '../../inbound/providers/brevo';
 import { parseMailgun } from '../../inbound/providers/mailgun';
@@ -27,6 +28,7 @@ export interface InboundRouteDeps extends Omit<IngestDeps, 'onBounce'> {
   sns: SnsVerifier;
   snsConfirm: (subscribeUrl: string) => Promise<void>;
   brevoAttachment: AdapterContext['brevoAttachment'];
+  suppressions: SuppressionRepository;
   onBounce?: BounceHandler;
 }
 
@@ -50,7 +52,7 @@ const ADAPTERS: Record<InboundProvider, (req: InboundRequest, ctx: AdapterContex
  */
 export function inboundWebhookRoutes(deps: InboundRouteDeps): Router {
   const r = Router();
-  const ingestDeps: IngestDeps = { ...deps, onBounce: deps.onBounce ?? leaveBouncesForTheBounceIssue };
+  const ingestDeps: IngestDeps = { ...deps, onBounce: deps.onBounce ?? inboundBounceHandler(deps) };
   // Mailgun posts raw MIME only to a URL ending in `mime`: `/v1/inbound/mailgun/<key>/mime`.
   r.post(['/v1/inbound/:provider/:inboundKey', '/v1/inbound/:provider/:inboundKey/mime'], express.raw({ type: () => true, limit: deps.bodyLimitBytes }), async (req, res) => {
     const provider = providerSchema.safeParse(req.params.provider);
