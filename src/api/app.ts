@@ -2,6 +2,7 @@ import express, { type Express } from 'express';
 import type { Client, Connection } from '@temporalio/client';
 import type { Logger } from 'pino';
 import type { Config } from '../config/env';
+import { loggablePath } from '../logging';
 import { NotFoundError } from '../errors';
 import type { Keyring } from '../security/crypto';
 import type { Store } from '../store/mongo';
@@ -57,7 +58,7 @@ export function createApp(deps: AppDeps): Express {
     const started = process.hrtime.bigint();
     res.on('finish', () => {
       deps.logger.debug(
-        { method: req.method, path: req.path, status: res.statusCode, ms: Number(process.hrtime.bigint() - started) / 1e6 },
+        { method: req.method, path: loggablePath(req.path), status: res.statusCode, ms: Number(process.hrtime.bigint() - started) / 1e6 },
         'request',
       );
     });

@@ -50,8 +50,9 @@ export const CASE_HISTORY_BUDGET = 2_000;
 export const CASE_EVENTS_PER_RUN = 500;
 
 export async function caseWorkflow(input: CaseWorkflowInput): Promise<void> {
-  // A brand-new run (not a continuation) may follow an earlier run that ended: start from what it saved.
-  let state: CaseState = input.state ?? (await acts.loadCaseState(input.tenantId, input.caseId)) ?? initialCaseState(input.tenantId, input.caseId);
+  let state: CaseState = input.state ?? initialCaseState(input.tenantId, input.caseId);
+  // Handlers are registered before anything is awaited; updates wait until the state is loaded.
+  let ready = input.state !== undefined;
   const queue: CaseSignalEvent[] = [];
   let dirty = false;
   let appliedThisRun = 0;
@@ -67,13 +68,20 @@ export async function caseWorkflow(input: CaseWorkflowInput): Promise<void> {
   setHandler(caseClickedSignal, enqueue(['clicked']));
   setHandler(caseBouncedSignal, enqueue(['bounced', 'complained', 'delayed']));
   setHandler(caseSummaryQuery, () => state.summary);
-  const statusChange = (kind: 'closed' | 'reopened') => (u: { eventId: string; at: number }) => {
+  const statusChange = (kind: 'closed' | 'reopened') => async (u: { eventId: string; at: number }) => {
+    await condition(() => ready);
     state = applyCaseEvent(state, { eventId: u.eventId, kind, at: u.at });
     dirty = true;
     return state.summary;
   };
   setHandler(closeCaseUpdate, statusChange('closed'));
   setHandler(reopenCaseUpdate, statusChange('reopened'));
+
+  if (!ready) {
+    // A brand-new run (not a continuation) may follow an earlier run that ended: start from what it saved.
+    state = (await acts.loadCaseState(input.tenantId, input.caseId)) ?? state;
+    ready = true;
+  }
 
   for (;;) {
     await condition(() => queue.length > 0 || dirty);

@@ -574,6 +574,15 @@ describe('cases', () => {
     // The case workflow's history (signals, updates, activities) replays deterministically.
     const history = await stack.temporal.workflow.getHandle(caseWorkflowId(t.id, m.caseId)).fetchHistory();
     await Worker.runReplayHistory({ ...workflowSource(), dataConverter: dataConverter(stack.keyring) }, history);
+    // A case whose workflow ended (terminated here) starts again from its saved summary.
+    const before = await summary(t.id, m.caseId);
+    await eventually(async () => (await stack.repos.cases.get(t.id, m.caseId)).eventCount === before.eventCount, 30_000, 'summary saved');
+    await stack.temporal.workflow.getHandle(caseWorkflowId(t.id, m.caseId)).terminate('test');
+    await recordCaseEvent({ cases: stack.repos.cases, temporal: stack.temporal, taskQueue: stack.config.temporal.taskQueue }, t.id, m.caseId, { eventId: `opened:${m.id}`, kind: 'opened', at: Date.now() });
+    const after = await summaryWhen(t.id, m.caseId, (x) => x.counts.opened === 1, 'restarted case');
+    assert.equal(after.eventCount, before.eventCount + 1);
+    assert.equal(after.counts.inbound, before.counts.inbound);
+    assert.equal(after.status, 'open');
     const events = await stack.repos.events.listForTenant(t.id, 1000);
     assert.ok(events.some((e) => e.type === 'case.updated' && e.caseId === m.caseId));
     assert.ok(events.some((e) => e.type === 'inbound.received' && e.caseId === m.caseId));

@@ -123,7 +123,8 @@ export function messageRoutes(deps: MessageRouteDeps): Router {
       if (!claim.won) {
         const existing = await deps.messages.find(tenant._id, claim.messageId);
         if (existing) {
-          // The first request may have stored the message and died before starting the workflow.
+          // The first request may have stored the message and died before indexing it or starting the workflow.
+          await registerOutbound(deps, tenant, existing, !body.replyTo && existing.caseId !== null && replyToFor(tenant, existing.caseId) !== null);
           await startWorkflow(existing).catch((err: unknown) => {
             throw new DependencyUnavailableError('temporal', `cannot start delivery: ${(err as Error).message}`);
           });
