@@ -19,7 +19,7 @@ import { SuppressionRepository } from '../store/suppressions';
 import { opsRoutes } from './routes/ops';
 import { tenantRoutes } from './routes/tenants';
 import { caseRoutes } from './routes/cases';
-import { inboundSettingsRoutes, inboundWebhookRoutes } from './routes/inbound';
+import { inboundMessageRoutes, inboundSettingsRoutes, inboundWebhookRoutes } from './routes/inbound';
 import { CaseRepository } from '../store/cases';
 import { EventRepository } from '../store/events';
 import { InboundRepository } from '../store/inbound';
@@ -136,6 +136,7 @@ export function createApp(deps: AppDeps): Express {
   );
 
   app.use(inboundSettingsRoutes({ tenants: deps.tenants, inbound }));
+  app.use(inboundMessageRoutes({ inbound }));
   app.use(caseRoutes({ cases, temporal: deps.temporal, taskQueue: deps.config.temporal.taskQueue }));
   app.use(suppressionRoutes({ tenants: deps.tenants, suppressions: new SuppressionRepository(deps.store.db) }));
 

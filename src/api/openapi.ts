@@ -277,6 +277,17 @@ export function buildOpenApi(version: string): Json {
         get: { summary: "A provider's inbound settings (no secrets)", responses: { '200': json('The settings'), ...common } },
         delete: { summary: "Remove a provider's inbound settings", responses: { '204': { description: 'Removed' }, ...common } },
       },
+      '/v1/inbound-messages/{id}': {
+        parameters: [idParam],
+        get: {
+          summary: 'A received message: addresses, subject, text, HTML, headers, parts (metadata), dropped parts with reasons, classification, threading rule, case',
+          responses: { '200': json('The message'), ...common },
+        },
+      },
+      '/v1/inbound-messages/{id}/parts/{index}': {
+        parameters: [idParam, { name: 'index', in: 'path', required: true, schema: { type: 'integer', minimum: 0 } }],
+        get: { summary: 'Download one stored part (attachment or inline image)', responses: { '200': { description: 'The bytes, as an attachment' }, ...common } },
+      },
       '/v1/cases/{id}': {
         parameters: [idParam, { name: 'tenantId', in: 'query', schema: { type: 'string' }, description: 'required with the admin key' }],
         get: { summary: 'A case: participants, counts, last activity, open/closed', responses: { '200': json('The case', 'Case'), ...common } },

@@ -528,6 +528,20 @@ describe('bad input: a clear 4xx, or stored with the part dropped; never a crash
     assert.equal((await stack.repos.inbound.readFile(doc.parts[0]!.fileId)).toString(), 'a,b\r\n1,2');
     assert.equal(doc.dropped[0]!.filename, 'big.bin');
     assert.match(doc.dropped[0]!.reason, /100000-byte attachment limit/);
+    // The product reads it through the API; another tenant cannot.
+    const view = await api(stack, 'GET', `/v1/inbound-messages/${got.id}`, { key: t.key });
+    assert.equal(view.status, 200);
+    assert.equal(view.body.text.trim(), 'see attached');
+    assert.deepEqual(view.body.parts.map((p: { filename: string; size: number }) => [p.filename, p.size]), [['small.csv', 8]]);
+    assert.match(view.body.dropped[0].reason, /attachment limit/);
+    const part = await fetch(`${stack.baseUrl}/v1/inbound-messages/${got.id}/parts/0`, { headers: { authorization: `Bearer ${t.key}` } });
+    assert.equal(part.status, 200);
+    assert.match(part.headers.get('content-disposition') ?? '', /^attachment; filename\*=UTF-8''small\.csv$/);
+    assert.equal(await part.text(), 'a,b\r\n1,2');
+    const reader = await tenant('inbound-reader');
+    assert.equal((await api(stack, 'GET', `/v1/inbound-messages/${got.id}`, { key: reader.key })).status, 404);
+    assert.equal((await api(stack, 'GET', `/v1/inbound-messages/${got.id}/parts/0`, { key: reader.key })).status, 404);
+    assert.equal((await api(stack, 'GET', `/v1/inbound-messages/${got.id}/parts/5`, { key: t.key })).status, 404);
   });
 
   test('enormous or deeply nested MIME: refused with 400 (or 413), nothing stored', async () => {
@@ -622,6 +636,8 @@ describe('cases', () => {
       ['/v1/tenants/{id}/inbound/{provider}', 'put'],
       ['/v1/tenants/{id}/inbound/{provider}', 'get'],
       ['/v1/tenants/{id}/inbound/{provider}', 'delete'],
+      ['/v1/inbound-messages/{id}', 'get'],
+      ['/v1/inbound-messages/{id}/parts/{index}', 'get'],
       ['/v1/cases/{id}', 'get'],
       ['/v1/cases/{id}/timeline', 'get'],
       ['/v1/cases/{id}/close', 'post'],

@@ -15,9 +15,9 @@ import { parseSes } from '../../inbound/providers/ses';
 import type { AdapterContext, AdapterResult, InboundLimits, InboundRequest } from '../../inbound/request';
 import type { SnsVerifier } from '../../inbound/sns';
 import { generateSecret } from '../../security/crypto';
-import type { InboundRepository, InboundSettingsDoc, InboundSecretField } from '../../store/inbound';
+import type { InboundDoc, InboundRepository, InboundSettingsDoc, InboundSecretField } from '../../store/inbound';
 import type { TenantRepository } from '../../store/tenants';
-import { requireTenantAccess } from '../auth';
+import { principalOf, requireTenantAccess } from '../auth';
 import { parseBody, parseParam } from '../validate';
 
 export interface InboundRouteDeps extends Omit<IngestDeps, 'onBounce'> {
@@ -152,6 +152,71 @@ export function inboundSettingsRoutes(deps: Pick<InboundRouteDeps, 'tenants' | '
     const { id, provider } = await params(req);
     if (!(await deps.inbound.deleteSettings(id, provider))) throw new NotFoundError('inbound settings', `${id}/${provider}`);
     res.status(204).end();
+  });
+  return r;
+}
+
+const inboundIdSchema = z.string().regex(/^i_[a-f0-9]{32}$/, 'must be an inbound message id (i_…)');
+
+/** The received message as the product reads it: content, parts (metadata), and every decision made. */
+export function inboundMessageView(doc: InboundDoc) {
+  return {
+    id: doc._id,
+    tenantId: doc.tenantId,
+    provider: doc.provider,
+    providerId: doc.providerId,
+    messageId: doc.messageId,
+    inReplyTo: doc.inReplyTo,
+    references: doc.references,
+    from: doc.from,
+    to: doc.to,
+    cc: doc.cc,
+    replyTo: doc.replyTo,
+    envelopeTo: doc.envelopeTo,
+    subject: doc.subject,
+    date: doc.date?.toISOString() ?? null,
+    text: doc.text,
+    html: doc.html,
+    truncated: doc.truncated,
+    headers: doc.headers,
+    parts: doc.parts.map((p, index) => ({ index, filename: p.filename, contentType: p.contentType, contentId: p.contentId, disposition: p.disposition, size: p.size })),
+    dropped: doc.dropped,
+    spamScore: doc.spamScore,
+    kind: doc.kind,
+    classification: doc.classification,
+    caseId: doc.caseId,
+    threading: doc.threading,
+    bounceHandling: doc.bounceHandling ?? null,
+    receivedAt: doc.receivedAt.toISOString(),
+  };
+}
+
+/** `GET /v1/inbound-messages/:id` and `…/parts/:index`: a received message and its attachments (tenant-scoped; 404 across tenants). */
+export function inboundMessageRoutes(deps: Pick<InboundRouteDeps, 'inbound'>): Router {
+  const r = Router();
+  const load = async (req: Request) => {
+    const id = parseParam(req.params.id, 'id', inboundIdSchema);
+    const p = principalOf(req);
+    const doc = await deps.inbound.find(id);
+    if (!doc || (p.kind === 'tenant' && doc.tenantId !== p.tenantId)) throw new NotFoundError('inbound message', id);
+    return doc;
+  };
+  r.get('/v1/inbound-messages/:id', async (req, res) => {
+    res.json(inboundMessageView(await load(req)));
+  });
+  r.get('/v1/inbound-messages/:id/parts/:index', async (req, res) => {
+    const doc = await load(req);
+    const index = parseParam(req.params.index, 'index', z.coerce.number().int().min(0).max(10_000));
+    const part = doc.parts[index];
+    if (!part) throw new NotFoundError('part', `${doc._id}/${index}`);
+    const content = await deps.inbound.readFile(part.fileId);
+    // Served as a download, never rendered by the browser on our origin.
+    res
+      .status(200)
+      .type(part.contentType.split(';')[0] || 'application/octet-stream')
+      .setHeader('X-Content-Type-Options', 'nosniff')
+      .setHeader('Content-Disposition', `attachment; filename*=UTF-8''${encodeURIComponent(part.filename ?? `part-${index}`)}`)
+      .send(content);
   });
   return r;
 }
