@@ -24,6 +24,7 @@ const signer = makeSnsSigner();
 const MAILGUN_KEY = 'mailgun-signing-key-0123456789';
 const MIME_SECRET = 'ibs_mime_secret_for_tests_0001';
 const POSTMARK = { username: 'postmark', password: 'postmark-pass-1' };
+const confirmed: string[] = [];
 
 interface T {
   id: string;
@@ -42,7 +43,9 @@ before(async () => {
           if (url !== CERT_URL) throw new Error(`unexpected ${url}`);
           return signer.cert;
         },
-        snsConfirm: async () => undefined,
+        snsConfirm: async (url) => {
+          confirmed.push(url);
+        },
         brevoAttachment: async (token) => {
           if (token === 'brevo-down') throw new Error('Brevo answered HTTP 502');
           return Buffer.from(`attachment for ${token}`);
@@ -421,6 +424,22 @@ describe('bad input: a clear 4xx, or stored with the part dropped; never a crash
     const id = ((await ok.json()) as { received: Array<{ id: string }> }).received[0]!.id;
     const doc = await stack.repos.inbound.get(t.id, id);
     assert.equal((await stack.repos.inbound.readFile(doc.parts[0]!.fileId)).toString(), 'attachment for brevo-up');
+  });
+
+  test('SNS: a subscription confirmation for the tenant\'s topic is confirmed; another topic\'s is refused', async () => {
+    const url = `https://sns.eu-west-1.amazonaws.com/?Action=ConfirmSubscription&TopicArn=${TOPIC}&Token=abc`;
+    const post = (topic: string) =>
+      fetch(`${stack.baseUrl}/v1/inbound/ses/${t.inboundKey}`, {
+        method: 'POST',
+        headers: { 'content-type': 'text/plain; charset=UTF-8', 'x-amz-sns-message-type': 'SubscriptionConfirmation' },
+        body: JSON.stringify(snsEnvelope(signer.key, { Type: 'SubscriptionConfirmation', Message: 'You have chosen to subscribe to the topic', SubscribeURL: url, Token: 'abc', TopicArn: topic })),
+      });
+    const ok = await post(TOPIC);
+    assert.equal(ok.status, 200);
+    assert.match(((await ok.json()) as { ack: string }).ack, /confirmed/);
+    assert.deepEqual(confirmed, [url]);
+    assert.equal((await post('arn:aws:sns:eu-west-1:999999999999:someone-else')).status, 401);
+    assert.deepEqual(confirmed, [url]);
   });
 
   test('a replayed Mailgun token is refused', async () => {
