@@ -44,15 +44,24 @@ export function inboundIdFor(tenantId: string, mail: InboundEmail): string {
 /** A new case for an inbound message that threads nowhere: derived from its id, so retries agree. */
 export const newCaseIdFor = (inboundId: string) => `c_${inboundId.slice(2, 26)}`;
 
+/**
+ * The classifier's verdict. Should it ever throw on a strange message, the mail is still stored
+ * and threaded as a reply (a person can look at it) with the failure as the rule, never lost to a
+ * 500 that the provider would retry for days.
+ */
 function verdictFor(mail: InboundEmail): MailVerdict {
-  return classifyMail({
-    headers: mail.headers,
-    subject: mail.subject,
-    from: mail.from?.address ?? null,
-    text: mail.text,
-    html: mail.html,
-    parts: mail.parts.map((p) => ({ contentType: p.contentType, filename: p.filename, content: p.content })),
-  });
+  try {
+    return classifyMail({
+      headers: mail.headers,
+      subject: mail.subject,
+      from: mail.from?.address ?? null,
+      text: mail.text,
+      html: mail.html,
+      parts: mail.parts.map((p) => ({ contentType: p.contentType, filename: p.filename, content: p.content })),
+    });
+  } catch (err) {
+    return { kind: 'human', rule: `unclassified: ${(err as Error).message.slice(0, 200)}`, bounces: [], originalMessageId: null };
+  }
 }
 
 /**
