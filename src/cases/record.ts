@@ -36,16 +36,17 @@ export async function recordCaseEvent(
   event: CaseSignalEvent & { kind: keyof typeof SIGNAL_FOR_KIND },
   data: Record<string, unknown> = {},
 ): Promise<void> {
-  await deps.cases.ensure(tenantId, caseId, event.subject ?? null, new Date(event.at));
+  const created = await deps.cases.ensure(tenantId, caseId, event.subject ?? null, new Date(event.at));
   await deps.cases.appendEvent({ tenantId, caseId, eventId: event.eventId, kind: event.kind, at: new Date(event.at), ref: event.ref ?? null, data });
-  await signalCase(deps, tenantId, caseId, SIGNAL_FOR_KIND[event.kind], event);
+  await signalCase(deps, tenantId, caseId, SIGNAL_FOR_KIND[event.kind], event, created);
 }
 
-export async function signalCase(deps: Pick<CaseRecorderDeps, 'temporal' | 'taskQueue'>, tenantId: string, caseId: string, signal: string, event: CaseSignalEvent): Promise<void> {
+/** `fresh`: the case record was created just now, so a starting workflow has no saved summary to load. */
+export async function signalCase(deps: Pick<CaseRecorderDeps, 'temporal' | 'taskQueue'>, tenantId: string, caseId: string, signal: string, event: CaseSignalEvent, fresh = false): Promise<void> {
   await deps.temporal.workflow.signalWithStart('caseWorkflow', {
     workflowId: caseWorkflowId(tenantId, caseId),
     taskQueue: deps.taskQueue,
-    args: [{ tenantId, caseId }],
+    args: [{ tenantId, caseId, ...(fresh ? { fresh } : {}) }],
     signal,
     signalArgs: [event],
     typedSearchAttributes: [

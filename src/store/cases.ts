@@ -81,9 +81,9 @@ export class CaseRepository {
     await db.collection('cases').createIndex({ tenantId: 1, lastActivityAt: -1 }, { name: 'tenant_activity' });
   }
 
-  /** Creates the case record if new; an existing case keeps its data. */
-  async ensure(tenantId: string, caseId: string, subject: string | null, at = new Date()): Promise<void> {
-    await upsertRetrying(() =>
+  /** Creates the case record if new (then true); an existing case keeps its data. */
+  async ensure(tenantId: string, caseId: string, subject: string | null, at = new Date()): Promise<boolean> {
+    const res = await upsertRetrying(() =>
       this.cases.updateOne(
         { _id: key(tenantId, caseId) },
         {
@@ -107,6 +107,7 @@ export class CaseRepository {
         { upsert: true },
       ),
     );
+    return res.upsertedCount === 1;
   }
 
   /** The summary as the case workflow computed it; the workflow is its only writer. */

@@ -5,7 +5,7 @@ import {
   defineQuery,
   defineSignal,
   defineUpdate,
-  proxyActivities,
+  proxyLocalActivities,
   setHandler,
   workflowInfo,
 } from '@temporalio/workflow';
@@ -24,6 +24,8 @@ export interface CaseWorkflowInput {
   caseId: string;
   /** Carried across continue-as-new. */
   state?: CaseState;
+  /** Started for a case record created just now: there is no saved summary to load. */
+  fresh?: boolean;
 }
 
 export const caseInboundSignal = defineSignal<[CaseSignalEvent]>('inbound');
@@ -36,8 +38,10 @@ export const caseSummaryQuery = defineQuery<CaseSummary>('summary');
 export const closeCaseUpdate = defineUpdate<CaseSummary, [{ eventId: string; at: number }]>('close');
 export const reopenCaseUpdate = defineUpdate<CaseSummary, [{ eventId: string; at: number }]>('reopen');
 
-const acts = proxyActivities<Activities>({
+// Local activities (two store writes at most): no activity task round trip per batch of events.
+const acts = proxyLocalActivities<Activities>({
   startToCloseTimeout: '1 minute',
+  localRetryThreshold: '1 minute',
   retry: { initialInterval: '1 second', maximumInterval: '1 minute', backoffCoefficient: 2 },
 });
 
@@ -52,7 +56,7 @@ export const CASE_EVENTS_PER_RUN = 500;
 export async function caseWorkflow(input: CaseWorkflowInput): Promise<void> {
   let state: CaseState = input.state ?? initialCaseState(input.tenantId, input.caseId);
   // Handlers are registered before anything is awaited; updates wait until the state is loaded.
-  let ready = input.state !== undefined;
+  let ready = input.state !== undefined || input.fresh === true;
   const queue: CaseSignalEvent[] = [];
   let dirty = false;
   let appliedThisRun = 0;
