@@ -5,7 +5,9 @@ import { ConfigError, loadConfig, type Config } from './config/env';
 import { createLogger } from './logging';
 import type { Keyring } from './security/crypto';
 import { connectStore, ensureIndexes, type Store } from './store/mongo';
+import { CaseRepository } from './store/cases';
 import { EventRepository } from './store/events';
+import { InboundRepository } from './store/inbound';
 import { MessageRepository } from './store/messages';
 import { OAuthTokenRepository } from './store/oauth-tokens';
 import { SuppressionRepository } from './store/suppressions';
@@ -63,6 +65,8 @@ export interface StoreDeps {
   webhookDeliveries: WebhookDeliveryRepository;
   oauthTokens: OAuthTokenRepository;
   bounceMailboxes: BounceMailboxRepository;
+  cases: CaseRepository;
+  inbound: InboundRepository;
 }
 
 export function repositories(store: Store, keyring: Keyring): StoreDeps {
@@ -75,6 +79,8 @@ export function repositories(store: Store, keyring: Keyring): StoreDeps {
     webhookDeliveries: new WebhookDeliveryRepository(store.db),
     oauthTokens: new OAuthTokenRepository(store.db, keyring),
     bounceMailboxes: new BounceMailboxRepository(store.db, keyring),
+    cases: new CaseRepository(store.db),
+    inbound: new InboundRepository(store.db, keyring),
   };
 }
 

@@ -24,11 +24,20 @@ export const REDACT_PATHS = [
   '*.apiKey',
   'webhookSecret',
   '*.webhookSecret',
+  'signingKey',
+  '*.signingKey',
+  'bearerToken',
+  '*.bearerToken',
   'req.headers.authorization',
   'req.headers.cookie',
   'headers.authorization',
   '*.headers.authorization',
 ];
+
+/** A request path fit for logs: the inbound key in `/v1/inbound/<provider>/<key>` is a secret. */
+export function loggablePath(path: string): string {
+  return path.replace(/^(\/v1\/inbound\/[^/]+\/)[^/]+/, '$1[redacted]');
+}
 
 export function createLogger(level: string, name: string, destination?: pino.DestinationStream): Logger {
   return pino(

@@ -48,6 +48,7 @@ export async function createWorker(deps: WorkerDeps, overrides: Partial<WorkerOp
       tenants: deps.tenants,
       messages: deps.messages,
       suppressions: deps.suppressions,
+      cases: deps.cases,
       events: deps.events,
       pools,
       temporal: deps.client,

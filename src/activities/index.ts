@@ -1,3 +1,4 @@
+import { createCaseActivities, type CaseActivityDeps } from './cases';
 import { createBounceActivities, type BounceActivityDeps } from './bounces';
 import { createBounceMailboxActivities, type BounceMailboxWatchDeps } from './bounce-mailbox-watch';
 import { withFailureMapping } from './failures';
@@ -6,12 +7,13 @@ import { createOAuthActivities, type OAuthActivityDeps } from './oauth';
 import { createTenantActivities, type TenantActivityDeps } from './tenants';
 import { createWebhookActivities, type WebhookActivityDeps } from './webhooks';
 
-export type ActivityDeps = TenantActivityDeps & MessageActivityDeps & BounceActivityDeps & WebhookActivityDeps & OAuthActivityDeps & BounceMailboxWatchDeps;
+export type ActivityDeps = TenantActivityDeps & MessageActivityDeps & CaseActivityDeps & BounceActivityDeps & WebhookActivityDeps & OAuthActivityDeps & BounceMailboxWatchDeps;
 
 export function createActivities(deps: ActivityDeps) {
   return withFailureMapping({
     ...createTenantActivities(deps),
     ...createMessageActivities(deps),
+    ...createCaseActivities(deps),
     ...createBounceActivities(deps),
     ...createWebhookActivities(deps),
     ...createOAuthActivities(deps),

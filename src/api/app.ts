@@ -2,6 +2,7 @@ import express, { type Express } from 'express';
 import type { Client, Connection } from '@temporalio/client';
 import type { Logger } from 'pino';
 import type { Config } from '../config/env';
+import { loggablePath } from '../logging';
 import { NotFoundError } from '../errors';
 import type { Keyring } from '../security/crypto';
 import type { Store } from '../store/mongo';
@@ -19,7 +20,6 @@ import { SuppressionRepository } from '../store/suppressions';
 import { opsRoutes } from './routes/ops';
 import { tenantRoutes } from './routes/tenants';
 import { webhookRoutes } from './routes/webhooks';
-import type { EventRepository } from '../store/events';
 import type { WebhookDeliveryRepository } from '../store/webhook-deliveries';
 import { oauthCallbackRoutes, oauthCredentialsChanged, oauthStartRoutes, type OAuthRouteDeps } from './routes/oauth';
 import { OAuthProviders } from '../oauth/providers';
@@ -28,6 +28,14 @@ import { bounceMailboxRoutes } from './routes/bounce-mailbox';
 import { BounceMailboxRepository } from '../store/bounce-mailboxes';
 import { trackingRoutes } from './routes/tracking';
 import { createTracking, type Tracking } from './tracking';
+import { caseRoutes } from './routes/cases';
+import { inboundMessageRoutes, inboundSettingsRoutes, inboundWebhookRoutes } from './routes/inbound';
+import { CaseRepository } from '../store/cases';
+import { EventRepository } from '../store/events';
+import { InboundRepository } from '../store/inbound';
+import { brevoAttachmentFetcher } from '../inbound/providers/brevo';
+import { confirmSnsSubscription, fetchSnsCertificate, SnsVerifier, type CertFetcher } from '../inbound/sns';
+import type { AdapterContext } from '../inbound/request';
 
 export interface AppDeps {
   config: Config;
@@ -45,6 +53,12 @@ export interface AppDeps {
   webhookDeliveries: WebhookDeliveryRepository;
   /** Opens/clicks/unsubscribe; created here when not given (then nobody flushes it at shutdown). */
   tracking?: Tracking;
+  /** Inbound and cases; built from `store` when not given. Fetchers are injectable for tests. */
+  cases?: CaseRepository;
+  inbound?: InboundRepository;
+  snsCertFetcher?: CertFetcher;
+  snsConfirm?: (subscribeUrl: string) => Promise<void>;
+  brevoAttachment?: AdapterContext['brevoAttachment'];
 }
 
 export function createApp(deps: AppDeps): Express {
@@ -60,7 +74,7 @@ export function createApp(deps: AppDeps): Express {
     const started = process.hrtime.bigint();
     res.on('finish', () => {
       deps.logger.debug(
-        { method: req.method, path: req.path, status: res.statusCode, ms: Number(process.hrtime.bigint() - started) / 1e6 },
+        { method: req.method, path: loggablePath(req.path), status: res.statusCode, ms: Number(process.hrtime.bigint() - started) / 1e6 },
         'request',
       );
     });
@@ -89,6 +103,27 @@ export function createApp(deps: AppDeps): Express {
     onCredentialsChanged: (tenantId) => onDeliverySettingsChanged(deps, tenantId),
   };
   app.use(oauthCallbackRoutes(oauthDeps));
+  const cases = deps.cases ?? new CaseRepository(deps.store.db);
+  const inbound = deps.inbound ?? new InboundRepository(deps.store.db, deps.keyring);
+  // Inbound webhooks authenticate by their URL key and the provider's own scheme, not by API key.
+  app.use(
+    inboundWebhookRoutes({
+      tenants: deps.tenants,
+      inbound,
+      cases,
+      messages: deps.messages,
+      events: deps.events ?? new EventRepository(deps.store.db),
+      temporal: deps.temporal,
+      taskQueue: deps.config.temporal.taskQueue,
+      subjectWindowMs: deps.config.inbound.subjectWindowMs,
+      limits: deps.config.inbound,
+      bodyLimitBytes: deps.config.inbound.bodyLimitBytes,
+      sns: new SnsVerifier(deps.snsCertFetcher ?? fetchSnsCertificate),
+      snsConfirm: deps.snsConfirm ?? confirmSnsSubscription,
+      brevoAttachment: deps.brevoAttachment ?? brevoAttachmentFetcher(),
+      suppressions: new SuppressionRepository(deps.store.db),
+    }),
+  );
 
   // Everything under /v1 needs a key, unknown paths included, so the API does not map itself to strangers.
   app.use('/v1', authenticate(deps.config.adminKey, deps.tenants));
@@ -125,9 +160,14 @@ export function createApp(deps: AppDeps): Express {
       policy: deps.config.send.policy,
       permitMarginMs: deps.config.send.permitMarginMs,
       tracking,
+      cases,
+      inbound,
     }),
   );
 
+  app.use(inboundSettingsRoutes({ tenants: deps.tenants, inbound }));
+  app.use(inboundMessageRoutes({ inbound }));
+  app.use(caseRoutes({ cases, temporal: deps.temporal, taskQueue: deps.config.temporal.taskQueue }));
   app.use(suppressionRoutes({ tenants: deps.tenants, suppressions: new SuppressionRepository(deps.store.db) }));
   app.use(
     webhookRoutes({

@@ -1,6 +1,9 @@
 import { z } from 'zod';
 import { MESSAGE_STATUSES, messageCreateSchema } from '../domain/message';
 import { tenantCreateSchema, tenantPatchSchema } from '../domain/tenant';
+import { CASE_EVENT_KINDS } from '../domain/cases';
+import { INBOUND_PROVIDERS } from '../domain/inbound/email';
+import { inboundSettingsSchemas } from './routes/inbound';
 import { suppressionCreateSchema } from '../domain/suppression';
 import { EVENT_TYPES } from '../domain/events';
 import { DELIVERY_STATES } from '../domain/webhooks';
@@ -149,6 +152,54 @@ export function buildOpenApi(version: string): Json {
             completedAt: { type: ['string', 'null'], format: 'date-time' },
           },
         },
+        Case: {
+          type: 'object',
+          description: 'The summary the case workflow keeps (participants, counts per event kind, activity, open/closed).',
+          properties: {
+            id: { type: 'string' },
+            tenantId: { type: 'string' },
+            status: { type: 'string', enum: ['open', 'closed'] },
+            subject: { type: ['string', 'null'] },
+            participants: { type: 'array', items: { type: 'string' } },
+            counts: { type: 'object', properties: Object.fromEntries(CASE_EVENT_KINDS.map((k) => [k, { type: 'integer' }])) },
+            eventCount: { type: 'integer' },
+            firstActivityAt: { type: ['string', 'null'], format: 'date-time' },
+            lastActivityAt: { type: ['string', 'null'], format: 'date-time' },
+            lastInboundAt: { type: ['string', 'null'], format: 'date-time' },
+            closedAt: { type: ['string', 'null'], format: 'date-time' },
+          },
+        },
+        CaseTimeline: {
+          type: 'object',
+          properties: {
+            items: {
+              type: 'array',
+              items: { type: 'object', properties: { id: { type: 'string' }, kind: { type: 'string', enum: [...CASE_EVENT_KINDS] }, at: { type: 'string', format: 'date-time' }, ref: { type: ['string', 'null'] }, data: { type: 'object' } } },
+            },
+            nextCursor: { type: ['string', 'null'] },
+          },
+        },
+        InboundReceived: {
+          type: 'object',
+          properties: {
+            received: {
+              type: 'array',
+              items: {
+                type: 'object',
+                properties: {
+                  id: { type: 'string', description: 'i_… (use as inReplyTo to answer it)' },
+                  duplicate: { type: 'boolean' },
+                  kind: { type: 'string', enum: ['human', 'autoreply', 'bounce', 'complaint', 'delay'] },
+                  caseId: { type: ['string', 'null'] },
+                  rule: { type: 'string', description: 'Threading rule that matched' },
+                  dropped: { type: 'integer', description: 'Parts not kept (reasons stored with the message)' },
+                },
+              },
+            },
+            ack: { type: 'string', description: 'SNS subscription/unsubscribe confirmations carry no mail' },
+          },
+        },
+        ...Object.fromEntries(Object.entries(inboundSettingsSchemas).map(([p, s]) => [`InboundSettings_${p}`, schema(s)])),
         CodecPayloads: {
           type: 'object',
           properties: {
@@ -247,6 +298,85 @@ export function buildOpenApi(version: string): Json {
           summary: 'Cancel a message not inside an SMTP transaction',
           responses: { '200': json('The cancelled message', 'Message'), '409': problem('Already sending or finished'), ...common },
         },
+      },
+      '/v1/inbound/{provider}/{inboundKey}': {
+        parameters: [
+          { name: 'provider', in: 'path', required: true, schema: { type: 'string', enum: [...INBOUND_PROVIDERS] } },
+          { name: 'inboundKey', in: 'path', required: true, schema: { type: 'string' }, description: "The tenant's inbound key (GET /v1/tenants/{id} → inbound.key)" },
+        ],
+        post: {
+          summary: "Inbound mail from a provider's webhook, in that provider's documented format (docs/inbound.md). 200 only once stored; idempotent per Message-ID.",
+          security: [],
+          requestBody: {
+            required: true,
+            content: {
+              'application/json': { schema: { type: 'object' }, description: 'brevo, postmark; ses (SNS posts it as text/plain)' },
+              'multipart/form-data': { schema: { type: 'object' }, description: 'sendgrid (parsed or raw), mailgun' },
+              'application/x-www-form-urlencoded': { schema: { type: 'object' }, description: 'mailgun' },
+              'message/rfc822': { schema: { type: 'string' }, description: 'mime (Authorization: Bearer <inbound secret>)' },
+            },
+          },
+          responses: {
+            '200': json('Stored (or a duplicate of a stored message), or an SNS confirmation acknowledged', 'InboundReceived'),
+            '400': problem('Malformed payload, missing fields, unreadable MIME; `errors` names the field'),
+            '401': problem('Wrong signature, credentials or SNS topic; replayed Mailgun token'),
+            '404': problem('Unknown inbound key or provider'),
+            '413': problem('Body over INBOUND_BODY_LIMIT_BYTES'),
+            '500': problem('Internal failure: the provider should retry'),
+            '503': problem('Store or Temporal unavailable: the provider should retry'),
+          },
+        },
+      },
+      '/v1/inbound/mailgun/{inboundKey}/mime': {
+        parameters: [{ name: 'inboundKey', in: 'path', required: true, schema: { type: 'string' } }],
+        post: {
+          summary: 'Mailgun raw-MIME route target (Mailgun posts `body-mime` only to URLs ending in `mime`); same answers as above',
+          security: [],
+          requestBody: { required: true, content: { 'multipart/form-data': { schema: { type: 'object' } }, 'application/x-www-form-urlencoded': { schema: { type: 'object' } } } },
+          responses: { '200': json('Stored', 'InboundReceived'), '400': problem('Malformed'), '401': problem('Wrong signature; replayed token'), '404': problem('Unknown key') },
+        },
+      },
+      '/v1/tenants/{id}/inbound/{provider}': {
+        parameters: [idParam, { name: 'provider', in: 'path', required: true, schema: { type: 'string', enum: [...INBOUND_PROVIDERS] } }],
+        put: {
+          summary: "Set a provider's inbound credentials: brevo/sendgrid/postmark basic auth (`username`,`password`), brevo `bearerToken`/`apiKey`, mailgun `signingKey`, ses `topicArns`, mime `bearerToken` (generated and shown once if omitted)",
+          requestBody: { required: true, content: { 'application/json': { schema: { oneOf: INBOUND_PROVIDERS.map((p) => ({ $ref: `#/components/schemas/InboundSettings_${p}` })) } } } },
+          responses: { '200': json('The settings, secrets shown only as `<name>Set: true`'), ...common },
+        },
+        get: { summary: "A provider's inbound settings (no secrets)", responses: { '200': json('The settings'), ...common } },
+        delete: { summary: "Remove a provider's inbound settings", responses: { '204': { description: 'Removed' }, ...common } },
+      },
+      '/v1/inbound-messages/{id}': {
+        parameters: [idParam],
+        get: {
+          summary: 'A received message: addresses, subject, text, HTML, headers, parts (metadata), dropped parts with reasons, classification, threading rule, case',
+          responses: { '200': json('The message'), ...common },
+        },
+      },
+      '/v1/inbound-messages/{id}/parts/{index}': {
+        parameters: [idParam, { name: 'index', in: 'path', required: true, schema: { type: 'integer', minimum: 0 } }],
+        get: { summary: 'Download one stored part (attachment or inline image)', responses: { '200': { description: 'The bytes, as an attachment' }, ...common } },
+      },
+      '/v1/cases/{id}': {
+        parameters: [idParam, { name: 'tenantId', in: 'query', schema: { type: 'string' }, description: 'required with the admin key' }],
+        get: { summary: 'A case: participants, counts, last activity, open/closed', responses: { '200': json('The case', 'Case'), ...common } },
+      },
+      '/v1/cases/{id}/timeline': {
+        parameters: [
+          idParam,
+          { name: 'tenantId', in: 'query', schema: { type: 'string' }, description: 'required with the admin key' },
+          { name: 'limit', in: 'query', schema: { type: 'integer', minimum: 1, maximum: 500, default: 100 } },
+          { name: 'cursor', in: 'query', schema: { type: 'string' } },
+        ],
+        get: { summary: "A case's events, oldest first (inbound, autoreply, sent, delivery_failed, opened, clicked, bounced, closed, reopened)", responses: { '200': json('Events', 'CaseTimeline'), ...common } },
+      },
+      '/v1/cases/{id}/close': {
+        parameters: [idParam, { name: 'tenantId', in: 'query', schema: { type: 'string' } }],
+        post: { summary: 'Close a case (a workflow update; a later human reply reopens it)', responses: { '200': json('The case after the change', 'Case'), '503': problem('Temporal unavailable'), ...common } },
+      },
+      '/v1/cases/{id}/reopen': {
+        parameters: [idParam, { name: 'tenantId', in: 'query', schema: { type: 'string' } }],
+        post: { summary: 'Reopen a case', responses: { '200': json('The case after the change', 'Case'), '503': problem('Temporal unavailable'), ...common } },
       },
       '/v1/suppressions': {
         get: {

@@ -1,5 +1,6 @@
 import type { ErrorRequestHandler, Response } from 'express';
 import { isTransientStoreError } from '../store/mongo';
+import { loggablePath } from '../logging';
 import type { Logger } from 'pino';
 import type { z } from 'zod';
 import {
@@ -100,7 +101,7 @@ export function errorHandler(logger: Logger): ErrorRequestHandler {
     } else if (isTransientStoreError(err)) {
       carteroErr = new DependencyUnavailableError('store', `the store is busy or unreachable (${(err as Error).message.slice(0, 200)}); retry`);
     } else {
-      logger.error({ err, method: req.method, path: req.path }, 'unhandled error');
+      logger.error({ err, method: req.method, path: loggablePath(req.path) }, 'unhandled error');
       const problem: Problem = {
         type: TYPE_BASE + 'internal',
         title: 'Internal error',
@@ -112,7 +113,7 @@ export function errorHandler(logger: Logger): ErrorRequestHandler {
     }
     if (res.headersSent) return;
     const problem = problemFor(carteroErr);
-    if (problem.status >= 500) logger.warn({ err: carteroErr, path: req.path }, 'dependency failure');
+    if (problem.status >= 500) logger.warn({ err: carteroErr, path: loggablePath(req.path) }, 'dependency failure');
     sendProblem(res, { ...problem, instance: req.originalUrl });
   };
 }

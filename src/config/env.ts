@@ -123,6 +123,12 @@ const envSchema = z.object({
       for (const p of parts) if (!isCidr(p)) ctx.addIssue({ code: 'custom', message: `"${p}" is not a CIDR like 203.0.113.0/24` });
       return parts;
     }),
+  /** Body limit of POST /v1/inbound/... (SendGrid posts up to 30 MB, Postmark 35 MB of attachments in base64). */
+  INBOUND_BODY_LIMIT_BYTES: z.coerce.number().int().min(1024).max(200 * 1024 * 1024).default(64 * 1024 * 1024),
+  INBOUND_ATTACHMENT_MAX_BYTES: z.coerce.number().int().min(1).default(25 * 1024 * 1024),
+  INBOUND_MAX_MIME_PARTS: z.coerce.number().int().min(2).max(10_000).default(500),
+  INBOUND_SUBJECT_WINDOW_MS: z.coerce.number().int().min(0).default(30 * 24 * 60 * 60_000),
+  INBOUND_MAILGUN_MAX_AGE_MS: z.coerce.number().int().min(1000).default(15 * 60_000),
 });
 
 export type Env = z.infer<typeof envSchema>;
@@ -148,6 +154,7 @@ export interface Config {
   webhooks: { policy: WebhookPolicy; allowPrivateNetworks: PrivateNetworkClass[]; sweepIntervalMs: number };
   oauth: OAuthConfig;
   tracking: { baseUrl: string; flushMs: number; flushHits: number; bufferMax: number; spoolDir: string | null; scannerCidrs: string[] };
+  inbound: { bodyLimitBytes: number; maxAttachmentBytes: number; maxMimeParts: number; subjectWindowMs: number; mailgunMaxAgeMs: number };
 }
 
 export interface OAuthConfig {
@@ -298,6 +305,13 @@ export function loadConfig(source: NodeJS.ProcessEnv = process.env): Config {
       bufferMax: e.TRACKING_BUFFER_MAX,
       spoolDir: e.TRACKING_SPOOL_DIR === 'none' ? null : (e.TRACKING_SPOOL_DIR ?? path.join(os.tmpdir(), 'cartero-tracking-spool')),
       scannerCidrs: e.TRACKING_SCANNER_CIDRS,
+    },
+    inbound: {
+      bodyLimitBytes: e.INBOUND_BODY_LIMIT_BYTES,
+      maxAttachmentBytes: e.INBOUND_ATTACHMENT_MAX_BYTES,
+      maxMimeParts: e.INBOUND_MAX_MIME_PARTS,
+      subjectWindowMs: e.INBOUND_SUBJECT_WINDOW_MS,
+      mailgunMaxAgeMs: e.INBOUND_MAILGUN_MAX_AGE_MS,
     },
   };
 }

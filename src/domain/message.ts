@@ -115,7 +115,7 @@ export const messageCreateSchema = z
     attachments: z.array(attachmentSchema).max(100).default([]),
     headers: headersSchema.default({}),
     caseId: z.string().regex(/^[A-Za-z0-9_-]{1,64}$/).optional(),
-    inReplyTo: z.string().regex(/^m_[A-Za-z0-9]{10,40}$/, 'must be the id of a message sent through Cartero (m_…)').optional(),
+    inReplyTo: z.string().regex(/^(m_[A-Za-z0-9]{10,40}|i_[a-f0-9]{32})$/, 'must be the id of a message sent (m_…) or received (i_…) through Cartero').optional(),
     sendAt: z.iso.datetime({ offset: true }).optional(),
     track: z.strictObject({ opens: z.boolean().optional(), clicks: z.boolean().optional() }).optional(),
     /** One-click unsubscribe (RFC 8058): List-Unsubscribe (our https URL, plus `mailto` if given) and List-Unsubscribe-Post. */

@@ -2,6 +2,7 @@ import { GridFSBucket, MongoServerError, ObjectId, type Collection, type Db, Bin
 import { TERMINAL_STATUSES, type MessageStatus, type RecipientStatus } from '../domain/message';
 import { ConflictError, NotFoundError } from '../errors';
 import type { MessageTracking } from '../domain/tracking/message';
+import { downloadBuffer, uploadBuffer } from './gridfs';
 
 /** One SMTP attempt as recorded: when, what the server said, what it meant. */
 export interface AttemptRecord {
@@ -133,12 +134,7 @@ export class MessageRepository {
       return { inline: true };
     }
     const gridfsId = new ObjectId();
-    await new Promise<void>((resolve, reject) => {
-      const up = this.bucket.openUploadStreamWithId(gridfsId, id, { metadata: { tenantId } });
-      up.once('finish', () => resolve());
-      up.once('error', reject);
-      up.end(mime);
-    });
+    await uploadBuffer(this.bucket, gridfsId, id, mime, { tenantId });
     return { gridfsId };
   }
 
@@ -148,9 +144,7 @@ export class MessageRepository {
       if (!b) throw new NotFoundError('message body', doc._id);
       return Buffer.from(b.mime.buffer);
     }
-    const chunks: Buffer[] = [];
-    for await (const c of this.bucket.openDownloadStream(doc.body.gridfsId)) chunks.push(c as Buffer);
-    return Buffer.concat(chunks);
+    return downloadBuffer(this.bucket, doc.body.gridfsId);
   }
 
   /** Inserts the message; a duplicate id (retried request) returns the stored one. */

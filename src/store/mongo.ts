@@ -1,6 +1,8 @@
 import { MongoClient, MongoNetworkError, MongoServerError, MongoServerSelectionError, type Db } from 'mongodb';
 import { DependencyUnavailableError } from '../errors';
+import { CaseRepository } from './cases';
 import { EventRepository } from './events';
+import { InboundRepository } from './inbound';
 import { MessageRepository } from './messages';
 import { OAuthTokenRepository } from './oauth-tokens';
 import { SuppressionRepository } from './suppressions';
@@ -57,6 +59,8 @@ export async function ensureIndexes(db: Db): Promise<void> {
   await EventRepository.ensureIndexes(db);
   await WebhookDeliveryRepository.ensureIndexes(db);
   await OAuthTokenRepository.ensureIndexes(db);
+  await CaseRepository.ensureIndexes(db);
+  await InboundRepository.ensureIndexes(db);
 }
 
 /** Store failures worth retrying (network, failover, FerretDB's SQLITE_BUSY): 503, not 500. */

@@ -68,6 +68,8 @@ interface ApiKeyDoc {
 export class TenantRepository {
   private readonly col: Collection<TenantDoc>;
   private readonly keys: Collection<ApiKeyDoc>;
+  /** Inbound key → tenant (`_id` = key), read by the inbound webhooks (store/inbound.ts). */
+  private readonly inboundKeys: Collection<{ _id: string; tenantId: string }>;
 
   constructor(
     db: Db,
@@ -75,6 +77,7 @@ export class TenantRepository {
   ) {
     this.col = db.collection<TenantDoc>('tenants');
     this.keys = db.collection<ApiKeyDoc>('api_keys');
+    this.inboundKeys = db.collection<{ _id: string; tenantId: string }>('inbound_keys');
   }
 
   async create(id: string, settings: TenantSettings, auth: AuthInput): Promise<CreatedTenant> {
@@ -102,6 +105,7 @@ export class TenantRepository {
       throw err;
     }
     await this.keys.insertOne({ _id: doc.apiKeyHash, tenantId: id, createdAt: now });
+    await this.inboundKeys.insertOne({ _id: doc.inboundKey, tenantId: id });
     return { tenant: toView(doc), apiKey, webhookSecret };
   }
 

@@ -6,3 +6,4 @@ export { webhookDelivery } from './webhook-delivery';
 export { webhookSweeper } from './webhook-sweeper';
 export { oauthToken } from './oauth-token';
 export { bounceMailboxWatch } from './bounce-mailbox-watch';
+export { caseWorkflow } from './case';

@@ -72,11 +72,12 @@ export async function sendMessage(input: SendMessageInput): Promise<{ status: Me
     status = s;
     upsertSearchAttributes([{ key: SendStatusKey, value: s }]);
   };
-  // Every path out of the workflow goes through here: the seam where the case workflow (inbound
-  // issue) and the product's webhooks (events issue) will be told the outcome.
+  // Every path out of the workflow goes through here: the case workflow is told the outcome
+  // (notifyCaseOfDelivery: sent / delivery failure), and the product's webhooks (events issue) will be.
   const end = async (s: MessageStatus, reason: string, record: boolean) => {
     if (record) await acts.finishMessage(input.id, s, reason);
     show(s);
+    await acts.notifyCaseOfDelivery(input.tenantId, input.id, s, reason);
     return { status: s };
   };
 

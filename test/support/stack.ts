@@ -6,7 +6,8 @@ import type { AddressInfo } from 'node:net';
 import type { Client, Connection } from '@temporalio/client';
 import type { NativeConnection, Worker } from '@temporalio/worker';
 import { Runtime, DefaultLogger } from '@temporalio/worker';
-import { createApp } from '../../src/api/app';
+import { createApp, type AppDeps } from '../../src/api/app';
+import type { StoreDeps } from '../../src/bootstrap';
 import { loadConfig, type Config } from '../../src/config/env';
 import { createLogger } from '../../src/logging';
 import { Keyring } from '../../src/security/crypto';
@@ -41,6 +42,8 @@ export interface Stack {
   keyring: Keyring;
   env: Record<string, string>;
   tracking: Tracking;
+  /** Every repository, for tests that look at what was stored. */
+  repos: StoreDeps;
   stop(): Promise<void>;
 }
 
@@ -70,7 +73,10 @@ export function testEnv(overrides: Record<string, string> = {}): Record<string, 
   };
 }
 
-export async function startStack(overrides: Record<string, string> = {}, options: { worker?: boolean } = {}): Promise<Stack> {
+export async function startStack(
+  overrides: Record<string, string> = {},
+  options: { worker?: boolean; app?: Pick<AppDeps, 'snsCertFetcher' | 'snsConfirm' | 'brevoAttachment'> } = {},
+): Promise<Stack> {
   if (!runtimeInstalled) {
     Runtime.install({ logger: new DefaultLogger('WARN'), shutdownSignals: [] });
     runtimeInstalled = true;
@@ -109,6 +115,9 @@ export async function startStack(overrides: Record<string, string> = {}, options
     version: 'test',
     events: repos.events,
     webhookDeliveries: repos.webhookDeliveries,
+    cases: repos.cases,
+    inbound: repos.inbound,
+    ...options.app,
   });
   const server: Server = await new Promise((resolve) => {
     const s = app.listen(0, '127.0.0.1', () => resolve(s));
@@ -128,6 +137,7 @@ export async function startStack(overrides: Record<string, string> = {}, options
     keyring,
     env,
     tracking,
+    repos,
     async stop() {
       server.closeAllConnections();
       await new Promise<void>((r) => server.close(() => r()));

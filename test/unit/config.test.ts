@@ -68,3 +68,10 @@ test('tracking settings: base URL falls back to PUBLIC_BASE_URL, bad scanner CID
   assert.ok(p.some((x) => x.startsWith('TRACKING_SCANNER_CIDRS') && x.includes('not-a-range')), p.join('\n'));
   assert.ok(p.some((x) => x.startsWith('TRACKING_BASE_URL')), p.join('\n'));
 });
+
+test('inbound limits: defaults, overrides, and a bad value named', () => {
+  const c = loadConfig(valid());
+  assert.deepEqual(c.inbound, { bodyLimitBytes: 64 * 1024 * 1024, maxAttachmentBytes: 25 * 1024 * 1024, maxMimeParts: 500, subjectWindowMs: 30 * 24 * 60 * 60_000, mailgunMaxAgeMs: 15 * 60_000 });
+  assert.equal(loadConfig({ ...valid(), INBOUND_ATTACHMENT_MAX_BYTES: '1000' }).inbound.maxAttachmentBytes, 1000);
+  assert.deepEqual(problems({ ...valid(), INBOUND_MAX_MIME_PARTS: '1' }).map((l) => l.split(':')[0]), ['INBOUND_MAX_MIME_PARTS']);
+});

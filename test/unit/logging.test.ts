@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { Writable } from 'node:stream';
 import { test } from 'node:test';
-import { createLogger } from '../../src/logging';
+import { createLogger, loggablePath } from '../../src/logging';
 
 test('secrets are redacted wherever they sit in a log object', () => {
   const lines: string[] = [];
@@ -27,4 +27,10 @@ test('secrets are redacted wherever they sit in a log object', () => {
     assert.ok(!out.includes(s), `${s} leaked: ${out}`);
   }
   assert.ok(out.includes('[redacted]'));
+});
+
+test('the inbound key in a webhook path is not logged', () => {
+  assert.equal(loggablePath('/v1/inbound/mime/ib_secretkey123'), '/v1/inbound/mime/[redacted]');
+  assert.equal(loggablePath('/v1/inbound/mailgun/ib_secretkey123/mime'), '/v1/inbound/mailgun/[redacted]/mime');
+  assert.equal(loggablePath('/v1/messages/m_1'), '/v1/messages/m_1');
 });

@@ -18,6 +18,7 @@ import type { RetryPolicy } from '../../domain/retry';
 import { ConflictError, DependencyUnavailableError, NotFoundError, ValidationError } from '../../errors';
 import type { MessageDoc, MessageRepository } from '../../store/messages';
 import type { TenantDoc, TenantRepository } from '../../store/tenants';
+import { findReplyParent, newCaseId, registerOutbound, replyToFor, type OutboundCaseDeps } from '../../cases/outbound';
 import { CaseIdKey, MessageIdKey, SendStatusKey, TenantIdKey } from '../../temporal/search-attributes';
 import type { SendMessageInput } from '../../workflows/send-message';
 import { principalOf } from '../auth';
@@ -34,6 +35,9 @@ export interface MessageRouteDeps {
   policy: RetryPolicy;
   permitMarginMs: number;
   tracking: TrackingComposer & { summaryOf(doc: MessageDoc): Promise<unknown> };
+  /** Case threading of outbound mail (src/cases/outbound.ts). */
+  cases: OutboundCaseDeps['cases'];
+  inbound: OutboundCaseDeps['inbound'];
 }
 
 export const sendWorkflowId = (tenantId: string, id: string) => `send-${tenantId}-${id}`;
@@ -122,7 +126,8 @@ export function messageRoutes(deps: MessageRouteDeps): Router {
       if (!claim.won) {
         const existing = await deps.messages.find(tenant._id, claim.messageId);
         if (existing) {
-          // The first request may have stored the message and died before starting the workflow.
+          // The first request may have stored the message and died before indexing it or starting the workflow.
+          await registerOutbound(deps, tenant, existing, !body.replyTo && existing.caseId !== null && replyToFor(tenant, existing.caseId) !== null);
           await startWorkflow(existing).catch((err: unknown) => {
             throw new DependencyUnavailableError('temporal', `cannot start delivery: ${(err as Error).message}`);
           });
@@ -136,6 +141,7 @@ export function messageRoutes(deps: MessageRouteDeps): Router {
     const doc = await buildMessage(deps, tenant, body, id);
     // buildMessage stored the body already: a message document never points at a missing body.
     const stored = await deps.messages.insert(doc.doc);
+    await registerOutbound(deps, tenant, stored, doc.usedReplyToken);
     try {
       await startWorkflow(stored);
     } catch (err) {
@@ -191,7 +197,7 @@ function acceptedView(doc: MessageDoc) {
   return { id: doc._id, messageId: doc.messageId, caseId: doc.caseId, status: doc.status };
 }
 
-async function buildMessage(deps: MessageRouteDeps, tenant: TenantDoc, body: MessageCreateInput, id: string): Promise<{ doc: MessageDoc }> {
+async function buildMessage(deps: MessageRouteDeps, tenant: TenantDoc, body: MessageCreateInput, id: string): Promise<{ doc: MessageDoc; usedReplyToken: boolean }> {
   const problems: Array<{ field: string; message: string }> = [];
   const from = mailboxAddress(body.from);
   const fromDomain = domainOf(from);
@@ -217,17 +223,22 @@ async function buildMessage(deps: MessageRouteDeps, tenant: TenantDoc, body: Mes
   let inReplyTo: string | null = null;
   let references: string[] = [];
   if (body.inReplyTo) {
-    const parent = await deps.messages.find(tenant._id, body.inReplyTo);
+    const parent = await findReplyParent(deps, tenant._id, body.inReplyTo);
     if (!parent) {
       problems.push({ field: 'inReplyTo', message: `no message ${body.inReplyTo} for this tenant` });
     } else {
-      inReplyTo = parent.messageId;
-      references = referencesFor(parent);
+      if (parent.messageId) {
+        inReplyTo = parent.messageId;
+        references = referencesFor({ messageId: parent.messageId, references: parent.references });
+      }
       caseId ??= parent.caseId;
     }
   }
   const tracked = composeTracking(deps.tracking, { id: tenant._id, settings: tenant.settings }, body, id, recipients.length);
   problems.push(...tracked.problems);
+  // Every outbound message belongs to a case; replies find it by Message-ID or the Reply-To token.
+  caseId ??= newCaseId();
+  const tokenReplyTo = body.replyTo ? null : replyToFor(tenant, caseId);
   const attachments = body.attachments.map((a) => ({ ...a, content: Buffer.from(a.contentBase64, 'base64') }));
   const rawSize = attachments.reduce((n, a) => n + a.content.length, 0);
   if (rawSize > limits.maxMessageBytes) {
@@ -241,7 +252,7 @@ async function buildMessage(deps: MessageRouteDeps, tenant: TenantDoc, body: Mes
     to: body.to.map(toAddressObject),
     cc: body.cc.map(toAddressObject),
     bcc: body.bcc.map(toAddressObject),
-    ...(body.replyTo ? { replyTo: toAddressObject(body.replyTo) } : {}),
+    ...(body.replyTo ? { replyTo: toAddressObject(body.replyTo) } : tokenReplyTo ? { replyTo: tokenReplyTo } : {}),
     subject: body.subject,
     ...(body.text !== undefined ? { text: body.text } : {}),
     ...(tracked.html !== undefined ? { html: tracked.html } : {}),
@@ -286,5 +297,6 @@ async function buildMessage(deps: MessageRouteDeps, tenant: TenantDoc, body: Mes
       completedAt: null,
       ...(tracked.tracking ? { tracking: tracked.tracking } : {}),
     },
+    usedReplyToken: tokenReplyTo !== null,
   };
 }

@@ -1,0 +1,67 @@
+import type { Client } from '@temporalio/client';
+import { emptyCounts, type CaseState, type CaseSummary } from '../domain/cases';
+import type { MessageStatus } from '../domain/message';
+import { recordCaseEvent } from '../cases/record';
+import type { CaseRepository } from '../store/cases';
+import type { EventRepository } from '../store/events';
+import type { MessageRepository } from '../store/messages';
+
+export interface CaseActivityDeps {
+  cases: CaseRepository;
+  events: EventRepository;
+  messages: MessageRepository;
+  temporal: Client;
+  taskQueue: string;
+}
+
+const SENT: ReadonlySet<MessageStatus> = new Set(['sent', 'partially_sent']);
+const FAILED: ReadonlySet<MessageStatus> = new Set(['failed', 'bounced', 'suppressed']);
+
+export function createCaseActivities(deps: CaseActivityDeps) {
+  return {
+    /**
+     * The send workflow's end: tell the message's case it was sent or could not be delivered
+     * (a cancelled message never happened for the case). Idempotent by `sent:<id>` / `failed:<id>`.
+     */
+    async notifyCaseOfDelivery(tenantId: string, id: string, status: MessageStatus, reason: string): Promise<void> {
+      const doc = await deps.messages.find(tenantId, id);
+      if (!doc?.caseId) return;
+      const kind = SENT.has(status) ? 'sent' : FAILED.has(status) ? 'delivery_failed' : null;
+      if (!kind) return;
+      const participants = doc.recipients.filter((r) => r.status === 'sent').map((r) => r.address);
+      await recordCaseEvent(
+        deps,
+        tenantId,
+        doc.caseId,
+        { eventId: `${kind === 'sent' ? 'sent' : 'failed'}:${id}`, kind, at: (doc.completedAt ?? new Date()).getTime(), ref: id, participants, subject: doc.subject },
+        { messageId: id, rfcMessageId: doc.messageId, status, reason, subject: doc.subject },
+      );
+    },
+
+    /** Saves the workflow's summary for the API and appends `case.updated` (one per version). */
+    async saveCaseSummary(summary: CaseSummary): Promise<void> {
+      await deps.cases.saveSummary(summary);
+      await deps.events.append({
+        id: `case.updated:${summary.tenantId}:${summary.caseId}:${summary.eventCount}`,
+        tenantId: summary.tenantId,
+        type: 'case.updated',
+        caseId: summary.caseId,
+        data: {
+          status: summary.status,
+          eventCount: summary.eventCount,
+          counts: summary.counts,
+          participants: summary.participants,
+          lastActivityAt: summary.lastActivityAt === null ? null : new Date(summary.lastActivityAt).toISOString(),
+        },
+      });
+    },
+
+    /** A new run of a case that ran before (and ended) continues from its saved summary. */
+    async loadCaseState(tenantId: string, caseId: string): Promise<CaseState | null> {
+      const doc = await deps.cases.find(tenantId, caseId);
+      if (!doc || doc.eventCount === 0) return null;
+      const { _id: _i, createdAt: _c, updatedAt: _u, ...rest } = doc;
+      return { summary: { ...rest, counts: { ...emptyCounts(), ...doc.counts }, runs: doc.runs + 1 }, recent: [] };
+    },
+  };
+}

@@ -1,0 +1,222 @@
+import express, { Router, type Request } from 'express';
+import { z } from 'zod';
+import { INBOUND_PROVIDERS, type InboundProvider } from '../../domain/inbound/email';
+import { tenantIdSchema } from '../../domain/tenant';
+import { AuthenticationError, NotFoundError, ValidationError } from '../../errors';
+import { inboundBounceHandler, type BounceHandler } from '../../inbound/bounces';
+import type { SuppressionRepository } from '../../store/suppressions';
+import { ingestEmail, inboundIdFor, type IngestDeps, type IngestResult } from '../../inbound/ingest';
+import { parseBrevo } from '../../inbound/providers/brevo';
+import { parseMailgun } from '../../inbound/providers/mailgun';
+import { parseMime } from '../../inbound/providers/mime';
+import { parsePostmark } from '../../inbound/providers/postmark';
+import { parseSendgrid } from '../../inbound/providers/sendgrid';
+import { parseSes } from '../../inbound/providers/ses';
+import type { AdapterContext, AdapterResult, InboundLimits, InboundRequest } from '../../inbound/request';
+import type { SnsVerifier } from '../../inbound/sns';
+import { generateSecret } from '../../security/crypto';
+import type { InboundDoc, InboundRepository, InboundSettingsDoc, InboundSecretField } from '../../store/inbound';
+import type { TenantRepository } from '../../store/tenants';
+import { principalOf, requireTenantAccess } from '../auth';
+import { parseBody, parseParam } from '../validate';
+
+export interface InboundRouteDeps extends Omit<IngestDeps, 'onBounce'> {
+  tenants: TenantRepository;
+  inbound: InboundRepository;
+  limits: InboundLimits;
+  bodyLimitBytes: number;
+  sns: SnsVerifier;
+  snsConfirm: (subscribeUrl: string) => Promise<void>;
+  brevoAttachment: AdapterContext['brevoAttachment'];
+  suppressions: SuppressionRepository;
+  onBounce?: BounceHandler;
+}
+
+const providerSchema = z.enum(INBOUND_PROVIDERS);
+const inboundKeySchema = z.string().regex(/^[A-Za-z0-9_-]{8,100}$/, 'not an inbound key');
+
+const ADAPTERS: Record<InboundProvider, (req: InboundRequest, ctx: AdapterContext, deps: InboundRouteDeps) => Promise<AdapterResult>> = {
+  brevo: (req, ctx) => parseBrevo(req, ctx),
+  sendgrid: (req, ctx) => parseSendgrid(req, ctx),
+  ses: (req, ctx, deps) => parseSes(req, ctx, deps.snsConfirm),
+  mailgun: (req, ctx) => parseMailgun(req, ctx),
+  postmark: (req, ctx) => parsePostmark(req, ctx),
+  mime: (req, ctx) => parseMime(req, ctx),
+};
+
+/**
+ * `POST /v1/inbound/:provider/:inboundKey`: mounted before API-key authentication (providers
+ * authenticate by the key in the URL plus what each offers: signatures, basic auth, a bearer).
+ * Answers 200 only after every message of the request is stored; 401 wrong credentials, 404
+ * unknown key or provider, 400 malformed, 413 too large, 5xx on our failures so the provider retries.
+ */
+export function inboundWebhookRoutes(deps: InboundRouteDeps): Router {
+  const r = Router();
+  const ingestDeps: IngestDeps = { ...deps, onBounce: deps.onBounce ?? inboundBounceHandler(deps) };
+  // Mailgun posts raw MIME only to a URL ending in `mime`: `/v1/inbound/mailgun/<key>/mime`.
+  r.post(['/v1/inbound/:provider/:inboundKey', '/v1/inbound/:provider/:inboundKey/mime'], express.raw({ type: () => true, limit: deps.bodyLimitBytes }), async (req, res) => {
+    const provider = providerSchema.safeParse(req.params.provider);
+    if (!provider.success) throw new NotFoundError('inbound provider', String(req.params.provider));
+    if (req.path.endsWith('/mime') && provider.data !== 'mailgun') throw new NotFoundError('route', `POST ${req.path}`);
+    const key = inboundKeySchema.safeParse(req.params.inboundKey);
+    const tenantId = key.success ? await deps.inbound.tenantForKey(key.data) : null;
+    const tenant = tenantId ? await deps.tenants.get(tenantId).catch(() => null) : null;
+    if (!tenant || tenant.inboundKey !== key.data) throw new NotFoundError('inbound key', '(given)');
+    const settingsDoc = await deps.inbound.getSettings(tenant._id, provider.data);
+    const ctx: AdapterContext = {
+      tenantId: tenant._id,
+      settings: settingsDoc ? deps.inbound.openSettings(settingsDoc) : null,
+      limits: deps.limits,
+      now: new Date(),
+      sns: deps.sns,
+      brevoAttachment: deps.brevoAttachment,
+    };
+    const body = Buffer.isBuffer(req.body) ? req.body : Buffer.alloc(0);
+    const result = await ADAPTERS[provider.data]({ headers: req.headers, body }, ctx, deps);
+    if (result.kind === 'ack') {
+      res.json({ ack: result.detail });
+      return;
+    }
+    if (result.replayToken !== undefined) {
+      const ids = result.emails.map((m) => inboundIdFor(tenant._id, m));
+      const firstUse = await deps.inbound.claimReplayToken(tenant._id, result.replayToken, ids);
+      // The same token with the same message is the provider retrying one delivery; anything else is a replay.
+      if (firstUse !== null && firstUse.join() !== ids.join()) throw new AuthenticationError('this Mailgun token was already used (replayed request)');
+    }
+    const received: IngestResult[] = [];
+    for (const mail of result.emails) received.push(await ingestEmail(ingestDeps, tenant._id, mail, ctx.now));
+    res.json({ received });
+  });
+  return r;
+}
+
+const basic = { username: z.string().min(1).max(200).regex(/^[^:\s]+$/, 'no colons or spaces'), password: z.string().min(8).max(200) };
+const secret = z.string().min(16).max(500).regex(/^[\x21-\x7e]+$/, 'printable ASCII without spaces');
+const SETTINGS_SCHEMAS = {
+  brevo: z.strictObject({ ...partial(basic), bearerToken: secret.optional(), apiKey: z.string().min(1).max(500).optional() }),
+  sendgrid: z.strictObject(partial(basic)),
+  postmark: z.strictObject(basic),
+  mailgun: z.strictObject({ signingKey: z.string().min(8).max(500) }),
+  ses: z.strictObject({ topicArns: z.array(z.string().regex(/^arn:aws[a-z-]*:sns:[a-z0-9-]+:\d{12}:[A-Za-z0-9_.-]{1,256}$/, 'must be an SNS topic ARN')).min(1).max(20) }),
+  mime: z.strictObject({ bearerToken: secret.optional() }),
+} satisfies Record<InboundProvider, z.ZodType>;
+export const inboundSettingsSchemas = SETTINGS_SCHEMAS;
+
+function partial<T extends Record<string, z.ZodType>>(shape: T): { [K in keyof T]: z.ZodOptional<T[K]> } {
+  return Object.fromEntries(Object.entries(shape).map(([k, v]) => [k, v.optional()])) as { [K in keyof T]: z.ZodOptional<T[K]> };
+}
+
+function settingsView(doc: InboundSettingsDoc) {
+  return {
+    provider: doc.provider,
+    ...doc.clear,
+    ...Object.fromEntries(Object.keys(doc.sealed).map((k) => [`${k}Set`, true])),
+    updatedAt: doc.updatedAt.toISOString(),
+  };
+}
+
+/** `PUT|GET|DELETE /v1/tenants/:id/inbound/:provider`: each provider's inbound credentials (secrets sealed, never returned). */
+export function inboundSettingsRoutes(deps: Pick<InboundRouteDeps, 'tenants' | 'inbound'>): Router {
+  const r = Router();
+  const params = async (req: Request) => {
+    const id = parseParam(req.params.id, 'id', tenantIdSchema);
+    requireTenantAccess(req, id);
+    const provider = parseParam(req.params.provider, 'provider', providerSchema);
+    await deps.tenants.get(id);
+    return { id, provider };
+  };
+  r.put('/v1/tenants/:id/inbound/:provider', async (req, res) => {
+    const { id, provider } = await params(req);
+    const body = parseBody(req, SETTINGS_SCHEMAS[provider]) as Record<string, unknown>;
+    if ((body.username === undefined) !== (body.password === undefined)) {
+      throw new ValidationError('invalid password', [{ field: 'password', message: 'username and password go together' }]);
+    }
+    let generated: string | undefined;
+    if (provider === 'mime' && body.bearerToken === undefined) body.bearerToken = generated = generateSecret('ibs_');
+    const secrets: Partial<Record<InboundSecretField, string>> = {};
+    for (const f of ['password', 'bearerToken', 'signingKey', 'apiKey'] as const) if (typeof body[f] === 'string') secrets[f] = body[f];
+    const clear: InboundSettingsDoc['clear'] = {};
+    if (typeof body.username === 'string') clear.username = body.username;
+    if (Array.isArray(body.topicArns)) clear.topicArns = body.topicArns as string[];
+    const doc = await deps.inbound.putSettings(id, provider, clear, secrets);
+    // A generated secret is shown once, like API keys.
+    res.json({ ...settingsView(doc), ...(generated ? { bearerToken: generated } : {}) });
+  });
+  r.get('/v1/tenants/:id/inbound/:provider', async (req, res) => {
+    const { id, provider } = await params(req);
+    const doc = await deps.inbound.getSettings(id, provider);
+    if (!doc) throw new NotFoundError('inbound settings', `${id}/${provider}`);
+    res.json(settingsView(doc));
+  });
+  r.delete('/v1/tenants/:id/inbound/:provider', async (req, res) => {
+    const { id, provider } = await params(req);
+    if (!(await deps.inbound.deleteSettings(id, provider))) throw new NotFoundError('inbound settings', `${id}/${provider}`);
+    res.status(204).end();
+  });
+  return r;
+}
+
+const inboundIdSchema = z.string().regex(/^i_[a-f0-9]{32}$/, 'must be an inbound message id (i_…)');
+
+/** The received message as the product reads it: content, parts (metadata), and every decision made. */
+export function inboundMessageView(doc: InboundDoc) {
+  return {
+    id: doc._id,
+    tenantId: doc.tenantId,
+    provider: doc.provider,
+    providerId: doc.providerId,
+    messageId: doc.messageId,
+    inReplyTo: doc.inReplyTo,
+    references: doc.references,
+    from: doc.from,
+    to: doc.to,
+    cc: doc.cc,
+    replyTo: doc.replyTo,
+    envelopeTo: doc.envelopeTo,
+    subject: doc.subject,
+    date: doc.date?.toISOString() ?? null,
+    text: doc.text,
+    html: doc.html,
+    truncated: doc.truncated,
+    headers: doc.headers,
+    parts: doc.parts.map((p, index) => ({ index, filename: p.filename, contentType: p.contentType, contentId: p.contentId, disposition: p.disposition, size: p.size })),
+    dropped: doc.dropped,
+    spamScore: doc.spamScore,
+    kind: doc.kind,
+    classification: doc.classification,
+    caseId: doc.caseId,
+    threading: doc.threading,
+    bounceHandling: doc.bounceHandling ?? null,
+    receivedAt: doc.receivedAt.toISOString(),
+  };
+}
+
+/** `GET /v1/inbound-messages/:id` and `…/parts/:index`: a received message and its attachments (tenant-scoped; 404 across tenants). */
+export function inboundMessageRoutes(deps: Pick<InboundRouteDeps, 'inbound'>): Router {
+  const r = Router();
+  const load = async (req: Request) => {
+    const id = parseParam(req.params.id, 'id', inboundIdSchema);
+    const p = principalOf(req);
+    const doc = await deps.inbound.find(id);
+    if (!doc || (p.kind === 'tenant' && doc.tenantId !== p.tenantId)) throw new NotFoundError('inbound message', id);
+    return doc;
+  };
+  r.get('/v1/inbound-messages/:id', async (req, res) => {
+    res.json(inboundMessageView(await load(req)));
+  });
+  r.get('/v1/inbound-messages/:id/parts/:index', async (req, res) => {
+    const doc = await load(req);
+    const index = parseParam(req.params.index, 'index', z.coerce.number().int().min(0).max(10_000));
+    const part = doc.parts[index];
+    if (!part) throw new NotFoundError('part', `${doc._id}/${index}`);
+    const content = await deps.inbound.readFile(part.fileId);
+    // Served as a download, never rendered by the browser on our origin.
+    res
+      .status(200)
+      .type(part.contentType.split(';')[0] || 'application/octet-stream')
+      .setHeader('X-Content-Type-Options', 'nosniff')
+      .setHeader('Content-Disposition', `attachment; filename*=UTF-8''${encodeURIComponent(part.filename ?? `part-${index}`)}`)
+      .send(content);
+  });
+  return r;
+}

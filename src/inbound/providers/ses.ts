@@ -1,0 +1,69 @@
+import { z } from 'zod';
+import { cleanAddress } from '../../domain/inbound/email';
+import { AuthenticationError } from '../../errors';
+import { zodToValidationError } from '../../api/problem';
+import { fromRawMime } from '../mime';
+import { snsMessageSchema } from '../sns';
+import { fieldError, parseJsonBody, type AdapterContext, type AdapterResult, type InboundRequest } from '../request';
+
+/**
+ * Amazon SES receipt rule → SNS action → HTTPS subscription. SNS posts JSON as `text/plain`; its
+ * `Message` is a JSON string holding the SES notification, whose `content` is the raw message
+ * (base64 with the action's BASE64 encoding, which we ask for; UTF8 accepted). Order: TopicArn
+ * allowed for this tenant → signature verified → then subscription confirmed or mail parsed.
+ */
+const sesNotification = z.looseObject({
+  notificationType: z.string(),
+  mail: z.looseObject({ messageId: z.string().nullish(), source: z.string().nullish(), destination: z.array(z.string()).nullish() }).nullish(),
+  receipt: z
+    .looseObject({
+      recipients: z.array(z.string()).nullish(),
+      action: z.looseObject({ type: z.string().nullish(), encoding: z.string().nullish() }).nullish(),
+    })
+    .nullish(),
+  content: z.string().nullish(),
+});
+
+export async function parseSes(req: InboundRequest, ctx: AdapterContext, confirm: (subscribeUrl: string) => Promise<void>): Promise<AdapterResult> {
+  const parsed = snsMessageSchema.safeParse(parseJsonBody(req));
+  if (!parsed.success) throw zodToValidationError(parsed.error);
+  const m = parsed.data;
+  const allowed = ctx.settings?.topicArns ?? [];
+  if (allowed.length === 0) throw new AuthenticationError('no SNS topic ARN configured for this tenant (PUT /v1/tenants/{id}/inbound/ses)');
+  if (!allowed.includes(m.TopicArn)) throw new AuthenticationError(`topic ${m.TopicArn} is not one of this tenant's SNS topics`);
+  await ctx.sns.verify(m, ctx.now);
+
+  if (m.Type === 'SubscriptionConfirmation') {
+    if (!m.SubscribeURL) throw fieldError('SubscribeURL', 'missing in a SubscriptionConfirmation');
+    await confirm(m.SubscribeURL);
+    return { kind: 'ack', detail: `subscription to ${m.TopicArn} confirmed` };
+  }
+  if (m.Type === 'UnsubscribeConfirmation') return { kind: 'ack', detail: `unsubscribed from ${m.TopicArn}` };
+
+  let inner: unknown;
+  try {
+    inner = JSON.parse(m.Message);
+  } catch {
+    throw fieldError('Message', 'is not the JSON of an SES notification');
+  }
+  const n = sesNotification.safeParse(inner);
+  if (!n.success) throw zodToValidationError(n.error, 'Message');
+  // SES sends a test notification when the rule is saved; it carries no mail.
+  if (n.data.notificationType !== 'Received') return { kind: 'ack', detail: `SES ${n.data.notificationType} notification acknowledged` };
+  if (!n.data.content) {
+    throw fieldError('Message.content', 'missing: use the receipt rule\'s SNS action with BASE64 encoding (the S3 action\'s notifications carry no message)');
+  }
+  const encoding = (n.data.receipt?.action?.encoding ?? 'BASE64').toUpperCase();
+  const raw = encoding === 'BASE64' ? Buffer.from(n.data.content, 'base64') : Buffer.from(n.data.content, 'utf8');
+  const envelopeTo = (n.data.receipt?.recipients ?? n.data.mail?.destination ?? []).map((a) => cleanAddress(a)?.address).filter((a): a is string => !!a);
+  return {
+    kind: 'emails',
+    emails: [
+      await fromRawMime(raw, 'ses', ctx.limits, {
+        providerId: n.data.mail?.messageId ?? m.MessageId,
+        envelopeTo,
+        envelopeFrom: cleanAddress(n.data.mail?.source)?.address ?? null,
+      }),
+    ],
+  };
+}

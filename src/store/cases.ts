@@ -1,0 +1,194 @@
+import { createHash } from 'node:crypto';
+import { MongoServerError, type Collection, type Db } from 'mongodb';
+import type { CaseEventKind, CaseSummary } from '../domain/cases';
+import { NotFoundError } from '../errors';
+import { upsertRetrying } from './upsert';
+
+/**
+ * Cases and everything threading looks up. Every hot-path read is by a deterministic `_id`
+ * (FerretDB v1 serves only `_id` equality from an index):
+ * - `cases`          `<tenant>:<caseId>` → the summary the case workflow last saved;
+ * - `case_events`    `<tenant>:<caseId>:<eventId>` → the timeline (duplicates collapse on insert);
+ * - `message_ids`    `<tenant>:<Message-ID>` → the case of every Message-ID we sent or received;
+ * - `case_subjects`  `<tenant>:<hash(normalised subject)>:<participant>` → the last case with that
+ *                    subject and that participant (the subject+participants rule);
+ * - `reply_tokens`   `<tenant>:<token>` → the case a `local+<token>@domain` Reply-To belongs to.
+ */
+export interface CaseDoc extends Omit<CaseSummary, 'tenantId' | 'caseId'> {
+  _id: string;
+  tenantId: string;
+  caseId: string;
+  createdAt: Date;
+  updatedAt: Date;
+}
+
+export interface CaseEventDoc {
+  _id: string;
+  tenantId: string;
+  caseId: string;
+  eventId: string;
+  kind: CaseEventKind;
+  at: Date;
+  ref: string | null;
+  data: Record<string, unknown>;
+}
+
+export interface MessageIdDoc {
+  _id: string;
+  tenantId: string;
+  messageId: string;
+  caseId: string;
+  kind: 'sent' | 'received';
+  /** Our id of the message: m_… (outbound) or i_… (inbound). */
+  ref: string;
+  at: Date;
+}
+
+interface ReplyTokenDoc {
+  _id: string;
+  tenantId: string;
+  caseId: string;
+}
+
+interface SubjectDoc {
+  _id: string;
+  tenantId: string;
+  caseId: string;
+  lastAt: Date;
+}
+
+const key = (...parts: string[]) => parts.join(':');
+const isDuplicate = (err: unknown) => err instanceof MongoServerError && err.code === 11000;
+
+export class CaseRepository {
+  readonly cases: Collection<CaseDoc>;
+  private readonly events: Collection<CaseEventDoc>;
+  private readonly ids: Collection<MessageIdDoc>;
+  private readonly subjects: Collection<SubjectDoc>;
+  private readonly tokens: Collection<ReplyTokenDoc>;
+
+  constructor(db: Db) {
+    this.cases = db.collection<CaseDoc>('cases');
+    this.events = db.collection<CaseEventDoc>('case_events');
+    this.ids = db.collection<MessageIdDoc>('message_ids');
+    this.subjects = db.collection<SubjectDoc>('case_subjects');
+    this.tokens = db.collection<ReplyTokenDoc>('reply_tokens');
+  }
+
+  static async ensureIndexes(db: Db): Promise<void> {
+    // The timeline of one case, oldest first (API reads, not a per-message path).
+    await db.collection('case_events').createIndex({ tenantId: 1, caseId: 1, at: 1, _id: 1 }, { name: 'tenant_case_at' });
+    await db.collection('cases').createIndex({ tenantId: 1, lastActivityAt: -1 }, { name: 'tenant_activity' });
+  }
+
+  /** Creates the case record if new (then true); an existing case keeps its data. */
+  async ensure(tenantId: string, caseId: string, subject: string | null, at = new Date()): Promise<boolean> {
+    const res = await upsertRetrying(() =>
+      this.cases.updateOne(
+        { _id: key(tenantId, caseId) },
+        {
+          $setOnInsert: {
+            tenantId,
+            caseId,
+            status: 'open',
+            subject,
+            participants: [],
+            counts: {} as CaseDoc['counts'],
+            eventCount: 0,
+            firstActivityAt: null,
+            lastActivityAt: null,
+            lastInboundAt: null,
+            closedAt: null,
+            runs: 0,
+            createdAt: at,
+            updatedAt: at,
+          },
+        },
+        { upsert: true },
+      ),
+    );
+    return res.upsertedCount === 1;
+  }
+
+  /** The summary as the case workflow computed it; the workflow is its only writer. */
+  async saveSummary(summary: CaseSummary): Promise<void> {
+    const { tenantId, caseId, ...rest } = summary;
+    const now = new Date();
+    await upsertRetrying(() =>
+      this.cases.updateOne({ _id: key(tenantId, caseId) }, { $set: { ...rest, tenantId, caseId, updatedAt: now }, $setOnInsert: { createdAt: now } }, { upsert: true }),
+    );
+  }
+
+  async find(tenantId: string, caseId: string): Promise<CaseDoc | null> {
+    return this.cases.findOne({ _id: key(tenantId, caseId) });
+  }
+
+  async get(tenantId: string, caseId: string): Promise<CaseDoc> {
+    const doc = await this.find(tenantId, caseId);
+    if (!doc) throw new NotFoundError('case', caseId);
+    return doc;
+  }
+
+  /** Appends to the timeline; false when this event id is already there. */
+  async appendEvent(e: Omit<CaseEventDoc, '_id'>): Promise<boolean> {
+    try {
+      await this.events.insertOne({ _id: key(e.tenantId, e.caseId, e.eventId), ...e });
+      return true;
+    } catch (err) {
+      if (isDuplicate(err)) return false;
+      throw err;
+    }
+  }
+
+  async timeline(tenantId: string, caseId: string, q: { limit: number; after?: { at: Date; id: string } }): Promise<CaseEventDoc[]> {
+    const filter: Record<string, unknown> = { tenantId, caseId };
+    if (q.after) filter.$or = [{ at: { $gt: q.after.at } }, { at: q.after.at, _id: { $gt: q.after.id } }];
+    return this.events.find(filter).sort({ at: 1, _id: 1 }).limit(q.limit).toArray();
+  }
+
+  /** Records which case a Message-ID belongs to; the first registration wins (a forged reuse cannot move it). */
+  async registerMessageId(d: Omit<MessageIdDoc, '_id'>): Promise<MessageIdDoc> {
+    const _id = key(d.tenantId, d.messageId);
+    try {
+      await this.ids.insertOne({ _id, ...d });
+      return { _id, ...d };
+    } catch (err) {
+      if (!isDuplicate(err)) throw err;
+      const existing = await this.ids.findOne({ _id });
+      if (!existing) throw err;
+      return existing;
+    }
+  }
+
+  async lookupMessageId(tenantId: string, messageId: string): Promise<MessageIdDoc | null> {
+    return this.ids.findOne({ _id: key(tenantId, messageId) });
+  }
+
+  /** `reply_tokens`: `<tenant>:<token>` → case, for replies addressed to `local+<token>@domain`. */
+  async registerReplyToken(tenantId: string, token: string, caseId: string): Promise<void> {
+    await upsertRetrying(() => this.tokens.updateOne({ _id: key(tenantId, token) }, { $setOnInsert: { tenantId, caseId } }, { upsert: true }));
+  }
+
+  async caseForReplyToken(tenantId: string, token: string): Promise<string | null> {
+    return (await this.tokens.findOne({ _id: key(tenantId, token.toLowerCase()) }))?.caseId ?? null;
+  }
+
+  /** Remembers that `participant` took part in a case with this (normalised) subject. */
+  async noteSubject(tenantId: string, normalizedSubject: string, participant: string, caseId: string, at: Date): Promise<void> {
+    if (!normalizedSubject) return;
+    await upsertRetrying(() =>
+      this.subjects.updateOne({ _id: subjectKey(tenantId, normalizedSubject, participant) }, { $set: { tenantId, caseId, lastAt: at } }, { upsert: true }),
+    );
+  }
+
+  async subjectCase(tenantId: string, normalizedSubject: string, participant: string): Promise<{ caseId: string; lastAt: Date } | null> {
+    if (!normalizedSubject) return null;
+    const d = await this.subjects.findOne({ _id: subjectKey(tenantId, normalizedSubject, participant) });
+    return d ? { caseId: d.caseId, lastAt: d.lastAt } : null;
+  }
+}
+
+function subjectKey(tenantId: string, normalizedSubject: string, participant: string): string {
+  const h = createHash('sha256').update(normalizedSubject, 'utf8').digest('base64url').slice(0, 22);
+  return key(tenantId, h, participant.toLowerCase());
+}

@@ -1,0 +1,15 @@
+import { MongoServerError } from 'mongodb';
+
+/**
+ * Two concurrent upserts of a missing `_id` can both try to insert; the loser gets E11000 (MongoDB
+ * retries some of these itself, FerretDB never does). Running the upsert again then finds the
+ * document and updates it, which is what the caller meant.
+ */
+export async function upsertRetrying<T>(op: () => Promise<T>): Promise<T> {
+  try {
+    return await op();
+  } catch (err) {
+    if (err instanceof MongoServerError && err.code === 11000) return op();
+    throw err;
+  }
+}
