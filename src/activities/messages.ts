@@ -4,10 +4,12 @@ import { TERMINAL_STATUSES, type MessageStatus } from '../domain/message';
 import { rulesFromLimits, type WindowRule } from '../domain/rate-limit';
 import type { RetryPolicy } from '../domain/retry';
 import { formatReply } from '../domain/smtp-reply';
+import type { EventRepository } from '../store/events';
 import type { MessageDoc, MessageRepository } from '../store/messages';
 import type { SuppressionRepository } from '../store/suppressions';
 import type { TenantDoc, TenantRepository } from '../store/tenants';
 import { Context, heartbeat } from '@temporalio/activity';
+import { appendAttemptEvents, appendEndingEvent } from './message-events';
 import type { OAuthAccess } from './oauth-access';
 import { outcomeFromError, outcomeFromResult, type PoolLease, type SmtpPools } from './smtp-transport';
 
@@ -20,6 +22,8 @@ export interface MessageActivityDeps {
   taskQueue: string;
   /** XOAUTH2 tokens (absent: OAuth2 tenants wait for credentials). */
   oauth?: OAuthAccess;
+  /** The outbox for message.sent / deferred / failed / bounced (src/activities/message-events.ts). */
+  events: EventRepository;
 }
 
 export interface PrepareResult {
@@ -71,6 +75,7 @@ export function createMessageActivities(deps: MessageActivityDeps) {
     if (left === 0) {
       const reason = `every recipient is on the tenant's suppression list (${[...suppressed.keys()].join(', ')})`;
       await deps.messages.finish(doc._id, 'suppressed', reason);
+      await appendEndingEvent(deps.events, doc, 'suppressed', reason, null);
       return { prep: { done: { status: 'suppressed', reason }, pendingRecipients: 0, rules: [] }, doc };
     }
     return { prep: { pendingRecipients: left, rules: rulesFromLimits(tenant.settings.limits) }, doc: { ...doc, recipients } };
@@ -83,7 +88,11 @@ export function createMessageActivities(deps: MessageActivityDeps) {
   async function attempt(existing: MessageDoc, tenant: TenantDoc, input: AttemptInput): Promise<AttemptResult> {
     const { tenantId, id } = input;
     const recorded = existing.attempts.find((a) => a.n === input.attempt);
-    if (recorded) return replayed(existing.status, existing.reason, recorded.outcome, existing.lastReply ?? '', input.policy);
+    if (recorded) {
+      // Re-announce (same ids): the run that recorded it may have died before announcing it.
+      await appendAttemptEvents(deps.events, existing, recorded, existing.status, existing.recipients, existing.reason ?? null);
+      return replayed(existing.status, existing.reason, recorded.outcome, existing.lastReply ?? '', input.policy);
+    }
     if (TERMINAL_STATUSES.has(existing.status)) {
       return { next: { kind: 'done', status: existing.status, reason: existing.reason ?? existing.status }, status: existing.status, settingsVersion: 0, lastReply: existing.lastReply ?? '' };
     }
@@ -148,6 +157,7 @@ export function createMessageActivities(deps: MessageActivityDeps) {
       decision.status,
       { lastReply, reason: decision.next.reason },
     );
+    await appendAttemptEvents(deps.events, existing, { n: input.attempt, outcome: outcome.cls, reply: lastReply }, decision.status, decision.recipients, decision.next.reason ?? null);
     return { next: decision.next, status: decision.status, settingsVersion: tenant.settingsVersion, lastReply };
   }
 
@@ -179,6 +189,10 @@ export function createMessageActivities(deps: MessageActivityDeps) {
 
     async finishMessage(id: string, status: MessageStatus, reason: string): Promise<void> {
       await deps.messages.finish(id, status, reason);
+      if (status === 'failed') {
+        const doc = await deps.messages.findAny(id);
+        if (doc) await appendEndingEvent(deps.events, doc, status, reason, doc.lastReply ?? null);
+      }
     },
 
     async tenantSettingsVersion(tenantId: string): Promise<number> {

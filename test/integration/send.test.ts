@@ -54,6 +54,16 @@ async function tenant(port: number, extra: Record<string, unknown> = {}): Promis
   return { id, key: r.body.apiKey };
 }
 
+/** The tenant's outbox, as `type[:recipient]` strings, once it holds `count` events. */
+async function eventsOf(tenantId: string, count: number): Promise<string[]> {
+  let got: string[] = [];
+  await eventually(async () => {
+    got = (await stack.repos.events.listForTenant(tenantId)).map((e) => `${e.type}${typeof e.data.recipient === 'string' ? `:${e.data.recipient}` : ''}:${String(e.data.status ?? '')}`);
+    return got.length >= count;
+  }, 10_000, `${count} events`).catch(() => undefined);
+  return got;
+}
+
 const message = (over: Record<string, unknown> = {}) => ({
   from: { address: 'support@acme.example', name: 'Acme Support' },
   to: ['alice@customer.example'],
@@ -107,6 +117,8 @@ describe('sending', () => {
     assert.equal(byAddr['alice@customer.example'].status, 'sent');
     assert.equal(byAddr['carol@customer.example'].status, 'sent');
     assert.deepEqual(p.messages()[0]!.to.sort(), ['alice@customer.example', 'carol@customer.example']);
+    // The product hears of both: one bounced recipient, one (partial) sending.
+    assert.deepEqual((await eventsOf(t.id, 2)).sort(), ['message.bounced:bob@customer.example:', 'message.sent:partially_sent']);
     const supp = await stack.suppressions.suppressedAmong(t.id, ['bob@customer.example']);
     assert.equal(supp.get('bob@customer.example')?.source, 'smtp');
     // The next message to bob is not even attempted.
@@ -126,6 +138,7 @@ describe('sending', () => {
     assert.equal(done.attempts[0].outcome, 'throttled');
     assert.match(done.attempts[0].reply, /^421 /);
     assert.equal(p.messages().length, 1);
+    assert.deepEqual(await eventsOf(t.id, 2), ['message.deferred:retrying', 'message.sent:sent']);
   });
 
   test('451 greylisting: waits at least the greylisting delay before the retry', async () => {
@@ -148,6 +161,7 @@ describe('sending', () => {
     assert.equal(done.attempts.length, 1);
     assert.match(done.reason, /552 5\.3\.4/);
     assert.match(done.lastReply, /^552 /);
+    assert.deepEqual(await eventsOf(t.id, 1), ['message.failed:failed']);
   });
 
   test('535 → waiting_credentials → tenant update → sent at once', async () => {
