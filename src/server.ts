@@ -4,6 +4,8 @@ import { baseDeps, openStore, packageVersion, retrying } from './bootstrap';
 import { connectTemporal, ensureSearchAttributes } from './temporal/connection';
 import { WebhookDispatcher } from './temporal/webhook-dispatch';
 import { createTracking } from './api/tracking';
+import { caseHitNotifier } from './cases/record';
+import { CaseRepository } from './store/cases';
 
 /** API process: Express on PORT, talking to the store and Temporal. */
 async function main(): Promise<void> {
@@ -22,7 +24,8 @@ async function main(): Promise<void> {
   events.setAppendListener((tenantId) => webhookDispatcher.notify(tenantId));
 
   let shuttingDown = false;
-  const tracking = createTracking(config, logger, store.db, keyring);
+  // Human opens and clicks reach the message's case; hit events go through the same outbox listener.
+  const tracking = createTracking(config, logger, store.db, keyring, { events, onHumanHit: caseHitNotifier({ cases: new CaseRepository(store.db), temporal, taskQueue: config.temporal.taskQueue }) });
   const app = createApp({
     tracking,
     config,

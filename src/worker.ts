@@ -3,6 +3,7 @@ import path from 'node:path';
 import type { Client } from '@temporalio/client';
 import { Runtime, Worker, type NativeConnection, type WorkerOptions } from '@temporalio/worker';
 import { createActivities } from './activities';
+import { caseFeedbackSignaller } from './inbound/bounces';
 import { OAuthAccess } from './activities/oauth-access';
 import { SmtpPools } from './activities/smtp-transport';
 import { OAuthProviders } from './oauth/providers';
@@ -49,6 +50,8 @@ export async function createWorker(deps: WorkerDeps, overrides: Partial<WorkerOp
       messages: deps.messages,
       suppressions: deps.suppressions,
       cases: deps.cases,
+      // Bounces found by the IMAP watch (and recordMailFeedback) reach the message's case.
+      signalCase: caseFeedbackSignaller({ cases: deps.cases, temporal: deps.client, taskQueue: config.temporal.taskQueue }),
       events: deps.events,
       pools,
       temporal: deps.client,

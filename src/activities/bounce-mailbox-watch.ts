@@ -25,7 +25,7 @@ import { checkedAddresses, tlsServername } from './checked-address';
  * connection is retried here with backoff; a problem only the tenant can fix ends the run with
  * `failed` (the workflow waits, slowly, for a retry or new settings).
  */
-export interface BounceMailboxWatchDeps extends Pick<BounceHandlingDeps, 'messages' | 'suppressions' | 'events'> {
+export interface BounceMailboxWatchDeps extends Pick<BounceHandlingDeps, 'messages' | 'suppressions' | 'events' | 'signalCase'> {
   bounceMailboxes: BounceMailboxRepository;
   tenants: TenantRepository;
   /** The SSRF guard's allowance, the same as for tenant SMTP hosts (SMTP_ALLOW_PRIVATE_NETWORKS). */

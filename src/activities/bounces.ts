@@ -114,7 +114,7 @@ export async function handleBounceOrComplaint(
   return { messageId: doc._id, recipients: results };
 }
 
-export type BounceActivityDeps = Pick<BounceHandlingDeps, 'messages' | 'suppressions' | 'events'>;
+export type BounceActivityDeps = Pick<BounceHandlingDeps, 'messages' | 'suppressions' | 'events' | 'signalCase'>;
 
 /** The same as an activity, for workflows that receive notices (the bounce-mailbox watch, inbound). */
 export function createBounceActivities(deps: BounceActivityDeps) {

@@ -1,3 +1,4 @@
+import type { HitNotice } from '../api/tracking/write-hits';
 import type { Client } from '@temporalio/client';
 import { caseWorkflowId, type CaseEventKind, type CaseSignalEvent } from '../domain/cases';
 import type { CaseRepository } from '../store/cases';
@@ -54,4 +55,20 @@ export async function signalCase(deps: Pick<CaseRecorderDeps, 'temporal' | 'task
       { key: CaseIdKey, value: caseId },
     ],
   });
+}
+
+/** Tracking's case seam: a human open or click (machine hits never reach a case) becomes a case event. */
+export function caseHitNotifier(deps: CaseRecorderDeps) {
+  return async ({ message, hit, verdict }: HitNotice): Promise<void> => {
+    if (!message.caseId) return;
+    const kind = hit.kind === 'open' ? 'opened' : 'clicked';
+    const recipient = hit.recipient !== null ? (message.recipients[hit.recipient]?.address ?? null) : null;
+    await recordCaseEvent(
+      deps,
+      message.tenantId,
+      message.caseId,
+      { eventId: `${kind}:${hit.id}`, kind, at: hit.at, ref: message._id, participants: recipient ? [recipient] : [] },
+      { messageId: message._id, recipient, rule: verdict.rule },
+    );
+  };
 }

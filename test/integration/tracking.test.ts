@@ -136,13 +136,21 @@ describe('tracking', () => {
     assert.equal(t.recipients[0].recipient, 0);
     assert.equal(t.rules.head_request, 1);
 
-    const events = (await new EventRepository(stack.store.db).listForTenant(tenantId)).filter((e) => e.messageId === sent.id);
+    const events = (await new EventRepository(stack.store.db).listForTenant(tenantId)).filter((e) => e.messageId === sent.id && /^message\.(opened|clicked)$/.test(e.type));
     const summary = events.map((e) => [e.type, e.data.machine, e.data.rule, e.data.recipient]).sort();
     assert.deepEqual(summary, [
       ['message.clicked', false, 'default', 'alice@customer.example'],
       ['message.clicked', true, 'head_request', 'alice@customer.example'],
       ['message.opened', false, 'default', 'alice@customer.example'],
     ]);
+
+    // The human open and the human click reach the message's case; the scanner's HEAD does not.
+    const caseId = (await stack.messages.get(tenantId, sent.id)).caseId!;
+    const kinds = await eventually(async () => {
+      const tl = (await stack.repos.cases.timeline(tenantId, caseId, { limit: 50 })).map((e) => e.kind).filter((k) => k === 'opened' || k === 'clicked');
+      return tl.length >= 2 ? tl.sort() : undefined;
+    }, 10_000, 'case timeline');
+    assert.deepEqual(kinds, ['clicked', 'opened']);
   });
 
   test('forged or tampered tokens get 404 and never a redirect', async () => {
@@ -248,7 +256,7 @@ describe('tracking', () => {
     await write(batch.slice(1));
     const stored = await stack.tracking.repo.load(id);
     assert.equal(stored.hits.length, 3);
-    const mine = (await events.listForTenant(tenantId, 1000)).filter((e) => e.messageId === id);
+    const mine = (await events.listForTenant(tenantId, 1000)).filter((e) => e.messageId === id && /^message\.(opened|clicked)$/.test(e.type));
     assert.equal(mine.length, 3);
     const view = await api(stack, 'GET', `/v1/messages/${id}`, { key });
     assert.equal(view.body.tracking.opens.machine.total + view.body.tracking.opens.human.total, 2);

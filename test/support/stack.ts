@@ -23,6 +23,7 @@ import { connectTemporal, connectWorkerConnection } from '../../src/temporal/con
 import { createWorker } from '../../src/worker';
 import { eventually } from './smtp-peer';
 import { createTracking, type Tracking } from '../../src/api/tracking';
+import { caseHitNotifier } from '../../src/cases/record';
 
 /**
  * The whole service in the test process, against the real servers run-tests.ts started: the API on
@@ -101,7 +102,7 @@ export async function startStack(
     running = worker.run();
     await ensureWebhookSweeper(client, config.temporal.taskQueue);
   }
-  const tracking = createTracking(config, logger, store.db, keyring);
+  const tracking = createTracking(config, logger, store.db, keyring, { events: repos.events, onHumanHit: caseHitNotifier({ cases: repos.cases, temporal: client, taskQueue: config.temporal.taskQueue }) });
   const app = createApp({
     tracking,
     config,

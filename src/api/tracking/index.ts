@@ -45,12 +45,12 @@ export function createTracking(
   logger: Logger,
   db: Db,
   keyring: Keyring,
-  extra: Pick<HitWriterDeps, 'onHumanHit'> = {},
+  extra: Partial<Pick<HitWriterDeps, 'onHumanHit' | 'events'>> = {},
 ): Tracking {
   const repo = new TrackingRepository(db);
   const messages = new MessageRepository(db);
   const scannerNetworks = parseCidrs(config.tracking.scannerCidrs);
-  const write = createHitWriter({ messages, tracking: repo, events: new EventRepository(db), scannerNetworks, logger, ...extra });
+  const write = createHitWriter({ messages, tracking: repo, events: extra.events ?? new EventRepository(db), scannerNetworks, logger, ...(extra.onHumanHit ? { onHumanHit: extra.onHumanHit } : {}) });
   const buffer = new HitBuffer({
     flushMs: config.tracking.flushMs,
     flushHits: config.tracking.flushHits,
