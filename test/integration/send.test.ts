@@ -54,11 +54,11 @@ async function tenant(port: number, extra: Record<string, unknown> = {}): Promis
   return { id, key: r.body.apiKey };
 }
 
-/** The tenant's outbox, as `type[:recipient]` strings, once it holds `count` events. */
+/** The tenant's message events (case.updated comes and goes with the case workflow), as strings. */
 async function eventsOf(tenantId: string, count: number): Promise<string[]> {
   let got: string[] = [];
   await eventually(async () => {
-    got = (await stack.repos.events.listForTenant(tenantId)).map((e) => `${e.type}${typeof e.data.recipient === 'string' ? `:${e.data.recipient}` : ''}:${String(e.data.status ?? '')}`);
+    got = (await stack.repos.events.listForTenant(tenantId)).filter((e) => e.type.startsWith('message.')).map((e) => `${e.type}${typeof e.data.recipient === 'string' ? `:${e.data.recipient}` : ''}:${String(e.data.status ?? '')}`);
     return got.length >= count;
   }, 10_000, `${count} events`).catch(() => undefined);
   return got;
