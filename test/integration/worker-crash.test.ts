@@ -27,13 +27,14 @@ function startWorker(): ChildProcess {
 before(async () => {
   const pki = makeTestPki(['localhost']);
   [stack, peer] = await Promise.all([
-    startStack({ SEND_RETRY_INITIAL_MS: '3000', SEND_RETRY_MAX_MS: '3000' }, { worker: false }),
+    startStack({ SEND_RETRY_INITIAL_MS: '8000', SEND_RETRY_MAX_MS: '8000' }, { worker: false }),
     SmtpPeer.start({
       implicitTls: false,
       key: pki.serverKey,
       cert: pki.serverCert,
       users: { u: 'p' },
-      dataReplies: Array.from({ length: 6 }, () => ({ code: 451, text: '4.3.0 Temporary local problem' })),
+      // Every message is refused once, whichever order the workflows reach the server in.
+      firstDataReply: { code: 451, text: '4.3.0 Temporary local problem' },
     }),
   ]);
   await createPeerTenant(stack, 'crashy', peer, pki.caCert);
@@ -65,7 +66,7 @@ test('SIGKILL of the worker while messages wait and retry: each is sent exactly 
     rfcIds.push(r.body.messageId);
   }
   // The first six have each been refused once (451) and sit in their retry timers; four are scheduled.
-  await eventually(() => peer.events.filter((e) => e.type === 'rejected').length === 6, 30_000, 'six 451s');
+  await eventually(() => peer.events.filter((e) => e.type === 'rejected').length >= 6, 30_000, 'six 451s');
   first.kill('SIGKILL');
   await new Promise<void>((r) => first.once('exit', () => r()));
   assert.equal(peer.messages().length, 0, 'nothing delivered before the crash');
@@ -88,7 +89,7 @@ test('SIGKILL of the worker while messages wait and retry: each is sent exactly 
   for (const m of peer.messages()) counts.set(m.messageId, (counts.get(m.messageId) ?? 0) + 1);
   for (const id of rfcIds) assert.equal(counts.get(id), 1, `${id} delivered ${counts.get(id) ?? 0} times`);
   assert.equal(peer.messages().length, 10);
-  for (const id of ids.slice(0, 6)) {
+  for (const id of ids) {
     const doc = await stack.messages.get('crashy', id);
     assert.equal(doc.attempts.length, 2, JSON.stringify(doc.attempts));
     assert.match(doc.attempts[0]!.reply, /^451 /);

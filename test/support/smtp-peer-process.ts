@@ -27,6 +27,8 @@ export interface PeerConfig {
   rcptReplies?: Record<string, Reply>;
   /** Replies to DATA, consumed one per message in order; then 250. */
   dataReplies?: Reply[];
+  /** Reply to the first DATA of each distinct Message-ID (every message refused once, whatever the order). */
+  firstDataReply?: Reply;
   /** Milliseconds to wait before answering DATA (to hold a transaction open). */
   dataDelayMs?: number;
   /** XOAUTH2: accept only unexpired tokens signed by this OAuth2 server (checked against its JWKS). */
@@ -56,6 +58,8 @@ const send = (e: PeerEvent) => process.send?.(e);
 const smtpError = (r: Reply) => Object.assign(new Error(r.text), { responseCode: r.code });
 
 let cfg: PeerConfig;
+/** Message-IDs already refused once under `firstDataReply`. */
+const refusedOnce = new Set<string>();
 let server: SMTPServer;
 let jwks: ReturnType<typeof createLocalJWKSet> | null = null;
 
@@ -132,13 +136,17 @@ process.on('message', (raw) => {
       stream.on('data', (c: Buffer) => chunks.push(c));
       stream.on('end', () => {
         const finish = () => {
-          const planned = cfg.dataReplies?.shift();
+          const rawMsg = Buffer.concat(chunks).toString('utf8');
+          const mid = /^Message-ID:\s*(<[^>]+>)/im.exec(rawMsg)?.[1] ?? '';
+          let planned = cfg.dataReplies?.shift();
+          if (!planned && cfg.firstDataReply && !refusedOnce.has(mid)) {
+            refusedOnce.add(mid);
+            planned = cfg.firstDataReply;
+          }
           if (planned && planned.code >= 400) {
             send({ type: 'rejected', stage: 'data', code: planned.code, at: Date.now() });
             return callback(smtpError(planned));
           }
-          const rawMsg = Buffer.concat(chunks).toString('utf8');
-          const mid = /^Message-ID:\s*(<[^>]+>)/im.exec(rawMsg)?.[1] ?? '';
           send({
             type: 'message',
             from: session.envelope.mailFrom ? session.envelope.mailFrom.address : '',
