@@ -1,3 +1,4 @@
+import { randomUUID } from 'node:crypto';
 import { createServer } from 'node:https';
 import express from 'express';
 import { importSPKI, jwtVerify } from 'jose';
@@ -59,6 +60,10 @@ async function start(): Promise<void> {
   service.on('beforeTokenSigning', (token: { payload: Record<string, unknown> }, req: { body: Record<string, string>; assertedSubject?: string }) => {
     const now = Math.floor(Date.now() / 1000);
     token.payload.exp = now + cfg.tokenTtlS;
+    // Unique like real providers' tokens (Entra's uti, Google's opaque ones): without it two tokens
+    // issued within the same second are the same string, so a refresh could hand back the very
+    // token the SMTP server just refused (the oauth suite failed that way now and then).
+    token.payload.jti = randomUUID();
     if (req.assertedSubject) token.payload.sub = req.assertedSubject;
   });
   service.on('beforeResponse', (response: { body: Record<string, unknown>; statusCode: number }, req: { body: Record<string, string>; originalGrant?: string }) => {
