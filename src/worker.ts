@@ -3,7 +3,7 @@ import path from 'node:path';
 import type { Client } from '@temporalio/client';
 import { Runtime, Worker, type NativeConnection, type WorkerOptions } from '@temporalio/worker';
 import { createActivities } from './activities';
-import { caseFeedbackSignaller } from './inbound/bounces';
+import { caseFeedbackSignaller } from './cases/record';
 import { OAuthAccess } from './activities/oauth-access';
 import { SmtpPools } from './activities/smtp-transport';
 import { OAuthProviders } from './oauth/providers';

@@ -12,7 +12,7 @@ export interface FeedbackSource {
   noticeId: string | null;
 }
 
-/** What the case workflow is told (branch i5 wires `signalCase` to a Temporal signal). */
+/** What the case workflow is told (`signalCase` is src/cases/record.ts caseFeedbackSignaller). */
 export interface CaseFeedbackSignal {
   tenantId: string;
   caseId: string;

@@ -1,3 +1,4 @@
+import type { CaseFeedbackSignal } from '../activities/bounces';
 import type { HitNotice } from '../api/tracking/write-hits';
 import type { Client } from '@temporalio/client';
 import { caseWorkflowId, type CaseEventKind, type CaseSignalEvent } from '../domain/cases';
@@ -69,6 +70,20 @@ export function caseHitNotifier(deps: CaseRecorderDeps) {
       message.caseId,
       { eventId: `${kind}:${hit.id}`, kind, at: hit.at, ref: message._id, participants: recipient ? [recipient] : [] },
       { messageId: message._id, recipient, rule: verdict.rule },
+    );
+  };
+}
+
+/** The bounce handling's case seam (inbound providers, the IMAP watch): a `bounced` case event. */
+export function caseFeedbackSignaller(deps: CaseRecorderDeps) {
+  return async (s: CaseFeedbackSignal): Promise<void> => {
+    const addresses = s.recipients.map((r) => r.address.toLowerCase()).sort();
+    await recordCaseEvent(
+      deps,
+      s.tenantId,
+      s.caseId,
+      { eventId: `${s.kind}:${s.messageId}:${addresses.join(',')}`, kind: s.kind, at: Date.now(), ref: s.messageId, participants: [] },
+      { messageId: s.messageId, recipients: s.recipients },
     );
   };
 }

@@ -1,5 +1,5 @@
-import { handleBounceOrComplaint, type BounceHandlingDeps, type CaseFeedbackSignal } from '../activities/bounces';
-import { recordCaseEvent, type CaseRecorderDeps } from '../cases/record';
+import { handleBounceOrComplaint, type BounceHandlingDeps } from '../activities/bounces';
+import { caseFeedbackSignaller, type CaseRecorderDeps } from '../cases/record';
 import type { InboundDoc, InboundRepository } from '../store/inbound';
 
 /**
@@ -9,19 +9,6 @@ import type { InboundDoc, InboundRepository } from '../store/inbound';
  * notice matches a message of a case, the case hears of it (`bounced` signal).
  */
 export type BounceHandler = (doc: InboundDoc) => Promise<void>;
-
-export function caseFeedbackSignaller(deps: CaseRecorderDeps) {
-  return async (s: CaseFeedbackSignal): Promise<void> => {
-    const addresses = s.recipients.map((r) => r.address.toLowerCase()).sort();
-    await recordCaseEvent(
-      deps,
-      s.tenantId,
-      s.caseId,
-      { eventId: `${s.kind}:${s.messageId}:${addresses.join(',')}`, kind: s.kind, at: Date.now(), ref: s.messageId, participants: [] },
-      { messageId: s.messageId, recipients: s.recipients },
-    );
-  };
-}
 
 export function inboundBounceHandler(deps: Omit<BounceHandlingDeps, 'signalCase'> & CaseRecorderDeps & { inbound: InboundRepository }): BounceHandler {
   const signalCase = caseFeedbackSignaller(deps);

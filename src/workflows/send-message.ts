@@ -73,7 +73,8 @@ export async function sendMessage(input: SendMessageInput): Promise<{ status: Me
     upsertSearchAttributes([{ key: SendStatusKey, value: s }]);
   };
   // Every path out of the workflow goes through here: the case workflow is told the outcome
-  // (notifyCaseOfDelivery: sent / delivery failure), and the product's webhooks (events issue) will be.
+  // (notifyCaseOfDelivery: sent / delivery failure). The product's message.* events are appended by
+  // the activities that record the outcome (src/activities/message-events.ts).
   const end = async (s: MessageStatus, reason: string, record: boolean) => {
     if (record) await acts.finishMessage(input.id, s, reason);
     show(s);

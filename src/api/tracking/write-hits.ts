@@ -27,7 +27,7 @@ export interface HitWriterDeps {
   scannerNetworks: readonly Cidr[];
   logger: Logger;
   /**
-   * The seam for the case workflow (issue 5 builds it): called once per human hit after it is
+   * The case seam (src/cases/record.ts caseHitNotifier): called once per human hit after it is
    * stored. A failure here is logged, never retried through the batch (the hit is already safe).
    */
   onHumanHit?: (notice: HitNotice) => Promise<void>;
