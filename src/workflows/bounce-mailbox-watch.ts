@@ -11,7 +11,7 @@ import {
   workflowInfo,
 } from '@temporalio/workflow';
 import type { Activities } from '../activities';
-import { failedRetryDelayMs, type WatchOutcome } from '../domain/bounce-mailbox';
+import { failedRetryDelayMs, type WatchOutcome } from '../domain/bounce-mailbox-watch';
 
 /**
  * `imap-<tenant>`: keeps the tenant's bounce-mailbox watch running (docs/bounces.md, "IMAP watch").
