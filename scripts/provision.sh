@@ -12,7 +12,7 @@ TEMPORAL_CLI_VERSION="v1.5.1"
 # previous patch release of the same last v1 line (SQLite backend) and is served.
 FERRETDB_VERSION="v1.24.0"
 # Bumped whenever the local patch below changes, so cached binaries are rebuilt.
-FERRETDB_BUILD="$FERRETDB_VERSION+cartero.1"
+FERRETDB_BUILD="$FERRETDB_VERSION+cartero.3"
 
 # Runs a build command unless the cached binary is already at that version, printing progress.
 provide() { # name version command...
@@ -70,7 +70,41 @@ build_ferretdb() {
   grep -q "IDColumn = DefaultColumn + \"->'\$._id'\"" "$meta" || { echo "FerretDB source changed: _id patch does not apply"; return 1; }
   sed -i "s|IDColumn = DefaultColumn + \"->'\$._id'\"|IDColumn = DefaultColumn + \`->\"_id\"\`|" "$meta"
   grep -q 'IDColumn = DefaultColumn + `->"_id"`' "$meta" || { echo "FerretDB _id patch failed"; return 1; }
-  (cd "$src" && GOFLAGS=-buildvcs=false go build -o "$bin/ferretdb" ./cmd/ferretdb)
+  # Performance fix (docs/decisions.md): the `_id` lookup was only used when the filter was `{_id}`
+  # alone; `{_id, state: …}` (a compare-and-set) scanned the whole collection. Every caller filters
+  # the documents again in Go, so narrowing by `_id` first is always safe.
+  local coll="$src/internal/backends/sqlite/collection.go"
+  [ "$(grep -c '^	if params.Filter.Len() == 1 {$' "$coll")" = 2 ] || { echo "FerretDB source changed: _id pushdown patch does not apply"; return 1; }
+  sed -i '0,/^	if params.Filter.Len() == 1 {$/s//	if params.Filter != nil {/' "$coll"
+  [ "$(grep -c '^	if params.Filter != nil {$' "$coll")" = 1 ] || { echo "FerretDB _id pushdown patch failed"; return 1; }
+  # Correctness fix (docs/decisions.md): v1's update and findAndModify read the matching documents,
+  # change them in Go and write them back, with nothing stopping two commands from interleaving:
+  # 50 concurrent `$inc`s of one field added 19, and a compare-and-set let two writers win the same
+  # version. MongoDB makes each single-document update atomic; one lock per collection around the
+  # read-modify-write does the same here (SQLite serialises the writes anyway).
+  local h="$src/internal/handler"
+  cat >"$h/cartero_collection_lock.go" <<'GO'
+package handler
+
+import "sync"
+
+var carteroCollectionLocks sync.Map
+
+// carteroLockCollection serialises read-modify-write commands on one collection; returns the unlock.
+func carteroLockCollection(db, collection string) func() {
+	m, _ := carteroCollectionLocks.LoadOrStore(db+"."+collection, &sync.Mutex{})
+	mu := m.(*sync.Mutex)
+	mu.Lock()
+	return mu.Unlock
+}
+GO
+  for f in msg_update.go:updateDocument msg_findandmodify.go:findAndModifyDocument; do
+    local file="$h/${f%%:*}" fn="${f##*:}"
+    grep -q "^func (h \*Handler) $fn(ctx context.Context, params \*common\." "$file" || { echo "FerretDB source changed: lock patch does not apply to $fn"; return 1; }
+    sed -i "/^func (h \*Handler) $fn(/a\\\\tdefer carteroLockCollection(params.DB, params.Collection)()" "$file"
+    grep -q "defer carteroLockCollection(params.DB, params.Collection)()" "$file" || { echo "FerretDB lock patch failed in $fn"; return 1; }
+  done
+  (cd "$src" && GOFLAGS=-buildvcs=false go build -o "$bin/ferretdb" ./cmd/ferretdb) || return 1
   rm -rf "$src"
 }
 
