@@ -25,7 +25,7 @@ async function main(): Promise<void> {
 
   let shuttingDown = false;
   // Human opens and clicks reach the message's case; hit events go through the same outbox listener.
-  const tracking = createTracking(config, logger, store.db, keyring, { events, onHumanHit: caseHitNotifier({ cases: new CaseRepository(store.db), temporal, taskQueue: config.temporal.taskQueue }) });
+  const tracking = createTracking(config, logger, store.db, keyring, { events, onHumanHit: caseHitNotifier({ cases: new CaseRepository(store.db), events, temporal, taskQueue: config.temporal.taskQueue }) });
   const app = createApp({
     tracking,
     config,

@@ -51,7 +51,7 @@ export async function createWorker(deps: WorkerDeps, overrides: Partial<WorkerOp
       suppressions: deps.suppressions,
       cases: deps.cases,
       // Bounces found by the IMAP watch (and recordMailFeedback) reach the message's case.
-      signalCase: caseFeedbackSignaller({ cases: deps.cases, temporal: deps.client, taskQueue: config.temporal.taskQueue }),
+      signalCase: caseFeedbackSignaller({ cases: deps.cases, events: deps.events, temporal: deps.client, taskQueue: config.temporal.taskQueue }),
       events: deps.events,
       pools,
       temporal: deps.client,

@@ -1,8 +1,9 @@
 import type { Client } from '@temporalio/client';
-import { emptyCounts, type CaseState, type CaseSummary } from '../domain/cases';
+import type { CaseState, CaseSummary } from '../domain/cases';
+import { caseUpdatedEvent } from '../cases/updated-event';
 import type { MessageStatus } from '../domain/message';
 import { recordCaseEvent } from '../cases/record';
-import type { CaseRepository } from '../store/cases';
+import { caseStateOf, type CaseRepository } from '../store/cases';
 import type { EventRepository } from '../store/events';
 import type { MessageRepository } from '../store/messages';
 
@@ -39,29 +40,20 @@ export function createCaseActivities(deps: CaseActivityDeps) {
     },
 
     /** Saves the workflow's summary for the API and appends `case.updated` (one per version). */
-    async saveCaseSummary(summary: CaseSummary): Promise<void> {
-      await deps.cases.saveSummary(summary);
-      await deps.events.append({
-        id: `case.updated:${summary.tenantId}:${summary.caseId}:${summary.eventCount}`,
-        tenantId: summary.tenantId,
-        type: 'case.updated',
-        caseId: summary.caseId,
-        data: {
-          status: summary.status,
-          eventCount: summary.eventCount,
-          counts: summary.counts,
-          participants: summary.participants,
-          lastActivityAt: summary.lastActivityAt === null ? null : new Date(summary.lastActivityAt).toISOString(),
-        },
-      });
+    async saveCaseSummary(summary: CaseSummary, recent: string[] = []): Promise<void> {
+      await deps.cases.saveSummary(summary, recent);
+      await deps.events.append(caseUpdatedEvent(summary));
     },
 
-    /** A new run of a case that ran before (and ended) continues from its saved summary. */
+    /**
+     * A new run continues from the case record: what an earlier run saved, or what was applied in
+     * the store before the case went live (src/cases/record.ts).
+     */
     async loadCaseState(tenantId: string, caseId: string): Promise<CaseState | null> {
       const doc = await deps.cases.find(tenantId, caseId);
       if (!doc || doc.eventCount === 0) return null;
-      const { _id: _i, createdAt: _c, updatedAt: _u, ...rest } = doc;
-      return { summary: { ...rest, counts: { ...emptyCounts(), ...doc.counts }, runs: doc.runs + 1 }, recent: [] };
+      const state = caseStateOf(doc);
+      return { ...state, summary: { ...state.summary, runs: doc.runs + 1 } };
     },
   };
 }

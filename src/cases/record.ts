@@ -3,6 +3,8 @@ import type { HitNotice } from '../api/tracking/write-hits';
 import type { Client } from '@temporalio/client';
 import { caseWorkflowId, type CaseEventKind, type CaseSignalEvent } from '../domain/cases';
 import type { CaseRepository } from '../store/cases';
+import type { EventRepository } from '../store/events';
+import { caseUpdatedEvent } from './updated-event';
 import { CaseIdKey, TenantIdKey } from '../temporal/search-attributes';
 
 /** The case workflow's signal for each event kind (close/reopen are updates, see api/routes/cases.ts). */
@@ -18,18 +20,30 @@ export const SIGNAL_FOR_KIND: Record<Exclude<CaseEventKind, 'closed' | 'reopened
   delayed: 'bounced',
 };
 
+/**
+ * Events that do not make a case a workflow: our own messages' outcomes and their opens and clicks.
+ * A case whose history is only these (most transactional mail) is summarised in the store, and costs
+ * Temporal nothing beyond its messages' send workflows. The first inbound mail, bounce, complaint,
+ * delay notice, close or reopen starts the case workflow, which then owns the case for good
+ * (docs/cases.md, "When a case becomes a workflow").
+ */
+export const STORE_ONLY_KINDS: ReadonlySet<CaseEventKind> = new Set(['sent', 'delivery_failed', 'opened', 'clicked']);
+
 export interface CaseRecorderDeps {
   cases: CaseRepository;
+  /** For `case.updated` when an event is applied in the store (the workflow appends its own). */
+  events: EventRepository;
   temporal: Client;
   taskQueue: string;
 }
 
 /**
  * Records one event of a case: the case exists, the timeline has the event (its deterministic id
- * collapses repeats), then the case workflow is told by signal-with-start — so an event for a case
- * whose workflow is not running (new, or ended) still lands. Every step is idempotent: a caller that
- * failed half-way simply calls again. Producers: inbound ingestion (API), the send workflow's end
- * (activity), and tracking/bounce handling (their issues) through this same function.
+ * collapses repeats), then either the store-only summary takes it (a case no workflow owns, and an
+ * event of STORE_ONLY_KINDS) or the case workflow is told by signal-with-start — so an event for a
+ * case whose workflow is not running (new, or ended) still lands. Every step is idempotent: a
+ * caller that failed half-way simply calls again. Producers: inbound ingestion (API), the send
+ * workflow's end (activity), tracking and bounce handling, all through this function.
  */
 export async function recordCaseEvent(
   deps: CaseRecorderDeps,
@@ -38,17 +52,26 @@ export async function recordCaseEvent(
   event: CaseSignalEvent & { kind: keyof typeof SIGNAL_FOR_KIND },
   data: Record<string, unknown> = {},
 ): Promise<void> {
-  const created = await deps.cases.ensure(tenantId, caseId, event.subject ?? null, new Date(event.at));
+  await deps.cases.ensure(tenantId, caseId, event.subject ?? null, new Date(event.at));
   await deps.cases.appendEvent({ tenantId, caseId, eventId: event.eventId, kind: event.kind, at: new Date(event.at), ref: event.ref ?? null, data });
-  await signalCase(deps, tenantId, caseId, SIGNAL_FOR_KIND[event.kind], event, created);
+  if (STORE_ONLY_KINDS.has(event.kind)) {
+    const r = await deps.cases.applyInStore(tenantId, caseId, event);
+    // A duplicate re-announces the current version: the first call may have died before doing so.
+    if (r.outcome !== 'live') {
+      await deps.events.append(caseUpdatedEvent(r.summary));
+      return;
+    }
+  }
+  await deps.cases.goLive(tenantId, caseId);
+  await signalCase(deps, tenantId, caseId, SIGNAL_FOR_KIND[event.kind], event);
 }
 
-/** `fresh`: the case record was created just now, so a starting workflow has no saved summary to load. */
-export async function signalCase(deps: Pick<CaseRecorderDeps, 'temporal' | 'taskQueue'>, tenantId: string, caseId: string, signal: string, event: CaseSignalEvent, fresh = false): Promise<void> {
+/** Signal-with-start of the case workflow; a starting run loads what the case record holds. */
+export async function signalCase(deps: Pick<CaseRecorderDeps, 'temporal' | 'taskQueue'>, tenantId: string, caseId: string, signal: string, event: CaseSignalEvent): Promise<void> {
   await deps.temporal.workflow.signalWithStart('caseWorkflow', {
     workflowId: caseWorkflowId(tenantId, caseId),
     taskQueue: deps.taskQueue,
-    args: [{ tenantId, caseId, ...(fresh ? { fresh } : {}) }],
+    args: [{ tenantId, caseId }],
     signal,
     signalArgs: [event],
     typedSearchAttributes: [

@@ -1,6 +1,6 @@
 import { createHash } from 'node:crypto';
 import { MongoServerError, type Collection, type Db } from 'mongodb';
-import type { CaseEventKind, CaseSummary } from '../domain/cases';
+import { applyCaseEvent, emptyCounts, initialCaseState, type CaseEventKind, type CaseSignalEvent, type CaseState, type CaseSummary } from '../domain/cases';
 import { NotFoundError } from '../errors';
 import { upsertRetrying } from './upsert';
 
@@ -18,9 +18,28 @@ export interface CaseDoc extends Omit<CaseSummary, 'tenantId' | 'caseId'> {
   _id: string;
   tenantId: string;
   caseId: string;
+  /**
+   * Whether the case workflow owns the summary. `false`: no workflow has been started, and events
+   * that do not need one (outbound outcomes, opens, clicks) are applied here by `applyInStore`.
+   * Absent (cases stored before this field existed) counts as live. Never goes back to `false`.
+   */
+  live?: boolean;
+  /** The newest applied event ids (duplicates are recognised across runs and store-only applies). */
+  recentEventIds?: string[];
   createdAt: Date;
   updatedAt: Date;
 }
+
+/** How many applied event ids the case record keeps (the workflow keeps more in its state). */
+export const STORED_RECENT_EVENT_IDS = 50;
+
+/** The case state a record holds: what a starting case workflow continues from. */
+export function caseStateOf(doc: CaseDoc): CaseState {
+  const { _id: _i, createdAt: _c, updatedAt: _u, live: _l, recentEventIds, ...rest } = doc;
+  return { summary: { ...rest, participants: doc.participants ?? [], counts: { ...emptyCounts(), ...doc.counts } }, recent: recentEventIds ?? [] };
+}
+
+export type StoreApplyResult = { outcome: 'applied' | 'duplicate'; summary: CaseSummary } | { outcome: 'live' };
 
 export interface CaseEventDoc {
   _id: string;
@@ -81,42 +100,65 @@ export class CaseRepository {
     await db.collection('cases').createIndex({ tenantId: 1, lastActivityAt: -1 }, { name: 'tenant_activity' });
   }
 
-  /** Creates the case record if new (then true); an existing case keeps its data. */
+  /**
+   * Creates the case record if new (then true); an existing case keeps its data. An insert rather
+   * than an upsert with `$setOnInsert`: FerretDB v1 drops empty arrays from `$setOnInsert`.
+   */
   async ensure(tenantId: string, caseId: string, subject: string | null, at = new Date()): Promise<boolean> {
-    const res = await upsertRetrying(() =>
+    try {
+      // No workflow run yet (runs: 0): the first one counts itself when it loads this record.
+      const { summary } = initialCaseState(tenantId, caseId);
+      await this.cases.insertOne({ _id: key(tenantId, caseId), ...summary, subject, runs: 0, live: false, recentEventIds: [], createdAt: at, updatedAt: at });
+      return true;
+    } catch (err) {
+      if (isDuplicate(err)) return false;
+      throw err;
+    }
+  }
+
+  /** The summary as the case workflow computed it; once live, the workflow is its only writer. */
+  async saveSummary(summary: CaseSummary, recent: string[] = []): Promise<void> {
+    const { tenantId, caseId, ...rest } = summary;
+    const now = new Date();
+    const recentEventIds = recent.slice(-STORED_RECENT_EVENT_IDS);
+    await upsertRetrying(() =>
       this.cases.updateOne(
         { _id: key(tenantId, caseId) },
-        {
-          $setOnInsert: {
-            tenantId,
-            caseId,
-            status: 'open',
-            subject,
-            participants: [],
-            counts: {} as CaseDoc['counts'],
-            eventCount: 0,
-            firstActivityAt: null,
-            lastActivityAt: null,
-            lastInboundAt: null,
-            closedAt: null,
-            runs: 0,
-            createdAt: at,
-            updatedAt: at,
-          },
-        },
+        { $set: { ...rest, tenantId, caseId, live: true, recentEventIds, updatedAt: now }, $setOnInsert: { createdAt: now } },
         { upsert: true },
       ),
     );
-    return res.upsertedCount === 1;
   }
 
-  /** The summary as the case workflow computed it; the workflow is its only writer. */
-  async saveSummary(summary: CaseSummary): Promise<void> {
-    const { tenantId, caseId, ...rest } = summary;
-    const now = new Date();
-    await upsertRetrying(() =>
-      this.cases.updateOne({ _id: key(tenantId, caseId) }, { $set: { ...rest, tenantId, caseId, updatedAt: now }, $setOnInsert: { createdAt: now } }, { upsert: true }),
-    );
+  /**
+   * Applies an event to a case no workflow owns yet, by compare-and-set on `eventCount` (so
+   * concurrent store-only applies serialise) and on `live: false` (so nothing is written after the
+   * case went live: the caller then signals the workflow, which loaded the record after the switch
+   * and therefore saw every event applied here). `live` also comes back after too many collisions,
+   * so a hot case moves to its workflow instead of spinning here.
+   */
+  async applyInStore(tenantId: string, caseId: string, event: CaseSignalEvent, maxTries = 8): Promise<StoreApplyResult> {
+    const _id = key(tenantId, caseId);
+    for (let i = 0; i < maxTries; i++) {
+      const doc = await this.cases.findOne({ _id });
+      if (!doc) throw new NotFoundError('case', caseId);
+      if (doc.live !== false) return { outcome: 'live' };
+      const state = caseStateOf(doc);
+      const next = applyCaseEvent(state, event);
+      if (next === state) return { outcome: 'duplicate', summary: state.summary };
+      const { tenantId: _t, caseId: _c, ...fields } = next.summary;
+      const res = await this.cases.updateOne(
+        { _id, live: false, eventCount: doc.eventCount },
+        { $set: { ...fields, recentEventIds: next.recent.slice(-STORED_RECENT_EVENT_IDS), updatedAt: new Date() } },
+      );
+      if (res.matchedCount === 1) return { outcome: 'applied', summary: next.summary };
+    }
+    return { outcome: 'live' };
+  }
+
+  /** Hands the case to its workflow for good: call before starting or signalling it. */
+  async goLive(tenantId: string, caseId: string): Promise<void> {
+    await this.cases.updateOne({ _id: key(tenantId, caseId), live: false }, { $set: { live: true } });
   }
 
   async find(tenantId: string, caseId: string): Promise<CaseDoc | null> {

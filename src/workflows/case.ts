@@ -99,7 +99,7 @@ export async function caseWorkflow(input: CaseWorkflowInput): Promise<void> {
     }
     if (dirty) {
       dirty = false;
-      await acts.saveCaseSummary(state.summary);
+      await acts.saveCaseSummary(state.summary, state.recent);
     }
     const info = workflowInfo();
     if (appliedThisRun >= CASE_EVENTS_PER_RUN || info.historyLength >= CASE_HISTORY_BUDGET || info.continueAsNewSuggested) {

@@ -611,7 +611,7 @@ describe('cases', () => {
     const before = await summary(t.id, m.caseId);
     await eventually(async () => (await stack.repos.cases.get(t.id, m.caseId)).eventCount === before.eventCount, 30_000, 'summary saved');
     await stack.temporal.workflow.getHandle(caseWorkflowId(t.id, m.caseId)).terminate('test');
-    await recordCaseEvent({ cases: stack.repos.cases, temporal: stack.temporal, taskQueue: stack.config.temporal.taskQueue }, t.id, m.caseId, { eventId: `opened:${m.id}`, kind: 'opened', at: Date.now() });
+    await recordCaseEvent({ cases: stack.repos.cases, events: stack.repos.events, temporal: stack.temporal, taskQueue: stack.config.temporal.taskQueue }, t.id, m.caseId, { eventId: `opened:${m.id}`, kind: 'opened', at: Date.now() });
     const after = await summaryWhen(t.id, m.caseId, (x) => x.counts.opened === 1, 'restarted case');
     assert.equal(after.eventCount, before.eventCount + 1);
     assert.equal(after.counts.inbound, before.counts.inbound);
@@ -623,18 +623,20 @@ describe('cases', () => {
 
   test('a case with a thousand events stays healthy: continued-as-new, summary right, duplicates ignored', async () => {
     const caseId = 'busy-case-1';
-    const deps = { cases: stack.repos.cases, temporal: stack.temporal, taskQueue: stack.config.temporal.taskQueue };
+    const deps = { cases: stack.repos.cases, events: stack.repos.events, temporal: stack.temporal, taskQueue: stack.config.temporal.taskQueue };
     const ids = Array.from({ length: 1000 }, (_, i) => i);
+    // Inbound mail always goes to the case workflow (opens alone would stay in the store).
+    const inbound = (n: number | string, at: number) => ({ eventId: `inbound:${n}`, kind: 'inbound' as const, at });
     for (let i = 0; i < ids.length; i += 20) {
-      await Promise.all(ids.slice(i, i + 20).map((n) => recordCaseEvent(deps, t.id, caseId, { eventId: `opened:${n}`, kind: 'opened', at: Date.now() + n })));
+      await Promise.all(ids.slice(i, i + 20).map((n) => recordCaseEvent(deps, t.id, caseId, inbound(n, Date.now() + n))));
     }
     // Redelivered signals (a producer retrying) do not count twice.
-    await Promise.all([0, 1, 2].map((n) => recordCaseEvent(deps, t.id, caseId, { eventId: `opened:${n}`, kind: 'opened', at: Date.now() })));
+    await Promise.all([0, 1, 2].map((n) => recordCaseEvent(deps, t.id, caseId, inbound(n, Date.now()))));
     await summaryWhen(t.id, caseId, (x) => x.eventCount >= 1000 && x.runs >= 2, 'a thousand events, in more than one run');
     // Signals are handled in order: once this last one shows, the redeliveries above were seen too.
     await recordCaseEvent(deps, t.id, caseId, { eventId: 'clicked:last', kind: 'clicked', at: Date.now() });
     const s = await summaryWhen(t.id, caseId, (x) => x.counts.clicked === 1, 'the last event');
-    assert.equal(s.counts.opened, 1000);
+    assert.equal(s.counts.inbound, 1000);
     assert.equal(s.eventCount, 1001);
     assert.ok(s.runs >= 2, `continue-as-new should have happened (runs=${s.runs})`);
     const desc = await stack.temporal.workflow.getHandle(caseWorkflowId(t.id, caseId)).describe();
@@ -644,8 +646,45 @@ describe('cases', () => {
       const r = await api(stack, 'GET', `/v1/cases/${caseId}`, { key: t.key });
       return r.body?.counts?.clicked === 1 ? r.body : undefined;
     }, 30_000, 'saved summary');
-    assert.equal(view.counts.opened, 1000);
+    assert.equal(view.counts.inbound, 1000);
     assert.equal(view.eventCount, 1001);
+  });
+
+  test('a case of outbound outcomes, opens and clicks stays in the store; its first reply starts the workflow, which continues from there', async () => {
+    const caseId = 'quiet-case-1';
+    const deps = { cases: stack.repos.cases, events: stack.repos.events, temporal: stack.temporal, taskQueue: stack.config.temporal.taskQueue };
+    const handle = stack.temporal.workflow.getHandle(caseWorkflowId(t.id, caseId));
+    const kinds = ['sent', 'opened', 'clicked'] as const;
+    // 60 events from 20 concurrent producers, then every one of them again (retries): compare-and-set
+    // on the record must count each exactly once.
+    const all = Array.from({ length: 60 }, (_, n) => ({ eventId: `${kinds[n % 3]}:q${n}`, kind: kinds[n % 3]!, at: Date.now() + n, participants: [`p${n % 4}@customer.example`] }));
+    for (let i = 0; i < all.length; i += 20) await Promise.all(all.slice(i, i + 20).map((e) => recordCaseEvent(deps, t.id, caseId, e)));
+    await Promise.all(all.slice(0, 20).map((e) => recordCaseEvent(deps, t.id, caseId, e)));
+    const doc = await stack.repos.cases.get(t.id, caseId);
+    if (doc.live === false) {
+      // No workflow was started for it: Temporal has never heard of this case.
+      await assert.rejects(handle.describe(), /not found/i);
+      assert.equal(doc.eventCount, 60);
+      assert.deepEqual([doc.counts.sent, doc.counts.opened, doc.counts.clicked], [20, 20, 20]);
+      assert.deepEqual([...doc.participants].sort(), ['p0@customer.example', 'p1@customer.example', 'p2@customer.example', 'p3@customer.example']);
+      const updates = (await stack.repos.events.listForTenant(t.id, 5000)).filter((e) => e.type === 'case.updated' && e.caseId === caseId);
+      assert.equal(updates.length, 60, 'one case.updated per version');
+    } else {
+      // Twenty producers colliding more than eight times in a row hand the case to its workflow; it must still count right.
+      const s = await summaryWhen(t.id, caseId, (x) => x.eventCount === 60, 'sixty events in the workflow');
+      assert.deepEqual([s.counts.sent, s.counts.opened, s.counts.clicked], [20, 20, 20]);
+    }
+    // The first reply makes the case a workflow, which starts from everything the store had.
+    await recordCaseEvent(deps, t.id, caseId, { eventId: 'inbound:q-reply', kind: 'inbound', at: Date.now(), participants: ['p9@customer.example'] });
+    const s = await summaryWhen(t.id, caseId, (x) => x.counts.inbound === 1, 'the reply in the workflow');
+    assert.equal(s.eventCount, 61);
+    assert.deepEqual([s.counts.sent, s.counts.opened, s.counts.clicked], [20, 20, 20]);
+    // From now on opens go to the workflow too, and a repeat of an event the store applied is still ignored.
+    await recordCaseEvent(deps, t.id, caseId, all[59]!);
+    await recordCaseEvent(deps, t.id, caseId, { eventId: 'opened:q-late', kind: 'opened', at: Date.now() });
+    const last = await summaryWhen(t.id, caseId, (x) => x.counts.opened === 21, 'an open after the reply');
+    assert.equal(last.eventCount, 62);
+    assert.equal((await stack.repos.cases.get(t.id, caseId)).live, true);
   });
 
   test('the OpenAPI document describes the inbound and case routes', async () => {

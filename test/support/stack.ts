@@ -102,7 +102,7 @@ export async function startStack(
     running = worker.run();
     await ensureWebhookSweeper(client, config.temporal.taskQueue);
   }
-  const tracking = createTracking(config, logger, store.db, keyring, { events: repos.events, onHumanHit: caseHitNotifier({ cases: repos.cases, temporal: client, taskQueue: config.temporal.taskQueue }) });
+  const tracking = createTracking(config, logger, store.db, keyring, { events: repos.events, onHumanHit: caseHitNotifier({ cases: repos.cases, events: repos.events, temporal: client, taskQueue: config.temporal.taskQueue }) });
   const app = createApp({
     tracking,
     config,

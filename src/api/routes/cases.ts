@@ -103,6 +103,8 @@ export function caseRoutes(deps: CaseRouteDeps): Router {
       const at = new Date();
       const eventId = `${kind}:${at.getTime().toString(36)}${randomBytes(4).toString('hex')}`;
       await deps.cases.appendEvent({ tenantId, caseId, eventId, kind, at, ref: null, data: { by: principalOf(req).kind } });
+      // Closing and reopening are the case workflow's (src/cases/record.ts, STORE_ONLY_KINDS).
+      await deps.cases.goLive(tenantId, caseId);
       let summary: CaseSummary;
       try {
         summary = await deps.temporal.workflow.executeUpdateWithStart(update, {
