@@ -1,13 +1,18 @@
 import nodemailer from 'nodemailer';
+import { Client, Connection } from '@temporalio/client';
+import { NativeConnection, Worker } from '@temporalio/worker';
 import { withBenchServers } from './servers';
 import { makeTestPki } from '../test/support/certs';
 import { eventually, SmtpPeer } from '../test/support/smtp-peer';
 import { api, createPeerTenant, startStack } from '../test/support/stack';
 
 /**
- * bench/send: N messages (default 2000) through API → workflow → SMTP sink, against a baseline of
- * the same N sent by a plain pooled nodemailer loop to the same sink, in the same run.
- * Prints sends/second for both, their ratio, and Cartero's accept-to-250 latency p50/p99.
+ * bench/send: N messages (default 2000) through API → workflow → SMTP sink, against two baselines
+ * measured in the same run:
+ * - the same N sent by a plain pooled nodemailer loop to the same sink (what SMTP alone costs);
+ * - the Temporal floor: N no-op workflows (one local activity each) started by a client with the
+ *   same concurrency on the same Temporal server (what one workflow per message costs at least).
+ * Prints sends/second for all three, the ratios, and Cartero's accept-to-250 latency p50/p99.
  *
  *   npm run bench:send -- [N] [concurrency]
  */
@@ -52,6 +57,24 @@ async function main(): Promise<void> {
     transport.close();
     const baselineRate = N / baselineSecs;
 
+    // Temporal floor: the same server, a worker and a client in this process, as Cartero's are.
+    const address = process.env.CARTERO_TEST_TEMPORAL_ADDRESS!;
+    const floorConn = await NativeConnection.connect({ address });
+    const floorWorker = await Worker.create({ connection: floorConn, taskQueue: 'bench-floor', workflowsPath: require.resolve('./noop-workflow'), activities: { noop: async (n: number) => n } });
+    const floorRun = floorWorker.run();
+    const floorClient = new Client({ connection: await Connection.connect({ address }) });
+    const t2 = Date.now();
+    await pool([...Array(N).keys()], CONCURRENCY, async (i) => {
+      await floorClient.workflow.start('noopWorkflow', { taskQueue: 'bench-floor', workflowId: `bench-floor-${i}`, args: [i] });
+    });
+    for (let i = 0; i < N; i++) await floorClient.workflow.getHandle(`bench-floor-${i}`).result();
+    const floorSecs = (Date.now() - t2) / 1000;
+    const floorRate = N / floorSecs;
+    floorWorker.shutdown();
+    await floorRun;
+    await floorClient.connection.close();
+    await floorConn.close();
+
     const stack = await startStack({ LOG_LEVEL: 'silent' });
     const key = await createPeerTenant(stack, 'bench', sink, pki.caCert, { limits: { maxConnections: CONNECTIONS } });
     const before = sink.messages().length;
@@ -79,7 +102,9 @@ async function main(): Promise<void> {
       `bench/send: N=${N}, client concurrency ${CONCURRENCY}, ${CONNECTIONS} SMTP connections, STARTTLS + AUTH to a local smtp-server sink`,
       `  baseline (plain nodemailer pooled loop): ${baselineRate.toFixed(1)} sends/s (${baselineSecs.toFixed(1)} s)`,
       `  cartero (API -> Temporal workflow -> SMTP): ${carteroRate.toFixed(1)} sends/s (${carteroSecs.toFixed(1)} s; all ${N} accepted in ${acceptSecs.toFixed(1)} s = ${(N / acceptSecs).toFixed(1)} accepts/s)`,
+      `  temporal floor (no-op workflow + 1 local activity, same server, same client concurrency): ${floorRate.toFixed(1)} workflows/s (${floorSecs.toFixed(1)} s)`,
       `  ratio cartero/baseline: ${(carteroRate / baselineRate).toFixed(3)}`,
+      `  ratio cartero/temporal floor: ${(carteroRate / floorRate).toFixed(3)}`,
       `  accept-to-250 latency: p50 ${percentile(latencies, 50)} ms, p99 ${percentile(latencies, 99)} ms`,
     ];
     process.stdout.write(lines.join('\n') + '\n');
