@@ -22,6 +22,7 @@ async function main(): Promise<void> {
   // Events appended by the API (test events, tracking hits) go to their tenant's delivery workflow.
   const webhookDispatcher = new WebhookDispatcher({ events, tenants, client: temporal, taskQueue: config.temporal.taskQueue, warn: (msg, fields) => logger.warn(fields, msg) });
   events.setAppendListener((tenantId) => webhookDispatcher.notify(tenantId));
+  events.setHandoverFilter((tenantId) => webhookDispatcher.wantsHandover(tenantId));
 
   let shuttingDown = false;
   // Human opens and clicks reach the message's case; hit events go through the same outbox listener.

@@ -37,6 +37,7 @@ export async function createWorker(deps: WorkerDeps, overrides: Partial<WorkerOp
   const webhookDispatcher = new WebhookDispatcher({ events: deps.events, tenants: deps.tenants, client: deps.client, taskQueue: config.temporal.taskQueue, ...(deps.warn ? { warn: deps.warn } : {}) });
   // Events this worker's activities append are handed to their tenant's delivery workflow at once.
   deps.events.setAppendListener((tenantId) => webhookDispatcher.notify(tenantId));
+  deps.events.setHandoverFilter((tenantId) => webhookDispatcher.wantsHandover(tenantId));
   const tokenTarget = { client: deps.client, taskQueue: config.temporal.taskQueue, refreshMarginMs: config.oauth.refreshMarginMs };
   const oauth = new OAuthAccess(deps.oauthTokens, tokenTarget);
   const pools = new SmtpPools(config.smtp.allowPrivateNetworks, oauth);

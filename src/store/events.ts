@@ -32,11 +32,14 @@ let appendSeq = 0;
 
 /** Told after every append (installed at bootstrap: hands the tenant's events to Temporal). */
 export type AppendListener = (tenantId: string) => void;
+/** Whether a tenant's new events need handing over at all (no webhook: they are only recorded). */
+export type HandoverFilter = (tenantId: string) => Promise<boolean>;
 
 export class EventRepository {
   private readonly col: Collection<EventDoc>;
   private readonly undispatched: Collection<UndispatchedDoc>;
   private listener: AppendListener | null = null;
+  private handoverFilter: HandoverFilter | null = null;
 
   constructor(db: Db) {
     this.col = db.collection<EventDoc>('events');
@@ -52,11 +55,24 @@ export class EventRepository {
     this.listener = listener;
   }
 
-  /** Appends an event; returns whether it was new (false when that id was appended before). */
-  async append(event: EventInput, now = new Date()): Promise<boolean> {
+  /** Installed at bootstrap next to the listener; without one every event is handed over. */
+  setHandoverFilter(filter: HandoverFilter | null): void {
+    this.handoverFilter = filter;
+  }
+
+  private async needsHandover(tenantId: string): Promise<boolean> {
+    return this.handoverFilter ? this.handoverFilter(tenantId) : true;
+  }
+
+  /**
+   * Appends an event; returns whether it was new (false when that id was appended before).
+   * `handover: true`: the caller has just read the tenant and knows it has a webhook.
+   */
+  async append(event: EventInput, now = new Date(), knownWebhook?: true): Promise<boolean> {
+    const handover = knownWebhook ?? (await this.needsHandover(event.tenantId));
     // The marker first: a crash between the two writes leaves a marker without an event (the
     // sweeper drops it), never an event nobody will hand over.
-    await this.insertIgnoringDuplicate(this.undispatched, { _id: event.id, tenantId: event.tenantId, createdAt: now, seq: ++appendSeq });
+    if (handover) await this.insertIgnoringDuplicate(this.undispatched, { _id: event.id, tenantId: event.tenantId, createdAt: now, seq: ++appendSeq });
     const doc: EventDoc = {
       _id: event.id,
       tenantId: event.tenantId,
@@ -69,16 +85,27 @@ export class EventRepository {
     const isNew = await this.insertIgnoringDuplicate(this.col, doc);
     // A repeat append (a retried producer) still wakes the dispatcher: its first run may have died
     // before the handover; the delivery workflow ignores what it already has.
-    this.listener?.(event.tenantId);
+    if (handover) this.listener?.(event.tenantId);
     return isNew;
   }
 
-  /** Appends several events in one round trip, in order; ids appended before are skipped. */
+  /** Appends several events in two round trips (markers, then events), in order; ids appended before are skipped. */
   async appendMany(events: EventInput[], now = new Date()): Promise<void> {
     if (events.length === 0) return;
-    const docs: EventDoc[] = events.map((e) => ({ _id: e.id, tenantId: e.tenantId, type: e.type, caseId: e.caseId ?? null, messageId: e.messageId ?? null, data: e.data, createdAt: now }));
+    const tenants = [...new Set(events.map((e) => e.tenantId))];
+    const wanted = new Set((await Promise.all(tenants.map(async (t) => ((await this.needsHandover(t)) ? t : null)))).filter((t) => t !== null));
+    const markers = events.filter((e) => wanted.has(e.tenantId)).map((e) => ({ _id: e.id, tenantId: e.tenantId, createdAt: now, seq: ++appendSeq }));
+    if (markers.length > 0) await this.insertManyIgnoringDuplicates(this.undispatched, markers);
+    await this.insertManyIgnoringDuplicates(
+      this.col,
+      events.map((e) => ({ _id: e.id, tenantId: e.tenantId, type: e.type, caseId: e.caseId ?? null, messageId: e.messageId ?? null, data: e.data, createdAt: now })),
+    );
+    for (const t of wanted) this.listener?.(t);
+  }
+
+  private async insertManyIgnoringDuplicates<T extends { _id: string }>(col: Collection<T>, docs: Parameters<Collection<T>['insertMany']>[0]): Promise<void> {
     try {
-      await this.col.insertMany(docs, { ordered: false });
+      await col.insertMany(docs, { ordered: false });
     } catch (err) {
       const dupOnly = err instanceof MongoBulkWriteError && [err.writeErrors].flat().every((w) => w.code === 11000);
       if (!dupOnly) throw err;

@@ -26,10 +26,37 @@ export interface DispatcherDeps {
   warn?: (msg: string, fields: Record<string, unknown>) => void;
 }
 
+/**
+ * How long "this tenant has (no) webhook" is believed. Events of a tenant without a webhook are
+ * only recorded (no handover marker, no handover), which saves three store round trips per event;
+ * the price is that a webhook configured in another process starts receiving events up to this
+ * long later (docs/webhooks.md); `POST /v1/webhooks/test` is handed over at once regardless.
+ */
+export const WEBHOOK_PRESENCE_TTL_MS = 2_000;
+
 export class WebhookDispatcher {
   private readonly inFlight = new Map<string, { again: boolean; done: Promise<void> }>();
+  private readonly presence = new Map<string, { has: Promise<boolean>; until: number }>();
 
   constructor(private readonly deps: DispatcherDeps) {}
+
+  /** The events outbox's handover filter: does the tenant have a webhook (a missing tenant: no)? */
+  wantsHandover(tenantId: string): Promise<boolean> {
+    const now = Date.now();
+    const known = this.presence.get(tenantId);
+    if (known && known.until > now) return known.has;
+    const has = this.deps.tenants.get(tenantId).then(
+      (t) => Boolean(t.settings.webhook),
+      (err: unknown) => {
+        this.presence.delete(tenantId);
+        // Unsure (store trouble): hand over; the dispatcher decides again with the tenant in hand.
+        return !(err instanceof NotFoundError);
+      },
+    );
+    this.presence.set(tenantId, { has, until: now + WEBHOOK_PRESENCE_TTL_MS });
+    if (this.presence.size > 10_000) this.presence.clear();
+    return has;
+  }
 
   /** Fire and forget (the append already succeeded); a failure is left to the sweeper. */
   notify(tenantId: string): void {
