@@ -2,10 +2,10 @@ import type { Client } from '@temporalio/client';
 import type { CaseState, CaseSummary } from '../domain/cases';
 import { caseUpdatedEvent } from '../cases/updated-event';
 import type { MessageStatus } from '../domain/message';
-import { recordCaseEvent } from '../cases/record';
+import { recordCaseEvent, type CaseRecorderDeps } from '../cases/record';
 import { caseStateOf, type CaseRepository } from '../store/cases';
 import type { EventRepository } from '../store/events';
-import type { MessageRepository } from '../store/messages';
+import type { MessageDoc, MessageRepository } from '../store/messages';
 
 export interface CaseActivityDeps {
   cases: CaseRepository;
@@ -18,6 +18,30 @@ export interface CaseActivityDeps {
 const SENT: ReadonlySet<MessageStatus> = new Set(['sent', 'partially_sent']);
 const FAILED: ReadonlySet<MessageStatus> = new Set(['failed', 'bounced', 'suppressed']);
 
+/**
+ * The send's outcome as a case event: `sent` or `delivery_failed` (a cancelled message never
+ * happened for the case). Idempotent by `sent:<id>` / `failed:<id>`. Called by the activity that
+ * finished the message (which has the document in hand) or by `notifyCaseOfDelivery`.
+ */
+export async function tellCaseOfDelivery(
+  deps: CaseRecorderDeps,
+  doc: Pick<MessageDoc, '_id' | 'tenantId' | 'caseId' | 'recipients' | 'completedAt' | 'subject' | 'messageId'>,
+  status: MessageStatus,
+  reason: string,
+): Promise<void> {
+  if (!doc.caseId) return;
+  const kind = SENT.has(status) ? 'sent' : FAILED.has(status) ? 'delivery_failed' : null;
+  if (!kind) return;
+  const participants = doc.recipients.filter((r) => r.status === 'sent').map((r) => r.address);
+  await recordCaseEvent(
+    deps,
+    doc.tenantId,
+    doc.caseId,
+    { eventId: `${kind === 'sent' ? 'sent' : 'failed'}:${doc._id}`, kind, at: (doc.completedAt ?? new Date()).getTime(), ref: doc._id, participants, subject: doc.subject },
+    { messageId: doc._id, rfcMessageId: doc.messageId, status, reason, subject: doc.subject },
+  );
+}
+
 export function createCaseActivities(deps: CaseActivityDeps) {
   return {
     /**
@@ -26,17 +50,7 @@ export function createCaseActivities(deps: CaseActivityDeps) {
      */
     async notifyCaseOfDelivery(tenantId: string, id: string, status: MessageStatus, reason: string): Promise<void> {
       const doc = await deps.messages.find(tenantId, id);
-      if (!doc?.caseId) return;
-      const kind = SENT.has(status) ? 'sent' : FAILED.has(status) ? 'delivery_failed' : null;
-      if (!kind) return;
-      const participants = doc.recipients.filter((r) => r.status === 'sent').map((r) => r.address);
-      await recordCaseEvent(
-        deps,
-        tenantId,
-        doc.caseId,
-        { eventId: `${kind === 'sent' ? 'sent' : 'failed'}:${id}`, kind, at: (doc.completedAt ?? new Date()).getTime(), ref: id, participants, subject: doc.subject },
-        { messageId: id, rfcMessageId: doc.messageId, status, reason, subject: doc.subject },
-      );
+      if (doc) await tellCaseOfDelivery(deps, doc, status, reason);
     },
 
     /** Saves the workflow's summary for the API and appends `case.updated` (one per version). */

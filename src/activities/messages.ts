@@ -4,11 +4,13 @@ import { TERMINAL_STATUSES, type MessageStatus } from '../domain/message';
 import { rulesFromLimits, type WindowRule } from '../domain/rate-limit';
 import type { RetryPolicy } from '../domain/retry';
 import { formatReply } from '../domain/smtp-reply';
+import type { CaseRepository } from '../store/cases';
 import type { EventRepository } from '../store/events';
 import type { MessageDoc, MessageRepository } from '../store/messages';
 import type { SuppressionRepository } from '../store/suppressions';
 import type { TenantDoc, TenantRepository } from '../store/tenants';
 import { Context, heartbeat } from '@temporalio/activity';
+import { tellCaseOfDelivery } from './cases';
 import { appendAttemptEvents, appendEndingEvent } from './message-events';
 import type { OAuthAccess } from './oauth-access';
 import { outcomeFromError, outcomeFromResult, type PoolLease, type SmtpPools } from './smtp-transport';
@@ -24,6 +26,8 @@ export interface MessageActivityDeps {
   oauth?: OAuthAccess;
   /** The outbox for message.sent / deferred / failed / bounced (src/activities/message-events.ts). */
   events: EventRepository;
+  /** The message's case is told of the outcome by the attempt that ends it (tellCaseOfDelivery). */
+  cases: CaseRepository;
 }
 
 export interface PrepareResult {
@@ -45,9 +49,13 @@ export interface AttemptInput {
   failuresSoFar: number;
 }
 
-export type AttemptResult =
+export type AttemptResult = (
   | { next: NextStep; status: MessageStatus; settingsVersion: number; lastReply: string }
-  | { next: { kind: 'permit_expired' }; status: MessageStatus; settingsVersion: number; lastReply: string };
+  | { next: { kind: 'permit_expired' }; status: MessageStatus; settingsVersion: number; lastReply: string }
+) & {
+  /** The attempt ended the message and told its case already (the workflow skips notifyCaseOfDelivery). */
+  caseNotified?: true;
+};
 
 export interface StartResult {
   prep: PrepareResult;
@@ -158,6 +166,11 @@ export function createMessageActivities(deps: MessageActivityDeps) {
       { lastReply, reason: decision.next.reason },
     );
     await appendAttemptEvents(deps.events, existing, { n: input.attempt, outcome: outcome.cls, reply: lastReply }, decision.status, decision.recipients, decision.next.reason ?? null);
+    if (decision.next.kind === 'done') {
+      // The document is in hand: telling the case here saves the workflow a local activity and a read.
+      await tellCaseOfDelivery(deps, { ...existing, recipients: decision.recipients, completedAt: now }, decision.next.status, decision.next.reason);
+      return { next: decision.next, status: decision.status, settingsVersion: tenant.settingsVersion, lastReply, caseNotified: true };
+    }
     return { next: decision.next, status: decision.status, settingsVersion: tenant.settingsVersion, lastReply };
   }
 

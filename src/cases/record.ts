@@ -4,6 +4,7 @@ import type { Client } from '@temporalio/client';
 import { caseWorkflowId, type CaseEventKind, type CaseSignalEvent } from '../domain/cases';
 import type { CaseRepository } from '../store/cases';
 import type { EventRepository } from '../store/events';
+import { NotFoundError } from '../errors';
 import { caseUpdatedEvent } from './updated-event';
 import { CaseIdKey, TenantIdKey } from '../temporal/search-attributes';
 
@@ -52,10 +53,19 @@ export async function recordCaseEvent(
   event: CaseSignalEvent & { kind: keyof typeof SIGNAL_FOR_KIND },
   data: Record<string, unknown> = {},
 ): Promise<void> {
-  await deps.cases.ensure(tenantId, caseId, event.subject ?? null, new Date(event.at));
+  const ensure = () => deps.cases.ensure(tenantId, caseId, event.subject ?? null, new Date(event.at));
+  const storeOnly = STORE_ONLY_KINDS.has(event.kind);
+  // A store-only event usually finds its case (created when the message was accepted): the record
+  // is only created when applying finds none, which saves a write per message.
+  if (!storeOnly) await ensure();
   await deps.cases.appendEvent({ tenantId, caseId, eventId: event.eventId, kind: event.kind, at: new Date(event.at), ref: event.ref ?? null, data });
-  if (STORE_ONLY_KINDS.has(event.kind)) {
-    const r = await deps.cases.applyInStore(tenantId, caseId, event);
+  if (storeOnly) {
+    const apply = () => deps.cases.applyInStore(tenantId, caseId, event);
+    const r = await apply().catch(async (err: unknown) => {
+      if (!(err instanceof NotFoundError)) throw err;
+      await ensure();
+      return apply();
+    });
     // A duplicate re-announces the current version: the first call may have died before doing so.
     if (r.outcome !== 'live') {
       await deps.events.append(caseUpdatedEvent(r.summary));

@@ -72,13 +72,15 @@ export async function sendMessage(input: SendMessageInput): Promise<{ status: Me
     status = s;
     upsertSearchAttributes([{ key: SendStatusKey, value: s }]);
   };
-  // Every path out of the workflow goes through here: the case workflow is told the outcome
-  // (notifyCaseOfDelivery: sent / delivery failure). The product's message.* events are appended by
-  // the activities that record the outcome (src/activities/message-events.ts).
-  const end = async (s: MessageStatus, reason: string, record: boolean) => {
+  // Every path out of the workflow goes through here: the message's case is told the outcome (sent /
+  // delivery failure) by the attempt that ended the message or else by notifyCaseOfDelivery. The
+  // product's message.* events are appended by the activities that record the outcome
+  // (src/activities/message-events.ts).
+  const end = async (s: MessageStatus, reason: string, record: boolean, caseNotified = false) => {
     if (record) await acts.finishMessage(input.id, s, reason);
     show(s);
-    await acts.notifyCaseOfDelivery(input.tenantId, input.id, s, reason);
+    // An attempt that ended the message told the case itself (it had the document in hand).
+    if (!caseNotified) await acts.notifyCaseOfDelivery(input.tenantId, input.id, s, reason);
     return { status: s };
   };
 
@@ -150,7 +152,7 @@ export async function sendMessage(input: SendMessageInput): Promise<{ status: Me
     const next = r.next;
     switch (next.kind) {
       case 'done':
-        return end(next.status, next.reason, false);
+        return end(next.status, next.reason, false, r.caseNotified === true);
       case 'permit_expired':
         attempts--;
         continue;

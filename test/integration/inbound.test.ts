@@ -588,10 +588,16 @@ describe('cases', () => {
     }, 30_000, 'case saved');
     assert.equal(got.status, 'open');
     assert.equal(got.subject, 'Case API');
+    assert.deepEqual(got.participants, ['alice@customer.example']);
+    // One message and its outcome: the case lives in the store; no workflow was started for it.
+    assert.equal((await stack.repos.cases.get(t.id, m.caseId)).live, false);
+    await assert.rejects(stack.temporal.workflow.getHandle(caseWorkflowId(t.id, m.caseId)).describe(), /not found/i);
+    // Closing makes it a workflow, which starts from what the store had (the send).
     const closed = await api(stack, 'POST', `/v1/cases/${m.caseId}/close`, { key: t.key });
     assert.equal(closed.status, 200, JSON.stringify(closed.body));
     assert.equal(closed.body.status, 'closed');
     assert.equal((await summary(t.id, m.caseId)).status, 'closed');
+    assert.equal((await summary(t.id, m.caseId)).counts.sent, 1);
     // A human reply reopens it.
     await deliver(t, 'mime', { messageId: newId('reopen'), inReplyTo: m.messageId, subject: 'Re: Case API' });
     await summaryWhen(t.id, m.caseId, (s) => s.status === 'open' && s.counts.inbound === 1, 'reopened by the reply');
