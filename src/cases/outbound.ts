@@ -45,10 +45,14 @@ export function replyToFor(tenant: TenantDoc, caseId: string): string | null {
 
 /** Indexes an accepted outbound message for threading. Idempotent (a retried request repeats it). */
 export async function registerOutbound(deps: OutboundCaseDeps, tenant: TenantDoc, doc: MessageDoc, usedReplyToken: boolean): Promise<void> {
-  if (!doc.caseId) return;
-  await deps.cases.ensure(tenant._id, doc.caseId, doc.subject, doc.createdAt);
-  await deps.cases.registerMessageId({ tenantId: tenant._id, messageId: doc.messageId, caseId: doc.caseId, kind: 'sent', ref: doc._id, at: doc.createdAt });
+  const caseId = doc.caseId;
+  if (!caseId) return;
   const subject = normalizeSubject(doc.subject);
-  for (const r of doc.recipients) await deps.cases.noteSubject(tenant._id, subject, r.address, doc.caseId, doc.createdAt);
-  if (usedReplyToken) await deps.cases.registerReplyToken(tenant._id, replyTokenFor(tenant.inboundKey, doc.caseId), doc.caseId);
+  // Independent, idempotent writes to different collections: in parallel, so the 202 waits for one round trip, not four.
+  await Promise.all([
+    deps.cases.ensure(tenant._id, caseId, doc.subject, doc.createdAt),
+    deps.cases.registerMessageId({ tenantId: tenant._id, messageId: doc.messageId, caseId, kind: 'sent', ref: doc._id, at: doc.createdAt }),
+    ...doc.recipients.map((r) => deps.cases.noteSubject(tenant._id, subject, r.address, caseId, doc.createdAt)),
+    ...(usedReplyToken ? [deps.cases.registerReplyToken(tenant._id, replyTokenFor(tenant.inboundKey, caseId), caseId)] : []),
+  ]);
 }

@@ -53,7 +53,11 @@ export interface MessageDoc {
   reason: string | null;
   lastReply: string | null;
   size: number;
-  body: { inline: true } | { gridfsId: ObjectId };
+  /**
+   * Where the MIME is: in this document (`mime`, up to EMBEDDED_BODY_MAX: no extra write at accept
+   * and no extra read per attempt), in `message_bodies` (`inline`, up to 4 MB) or in GridFS.
+   */
+  body: { mime: Binary } | { inline: true } | { gridfsId: ObjectId };
   workflowId: string;
   createdAt: Date;
   updatedAt: Date;
@@ -62,7 +66,9 @@ export interface MessageDoc {
   tracking?: MessageTracking;
 }
 
-/** MIME bodies up to this size live in one document; larger ones in GridFS. */
+/** MIME bodies up to this size travel inside the message document itself (most transactional mail). */
+export const EMBEDDED_BODY_MAX = 32 * 1024;
+/** Larger bodies up to this size live in one `message_bodies` document; larger ones in GridFS. */
 const INLINE_BODY_MAX = 4 * 1024 * 1024;
 
 interface BodyDoc {
@@ -128,6 +134,7 @@ export class MessageRepository {
   }
 
   async storeBody(id: string, tenantId: string, mime: Buffer): Promise<MessageDoc['body']> {
+    if (mime.length <= EMBEDDED_BODY_MAX) return { mime: new Binary(mime) };
     if (mime.length <= INLINE_BODY_MAX) {
       // Upsert: a retried request with the same id writes the same bytes.
       await this.bodies.replaceOne({ _id: id }, { tenantId, mime: new Binary(mime) }, { upsert: true });
@@ -139,6 +146,7 @@ export class MessageRepository {
   }
 
   async loadBody(doc: Pick<MessageDoc, '_id' | 'body'>): Promise<Buffer> {
+    if ('mime' in doc.body) return Buffer.from(doc.body.mime.buffer.subarray(0, doc.body.mime.position));
     if ('inline' in doc.body) {
       const b = await this.bodies.findOne({ _id: doc._id });
       if (!b) throw new NotFoundError('message body', doc._id);
