@@ -272,6 +272,16 @@ export class MessageRepository {
   ): Promise<void> {
     const now = new Date();
     const terminal = TERMINAL_STATUSES.has(status);
+    // Only the recipients this attempt tried are written, field by field: a bounce or complaint
+    // recorded meanwhile for a recipient of an earlier attempt (recordFeedback) must survive.
+    const attempted = new Set(attempt.recipients);
+    const perRecipient: Record<string, unknown> = {};
+    recipients.forEach((r, i) => {
+      if (!attempted.has(r.address)) return;
+      perRecipient[`recipients.${i}.status`] = r.status;
+      if (r.reply !== undefined) perRecipient[`recipients.${i}.reply`] = r.reply;
+      perRecipient[`recipients.${i}.updatedAt`] = r.updatedAt ?? now;
+    });
     // The caller holds the lock for this attempt and found it unrecorded, so this is its only
     // writer; the filter stays `_id`-only (the one FerretDB serves from an index).
     {
@@ -280,7 +290,7 @@ export class MessageRepository {
         {
           $push: { attempts: attempt },
           $set: {
-            recipients,
+            ...perRecipient,
             status,
             lastReply: fields.lastReply,
             ...(fields.reason !== undefined ? { reason: fields.reason } : {}),

@@ -59,3 +59,39 @@ test('finish after a crash between its lock and its status write completes the w
   await stack.messages.finish(id, 'suppressed', 'another ending');
   assert.equal((await stack.messages.get('locks', id)).status, 'failed');
 });
+
+test('a bounce recorded while a later attempt is on the wire survives that attempt\'s write', async () => {
+  const r = await api(stack, 'POST', '/v1/messages', { key, body: { from: 'a@acme.example', to: ['one@customer.example', 'two@customer.example'], subject: 's', text: 'x' } });
+  assert.equal(r.status, 202);
+  const id = r.body.id as string;
+  const at = new Date();
+  // Attempt 1: one@ accepted, two@ deferred.
+  await stack.messages.recordAttempt(
+    id,
+    { n: 1, at, durationMs: 5, outcome: 'partial', reply: '451 try later', recipients: ['one@customer.example', 'two@customer.example'] },
+    [
+      { address: 'one@customer.example', kind: 'to', status: 'sent', reply: '250 ok' },
+      { address: 'two@customer.example', kind: 'to', status: 'pending', reply: '451 try later' },
+    ],
+    'retrying',
+    { lastReply: '451 try later' },
+  );
+  // Attempt 2 reads the message, then a DSN for one@ is recorded while it talks to the server.
+  const seenByAttempt2 = await stack.messages.get('locks', id);
+  const feedback = { kind: 'bounce' as const, reason: 'userunknown', status: '5.1.1', hard: true, diagnostic: '550 5.1.1 no such user', source: 'mime', at: new Date() };
+  await stack.messages.recordFeedback(id, [{ index: 0, status: 'bounced', feedback }], null);
+  await stack.messages.recordAttempt(
+    id,
+    { n: 2, at: new Date(), durationMs: 5, outcome: 'ok', reply: '250 ok', recipients: ['two@customer.example'] },
+    seenByAttempt2.recipients.map((x) => (x.address === 'two@customer.example' ? { ...x, status: 'sent' as const, reply: '250 ok' } : x)),
+    'sent',
+    { lastReply: '250 ok' },
+  );
+  const after = await stack.messages.get('locks', id);
+  assert.deepEqual(after.recipients.map((x) => [x.address, x.status]), [
+    ['one@customer.example', 'bounced'],
+    ['two@customer.example', 'sent'],
+  ]);
+  assert.equal(after.recipients[0]?.feedback?.reason, 'userunknown');
+  assert.deepEqual(after.attempts.map((a) => a.n), [1, 2]);
+});
