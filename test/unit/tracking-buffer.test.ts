@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { mkdtempSync, readdirSync, rmSync } from 'node:fs';
+import { mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { afterEach, describe, test } from 'node:test';
@@ -92,6 +92,24 @@ describe('hit buffer', () => {
     assert.deepEqual([...store.written].sort(), [...ids].sort());
     assert.deepEqual(readdirSync(dir), []);
     assert.equal(b2.stats.replayed, 25);
+  });
+
+  test('a spool file cut short by a crash is replayed as far as it can be read, and never stops the buffer', async () => {
+    const store = fakeStore();
+    const dir = tmp();
+    const good = [hit(), hit()];
+    writeFileSync(path.join(dir, 'hits-1-crashed0.ndjson'), good.map((h) => JSON.stringify(h)).join('\n') + '\n{"id":"h-cut","tenan');
+    const b = new HitBuffer({ flushMs: 1, flushHits: 50, maxBuffered: 10, spoolDir: dir, write: store.write, logger });
+    await b.flush();
+    assert.deepEqual(store.written, good.map((h) => h.id));
+    assert.deepEqual(readdirSync(dir), []);
+    assert.equal(b.stats.replayed, 2);
+    // The buffer still works afterwards.
+    const next = hit();
+    b.record(next);
+    await b.flush();
+    assert.ok(store.written.includes(next.id));
+    await b.close();
   });
 
   test('without a spool directory, overflow is dropped and counted (never silent)', async () => {

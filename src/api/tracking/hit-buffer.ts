@@ -1,5 +1,5 @@
 import { randomBytes } from 'node:crypto';
-import { mkdirSync, writeFileSync } from 'node:fs';
+import { mkdirSync, renameSync, writeFileSync } from 'node:fs';
 import { mkdir, readdir, readFile, rename, stat, unlink, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import type { Logger } from 'pino';
@@ -172,10 +172,25 @@ export class HitBuffer {
       } catch {
         continue; // another process took it
       }
-      const hits = (await readFile(claimed, 'utf8'))
-        .split('\n')
-        .filter(Boolean)
-        .map((l) => JSON.parse(l) as PendingHit);
+      let text: string;
+      try {
+        text = await readFile(claimed, 'utf8');
+      } catch {
+        await rename(claimed, path.join(dir, original)).catch(() => undefined);
+        return;
+      }
+      // A line cut short (a process killed mid-write) is dropped, not allowed to stop the replay.
+      const hits: PendingHit[] = [];
+      let unreadable = 0;
+      for (const line of text.split('\n')) {
+        if (!line) continue;
+        try {
+          hits.push(JSON.parse(line) as PendingHit);
+        } catch {
+          unreadable++;
+        }
+      }
+      if (unreadable > 0) this.opts.logger.warn({ file: original, unreadable }, 'tracking spool file had unreadable lines; they are dropped');
       for (let i = 0; i < hits.length; i += this.opts.flushHits) {
         if (!(await this.writeBatch(hits.slice(i, i + this.opts.flushHits)))) {
           await rename(claimed, path.join(dir, original)).catch(() => undefined);
@@ -204,7 +219,10 @@ export class HitBuffer {
     if (!this.opts.spoolDir) return this.drop(rest, 'store unavailable at shutdown and no TRACKING_SPOOL_DIR');
     try {
       mkdirSync(this.opts.spoolDir, { recursive: true });
-      writeFileSync(path.join(this.opts.spoolDir, `hits-${Date.now()}-${this.idPrefix}${this.spoolSeq++}.ndjson`), rest.map((h) => JSON.stringify(h)).join('\n') + '\n');
+      // Written under a temporary name and renamed, as spill() does: a replay never sees half a file.
+      const file = path.join(this.opts.spoolDir, `hits-${Date.now()}-${this.idPrefix}${this.spoolSeq++}.ndjson`);
+      writeFileSync(`${file}.tmp`, rest.map((h) => JSON.stringify(h)).join('\n') + '\n');
+      renameSync(`${file}.tmp`, file);
       this.stats.spilled += rest.length;
     } catch (err) {
       this.drop(rest, (err as Error).message);
