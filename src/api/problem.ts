@@ -98,6 +98,9 @@ export function errorHandler(logger: Logger): ErrorRequestHandler {
       carteroErr = new UnsupportedMediaTypeError(bp.message);
     } else if (bp?.type === 'request.aborted') {
       return;
+    } else if (err instanceof URIError && bp.status === 400) {
+      // Express could not decode a path parameter (`/v1/suppressions/100%`): the client's fault.
+      carteroErr = new ValidationError('malformed percent-encoding in the path', [{ field: '(path)', message: 'not valid percent-encoding' }]);
     } else if (isTransientStoreError(err)) {
       carteroErr = new DependencyUnavailableError('store', `the store is busy or unreachable (${(err as Error).message.slice(0, 200)}); retry`);
     } else {

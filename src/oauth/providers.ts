@@ -85,14 +85,17 @@ export class OAuthProviders {
       });
     }
     if (auth.provider === 'microsoft') {
-      return this.microsoftApp(auth).getAuthCodeUrl({
-        scopes: MICROSOFT_DELEGATED_SCOPES,
-        redirectUri: req.redirectUri,
-        state: req.state,
-        codeChallenge: req.codeChallenge,
-        codeChallengeMethod: 'S256',
-        loginHint: auth.user,
-      });
+      // Through msalCall like every MSAL call: a rejected authority is the tenant's error, not a 500.
+      return this.msalCall(() =>
+        this.microsoftApp(auth).getAuthCodeUrl({
+          scopes: MICROSOFT_DELEGATED_SCOPES,
+          redirectUri: req.redirectUri,
+          state: req.state,
+          codeChallenge: req.codeChallenge,
+          codeChallengeMethod: 'S256',
+          loginHint: auth.user,
+        }),
+      );
     }
     throw new OAuthCredentialsError('the generic provider has no consent flow: set auth.refreshToken instead', 'unsupported_provider');
   }

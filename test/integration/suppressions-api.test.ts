@@ -85,6 +85,11 @@ describe('/v1/suppressions', () => {
     assert.equal((await api(stack, 'GET', '/v1/suppressions?limit=0', { key })).body.errors[0].field, 'limit');
     assert.equal((await api(stack, 'GET', '/v1/suppressions?cursor=bm9wZQ', { key })).body.errors[0].field, 'cursor');
     assert.equal((await api(stack, 'GET', '/v1/suppressions/nope', { key })).status, 400);
+    // A path Express cannot percent-decode is the client's error, answered as a problem, not a 500.
+    const broken = await fetch(`${stack.baseUrl}/v1/suppressions/100%25zz%`, { headers: { authorization: `Bearer ${key}` } });
+    assert.equal(broken.status, 400);
+    assert.match(broken.headers.get('content-type') ?? '', /^application\/problem\+json/);
+    assert.equal(((await broken.json()) as { errors: Array<{ field: string }> }).errors[0]!.field, '(path)');
     assert.equal((await api(stack, 'GET', '/v1/suppressions')).status, 401);
   });
 });
