@@ -1,7 +1,7 @@
 import type { Client } from '@temporalio/client';
 import type { CaseState, CaseSummary } from '../domain/cases';
 import { caseUpdatedEvent } from '../cases/updated-event';
-import type { MessageStatus } from '../domain/message';
+import { TERMINAL_STATUSES, type MessageStatus } from '../domain/message';
 import { recordCaseEvent, type CaseRecorderDeps } from '../cases/record';
 import { caseStateOf, type CaseRepository } from '../store/cases';
 import type { EventRepository } from '../store/events';
@@ -50,7 +50,8 @@ export function createCaseActivities(deps: CaseActivityDeps) {
      */
     async notifyCaseOfDelivery(tenantId: string, id: string, status: MessageStatus, reason: string): Promise<void> {
       const doc = await deps.messages.find(tenantId, id);
-      if (doc) await tellCaseOfDelivery(deps, doc, status, reason);
+      // The store decides: a cancel that won the lock means the message never happened for the case.
+      if (doc) await tellCaseOfDelivery(deps, doc, TERMINAL_STATUSES.has(doc.status) ? doc.status : status, doc.reason ?? reason);
     },
 
     /** Saves the workflow's summary for the API and appends `case.updated` (one per version). */

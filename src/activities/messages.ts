@@ -204,7 +204,8 @@ export function createMessageActivities(deps: MessageActivityDeps) {
       await deps.messages.finish(id, status, reason);
       if (status === 'failed') {
         const doc = await deps.messages.findAny(id);
-        if (doc) await appendEndingEvent(deps.events, doc, status, reason, doc.lastReply ?? null);
+        // Only what the store recorded is announced: a cancel that won the lock stays `cancelled`.
+        if (doc?.status === 'failed') await appendEndingEvent(deps.events, doc, status, reason, doc.lastReply ?? null);
       }
     },
 

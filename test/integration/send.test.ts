@@ -128,6 +128,31 @@ describe('sending', () => {
     assert.equal(sup.attempts.length, 0);
   });
 
+  test('every recipient refused at RCPT: the message ends bounced with its reason; a later message to them ends suppressed with its reason', async () => {
+    const refuse = { code: 550, text: '5.1.1 Recipient address rejected: User unknown' };
+    const p = await peer({ rcptReplies: { 'dan@customer.example': refuse, 'eve@customer.example': refuse } });
+    const t = await tenant(p.port);
+    const accepted = await send(t.key, message({ to: ['dan@customer.example', 'eve@customer.example'] }));
+    const done = await until(t.key, accepted.id, ['bounced', 'sent', 'failed', 'partially_sent']);
+    assert.equal(done.status, 'bounced');
+    assert.equal(done.reason, 'every recipient was refused permanently');
+    assert.deepEqual(done.recipients.map((r: { status: string }) => r.status), ['bounced', 'bounced']);
+    assert.equal(p.messages().length, 0, 'nothing reached DATA');
+    // The case was told the delivery failed (by the attempt that ended the message).
+    const c = await eventually(async () => {
+      const r = await api(stack, 'GET', `/v1/cases/${accepted.caseId}`, { key: t.key });
+      return r.body?.counts?.delivery_failed === 1 ? r.body : undefined;
+    }, 30_000, 'case told of the failed delivery');
+    assert.equal(c.counts.sent, 0);
+    const again = await send(t.key, message({ to: ['dan@customer.example'] }));
+    const sup = await until(t.key, again.id, ['suppressed', 'sent', 'failed', 'bounced']);
+    assert.equal(sup.status, 'suppressed');
+    assert.match(sup.reason, /^every recipient is on the tenant's suppression list \(dan@customer\.example\)$/);
+    const failedEvent = await eventually(async () => (await stack.repos.events.listForTenant(t.id, 100)).find((e) => e.type === 'message.failed' && e.messageId === again.id), 10_000, 'message.failed for the suppressed message');
+    assert.equal(failedEvent.data.status, 'suppressed');
+    assert.equal(failedEvent.data.reason, sup.reason);
+  });
+
   test('421 then success: retried and sent once', async () => {
     const p = await peer({ dataReplies: [{ code: 421, text: '4.7.0 Too many messages, slow down' }] });
     const t = await tenant(p.port);
