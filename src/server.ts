@@ -5,12 +5,11 @@ import { connectTemporal, ensureSearchAttributes } from './temporal/connection';
 import { WebhookDispatcher } from './temporal/webhook-dispatch';
 import { createTracking } from './api/tracking';
 import { caseHitNotifier } from './cases/record';
-import { CaseRepository } from './store/cases';
 
 /** API process: Express on PORT, talking to the store and Temporal. */
 async function main(): Promise<void> {
   const { config, logger, keyring } = baseDeps('api');
-  const { store, tenants, messages, events, webhookDeliveries } = await openStore(config, keyring, logger);
+  const { store, tenants, messages, events, webhookDeliveries, cases } = await openStore(config, keyring, logger);
   const { connection, client: temporal } = await retrying('Temporal', logger, () => connectTemporal(config, keyring));
 
   // A fresh self-hosted cluster lacks Cartero's search attributes; Temporal Cloud refuses the
@@ -26,7 +25,7 @@ async function main(): Promise<void> {
 
   let shuttingDown = false;
   // Human opens and clicks reach the message's case; hit events go through the same outbox listener.
-  const tracking = createTracking(config, logger, store.db, keyring, { events, onHumanHit: caseHitNotifier({ cases: new CaseRepository(store.db), events, temporal, taskQueue: config.temporal.taskQueue }) });
+  const tracking = createTracking(config, logger, store.db, keyring, { events, onHumanHit: caseHitNotifier({ cases, events, temporal, taskQueue: config.temporal.taskQueue }) });
   const app = createApp({
     tracking,
     config,

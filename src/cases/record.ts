@@ -59,6 +59,7 @@ export async function recordCaseEvent(
   // is only created when applying finds none, which saves a write per message.
   if (!storeOnly) await ensure();
   await deps.cases.appendEvent({ tenantId, caseId, eventId: event.eventId, kind: event.kind, at: new Date(event.at), ref: event.ref ?? null, data });
+  let alreadyLive = false;
   if (storeOnly) {
     const apply = () => deps.cases.applyInStore(tenantId, caseId, event);
     const r = await apply().catch(async (err: unknown) => {
@@ -71,8 +72,10 @@ export async function recordCaseEvent(
       await deps.events.append(caseUpdatedEvent(r.summary));
       return;
     }
+    alreadyLive = r.already;
   }
-  await deps.cases.goLive(tenantId, caseId);
+  // goLive is a write; a record the apply just saw live needs none.
+  if (!alreadyLive) await deps.cases.goLive(tenantId, caseId);
   await signalCase(deps, tenantId, caseId, SIGNAL_FOR_KIND[event.kind], event);
 }
 

@@ -1,8 +1,8 @@
 import { createHash } from 'node:crypto';
-import { MongoServerError, type Collection, type Db } from 'mongodb';
+import { type Collection, type Db } from 'mongodb';
 import { applyCaseEvent, emptyCounts, initialCaseState, type CaseEventKind, type CaseSignalEvent, type CaseState, type CaseSummary } from '../domain/cases';
 import { NotFoundError } from '../errors';
-import { upsertRetrying } from './upsert';
+import { isDuplicateKey, upsertRetrying } from './upsert';
 
 /**
  * Cases and everything threading looks up. Every hot-path read is by a deterministic `_id`
@@ -39,7 +39,8 @@ export function caseStateOf(doc: CaseDoc): CaseState {
   return { summary: { ...rest, participants: doc.participants ?? [], counts: { ...emptyCounts(), ...doc.counts } }, recent: recentEventIds ?? [] };
 }
 
-export type StoreApplyResult = { outcome: 'applied' | 'duplicate'; summary: CaseSummary } | { outcome: 'live' };
+/** `live` with `already: true`: the record was live already; `false`: too many collisions, the caller must switch it. */
+export type StoreApplyResult = { outcome: 'applied' | 'duplicate'; summary: CaseSummary } | { outcome: 'live'; already: boolean };
 
 export interface CaseEventDoc {
   _id: string;
@@ -77,7 +78,6 @@ interface SubjectDoc {
 }
 
 const key = (...parts: string[]) => parts.join(':');
-const isDuplicate = (err: unknown) => err instanceof MongoServerError && err.code === 11000;
 
 export class CaseRepository {
   readonly cases: Collection<CaseDoc>;
@@ -111,7 +111,7 @@ export class CaseRepository {
       await this.cases.insertOne({ _id: key(tenantId, caseId), ...summary, subject, runs: 0, live: false, recentEventIds: [], createdAt: at, updatedAt: at });
       return true;
     } catch (err) {
-      if (isDuplicate(err)) return false;
+      if (isDuplicateKey(err)) return false;
       throw err;
     }
   }
@@ -142,7 +142,7 @@ export class CaseRepository {
     for (let i = 0; i < maxTries; i++) {
       const doc = await this.cases.findOne({ _id });
       if (!doc) throw new NotFoundError('case', caseId);
-      if (doc.live !== false) return { outcome: 'live' };
+      if (doc.live !== false) return { outcome: 'live', already: true };
       const state = caseStateOf(doc);
       const next = applyCaseEvent(state, event);
       if (next === state) return { outcome: 'duplicate', summary: state.summary };
@@ -153,7 +153,7 @@ export class CaseRepository {
       );
       if (res.matchedCount === 1) return { outcome: 'applied', summary: next.summary };
     }
-    return { outcome: 'live' };
+    return { outcome: 'live', already: false };
   }
 
   /** Hands the case to its workflow for good: call before starting or signalling it. */
@@ -177,7 +177,7 @@ export class CaseRepository {
       await this.events.insertOne({ _id: key(e.tenantId, e.caseId, e.eventId), ...e });
       return true;
     } catch (err) {
-      if (isDuplicate(err)) return false;
+      if (isDuplicateKey(err)) return false;
       throw err;
     }
   }
@@ -195,7 +195,7 @@ export class CaseRepository {
       await this.ids.insertOne({ _id, ...d });
       return { _id, ...d };
     } catch (err) {
-      if (!isDuplicate(err)) throw err;
+      if (!isDuplicateKey(err)) throw err;
       const existing = await this.ids.findOne({ _id });
       if (!existing) throw err;
       return existing;

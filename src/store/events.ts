@@ -1,4 +1,5 @@
-import { MongoBulkWriteError, MongoServerError, type Collection, type Db } from 'mongodb';
+import { MongoBulkWriteError, type Collection, type Db } from 'mongodb';
+import { isDuplicateKey } from './upsert';
 import type { EventInput, EventType } from '../domain/events';
 
 /**
@@ -66,23 +67,14 @@ export class EventRepository {
 
   /**
    * Appends an event; returns whether it was new (false when that id was appended before).
-   * `handover: true`: the caller has just read the tenant and knows it has a webhook.
+   * `knownWebhook`: the caller has just read the tenant and knows it has a webhook.
    */
   async append(event: EventInput, now = new Date(), knownWebhook?: true): Promise<boolean> {
     const handover = knownWebhook ?? (await this.needsHandover(event.tenantId));
     // The marker first: a crash between the two writes leaves a marker without an event (the
     // sweeper drops it), never an event nobody will hand over.
     if (handover) await this.insertIgnoringDuplicate(this.undispatched, { _id: event.id, tenantId: event.tenantId, createdAt: now, seq: ++appendSeq });
-    const doc: EventDoc = {
-      _id: event.id,
-      tenantId: event.tenantId,
-      type: event.type,
-      caseId: event.caseId ?? null,
-      messageId: event.messageId ?? null,
-      data: event.data,
-      createdAt: now,
-    };
-    const isNew = await this.insertIgnoringDuplicate(this.col, doc);
+    const isNew = await this.insertIgnoringDuplicate(this.col, eventDoc(event, now));
     // A repeat append (a retried producer) still wakes the dispatcher: its first run may have died
     // before the handover; the delivery workflow ignores what it already has.
     if (handover) this.listener?.(event.tenantId);
@@ -96,10 +88,7 @@ export class EventRepository {
     const wanted = new Set((await Promise.all(tenants.map(async (t) => ((await this.needsHandover(t)) ? t : null)))).filter((t) => t !== null));
     const markers = events.filter((e) => wanted.has(e.tenantId)).map((e) => ({ _id: e.id, tenantId: e.tenantId, createdAt: now, seq: ++appendSeq }));
     if (markers.length > 0) await this.insertManyIgnoringDuplicates(this.undispatched, markers);
-    await this.insertManyIgnoringDuplicates(
-      this.col,
-      events.map((e) => ({ _id: e.id, tenantId: e.tenantId, type: e.type, caseId: e.caseId ?? null, messageId: e.messageId ?? null, data: e.data, createdAt: now })),
-    );
+    await this.insertManyIgnoringDuplicates(this.col, events.map((e) => eventDoc(e, now)));
     for (const t of wanted) this.listener?.(t);
   }
 
@@ -133,8 +122,8 @@ export class EventRepository {
   }
 
   async markDispatched(ids: string[]): Promise<void> {
-    // One `_id` delete each: the only filter FerretDB serves from an index.
-    for (const _id of ids) await this.undispatched.deleteOne({ _id });
+    // One `_id` delete each (the only filter FerretDB serves from an index), in parallel.
+    await Promise.all(ids.map((_id) => this.undispatched.deleteOne({ _id })));
   }
 
   private async insertIgnoringDuplicate<T extends { _id: string }>(col: Collection<T>, doc: T): Promise<boolean> {
@@ -142,8 +131,12 @@ export class EventRepository {
       await col.insertOne(doc as Parameters<Collection<T>['insertOne']>[0]);
       return true;
     } catch (err) {
-      if (err instanceof MongoServerError && err.code === 11000) return false;
+      if (isDuplicateKey(err)) return false;
       throw err;
     }
   }
+}
+
+function eventDoc(e: EventInput, now: Date): EventDoc {
+  return { _id: e.id, tenantId: e.tenantId, type: e.type, caseId: e.caseId ?? null, messageId: e.messageId ?? null, data: e.data, createdAt: now };
 }

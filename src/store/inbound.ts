@@ -1,9 +1,9 @@
-import { GridFSBucket, MongoServerError, ObjectId, type Collection, type Db } from 'mongodb';
+import { GridFSBucket, ObjectId, type Collection, type Db } from 'mongodb';
 import type { InboundEmail } from '../domain/inbound/email';
 import type { MailVerdict } from '../domain/mail/classify';
 import { NotFoundError } from '../errors';
 import { downloadBuffer, uploadBuffer } from './gridfs';
-import { upsertRetrying } from './upsert';
+import { isDuplicateKey, upsertRetrying } from './upsert';
 import type { Keyring } from '../security/crypto';
 
 /**
@@ -68,7 +68,6 @@ interface ReplayDoc {
   at: Date;
 }
 
-const isDuplicate = (err: unknown) => err instanceof MongoServerError && err.code === 11000;
 const aad = (tenantId: string, provider: string, field: string) => `tenant:${tenantId}:inbound.${provider}.${field}`;
 
 export class InboundRepository {
@@ -121,7 +120,7 @@ export class InboundRepository {
       await this.col.insertOne(doc);
       return { doc, inserted: true };
     } catch (err) {
-      if (!isDuplicate(err)) throw err;
+      if (!isDuplicateKey(err)) throw err;
       const existing = await this.col.findOne({ _id: doc._id });
       if (!existing) throw err;
       return { doc: existing, inserted: false };
@@ -188,7 +187,7 @@ export class InboundRepository {
       await this.replays.insertOne({ _id, tenantId, inboundIds, at: new Date() });
       return null;
     } catch (err) {
-      if (!isDuplicate(err)) throw err;
+      if (!isDuplicateKey(err)) throw err;
       return (await this.replays.findOne({ _id }))?.inboundIds ?? [];
     }
   }

@@ -1,4 +1,5 @@
-import { GridFSBucket, MongoServerError, ObjectId, type Collection, type Db, Binary } from 'mongodb';
+import { GridFSBucket, ObjectId, type Collection, type Db, Binary } from 'mongodb';
+import { isDuplicateKey } from './upsert';
 import { TERMINAL_STATUSES, type MessageStatus, type RecipientStatus } from '../domain/message';
 import { ConflictError, NotFoundError } from '../errors';
 import type { MessageTracking } from '../domain/tracking/message';
@@ -125,7 +126,7 @@ export class MessageRepository {
       await this.idem.insertOne({ _id, messageId, createdAt: new Date() });
       return { won: true, messageId };
     } catch (err) {
-      if (err instanceof MongoServerError && err.code === 11000) {
+      if (isDuplicateKey(err)) {
         const existing = await this.idem.findOne({ _id });
         if (existing) return { won: false, messageId: existing.messageId };
       }
@@ -161,7 +162,7 @@ export class MessageRepository {
       await this.col.insertOne(doc);
       return doc;
     } catch (err) {
-      if (err instanceof MongoServerError && err.code === 11000) {
+      if (isDuplicateKey(err)) {
         const existing = await this.col.findOne({ _id: doc._id });
         if (existing) return existing;
       }
@@ -351,7 +352,7 @@ export class MessageRepository {
       await this.locks.insertOne(lock);
       return true;
     } catch (err) {
-      if (err instanceof MongoServerError && err.code === 11000) return false;
+      if (isDuplicateKey(err)) return false;
       throw err;
     }
   }

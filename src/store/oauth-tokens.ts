@@ -1,4 +1,5 @@
-import { MongoServerError, type Collection, type Db } from 'mongodb';
+import { type Collection, type Db } from 'mongodb';
+import { isDuplicateKey } from './upsert';
 import type { Keyring } from '../security/crypto';
 
 /**
@@ -101,7 +102,7 @@ export class OAuthTokenRepository {
       await this.states.insertOne({ _id: stateId, tenantId, usedAt: new Date() });
       return true;
     } catch (err) {
-      if (err instanceof MongoServerError && err.code === 11000) return false;
+      if (isDuplicateKey(err)) return false;
       throw err;
     }
   }

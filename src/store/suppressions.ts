@@ -1,4 +1,5 @@
-import { MongoServerError, type Collection, type Db } from 'mongodb';
+import { type Collection, type Db } from 'mongodb';
+import { isDuplicateKey } from './upsert';
 
 /**
  * A tenant's suppression list: addresses never to send to again (hard bounces, complaints,
@@ -42,7 +43,7 @@ export class SuppressionRepository {
       await this.col.insertOne({ _id: keyOf(tenantId, address), tenantId, address: address.toLowerCase(), source, reason, detail, createdAt: new Date() });
       return true;
     } catch (err) {
-      if (err instanceof MongoServerError && err.code === 11000) return false;
+      if (isDuplicateKey(err)) return false;
       throw err;
     }
   }

@@ -1,5 +1,5 @@
 import type { Collection, Db } from 'mongodb';
-import { MongoServerError } from 'mongodb';
+import { isDuplicateKey } from './upsert';
 import {
   AUTH_SECRET_FIELDS,
   type AuthInput,
@@ -99,7 +99,7 @@ export class TenantRepository {
     try {
       await this.col.insertOne(doc);
     } catch (err) {
-      if (err instanceof MongoServerError && err.code === 11000) {
+      if (isDuplicateKey(err)) {
         throw new ConflictError(`tenant ${id} already exists`);
       }
       throw err;

@@ -5,11 +5,14 @@ import { MongoServerError } from 'mongodb';
  * retries some of these itself, FerretDB never does). Running the upsert again then finds the
  * document and updates it, which is what the caller meant.
  */
+/** A write refused because the `_id` (or a unique key) exists: MongoDB and FerretDB both say E11000. */
+export const isDuplicateKey = (err: unknown): boolean => err instanceof MongoServerError && err.code === 11000;
+
 export async function upsertRetrying<T>(op: () => Promise<T>): Promise<T> {
   try {
     return await op();
   } catch (err) {
-    if (err instanceof MongoServerError && err.code === 11000) return op();
+    if (isDuplicateKey(err)) return op();
     throw err;
   }
 }

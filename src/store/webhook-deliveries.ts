@@ -1,5 +1,6 @@
 import { createHash } from 'node:crypto';
-import { MongoServerError, type Collection, type Db, type Filter } from 'mongodb';
+import { type Collection, type Db, type Filter } from 'mongodb';
+import { isDuplicateKey } from './upsert';
 import type { DeliveryState } from '../domain/webhooks';
 import type { EventDoc } from './events';
 
@@ -92,7 +93,7 @@ export class WebhookDeliveryRepository {
       await this.col.insertOne(doc);
       return doc;
     } catch (err) {
-      if (!(err instanceof MongoServerError && err.code === 11000)) throw err;
+      if (!(isDuplicateKey(err))) throw err;
       const existing = await this.get(doc._id);
       if (!existing) throw err;
       return existing;

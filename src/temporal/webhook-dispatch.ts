@@ -100,8 +100,10 @@ export class WebhookDispatcher {
     const queued: QueuedEvent[] = [];
     const handled: string[] = [];
     const now = Date.now();
-    for (const m of markers) {
-      const e = await events.get(m._id);
+    // Independent `_id` reads: in parallel (the handover is on the path of every event of the tenant).
+    const found = await Promise.all(markers.map((m) => events.get(m._id)));
+    for (const [i, m] of markers.entries()) {
+      const e = found[i];
       if (!e) {
         if (now - m.createdAt.getTime() > ORPHAN_AFTER_MS) handled.push(m._id);
         continue;

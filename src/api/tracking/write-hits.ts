@@ -120,7 +120,9 @@ export function createHitWriter(deps: HitWriterDeps): (batch: PendingHit[]) => P
     const buckets = new Map<number, StoredHit[]>();
     fresh.slice(0, room).forEach((h, i) => {
       const n = Math.floor((recent.stored + i) / HITS_PER_BUCKET);
-      buckets.set(n, [...(buckets.get(n) ?? []), toStoredHit(h)]);
+      const bucket = buckets.get(n);
+      if (bucket) bucket.push(toStoredHit(h));
+      else buckets.set(n, [toStoredHit(h)]);
     });
     const write: TrackingWrite = { messageId, tenantId, buckets: [...buckets].map(([n, hits]) => ({ n, hits })), overflow };
     return {
