@@ -51,7 +51,12 @@ async function main(): Promise<void> {
     });
     const t0 = Date.now();
     await pool([...Array(N).keys()], CONCURRENCY, async (i) => {
-      await transport.sendMail({ from: 'bench@acme.example', to: `r${i}@customer.example`, subject: `baseline ${i}`, text: 'Hello from the benchmark' });
+      await transport.sendMail({
+        from: 'bench@acme.example',
+        to: `r${i}@customer.example`,
+        subject: `baseline ${i}`,
+        text: 'Hello from the benchmark',
+      });
     });
     const baselineSecs = (Date.now() - t0) / 1000;
     transport.close();
@@ -60,7 +65,12 @@ async function main(): Promise<void> {
     // Temporal floor: the same server, a worker and a client in this process, as Cartero's are.
     const address = process.env.CARTERO_TEST_TEMPORAL_ADDRESS!;
     const floorConn = await NativeConnection.connect({ address });
-    const floorWorker = await Worker.create({ connection: floorConn, taskQueue: 'bench-floor', workflowsPath: require.resolve('./noop-workflow'), activities: { noop: async (n: number) => n } });
+    const floorWorker = await Worker.create({
+      connection: floorConn,
+      taskQueue: 'bench-floor',
+      workflowsPath: require.resolve('./noop-workflow'),
+      activities: { noop: async (n: number) => n },
+    });
     const floorRun = floorWorker.run();
     const floorClient = new Client({ connection: await Connection.connect({ address }) });
     const t2 = Date.now();

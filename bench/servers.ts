@@ -17,8 +17,18 @@ export async function withBenchServers(name: string, fn: (tmp: string) => Promis
     const [temporalPort, mongoPort] = [await freePort(), await freePort()];
     servers.push(
       ...(await Promise.all([
-        startTemporalDev({ bin: path.join(root, '.tools/bin/temporal'), port: temporalPort, namespace: 'default', logFile: path.join(tmp, 't.log') }),
-        startFerretDb({ bin: path.join(root, '.tools/bin/ferretdb'), port: mongoPort, dataDir: path.join(tmp, 'f'), logFile: path.join(tmp, 'f.log') }),
+        startTemporalDev({
+          bin: path.join(root, '.tools/bin/temporal'),
+          port: temporalPort,
+          namespace: 'default',
+          logFile: path.join(tmp, 't.log'),
+        }),
+        startFerretDb({
+          bin: path.join(root, '.tools/bin/ferretdb'),
+          port: mongoPort,
+          dataDir: path.join(tmp, 'f'),
+          logFile: path.join(tmp, 'f.log'),
+        }),
       ])),
     );
     process.env.CARTERO_TEST_TEMPORAL_ADDRESS = `127.0.0.1:${temporalPort}`;

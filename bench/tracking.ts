@@ -40,7 +40,9 @@ function load(url: string, paths: string[], durationSec: number): Promise<LoadRe
     const child = spawn(process.execPath, [path.join(__dirname, 'tracking-load.js'), job], { stdio: ['ignore', 'pipe', 'inherit'] });
     let out = '';
     child.stdout.on('data', (d: Buffer) => (out += d.toString()));
-    child.once('exit', (code) => (code === 0 ? resolve(JSON.parse(out.trim()) as LoadResult) : reject(new Error(`load generator exited ${code}`))));
+    child.once('exit', (code) =>
+      code === 0 ? resolve(JSON.parse(out.trim()) as LoadResult) : reject(new Error(`load generator exited ${code}`)),
+    );
   });
 }
 
@@ -60,7 +62,9 @@ async function main(): Promise<void> {
   await withBenchServers('bench-tracking', async (tmp) => {
     // No worker: the messages stay queued; only the tracking endpoints are measured.
     // TRACKING_FLUSH_MS / TRACKING_FLUSH_HITS from the environment, to see what batching costs.
-    const flush = Object.fromEntries(['TRACKING_FLUSH_MS', 'TRACKING_FLUSH_HITS'].filter((k) => process.env[k]).map((k) => [k, process.env[k]!]));
+    const flush = Object.fromEntries(
+      ['TRACKING_FLUSH_MS', 'TRACKING_FLUSH_HITS'].filter((k) => process.env[k]).map((k) => [k, process.env[k]!]),
+    );
     const stack = await startStack({ LOG_LEVEL: 'silent', TRACKING_SPOOL_DIR: path.join(tmp, 'spool'), ...flush }, { worker: false });
     const pki = makeTestPki(['localhost']);
     const key = await createPeerTenant(stack, 'bench', { port: 2525 }, pki.caCert, { tracking: { opens: true, clicks: true } });
@@ -69,7 +73,13 @@ async function main(): Promise<void> {
     for (let i = 0; i < MESSAGES; i++) {
       const r = await api(stack, 'POST', '/v1/messages', {
         key,
-        body: { from: 'news@acme.example', to: [`r${i}@customer.example`], subject: `bench ${i}`, html: `<p>Hi <a href="https://shop.example/p/${i}?ref=mail">offer</a></p>`, track: { opens: true, clicks: true } },
+        body: {
+          from: 'news@acme.example',
+          to: [`r${i}@customer.example`],
+          subject: `bench ${i}`,
+          html: `<p>Hi <a href="https://shop.example/p/${i}?ref=mail">offer</a></p>`,
+          track: { opens: true, clicks: true },
+        },
       });
       if (r.status !== 202) throw new Error(`POST /v1/messages answered ${r.status}: ${JSON.stringify(r.body)}`);
       const doc = await stack.messages.get('bench', r.body.id as string);
@@ -104,7 +114,9 @@ async function main(): Promise<void> {
       for (const t of targets) {
         const r = await load(t.url, t.paths, SECONDS);
         results.get(t.name)!.push(r);
-        process.stdout.write(`  round ${round} ${t.name.padEnd(14)} ${r.requestsPerSec.toFixed(0).padStart(6)} req/s  p50 ${r.p50} ms  p99 ${r.p99} ms  ${JSON.stringify(r.codes)} errors ${r.errors}\n`);
+        process.stdout.write(
+          `  round ${round} ${t.name.padEnd(14)} ${r.requestsPerSec.toFixed(0).padStart(6)} req/s  p50 ${r.p50} ms  p99 ${r.p99} ms  ${JSON.stringify(r.codes)} errors ${r.errors}\n`,
+        );
       }
     }
 
@@ -114,7 +126,9 @@ async function main(): Promise<void> {
     while (buffer.size > 0 && Date.now() < deadline) await buffer.flush().then(() => new Promise((r) => setTimeout(r, 100)));
     const stats = { ...buffer.stats };
 
-    const lines = [`bench/tracking: ${CONNECTIONS} connections, ${SECONDS} s per run, ${ROUNDS} rounds, ${MESSAGES} tracked messages (paths cycled), autocannon in a separate process`];
+    const lines = [
+      `bench/tracking: ${CONNECTIONS} connections, ${SECONDS} s per run, ${ROUNDS} rounds, ${MESSAGES} tracked messages (paths cycled), autocannon in a separate process`,
+    ];
     for (const kind of ['pixel', 'click'] as const) {
       const b = results.get(`bare ${kind}`)!;
       const c = results.get(`cartero ${kind}`)!;
@@ -126,7 +140,9 @@ async function main(): Promise<void> {
         `    p99 ratio cartero/bare:        median ${median(lat).toFixed(2)} (rounds ${spread(lat)}), target <= 1.50 ${median(lat) <= 1.5 ? 'MET' : 'NOT MET'}`,
       );
     }
-    lines.push(`  hits: recorded ${stats.recorded}, written ${stats.written}, spilled ${stats.spilled}, replayed ${stats.replayed}, dropped ${stats.dropped}, still queued ${buffer.size}`);
+    lines.push(
+      `  hits: recorded ${stats.recorded}, written ${stats.written}, spilled ${stats.spilled}, replayed ${stats.replayed}, dropped ${stats.dropped}, still queued ${buffer.size}`,
+    );
     process.stdout.write(lines.join('\n') + '\n');
     bareServer.close();
     await stack.stop();

@@ -19,7 +19,14 @@ async function parseMail(file: string | undefined): Promise<string> {
     raw = await readFile(file);
   } catch (err) {
     const code = (err as NodeJS.ErrnoException).code;
-    const why = code === 'ENOENT' ? 'no such file' : code === 'EISDIR' ? 'is a directory' : code === 'EACCES' ? 'permission denied' : (err as Error).message;
+    const why =
+      code === 'ENOENT'
+        ? 'no such file'
+        : code === 'EISDIR'
+          ? 'is a directory'
+          : code === 'EACCES'
+            ? 'permission denied'
+            : (err as Error).message;
     throw new CliError(`parse-mail: cannot read ${file}: ${why}`);
   }
   if (raw.length === 0) throw new CliError(`parse-mail: ${file} is empty`);

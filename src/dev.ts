@@ -120,7 +120,11 @@ async function main(): Promise<void> {
     }
 
     for (const name of ['worker', 'server'] as const) {
-      const child = spawn(process.execPath, [path.join(__dirname, `${name}.js`)], { env, stdio: ['ignore', 'pipe', 'pipe'], detached: true });
+      const child = spawn(process.execPath, [path.join(__dirname, `${name}.js`)], {
+        env,
+        stdio: ['ignore', 'pipe', 'pipe'],
+        detached: true,
+      });
       const label = name === 'server' ? 'api' : name;
       prefixed(label, child);
       child.once('exit', (code, signal) => {

@@ -15,17 +15,29 @@ async function main(): Promise<void> {
   // A fresh self-hosted cluster lacks Cartero's search attributes; Temporal Cloud refuses the
   // operator call (create them in its console), which is only worth a warning.
   await ensureSearchAttributes(temporal).catch((err: unknown) =>
-    logger.warn({ err: (err as Error).message }, 'could not register search attributes; create TenantId, CaseId, MessageId, SendStatus (Keyword) by hand'),
+    logger.warn(
+      { err: (err as Error).message },
+      'could not register search attributes; create TenantId, CaseId, MessageId, SendStatus (Keyword) by hand',
+    ),
   );
 
   // Events appended by the API (test events, tracking hits) go to their tenant's delivery workflow.
-  const webhookDispatcher = new WebhookDispatcher({ events, tenants, client: temporal, taskQueue: config.temporal.taskQueue, warn: (msg, fields) => logger.warn(fields, msg) });
+  const webhookDispatcher = new WebhookDispatcher({
+    events,
+    tenants,
+    client: temporal,
+    taskQueue: config.temporal.taskQueue,
+    warn: (msg, fields) => logger.warn(fields, msg),
+  });
   events.setAppendListener((tenantId) => webhookDispatcher.notify(tenantId));
   events.setHandoverFilter((tenantId) => webhookDispatcher.wantsHandover(tenantId));
 
   let shuttingDown = false;
   // Human opens and clicks reach the message's case; hit events go through the same outbox listener.
-  const tracking = createTracking(config, logger, store.db, keyring, { events, onHumanHit: caseHitNotifier({ cases, events, temporal, taskQueue: config.temporal.taskQueue }) });
+  const tracking = createTracking(config, logger, store.db, keyring, {
+    events,
+    onHumanHit: caseHitNotifier({ cases, events, temporal, taskQueue: config.temporal.taskQueue }),
+  });
   const app = createApp({
     tracking,
     config,

@@ -32,9 +32,18 @@ export interface WorkerDeps extends StoreDeps {
   warn?: (msg: string, fields: Record<string, unknown>) => void;
 }
 
-export async function createWorker(deps: WorkerDeps, overrides: Partial<WorkerOptions> = {}): Promise<{ worker: Worker; pools: SmtpPools }> {
+export async function createWorker(
+  deps: WorkerDeps,
+  overrides: Partial<WorkerOptions> = {},
+): Promise<{ worker: Worker; pools: SmtpPools }> {
   const { config } = deps;
-  const webhookDispatcher = new WebhookDispatcher({ events: deps.events, tenants: deps.tenants, client: deps.client, taskQueue: config.temporal.taskQueue, ...(deps.warn ? { warn: deps.warn } : {}) });
+  const webhookDispatcher = new WebhookDispatcher({
+    events: deps.events,
+    tenants: deps.tenants,
+    client: deps.client,
+    taskQueue: config.temporal.taskQueue,
+    ...(deps.warn ? { warn: deps.warn } : {}),
+  });
   // Events this worker's activities append are handed to their tenant's delivery workflow at once.
   deps.events.setAppendListener((tenantId) => webhookDispatcher.notify(tenantId));
   deps.events.setHandoverFilter((tenantId) => webhookDispatcher.wantsHandover(tenantId));
@@ -52,7 +61,12 @@ export async function createWorker(deps: WorkerDeps, overrides: Partial<WorkerOp
       suppressions: deps.suppressions,
       cases: deps.cases,
       // Bounces found by the IMAP watch (and recordMailFeedback) reach the message's case.
-      signalCase: caseFeedbackSignaller({ cases: deps.cases, events: deps.events, temporal: deps.client, taskQueue: config.temporal.taskQueue }),
+      signalCase: caseFeedbackSignaller({
+        cases: deps.cases,
+        events: deps.events,
+        temporal: deps.client,
+        taskQueue: config.temporal.taskQueue,
+      }),
       events: deps.events,
       pools,
       temporal: deps.client,
@@ -84,7 +98,14 @@ async function main(): Promise<void> {
   const repos = await openStore(config, keyring, logger);
   const connection = await retrying('Temporal', logger, () => connectWorkerConnection(config));
   const { client, connection: clientConnection } = await retrying('Temporal', logger, () => connectTemporal(config, keyring));
-  const { worker, pools } = await createWorker({ ...repos, config, keyring, client, connection, warn: (msg, fields) => logger.warn(fields, msg) });
+  const { worker, pools } = await createWorker({
+    ...repos,
+    config,
+    keyring,
+    client,
+    connection,
+    warn: (msg, fields) => logger.warn(fields, msg),
+  });
   await retrying('Temporal (webhook sweeper)', logger, () => ensureWebhookSweeper(client, config.temporal.taskQueue));
   logger.info({ taskQueue: config.temporal.taskQueue, namespace: config.temporal.namespace }, 'worker running');
   await worker.run();

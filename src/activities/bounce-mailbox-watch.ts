@@ -53,9 +53,11 @@ export function describeImapError(err: unknown): { needsAttention: boolean; mess
   const e = err as ImapFlowError & { code?: string };
   const reply = e.responseText ?? e.serverResponseCode;
   if (e.authenticationFailed) return { needsAttention: true, message: `authentication failed${reply ? `: ${reply}` : ''}` };
-  if (e.tlsFailed || (e.code && CERT_CODES.test(e.code))) return { needsAttention: true, message: `TLS failed: ${e.code ? `${e.code} ` : ''}${e.message}` };
+  if (e.tlsFailed || (e.code && CERT_CODES.test(e.code)))
+    return { needsAttention: true, message: `TLS failed: ${e.code ? `${e.code} ` : ''}${e.message}` };
   if (e.code === 'ENOTFOUND') return { needsAttention: true, message: `DNS: ${e.message}` };
-  if (e.mailboxMissing || e.serverResponseCode === 'NONEXISTENT') return { needsAttention: true, message: `mailbox missing: ${reply ?? e.message}` };
+  if (e.mailboxMissing || e.serverResponseCode === 'NONEXISTENT')
+    return { needsAttention: true, message: `mailbox missing: ${reply ?? e.message}` };
   return { needsAttention: false, message: `${e.code ? `${e.code}: ` : ''}${reply ?? e.message}` };
 }
 
@@ -70,8 +72,7 @@ export async function runBounceMailboxWatch(deps: BounceMailboxWatchDeps, tenant
     () => 'cancelled' as const,
     () => 'cancelled' as const,
   );
-  const wait = (ms: number) =>
-    Promise.race([new Promise<'timer'>((r) => setTimeout(() => r('timer'), ms).unref()), stopped]);
+  const wait = (ms: number) => Promise.race([new Promise<'timer'>((r) => setTimeout(() => r('timer'), ms).unref()), stopped]);
   try {
     for (;;) {
       const doc = await current(deps, tenantId);
@@ -85,7 +86,14 @@ export async function runBounceMailboxWatch(deps: BounceMailboxWatchDeps, tenant
         client = await connect(deps, doc);
         lastConnectedAt = new Date();
         failures = 0;
-        const outcome = await watchConnected(deps, doc, client, { status, stopped, checkEveryMs, started, rotateAfterMs, log: control.log });
+        const outcome = await watchConnected(deps, doc, client, {
+          status,
+          stopped,
+          checkEveryMs,
+          started,
+          rotateAfterMs,
+          log: control.log,
+        });
         if (outcome) {
           // Cancelled by the workflow: report it as a cancellation, not as a result.
           if (await stoppedAlready(stopped)) await control.cancelled;
@@ -170,11 +178,17 @@ interface Session {
 }
 
 /** Returns an outcome to end the run, or null when the connection was lost (reconnect). */
-async function watchConnected(deps: BounceMailboxWatchDeps, doc: BounceMailboxDoc, client: ImapFlow, session: Session): Promise<WatchOutcome | null> {
+async function watchConnected(
+  deps: BounceMailboxWatchDeps,
+  doc: BounceMailboxDoc,
+  client: ImapFlow,
+  session: Session,
+): Promise<WatchOutcome | null> {
   const { mailbox, processedFolder } = doc.settings;
   await client.mailboxCreate(processedFolder).catch((err: unknown) => {
     // Dovecot and others answer ALREADYEXISTS with NO; anything else is worth reporting.
-    if ((err as ImapFlowError).serverResponseCode !== 'ALREADYEXISTS') throw new NeedsAttention(`cannot create ${processedFolder}: ${(err as ImapFlowError).responseText ?? (err as Error).message}`);
+    if ((err as ImapFlowError).serverResponseCode !== 'ALREADYEXISTS')
+      throw new NeedsAttention(`cannot create ${processedFolder}: ${(err as ImapFlowError).responseText ?? (err as Error).message}`);
   });
   await client.mailboxOpen(mailbox);
   let closed = false;
@@ -190,7 +204,11 @@ async function watchConnected(deps: BounceMailboxWatchDeps, doc: BounceMailboxDo
     const next = woken();
     await processUnseen(deps, doc, client, session.log);
     if (closed || !client.usable) return null;
-    const why = await Promise.race([next, session.stopped, new Promise<'check'>((r) => setTimeout(() => r('check'), session.checkEveryMs).unref())]);
+    const why = await Promise.race([
+      next,
+      session.stopped,
+      new Promise<'check'>((r) => setTimeout(() => r('check'), session.checkEveryMs).unref()),
+    ]);
     if (why === 'cancelled') return { kind: 'stopped' };
     if (closed) return null;
     if (why === 'check') {
@@ -206,7 +224,12 @@ async function watchConnected(deps: BounceMailboxWatchDeps, doc: BounceMailboxDo
  * verdict is applied, so a crash in between means it is applied again on the next pass, which
  * changes nothing (handleBounceOrComplaint is idempotent).
  */
-async function processUnseen(deps: BounceMailboxWatchDeps, doc: BounceMailboxDoc, client: ImapFlow, log: WatchControl['log']): Promise<void> {
+async function processUnseen(
+  deps: BounceMailboxWatchDeps,
+  doc: BounceMailboxDoc,
+  client: ImapFlow,
+  log: WatchControl['log'],
+): Promise<void> {
   const tenantId = doc._id;
   const unseen = await client.fetchAll({ seen: false }, { uid: true, size: true }, { uid: true });
   for (const m of unseen.sort((a, b) => a.uid - b.uid)) {
@@ -225,13 +248,19 @@ async function processUnseen(deps: BounceMailboxWatchDeps, doc: BounceMailboxDoc
         continue;
       }
       const verdict = classifyMail(mail);
-      const noticeId = fieldValue(mail.headers, 'message-id') ?? `imap:${doc.settings.mailbox}:${client.mailbox ? String(client.mailbox.uidValidity) : '?'}:${uid}`;
+      const noticeId =
+        fieldValue(mail.headers, 'message-id') ??
+        `imap:${doc.settings.mailbox}:${client.mailbox ? String(client.mailbox.uidValidity) : '?'}:${uid}`;
       let counted: Parameters<BounceMailboxRepository['countProcessed']>[1] = verdict.kind;
       if (verdict.kind === 'bounce' || verdict.kind === 'delay' || verdict.kind === 'complaint') {
         const result = await handleBounceOrComplaint(deps, tenantId, verdict, { channel: 'imap', noticeId });
         if (!result.messageId || !result.recipients.some((r) => r.matched)) {
           counted = 'unmatched';
-          log.info('bounce mailbox: notice names no message or recipient of this tenant', { tenantId, noticeId, originalMessageId: verdict.originalMessageId });
+          log.info('bounce mailbox: notice names no message or recipient of this tenant', {
+            tenantId,
+            noticeId,
+            originalMessageId: verdict.originalMessageId,
+          });
         }
       }
       await deps.bounceMailboxes.countProcessed(tenantId, counted, at);

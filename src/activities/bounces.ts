@@ -75,21 +75,64 @@ export async function handleBounceOrComplaint(
       continue;
     }
     const address = recipient.address;
-    const feedback: RecipientFeedback = { kind, reason: b.reason, status: b.status, hard: b.hard, diagnostic: b.diagnostic, source: source.channel, at };
+    const feedback: RecipientFeedback = {
+      kind,
+      reason: b.reason,
+      status: b.status,
+      hard: b.hard,
+      diagnostic: b.diagnostic,
+      source: source.channel,
+      at,
+    };
     updates.push({ index, status: kind === 'bounce' ? 'bounced' : null, feedback });
 
     const suppress = (kind === 'bounce' && b.hard) || kind === 'complaint';
     if (suppress) {
-      await deps.suppressions.add(tenantId, address, kind === 'complaint' ? 'complaint' : 'bounce', b.reason, `${source.channel}: ${b.diagnostic ?? b.status ?? b.reason}`);
+      await deps.suppressions.add(
+        tenantId,
+        address,
+        kind === 'complaint' ? 'complaint' : 'bounce',
+        b.reason,
+        `${source.channel}: ${b.diagnostic ?? b.status ?? b.reason}`,
+      );
     }
-    const data = { recipient: address, reason: b.reason, status: b.status, hard: b.hard, diagnostic: b.diagnostic, source: source.channel, suppressed: suppress };
+    const data = {
+      recipient: address,
+      reason: b.reason,
+      status: b.status,
+      hard: b.hard,
+      diagnostic: b.diagnostic,
+      source: source.channel,
+      suppressed: suppress,
+    };
     if (kind === 'bounce') {
-      await deps.events.append({ id: `message.bounced:${doc._id}:${address.toLowerCase()}`, tenantId, type: 'message.bounced', caseId: doc.caseId, messageId: doc._id, data });
+      await deps.events.append({
+        id: `message.bounced:${doc._id}:${address.toLowerCase()}`,
+        tenantId,
+        type: 'message.bounced',
+        caseId: doc.caseId,
+        messageId: doc._id,
+        data,
+      });
     } else if (kind === 'complaint') {
-      await deps.events.append({ id: `message.complained:${doc._id}:${address.toLowerCase()}`, tenantId, type: 'message.complained', caseId: doc.caseId, messageId: doc._id, data });
+      await deps.events.append({
+        id: `message.complained:${doc._id}:${address.toLowerCase()}`,
+        tenantId,
+        type: 'message.complained',
+        caseId: doc.caseId,
+        messageId: doc._id,
+        data,
+      });
     } else {
       const notice = source.noticeId ?? verdict.originalMessageId ?? 'unknown';
-      await deps.events.append({ id: `message.deferred:${doc._id}:${address.toLowerCase()}:notice:${notice}`, tenantId, type: 'message.deferred', caseId: doc.caseId, messageId: doc._id, data });
+      await deps.events.append({
+        id: `message.deferred:${doc._id}:${address.toLowerCase()}:notice:${notice}`,
+        tenantId,
+        type: 'message.deferred',
+        caseId: doc.caseId,
+        messageId: doc._id,
+        data,
+      });
     }
     results.push({ address, matched: true, suppressed: suppress });
     signalled.push({ address, reason: b.reason, hard: b.hard, status: b.status });
@@ -105,7 +148,11 @@ export async function handleBounceOrComplaint(
     const finished = ['sent', 'partially_sent', 'bounced'].includes(doc.status);
     const status = finished ? statusAfterBounces(recipients) : null;
     const bounced = recipients.filter((r) => r.status === 'bounced').map((r) => r.address);
-    await deps.messages.recordFeedback(doc._id, updates, status && status !== doc.status ? { status, reason: `bounced after sending: ${bounced.join(', ')}` } : null);
+    await deps.messages.recordFeedback(
+      doc._id,
+      updates,
+      status && status !== doc.status ? { status, reason: `bounced after sending: ${bounced.join(', ')}` } : null,
+    );
   }
   if (signalled.length && doc.caseId && deps.signalCase) {
     const caseKind = kind === 'bounce' ? 'bounced' : kind === 'complaint' ? 'complained' : 'delayed';

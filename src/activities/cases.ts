@@ -37,7 +37,14 @@ export async function tellCaseOfDelivery(
     deps,
     doc.tenantId,
     doc.caseId,
-    { eventId: `${kind === 'sent' ? 'sent' : 'failed'}:${doc._id}`, kind, at: (doc.completedAt ?? new Date()).getTime(), ref: doc._id, participants, subject: doc.subject },
+    {
+      eventId: `${kind === 'sent' ? 'sent' : 'failed'}:${doc._id}`,
+      kind,
+      at: (doc.completedAt ?? new Date()).getTime(),
+      ref: doc._id,
+      participants,
+      subject: doc.subject,
+    },
     { messageId: doc._id, rfcMessageId: doc.messageId, status, reason, subject: doc.subject },
   );
 }

@@ -6,7 +6,10 @@ import { addressRefusal, isIpLiteral, type AllowableClass } from '../domain/netw
  * caller connects to a checked address (with the name kept for TLS). Letting the mail library
  * resolve on its own would bypass the guard (DNS rebinding). `refused` names the first bad address.
  */
-export async function checkedAddresses(host: string, allowed: readonly AllowableClass[]): Promise<{ addresses: string[]; refused: string | null }> {
+export async function checkedAddresses(
+  host: string,
+  allowed: readonly AllowableClass[],
+): Promise<{ addresses: string[]; refused: string | null }> {
   const addresses = isIpLiteral(host) ? [host] : (await dns.lookup(host, { all: true, verbatim: true })).map((a) => a.address);
   for (const a of addresses) {
     const refusal = addressRefusal(a, allowed);

@@ -7,7 +7,13 @@ import { createOAuthActivities, type OAuthActivityDeps } from './oauth';
 import { createTenantActivities, type TenantActivityDeps } from './tenants';
 import { createWebhookActivities, type WebhookActivityDeps } from './webhooks';
 
-export type ActivityDeps = TenantActivityDeps & MessageActivityDeps & CaseActivityDeps & BounceActivityDeps & WebhookActivityDeps & OAuthActivityDeps & BounceMailboxWatchDeps;
+export type ActivityDeps = TenantActivityDeps &
+  MessageActivityDeps &
+  CaseActivityDeps &
+  BounceActivityDeps &
+  WebhookActivityDeps &
+  OAuthActivityDeps &
+  BounceMailboxWatchDeps;
 
 export function createActivities(deps: ActivityDeps) {
   return withFailureMapping({

@@ -30,7 +30,16 @@ export async function appendAttemptEvents(
       ...base,
       id: `message.bounced:${doc._id}:${r.address.toLowerCase()}`,
       type: 'message.bounced',
-      data: { ...common, recipient: r.address, reason: 'rejected', status: null, hard: true, diagnostic: r.reply ?? null, source: 'smtp', suppressed: true },
+      data: {
+        ...common,
+        recipient: r.address,
+        reason: 'rejected',
+        status: null,
+        hard: true,
+        diagnostic: r.reply ?? null,
+        source: 'smtp',
+        suppressed: true,
+      },
     });
   }
   if (status === 'sent' || status === 'partially_sent') {
@@ -38,7 +47,13 @@ export async function appendAttemptEvents(
       ...base,
       id: `message.sent:${doc._id}`,
       type: 'message.sent',
-      data: { ...common, status, attempt: attempt.n, reply: attempt.reply, recipients: recipients.map((r) => ({ address: r.address, status: r.status, reply: r.reply ?? null })) },
+      data: {
+        ...common,
+        status,
+        attempt: attempt.n,
+        reply: attempt.reply,
+        recipients: recipients.map((r) => ({ address: r.address, status: r.status, reply: r.reply ?? null })),
+      },
     });
   } else if (status === 'failed') {
     out.push(failedEvent(doc, status, reason ?? attempt.reply, attempt.reply));
@@ -54,7 +69,13 @@ export async function appendAttemptEvents(
 }
 
 /** An ending decided outside an SMTP attempt (give-up, credentials deadline, every recipient suppressed). */
-export async function appendEndingEvent(events: EventRepository, doc: Doc, status: MessageStatus, reason: string, lastReply: string | null): Promise<void> {
+export async function appendEndingEvent(
+  events: EventRepository,
+  doc: Doc,
+  status: MessageStatus,
+  reason: string,
+  lastReply: string | null,
+): Promise<void> {
   if (status !== 'failed' && status !== 'suppressed') return;
   await events.append(failedEvent(doc, status, reason, lastReply));
 }

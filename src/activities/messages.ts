@@ -70,12 +70,17 @@ export function createMessageActivities(deps: MessageActivityDeps) {
       return { prep: { done: { status: doc.status, reason: doc.reason ?? doc.status }, pendingRecipients: 0, rules: [] }, doc };
     }
     const pending = doc.recipients.filter((r) => r.status === 'pending');
-    const suppressed = await deps.suppressions.suppressedAmong(doc.tenantId, pending.map((r) => r.address));
+    const suppressed = await deps.suppressions.suppressedAmong(
+      doc.tenantId,
+      pending.map((r) => r.address),
+    );
     let recipients = doc.recipients;
     if (suppressed.size > 0) {
       recipients = doc.recipients.map((r) => {
         const s = suppressed.get(r.address.toLowerCase());
-        return s && r.status === 'pending' ? { ...r, status: 'suppressed' as const, reply: `suppressed (${s.source}: ${s.reason})`, updatedAt: new Date() } : r;
+        return s && r.status === 'pending'
+          ? { ...r, status: 'suppressed' as const, reply: `suppressed (${s.source}: ${s.reason})`, updatedAt: new Date() }
+          : r;
       });
       await deps.messages.col.updateOne({ _id: doc._id }, { $set: { recipients, updatedAt: new Date() } });
     }
@@ -102,7 +107,12 @@ export function createMessageActivities(deps: MessageActivityDeps) {
       return replayed(existing.status, existing.reason, recorded.outcome, existing.lastReply ?? '', input.policy);
     }
     if (TERMINAL_STATUSES.has(existing.status)) {
-      return { next: { kind: 'done', status: existing.status, reason: existing.reason ?? existing.status }, status: existing.status, settingsVersion: 0, lastReply: existing.lastReply ?? '' };
+      return {
+        next: { kind: 'done', status: existing.status, reason: existing.reason ?? existing.status },
+        status: existing.status,
+        settingsVersion: 0,
+        lastReply: existing.lastReply ?? '',
+      };
     }
     if (input.permitGrantedAt !== null && Date.now() - input.permitGrantedAt > input.permitMarginMs) {
       await deps.messages.setStatus(id, 'waiting_rate_limit');
@@ -118,7 +128,9 @@ export function createMessageActivities(deps: MessageActivityDeps) {
       }
       // Another worker holds this message (a lock we cannot explain): never guess an outcome; the
       // local activity's retry looks again.
-      throw new Error(`message ${id} is locked (${lock?.state ?? 'no lock'}, attempt ${lock?.attempt ?? '-'}) by another attempt than ${input.attempt}`);
+      throw new Error(
+        `message ${id} is locked (${lock?.state ?? 'no lock'}, attempt ${lock?.attempt ?? '-'}) by another attempt than ${input.attempt}`,
+      );
     }
     const mime = await deps.messages.loadBody(existing);
     const pending = existing.recipients.filter((r) => r.status === 'pending').map((r) => r.address);
@@ -160,15 +172,34 @@ export function createMessageActivities(deps: MessageActivityDeps) {
     const now = new Date();
     await deps.messages.recordAttempt(
       id,
-      { n: input.attempt, at: new Date(started), durationMs: Date.now() - started, outcome: outcome.cls, reply: lastReply, recipients: pending },
+      {
+        n: input.attempt,
+        at: new Date(started),
+        durationMs: Date.now() - started,
+        outcome: outcome.cls,
+        reply: lastReply,
+        recipients: pending,
+      },
       decision.recipients.map((r) => ({ ...r, updatedAt: now })),
       decision.status,
       { lastReply, reason: decision.next.reason },
     );
-    await appendAttemptEvents(deps.events, existing, { n: input.attempt, outcome: outcome.cls, reply: lastReply }, decision.status, decision.recipients, decision.next.reason ?? null);
+    await appendAttemptEvents(
+      deps.events,
+      existing,
+      { n: input.attempt, outcome: outcome.cls, reply: lastReply },
+      decision.status,
+      decision.recipients,
+      decision.next.reason ?? null,
+    );
     if (decision.next.kind === 'done') {
       // The document is in hand: telling the case here saves the workflow a local activity and a read.
-      await tellCaseOfDelivery(deps, { ...existing, recipients: decision.recipients, completedAt: now }, decision.next.status, decision.next.reason);
+      await tellCaseOfDelivery(
+        deps,
+        { ...existing, recipients: decision.recipients, completedAt: now },
+        decision.next.status,
+        decision.next.reason,
+      );
       return { next: decision.next, status: decision.status, settingsVersion: tenant.settingsVersion, lastReply, caseNotified: true };
     }
     return { next: decision.next, status: decision.status, settingsVersion: tenant.settingsVersion, lastReply };
@@ -214,7 +245,14 @@ export function createMessageActivities(deps: MessageActivityDeps) {
     },
 
     /** Enqueues a permit request at the tenant's limiter, starting the limiter if it is not running. */
-    async requestPermit(tenantId: string, workflowId: string, recipients: number, rules: WindowRule[], marginMs: number, acceptedAt: number): Promise<void> {
+    async requestPermit(
+      tenantId: string,
+      workflowId: string,
+      recipients: number,
+      rules: WindowRule[],
+      marginMs: number,
+      acceptedAt: number,
+    ): Promise<void> {
       await deps.temporal.workflow.signalWithStart('rateLimiter', {
         workflowId: `ratelimit-${tenantId}`,
         taskQueue: deps.taskQueue,
@@ -228,9 +266,20 @@ export function createMessageActivities(deps: MessageActivityDeps) {
 
 /** Rebuilds what the workflow should do from an attempt already in the store. */
 function replayed(status: MessageStatus, reason: string | null, outcome: string, lastReply: string, policy: RetryPolicy): AttemptResult {
-  if (TERMINAL_STATUSES.has(status)) return { next: { kind: 'done', status, reason: reason ?? status }, status, settingsVersion: 0, lastReply };
+  if (TERMINAL_STATUSES.has(status))
+    return { next: { kind: 'done', status, reason: reason ?? status }, status, settingsVersion: 0, lastReply };
   if (status === 'waiting_credentials') {
-    return { next: { kind: 'wait_credentials', cls: outcome === 'tls' ? 'tls' : 'auth', reason: reason ?? lastReply }, status, settingsVersion: 0, lastReply };
+    return {
+      next: { kind: 'wait_credentials', cls: outcome === 'tls' ? 'tls' : 'auth', reason: reason ?? lastReply },
+      status,
+      settingsVersion: 0,
+      lastReply,
+    };
   }
-  return { next: { kind: 'retry', delayMs: policy.initialMs, cls: 'transient', reason: reason ?? lastReply }, status: 'retrying', settingsVersion: 0, lastReply };
+  return {
+    next: { kind: 'retry', delayMs: policy.initialMs, cls: 'transient', reason: reason ?? lastReply },
+    status: 'retrying',
+    settingsVersion: 0,
+    lastReply,
+  };
 }

@@ -63,7 +63,9 @@ export class OAuthAccess {
   }
 
   /** nodemailer's XOAUTH2 provisionCallback for one tenant's pool. */
-  provisioner(tenantId: string): (user: string, renew: boolean, cb: (err: Error | null, accessToken: string, expires: number) => void) => void {
+  provisioner(
+    tenantId: string,
+  ): (user: string, renew: boolean, cb: (err: Error | null, accessToken: string, expires: number) => void) => void {
     return (_user, renew, cb) => {
       const p = renew ? this.renew(tenantId, this.cache.get(tenantId)?.generation ?? 0) : this.current(tenantId);
       p.then(
@@ -77,7 +79,12 @@ export class OAuthAccess {
     let timer: NodeJS.Timeout | undefined;
     const timeout = new Promise<never>((_, reject) => {
       timer = setTimeout(
-        () => reject(new IdentityProviderUnavailableError(`no OAuth2 token for tenant ${tenantId} within ${Math.round(this.waitMs / 1000)} s (is the identity provider reachable?)`)),
+        () =>
+          reject(
+            new IdentityProviderUnavailableError(
+              `no OAuth2 token for tenant ${tenantId} within ${Math.round(this.waitMs / 1000)} s (is the identity provider reachable?)`,
+            ),
+          ),
         this.waitMs,
       );
     });
@@ -92,7 +99,8 @@ export class OAuthAccess {
     }
     if (!answer.ok) throw new OAuthCredentialsError(`OAuth2 credentials need attention: ${answer.reason}`, 'needs_reauth');
     const stored = await this.tokens.get(tenantId);
-    if (!stored || stored.generation < answer.generation) throw new IdentityProviderUnavailableError(`the refreshed token of ${tenantId} is not in the store yet`);
+    if (!stored || stored.generation < answer.generation)
+      throw new IdentityProviderUnavailableError(`the refreshed token of ${tenantId} is not in the store yet`);
     this.cache.set(tenantId, stored);
     return stored;
   }

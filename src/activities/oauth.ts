@@ -74,7 +74,9 @@ export function createOAuthActivities(deps: OAuthActivityDeps) {
       const stored = await deps.oauthTokens.save(tenantId, grant, tenant.settingsVersion, obtainedAt);
       if (tenant.settings.status === 'needs_reauth') {
         // Working again (a signal after the provider side was fixed, or new credentials).
-        await deps.tenants.update(tenantId, tenant.settingsVersion, { ...tenant.settings, status: 'active' }, undefined).catch(() => undefined);
+        await deps.tenants
+          .update(tenantId, tenant.settingsVersion, { ...tenant.settings, status: 'active' }, undefined)
+          .catch(() => undefined);
         await wakeWaitingSends(deps.messages, deps.temporal, tenantId, () => undefined);
       }
       return { kind: 'ok', obtainedAt, expiresAt: stored.expiresAt, generation: stored.generation };

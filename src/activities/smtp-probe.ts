@@ -37,9 +37,7 @@ export interface ProbeResult {
 }
 
 export type ProbeAuth =
-  | { type: 'none' }
-  | { type: 'password'; user: string; password: string }
-  | { type: 'xoauth2'; user: string; accessToken: string };
+  { type: 'none' } | { type: 'password'; user: string; password: string } | { type: 'xoauth2'; user: string; accessToken: string };
 
 export interface ProbeOptions {
   host: string;
@@ -155,7 +153,12 @@ export async function probeSmtp(opts: ProbeOptions): Promise<ProbeResult> {
   const reader = new ReplyReader();
   let socket: net.Socket | null = null;
 
-  const run = async <T>(step: ProbeStep, fn: () => Promise<T>, detail?: (v: T) => string | undefined, reply?: (v: T) => string | undefined): Promise<T> => {
+  const run = async <T>(
+    step: ProbeStep,
+    fn: () => Promise<T>,
+    detail?: (v: T) => string | undefined,
+    reply?: (v: T) => string | undefined,
+  ): Promise<T> => {
     const started = Date.now();
     try {
       const v = await fn();
@@ -265,7 +268,11 @@ export async function probeSmtp(opts: ProbeOptions): Promise<ProbeResult> {
 
     if (opts.security === 'tls') {
       const raw = socket;
-      socket = await run('tls', () => handshake(tls.connect({ socket: raw, ...tlsOptions() })), (s) => describeTls(s as tls.TLSSocket));
+      socket = await run(
+        'tls',
+        () => handshake(tls.connect({ socket: raw, ...tlsOptions() })),
+        (s) => describeTls(s as tls.TLSSocket),
+      );
     }
     reader.attach(socket);
 
@@ -280,7 +287,12 @@ export async function probeSmtp(opts: ProbeOptions): Promise<ProbeResult> {
       (r) => r.text,
     );
 
-    let ehlo = await run('ehlo', () => command('ehlo', `EHLO ${opts.ehloName}`, [250]), undefined, (r) => r.text);
+    let ehlo = await run(
+      'ehlo',
+      () => command('ehlo', `EHLO ${opts.ehloName}`, [250]),
+      undefined,
+      (r) => r.text,
+    );
 
     if (opts.security === 'starttls') {
       const caps = capabilities(ehlo);
@@ -289,7 +301,12 @@ export async function probeSmtp(opts: ProbeOptions): Promise<ProbeResult> {
           throw new StepFailure('starttls', 'server does not offer STARTTLS; refusing to authenticate in clear');
         });
       }
-      await run('starttls', () => command('starttls', 'STARTTLS', [220]), undefined, (r) => r.text);
+      await run(
+        'starttls',
+        () => command('starttls', 'STARTTLS', [220]),
+        undefined,
+        (r) => r.text,
+      );
       if (reader.pending()) {
         await run('starttls', async () => {
           throw new StepFailure('starttls', 'server sent data after STARTTLS before the handshake (possible injection)');
@@ -297,10 +314,19 @@ export async function probeSmtp(opts: ProbeOptions): Promise<ProbeResult> {
       }
       const plain = socket;
       reader.detach();
-      const secured = await run('tls', () => handshake(tls.connect({ socket: plain, ...tlsOptions() })), (s) => describeTls(s));
+      const secured = await run(
+        'tls',
+        () => handshake(tls.connect({ socket: plain, ...tlsOptions() })),
+        (s) => describeTls(s),
+      );
       socket = secured;
       reader.attach(secured);
-      ehlo = await run('ehlo', () => command('ehlo', `EHLO ${opts.ehloName}`, [250]), undefined, (r) => r.text);
+      ehlo = await run(
+        'ehlo',
+        () => command('ehlo', `EHLO ${opts.ehloName}`, [250]),
+        undefined,
+        (r) => r.text,
+      );
     }
     result.capabilities = capabilities(ehlo);
 
@@ -311,7 +337,8 @@ export async function probeSmtp(opts: ProbeOptions): Promise<ProbeResult> {
         'auth',
         async () => {
           if (auth.type === 'xoauth2') {
-            if (!mechanisms.includes('XOAUTH2')) throw new StepFailure('auth', `server offers no XOAUTH2 (offers: ${mechanisms.join(' ') || 'none'})`);
+            if (!mechanisms.includes('XOAUTH2'))
+              throw new StepFailure('auth', `server offers no XOAUTH2 (offers: ${mechanisms.join(' ') || 'none'})`);
             const token = Buffer.from(`user=${auth.user}\x01auth=Bearer ${auth.accessToken}\x01\x01`).toString('base64');
             return authExchange(`AUTH XOAUTH2 ${token}`, 'AUTH XOAUTH2');
           }

@@ -142,11 +142,16 @@ interface NodemailerError extends Error {
   recipient?: string;
 }
 
-const TLS_PATTERN = /certificate|self[- ]signed|altname|unable to verify|unable to get (local )?issuer|SSL|TLS|handshake|wrong version number/i;
+const TLS_PATTERN =
+  /certificate|self[- ]signed|altname|unable to verify|unable to get (local )?issuer|SSL|TLS|handshake|wrong version number/i;
 
 function replyOf(err: NodemailerError): SmtpReply {
   const text = err.response ?? err.message;
-  return { ...(err.responseCode !== undefined ? { code: err.responseCode } : {}), ...(enhancedCodeOf(text) ? { enhanced: enhancedCodeOf(text)! } : {}), text };
+  return {
+    ...(err.responseCode !== undefined ? { code: err.responseCode } : {}),
+    ...(enhancedCodeOf(text) ? { enhanced: enhancedCodeOf(text)! } : {}),
+    text,
+  };
 }
 
 /** Turns nodemailer's answer (or error) into an AttemptOutcome. */
@@ -154,7 +159,10 @@ export function outcomeFromResult(info: SMTPTransport.SentMessageInfo): AttemptO
   const rejected = (info.rejectedErrors ?? []) as NodemailerError[];
   const recipientReplies = [
     ...rejected.map((e) => ({ address: e.recipient ?? '', reply: replyOf(e) })),
-    ...((info.accepted ?? []) as Array<string | { address: string }>).map((a) => ({ address: typeof a === 'string' ? a : a.address, reply: { code: 250, text: 'accepted' } })),
+    ...((info.accepted ?? []) as Array<string | { address: string }>).map((a) => ({
+      address: typeof a === 'string' ? a : a.address,
+      reply: { code: 250, text: 'accepted' },
+    })),
   ];
   const text = info.response ?? '250 OK';
   const code = Number(/^(\d{3})/.exec(text)?.[1] ?? 250);

@@ -34,7 +34,15 @@ export function createTenantActivities(deps: TenantActivityDeps) {
             if (!deps.oauth) throw new Error('this worker runs without the OAuth2 token service');
             token = (await deps.oauth.current(tenantId)).accessToken;
           } catch (err) {
-            return { ok: false, host: s.host, port: s.port, security: s.security, steps: [], failedStep: 'auth', error: `no OAuth2 access token: ${(err as Error).message}` };
+            return {
+              ok: false,
+              host: s.host,
+              port: s.port,
+              security: s.security,
+              steps: [],
+              failedStep: 'auth',
+              error: `no OAuth2 access token: ${(err as Error).message}`,
+            };
           }
           probeAuth = { type: 'xoauth2', user: auth.user, accessToken: token };
           break;

@@ -66,7 +66,15 @@ export function createWebhookActivities(deps: WebhookActivityDeps) {
       );
       await deliveries.recordAttempt(
         delivery._id,
-        { n: delivery.attemptCount + 1, at, round: delivery.redeliveries, url, status: res.status, error: res.error, durationMs: res.durationMs },
+        {
+          n: delivery.attemptCount + 1,
+          at,
+          round: delivery.redeliveries,
+          url,
+          status: res.status,
+          error: res.error,
+          durationMs: res.durationMs,
+        },
         {
           state: decision.kind === 'delivered' ? 'delivered' : decision.kind === 'failed' ? 'failed' : 'pending',
           reason: decision.kind === 'delivered' ? null : decision.reason,

@@ -68,7 +68,15 @@ export function createApp(deps: AppDeps): Express {
   const metrics = createApiMetrics();
   const tracking = deps.tracking ?? createTracking(deps.config, deps.logger, deps.store.db, deps.keyring);
   // First, before metrics and logging middleware: the pixel and redirect are the hot path.
-  app.use(trackingRoutes({ tokens: tracking.tokens, buffer: tracking.buffer, messages: deps.messages, suppressions: new SuppressionRepository(deps.store.db), registry: metrics.registry }));
+  app.use(
+    trackingRoutes({
+      tokens: tracking.tokens,
+      buffer: tracking.buffer,
+      messages: deps.messages,
+      suppressions: new SuppressionRepository(deps.store.db),
+      registry: metrics.registry,
+    }),
+  );
   app.use(metrics.middleware);
   app.use((req, res, next) => {
     const started = process.hrtime.bigint();

@@ -45,7 +45,7 @@ export function buildOpenApi(version: string): Json {
       title: 'Cartero',
       version,
       description:
-        'Durable multi-tenant email through each tenant\'s own mail server. Authenticate with `Authorization: Bearer <key>`: the admin key, or a tenant API key (which sees only its tenant).',
+        "Durable multi-tenant email through each tenant's own mail server. Authenticate with `Authorization: Bearer <key>`: the admin key, or a tenant API key (which sees only its tenant).",
     },
     components: {
       securitySchemes: { bearer: { type: 'http', scheme: 'bearer' } },
@@ -71,7 +71,12 @@ export function buildOpenApi(version: string): Json {
         MessageCreate: schema(messageCreateSchema),
         MessageAccepted: {
           type: 'object',
-          properties: { id: { type: 'string' }, messageId: { type: 'string' }, caseId: { type: ['string', 'null'] }, status: { type: 'string' } },
+          properties: {
+            id: { type: 'string' },
+            messageId: { type: 'string' },
+            caseId: { type: ['string', 'null'] },
+            status: { type: 'string' },
+          },
         },
         Message: {
           type: 'object',
@@ -81,8 +86,31 @@ export function buildOpenApi(version: string): Json {
             status: { type: 'string', enum: [...MESSAGE_STATUSES] },
             reason: { type: ['string', 'null'], description: 'Why a terminal status was reached' },
             lastReply: { type: ['string', 'null'], description: 'The last SMTP reply, verbatim' },
-            recipients: { type: 'array', items: { type: 'object', properties: { address: { type: 'string' }, kind: { type: 'string' }, status: { type: 'string' }, reply: { type: ['string', 'null'] } } } },
-            attempts: { type: 'array', items: { type: 'object', properties: { n: { type: 'integer' }, at: { type: 'string' }, durationMs: { type: 'integer' }, outcome: { type: 'string' }, reply: { type: 'string' } } } },
+            recipients: {
+              type: 'array',
+              items: {
+                type: 'object',
+                properties: {
+                  address: { type: 'string' },
+                  kind: { type: 'string' },
+                  status: { type: 'string' },
+                  reply: { type: ['string', 'null'] },
+                },
+              },
+            },
+            attempts: {
+              type: 'array',
+              items: {
+                type: 'object',
+                properties: {
+                  n: { type: 'integer' },
+                  at: { type: 'string' },
+                  durationMs: { type: 'integer' },
+                  outcome: { type: 'string' },
+                  reply: { type: 'string' },
+                },
+              },
+            },
           },
         },
         Tenant: {
@@ -126,7 +154,12 @@ export function buildOpenApi(version: string): Json {
             eventType: { type: 'string', enum: [...EVENT_TYPES] },
             caseId: { type: ['string', 'null'] },
             messageId: { type: ['string', 'null'] },
-            state: { type: 'string', enum: [...DELIVERY_STATES], description: 'pending (queued or retrying), delivered (2xx), failed (gave up, 410, refused address), skipped (no webhook URL)' },
+            state: {
+              type: 'string',
+              enum: [...DELIVERY_STATES],
+              description:
+                'pending (queued or retrying), delivered (2xx), failed (gave up, 410, refused address), skipped (no webhook URL)',
+            },
             reason: { type: ['string', 'null'], description: 'Why it failed or was skipped; the last failure while retrying' },
             attemptCount: { type: 'integer' },
             redeliveries: { type: 'integer' },
@@ -174,7 +207,16 @@ export function buildOpenApi(version: string): Json {
           properties: {
             items: {
               type: 'array',
-              items: { type: 'object', properties: { id: { type: 'string' }, kind: { type: 'string', enum: [...CASE_EVENT_KINDS] }, at: { type: 'string', format: 'date-time' }, ref: { type: ['string', 'null'] }, data: { type: 'object' } } },
+              items: {
+                type: 'object',
+                properties: {
+                  id: { type: 'string' },
+                  kind: { type: 'string', enum: [...CASE_EVENT_KINDS] },
+                  at: { type: 'string', format: 'date-time' },
+                  ref: { type: ['string', 'null'] },
+                  data: { type: 'object' },
+                },
+              },
             },
             nextCursor: { type: ['string', 'null'] },
           },
@@ -229,7 +271,12 @@ export function buildOpenApi(version: string): Json {
         patch: {
           summary: 'Change a tenant: nested objects merge, `auth` is replaced whole, `null` removes a limit or the webhook',
           requestBody: { required: true, content: { 'application/json': { schema: { $ref: '#/components/schemas/TenantPatch' } } } },
-          responses: { '200': json('The tenant after the change', 'Tenant'), '403': problem('`status` needs the admin key'), '409': problem('Changed concurrently'), ...common },
+          responses: {
+            '200': json('The tenant after the change', 'Tenant'),
+            '403': problem('`status` needs the admin key'),
+            '409': problem('Changed concurrently'),
+            ...common,
+          },
         },
         delete: { summary: 'Delete a tenant (admin key)', responses: { '204': { description: 'Deleted' }, ...common } },
       },
@@ -241,13 +288,18 @@ export function buildOpenApi(version: string): Json {
         parameters: [idParam],
         post: {
           summary: "Test the tenant's SMTP server: DNS, TCP, TLS, EHLO, AUTH; reports the failed step and the server's exact reply",
-          responses: { '200': json('The probe result (also when the server refused)', 'VerifyResult'), '503': problem('Temporal or the store is unavailable'), ...common },
+          responses: {
+            '200': json('The probe result (also when the server refused)', 'VerifyResult'),
+            '503': problem('Temporal or the store is unavailable'),
+            ...common,
+          },
         },
       },
       '/v1/tenants/{id}/oauth/{provider}/start': {
         parameters: [idParam, { name: 'provider', in: 'path', required: true, schema: { type: 'string', enum: ['google', 'microsoft'] } }],
         get: {
-          summary: "Start the OAuth2 consent for a tenant's delegated mode (refresh_token): 302 to the provider's consent page with a signed, expiring, single-use state and PKCE",
+          summary:
+            "Start the OAuth2 consent for a tenant's delegated mode (refresh_token): 302 to the provider's consent page with a signed, expiring, single-use state and PKCE",
           responses: {
             '302': json('Redirect to the provider; the body repeats `{authorizeUrl, expiresAt}`'),
             '400': problem('The tenant has no consent flow for this provider or mode'),
@@ -258,7 +310,8 @@ export function buildOpenApi(version: string): Json {
       },
       '/v1/oauth/callback': {
         get: {
-          summary: 'Where the provider sends the browser back after consent. No API key: the signed state is the credential. Exchanges the code, stores the refresh token sealed, activates the tenant, resumes its sends',
+          summary:
+            'Where the provider sends the browser back after consent. No API key: the signed state is the credential. Exchanges the code, stores the refresh token sealed, activates the tenant, resumes its sends',
           security: [],
           parameters: [
             { name: 'state', in: 'query', required: true, schema: { type: 'string' } },
@@ -268,19 +321,26 @@ export function buildOpenApi(version: string): Json {
           ],
           responses: {
             '200': json('`{tenantId, provider, status, tokenWorkflowId}` (an HTML page for browsers)'),
-            '400': problem('Consent refused: `code` is access_denied, invalid_state, expired_state, replayed_state, provider_error or exchange_failed (an HTML page for browsers)'),
+            '400': problem(
+              'Consent refused: `code` is access_denied, invalid_state, expired_state, replayed_state, provider_error or exchange_failed (an HTML page for browsers)',
+            ),
             '502': problem('The identity provider could not be reached'),
           },
         },
       },
       '/v1/messages': {
         post: {
-          summary: 'Send a message through the tenant\'s server. 202 once durable; the same idempotencyKey returns the same message.',
+          summary: "Send a message through the tenant's server. 202 once durable; the same idempotencyKey returns the same message.",
           requestBody: { required: true, content: { 'application/json': { schema: { $ref: '#/components/schemas/MessageCreate' } } } },
-          responses: { '202': json('Accepted', 'MessageAccepted'), '409': problem('Tenant suspended'), '503': problem('Temporal unavailable; retry with the same idempotencyKey'), ...common },
+          responses: {
+            '202': json('Accepted', 'MessageAccepted'),
+            '409': problem('Tenant suspended'),
+            '503': problem('Temporal unavailable; retry with the same idempotencyKey'),
+            ...common,
+          },
         },
         get: {
-          summary: 'List the tenant\'s messages, newest first',
+          summary: "List the tenant's messages, newest first",
           parameters: [
             { name: 'tenantId', in: 'query', schema: { type: 'string' }, description: 'required with the admin key' },
             { name: 'status', in: 'query', schema: { type: 'string', enum: [...MESSAGE_STATUSES] } },
@@ -293,7 +353,11 @@ export function buildOpenApi(version: string): Json {
       },
       '/v1/messages/{id}': {
         parameters: [idParam],
-        get: { summary: 'Status, per-recipient results and attempts; `tracking`: opens and clicks by class (human/machine), link and recipient, and the rules that decided', responses: { '200': json('The message', 'Message'), ...common } },
+        get: {
+          summary:
+            'Status, per-recipient results and attempts; `tracking`: opens and clicks by class (human/machine), link and recipient, and the rules that decided',
+          responses: { '200': json('The message', 'Message'), ...common },
+        },
         delete: {
           summary: 'Cancel a message not inside an SMTP transaction',
           responses: { '200': json('The cancelled message', 'Message'), '409': problem('Already sending or finished'), ...common },
@@ -302,10 +366,17 @@ export function buildOpenApi(version: string): Json {
       '/v1/inbound/{provider}/{inboundKey}': {
         parameters: [
           { name: 'provider', in: 'path', required: true, schema: { type: 'string', enum: [...INBOUND_PROVIDERS] } },
-          { name: 'inboundKey', in: 'path', required: true, schema: { type: 'string' }, description: "The tenant's inbound key (GET /v1/tenants/{id} → inbound.key)" },
+          {
+            name: 'inboundKey',
+            in: 'path',
+            required: true,
+            schema: { type: 'string' },
+            description: "The tenant's inbound key (GET /v1/tenants/{id} → inbound.key)",
+          },
         ],
         post: {
-          summary: "Inbound mail from a provider's webhook, in that provider's documented format (docs/inbound.md). 200 only once stored; idempotent per Message-ID.",
+          summary:
+            "Inbound mail from a provider's webhook, in that provider's documented format (docs/inbound.md). 200 only once stored; idempotent per Message-ID.",
           security: [],
           requestBody: {
             required: true,
@@ -332,15 +403,34 @@ export function buildOpenApi(version: string): Json {
         post: {
           summary: 'Mailgun raw-MIME route target (Mailgun posts `body-mime` only to URLs ending in `mime`); same answers as above',
           security: [],
-          requestBody: { required: true, content: { 'multipart/form-data': { schema: { type: 'object' } }, 'application/x-www-form-urlencoded': { schema: { type: 'object' } } } },
-          responses: { '200': json('Stored', 'InboundReceived'), '400': problem('Malformed'), '401': problem('Wrong signature; replayed token'), '404': problem('Unknown key') },
+          requestBody: {
+            required: true,
+            content: {
+              'multipart/form-data': { schema: { type: 'object' } },
+              'application/x-www-form-urlencoded': { schema: { type: 'object' } },
+            },
+          },
+          responses: {
+            '200': json('Stored', 'InboundReceived'),
+            '400': problem('Malformed'),
+            '401': problem('Wrong signature; replayed token'),
+            '404': problem('Unknown key'),
+          },
         },
       },
       '/v1/tenants/{id}/inbound/{provider}': {
         parameters: [idParam, { name: 'provider', in: 'path', required: true, schema: { type: 'string', enum: [...INBOUND_PROVIDERS] } }],
         put: {
-          summary: "Set a provider's inbound credentials: brevo/sendgrid/postmark basic auth (`username`,`password`), brevo `bearerToken`/`apiKey`, mailgun `signingKey`, ses `topicArns`, mime `bearerToken` (generated and shown once if omitted)",
-          requestBody: { required: true, content: { 'application/json': { schema: { oneOf: INBOUND_PROVIDERS.map((p) => ({ $ref: `#/components/schemas/InboundSettings_${p}` })) } } } },
+          summary:
+            "Set a provider's inbound credentials: brevo/sendgrid/postmark basic auth (`username`,`password`), brevo `bearerToken`/`apiKey`, mailgun `signingKey`, ses `topicArns`, mime `bearerToken` (generated and shown once if omitted)",
+          requestBody: {
+            required: true,
+            content: {
+              'application/json': {
+                schema: { oneOf: INBOUND_PROVIDERS.map((p) => ({ $ref: `#/components/schemas/InboundSettings_${p}` })) },
+              },
+            },
+          },
           responses: { '200': json('The settings, secrets shown only as `<name>Set: true`'), ...common },
         },
         get: { summary: "A provider's inbound settings (no secrets)", responses: { '200': json('The settings'), ...common } },
@@ -349,17 +439,24 @@ export function buildOpenApi(version: string): Json {
       '/v1/inbound-messages/{id}': {
         parameters: [idParam],
         get: {
-          summary: 'A received message: addresses, subject, text, HTML, headers, parts (metadata), dropped parts with reasons, classification, threading rule, case',
+          summary:
+            'A received message: addresses, subject, text, HTML, headers, parts (metadata), dropped parts with reasons, classification, threading rule, case',
           responses: { '200': json('The message'), ...common },
         },
       },
       '/v1/inbound-messages/{id}/parts/{index}': {
         parameters: [idParam, { name: 'index', in: 'path', required: true, schema: { type: 'integer', minimum: 0 } }],
-        get: { summary: 'Download one stored part (attachment or inline image)', responses: { '200': { description: 'The bytes, as an attachment' }, ...common } },
+        get: {
+          summary: 'Download one stored part (attachment or inline image)',
+          responses: { '200': { description: 'The bytes, as an attachment' }, ...common },
+        },
       },
       '/v1/cases/{id}': {
         parameters: [idParam, { name: 'tenantId', in: 'query', schema: { type: 'string' }, description: 'required with the admin key' }],
-        get: { summary: 'A case: participants, counts, last activity, open/closed', responses: { '200': json('The case', 'Case'), ...common } },
+        get: {
+          summary: 'A case: participants, counts, last activity, open/closed',
+          responses: { '200': json('The case', 'Case'), ...common },
+        },
       },
       '/v1/cases/{id}/timeline': {
         parameters: [
@@ -368,15 +465,24 @@ export function buildOpenApi(version: string): Json {
           { name: 'limit', in: 'query', schema: { type: 'integer', minimum: 1, maximum: 500, default: 100 } },
           { name: 'cursor', in: 'query', schema: { type: 'string' } },
         ],
-        get: { summary: "A case's events, oldest first (inbound, autoreply, sent, delivery_failed, opened, clicked, bounced, closed, reopened)", responses: { '200': json('Events', 'CaseTimeline'), ...common } },
+        get: {
+          summary: "A case's events, oldest first (inbound, autoreply, sent, delivery_failed, opened, clicked, bounced, closed, reopened)",
+          responses: { '200': json('Events', 'CaseTimeline'), ...common },
+        },
       },
       '/v1/cases/{id}/close': {
         parameters: [idParam, { name: 'tenantId', in: 'query', schema: { type: 'string' } }],
-        post: { summary: 'Close a case (a workflow update; a later human reply reopens it)', responses: { '200': json('The case after the change', 'Case'), '503': problem('Temporal unavailable'), ...common } },
+        post: {
+          summary: 'Close a case (a workflow update; a later human reply reopens it)',
+          responses: { '200': json('The case after the change', 'Case'), '503': problem('Temporal unavailable'), ...common },
+        },
       },
       '/v1/cases/{id}/reopen': {
         parameters: [idParam, { name: 'tenantId', in: 'query', schema: { type: 'string' } }],
-        post: { summary: 'Reopen a case', responses: { '200': json('The case after the change', 'Case'), '503': problem('Temporal unavailable'), ...common } },
+        post: {
+          summary: 'Reopen a case',
+          responses: { '200': json('The case after the change', 'Case'), '503': problem('Temporal unavailable'), ...common },
+        },
       },
       '/v1/suppressions': {
         get: {
@@ -400,14 +506,23 @@ export function buildOpenApi(version: string): Json {
           { name: 'tenantId', in: 'query', schema: { type: 'string' }, description: 'required with the admin key' },
         ],
         get: { summary: 'One suppressed address', responses: { '200': json('The entry'), ...common } },
-        delete: { summary: 'Remove an address from the suppression list (sends to it resume)', responses: { '204': { description: 'Removed' }, ...common } },
+        delete: {
+          summary: 'Remove an address from the suppression list (sends to it resume)',
+          responses: { '204': { description: 'Removed' }, ...common },
+        },
       },
       '/v1/tenants/{id}/bounce-mailbox': {
         parameters: [idParam],
         put: {
-          summary: "Set the tenant's bounce mailbox (IMAP) and start or restart its watch; the password may be omitted to keep the stored one",
+          summary:
+            "Set the tenant's bounce mailbox (IMAP) and start or restart its watch; the password may be omitted to keep the stored one",
           requestBody: { required: true, content: { 'application/json': { schema: schema(bounceMailboxPutSchema) } } },
-          responses: { '201': json('Created; the watch starts'), '200': json('Replaced; the watch restarts'), '503': problem('Saved, but Temporal is unavailable; PUT again'), ...common },
+          responses: {
+            '201': json('Created; the watch starts'),
+            '200': json('Replaced; the watch restarts'),
+            '503': problem('Saved, but Temporal is unavailable; PUT again'),
+            ...common,
+          },
         },
         get: {
           summary: `Settings (no password), the watch's status (state: ${WATCH_STATES.join(', ')}; error) and counters`,
@@ -447,7 +562,18 @@ export function buildOpenApi(version: string): Json {
       '/v1/webhooks/test': {
         post: {
           summary: 'Send a `webhook.test` event to the tenant webhook through the normal delivery path; follow it in the delivery log',
-          requestBody: { required: false, content: { 'application/json': { schema: { type: 'object', properties: { tenantId: { type: 'string', description: 'required with the admin key' } }, additionalProperties: false } } } },
+          requestBody: {
+            required: false,
+            content: {
+              'application/json': {
+                schema: {
+                  type: 'object',
+                  properties: { tenantId: { type: 'string', description: 'required with the admin key' } },
+                  additionalProperties: false,
+                },
+              },
+            },
+          },
           responses: { '202': json('`{eventId, deliveryId}`'), '409': problem('The tenant has no webhook URL'), ...common },
         },
       },
@@ -467,7 +593,11 @@ export function buildOpenApi(version: string): Json {
       },
       '/healthz': { get: { summary: 'Liveness', security: [], responses: { '200': json('`{status:"ok"}`') } } },
       '/readyz': {
-        get: { summary: 'Readiness: store and Temporal reachable', security: [], responses: { '200': json('Ready'), '503': json('Not ready, with each check') } },
+        get: {
+          summary: 'Readiness: store and Temporal reachable',
+          security: [],
+          responses: { '200': json('Ready'), '503': json('Not ready, with each check') },
+        },
       },
       '/metrics': { get: { summary: 'Prometheus metrics', security: [], responses: { '200': { description: 'Prometheus text format' } } } },
       '/openapi.json': { get: { summary: 'This document', security: [], responses: { '200': json('OpenAPI 3.1') } } },
@@ -477,24 +607,39 @@ export function buildOpenApi(version: string): Json {
         get: {
           summary: 'Open pixel: a 1×1 GIF with no-cache headers; the open is recorded off the response path (HEAD too)',
           security: [],
-          responses: { '200': { description: 'The GIF', content: { 'image/gif': {} } }, '404': { description: 'Token forged or tampered' } },
+          responses: {
+            '200': { description: 'The GIF', content: { 'image/gif': {} } },
+            '404': { description: 'Token forged or tampered' },
+          },
         },
       },
       '/t/c/{token}': {
         parameters: [tokenParam],
         get: {
-          summary: 'Click redirect: 302 to the URL signed in the token (the one in the message); the click is recorded off the response path (HEAD too)',
+          summary:
+            'Click redirect: 302 to the URL signed in the token (the one in the message); the click is recorded off the response path (HEAD too)',
           security: [],
-          responses: { '302': { description: 'Location: the original URL' }, '404': { description: 'Token forged or tampered: never a redirect' } },
+          responses: {
+            '302': { description: 'Location: the original URL' },
+            '404': { description: 'Token forged or tampered: never a redirect' },
+          },
         },
       },
       '/u/{token}': {
         parameters: [tokenParam],
-        get: { summary: 'Unsubscribe confirmation page with a POST form (GET never unsubscribes)', security: [], responses: { '200': { description: 'HTML page' }, '404': { description: 'Bad token' } } },
+        get: {
+          summary: 'Unsubscribe confirmation page with a POST form (GET never unsubscribes)',
+          security: [],
+          responses: { '200': { description: 'HTML page' }, '404': { description: 'Bad token' } },
+        },
         post: {
           summary: 'One-click unsubscribe (RFC 8058, body `List-Unsubscribe=One-Click`): suppresses the recipient for the tenant',
           security: [],
-          responses: { '200': { description: 'HTML confirmation' }, '404': { description: 'Bad token' }, '503': problem('Store unavailable; the mail client retries') },
+          responses: {
+            '200': { description: 'HTML confirmation' },
+            '404': { description: 'Bad token' },
+            '503': problem('Store unavailable; the mail client retries'),
+          },
         },
       },
     },

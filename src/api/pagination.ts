@@ -13,7 +13,8 @@ export function decodeCursor(cursor: string | undefined): Position | undefined {
   if (!cursor) return undefined;
   const [ts, id] = Buffer.from(cursor, 'base64url').toString('utf8').split('|');
   const createdAt = new Date(ts ?? '');
-  if (!id || Number.isNaN(createdAt.getTime())) throw new ValidationError('invalid cursor', [{ field: 'cursor', message: 'not a cursor returned by this API' }]);
+  if (!id || Number.isNaN(createdAt.getTime()))
+    throw new ValidationError('invalid cursor', [{ field: 'cursor', message: 'not a cursor returned by this API' }]);
   return { createdAt, id };
 }
 

@@ -49,7 +49,8 @@ export function problemFor(err: CarteroError): Problem {
   if (err instanceof PayloadTooLargeError) return base(413, 'payload-too-large', 'Payload too large');
   if (err instanceof UnsupportedMediaTypeError) return base(415, 'unsupported-media-type', 'Unsupported media type');
   if (err instanceof DependencyUnavailableError) return base(503, 'dependency-unavailable', 'Service unavailable');
-  if (err instanceof ConsentError) return { ...base(400, `oauth-consent/${err.code.replace(/_/g, '-')}`, 'OAuth consent refused'), code: err.code };
+  if (err instanceof ConsentError)
+    return { ...base(400, `oauth-consent/${err.code.replace(/_/g, '-')}`, 'OAuth consent refused'), code: err.code };
   if (err instanceof OAuthCredentialsError) return { ...base(400, 'oauth-credentials', 'OAuth credentials rejected'), code: err.code };
   if (err instanceof IdentityProviderUnavailableError) return base(502, 'identity-provider-unavailable', 'Identity provider unavailable');
   return base(500, 'internal', 'Internal error');
@@ -100,9 +101,14 @@ export function errorHandler(logger: Logger): ErrorRequestHandler {
       return;
     } else if (err instanceof URIError && bp.status === 400) {
       // Express could not decode a path parameter (`/v1/suppressions/100%`): the client's fault.
-      carteroErr = new ValidationError('malformed percent-encoding in the path', [{ field: '(path)', message: 'not valid percent-encoding' }]);
+      carteroErr = new ValidationError('malformed percent-encoding in the path', [
+        { field: '(path)', message: 'not valid percent-encoding' },
+      ]);
     } else if (isTransientStoreError(err)) {
-      carteroErr = new DependencyUnavailableError('store', `the store is busy or unreachable (${(err as Error).message.slice(0, 200)}); retry`);
+      carteroErr = new DependencyUnavailableError(
+        'store',
+        `the store is busy or unreachable (${(err as Error).message.slice(0, 200)}); retry`,
+      );
     } else {
       logger.error({ err, method: req.method, path: loggablePath(req.path) }, 'unhandled error');
       const problem: Problem = {

@@ -13,9 +13,11 @@ export async function tenantFor(tenants: TenantRepository, req: Request, named: 
     if (named !== undefined && named !== p.tenantId) throw new NotFoundError('tenant', named);
     return p.tenant;
   }
-  if (!named) throw new ValidationError('the admin key must name tenantId', [{ field: 'tenantId', message: 'required with the admin key' }]);
+  if (!named)
+    throw new ValidationError('the admin key must name tenantId', [{ field: 'tenantId', message: 'required with the admin key' }]);
   return tenants.get(named).catch((err: unknown) => {
-    if (err instanceof NotFoundError) throw new ValidationError(`unknown tenantId ${named}`, [{ field: 'tenantId', message: 'no such tenant' }]);
+    if (err instanceof NotFoundError)
+      throw new ValidationError(`unknown tenantId ${named}`, [{ field: 'tenantId', message: 'no such tenant' }]);
     throw err;
   });
 }

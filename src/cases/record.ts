@@ -58,7 +58,15 @@ export async function recordCaseEvent(
   // A store-only event usually finds its case (created when the message was accepted): the record
   // is only created when applying finds none, which saves a write per message.
   if (!storeOnly) await ensure();
-  await deps.cases.appendEvent({ tenantId, caseId, eventId: event.eventId, kind: event.kind, at: new Date(event.at), ref: event.ref ?? null, data });
+  await deps.cases.appendEvent({
+    tenantId,
+    caseId,
+    eventId: event.eventId,
+    kind: event.kind,
+    at: new Date(event.at),
+    ref: event.ref ?? null,
+    data,
+  });
   let alreadyLive = false;
   if (storeOnly) {
     const apply = () => deps.cases.applyInStore(tenantId, caseId, event);
@@ -80,7 +88,13 @@ export async function recordCaseEvent(
 }
 
 /** Signal-with-start of the case workflow; a starting run loads what the case record holds. */
-export async function signalCase(deps: Pick<CaseRecorderDeps, 'temporal' | 'taskQueue'>, tenantId: string, caseId: string, signal: string, event: CaseSignalEvent): Promise<void> {
+export async function signalCase(
+  deps: Pick<CaseRecorderDeps, 'temporal' | 'taskQueue'>,
+  tenantId: string,
+  caseId: string,
+  signal: string,
+  event: CaseSignalEvent,
+): Promise<void> {
   await deps.temporal.workflow.signalWithStart('caseWorkflow', {
     workflowId: caseWorkflowId(tenantId, caseId),
     taskQueue: deps.taskQueue,

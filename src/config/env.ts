@@ -10,9 +10,7 @@ import { DEFAULT_WEBHOOK_POLICY, type WebhookPolicy } from '../domain/webhooks';
  * Every setting Cartero reads from the environment. Validated once at start; an invalid or missing
  * variable stops the process with a message naming it (see ConfigError).
  */
-const bool = z
-  .enum(['true', 'false', '1', '0', 'yes', 'no'])
-  .transform((v) => v === 'true' || v === '1' || v === 'yes');
+const bool = z.enum(['true', 'false', '1', '0', 'yes', 'no']).transform((v) => v === 'true' || v === '1' || v === 'yes');
 
 const port = z.coerce.number().int().min(1).max(65535);
 
@@ -24,7 +22,10 @@ const privateNetworks = z
   .string()
   .default('')
   .transform((s, ctx) => {
-    const parts = s.split(',').map((p) => p.trim()).filter(Boolean);
+    const parts = s
+      .split(',')
+      .map((p) => p.trim())
+      .filter(Boolean);
     for (const p of parts) {
       if (!(PRIVATE_NETWORK_CLASSES as readonly string[]).includes(p)) {
         ctx.addIssue({
@@ -45,10 +46,16 @@ const envSchema = z.object({
 
   CARTERO_ADMIN_KEY: z.string().min(24, 'must be at least 24 characters'),
   CARTERO_ENCRYPTION_KEYS: z.string().min(1),
-  CARTERO_ENCRYPTION_ACTIVE_KEY_ID: z.string().regex(/^[A-Za-z0-9_-]{1,32}$/).optional(),
+  CARTERO_ENCRYPTION_ACTIVE_KEY_ID: z
+    .string()
+    .regex(/^[A-Za-z0-9_-]{1,32}$/)
+    .optional(),
 
   MONGODB_URI: z.string().regex(/^mongodb(\+srv)?:\/\//, 'must be a mongodb:// or mongodb+srv:// URI'),
-  MONGODB_DB: z.string().regex(/^[A-Za-z0-9_-]{1,63}$/).default('cartero'),
+  MONGODB_DB: z
+    .string()
+    .regex(/^[A-Za-z0-9_-]{1,63}$/)
+    .default('cartero'),
   MONGODB_MAX_POOL_SIZE: z.coerce.number().int().min(1).max(500).default(20),
 
   TEMPORAL_ADDRESS: z.string().regex(/^[^\s:]+:\d{1,5}$/, 'must be host:port'),
@@ -67,17 +74,43 @@ const envSchema = z.object({
   CODEC_ENDPOINT_AUTH: z.enum(['admin-key', 'none']).default('admin-key'),
   /** Origins allowed to call the codec endpoint from a browser (the Web UI's origin). */
   CODEC_CORS_ORIGINS: z.string().default('http://localhost:8233,http://127.0.0.1:8233'),
-  API_BODY_LIMIT_BYTES: z.coerce.number().int().min(1024).max(64 * 1024 * 1024).default(1024 * 1024),
+  API_BODY_LIMIT_BYTES: z.coerce
+    .number()
+    .int()
+    .min(1024)
+    .max(64 * 1024 * 1024)
+    .default(1024 * 1024),
   SMTP_VERIFY_TIMEOUT_MS: z.coerce.number().int().min(500).max(120_000).default(15_000),
   SHUTDOWN_GRACE_MS: z.coerce.number().int().min(0).max(300_000).default(15_000),
 
   /** JSON limit of POST /v1/messages (attachments arrive base64 inside it). */
-  API_MESSAGE_BODY_LIMIT_BYTES: z.coerce.number().int().min(1024).max(200 * 1024 * 1024).default(50 * 1024 * 1024),
+  API_MESSAGE_BODY_LIMIT_BYTES: z.coerce
+    .number()
+    .int()
+    .min(1024)
+    .max(200 * 1024 * 1024)
+    .default(50 * 1024 * 1024),
   SEND_RETRY_INITIAL_MS: z.coerce.number().int().min(10).default(30_000),
-  SEND_RETRY_MAX_MS: z.coerce.number().int().min(10).default(2 * 60 * 60_000),
-  SEND_GREYLIST_DELAY_MS: z.coerce.number().int().min(0).default(5 * 60_000),
-  SEND_GIVE_UP_MS: z.coerce.number().int().min(1000).default(3 * 24 * 60 * 60_000),
-  SEND_CREDENTIALS_WAIT_MS: z.coerce.number().int().min(1000).default(3 * 24 * 60 * 60_000),
+  SEND_RETRY_MAX_MS: z.coerce
+    .number()
+    .int()
+    .min(10)
+    .default(2 * 60 * 60_000),
+  SEND_GREYLIST_DELAY_MS: z.coerce
+    .number()
+    .int()
+    .min(0)
+    .default(5 * 60_000),
+  SEND_GIVE_UP_MS: z.coerce
+    .number()
+    .int()
+    .min(1000)
+    .default(3 * 24 * 60 * 60_000),
+  SEND_CREDENTIALS_WAIT_MS: z.coerce
+    .number()
+    .int()
+    .min(1000)
+    .default(3 * 24 * 60 * 60_000),
   SEND_THROTTLE_PAUSE_MS: z.coerce.number().int().min(0).default(60_000),
   /** How long a rate-limit permit stays usable; also added to every window (see domain/rate-limit.ts). */
   RATE_LIMIT_MARGIN_MS: z.coerce.number().int().min(100).max(60_000).default(2_000),
@@ -99,8 +132,18 @@ const envSchema = z.object({
   /** Where the provider sends the browser back after consent; default `<PUBLIC_BASE_URL>/v1/oauth/callback`. */
   OAUTH_REDIRECT_URL: z.url().optional(),
   /** Refresh this long before an access token expires. */
-  OAUTH_REFRESH_MARGIN_MS: z.coerce.number().int().min(0).max(30 * 60_000).default(5 * 60_000),
-  OAUTH_STATE_TTL_MS: z.coerce.number().int().min(10_000).max(60 * 60_000).default(15 * 60_000),
+  OAUTH_REFRESH_MARGIN_MS: z.coerce
+    .number()
+    .int()
+    .min(0)
+    .max(30 * 60_000)
+    .default(5 * 60_000),
+  OAUTH_STATE_TTL_MS: z.coerce
+    .number()
+    .int()
+    .min(10_000)
+    .max(60 * 60_000)
+    .default(15 * 60_000),
   /** PEM file with extra CA(s) trusted for identity-provider endpoints (private IdP, tests). */
   OAUTH_CA_FILE: z.string().min(1).optional(),
   /** Like SMTP_ALLOW_PRIVATE_NETWORKS, for token endpoints (a tenant may name its own token URL). */
@@ -119,16 +162,36 @@ const envSchema = z.object({
     .string()
     .default('')
     .transform((s, ctx) => {
-      const parts = s.split(',').map((p) => p.trim()).filter(Boolean);
+      const parts = s
+        .split(',')
+        .map((p) => p.trim())
+        .filter(Boolean);
       for (const p of parts) if (!isCidr(p)) ctx.addIssue({ code: 'custom', message: `"${p}" is not a CIDR like 203.0.113.0/24` });
       return parts;
     }),
   /** Body limit of POST /v1/inbound/... (SendGrid posts up to 30 MB, Postmark 35 MB of attachments in base64). */
-  INBOUND_BODY_LIMIT_BYTES: z.coerce.number().int().min(1024).max(200 * 1024 * 1024).default(64 * 1024 * 1024),
-  INBOUND_ATTACHMENT_MAX_BYTES: z.coerce.number().int().min(1).default(25 * 1024 * 1024),
+  INBOUND_BODY_LIMIT_BYTES: z.coerce
+    .number()
+    .int()
+    .min(1024)
+    .max(200 * 1024 * 1024)
+    .default(64 * 1024 * 1024),
+  INBOUND_ATTACHMENT_MAX_BYTES: z.coerce
+    .number()
+    .int()
+    .min(1)
+    .default(25 * 1024 * 1024),
   INBOUND_MAX_MIME_PARTS: z.coerce.number().int().min(2).max(10_000).default(500),
-  INBOUND_SUBJECT_WINDOW_MS: z.coerce.number().int().min(0).default(30 * 24 * 60 * 60_000),
-  INBOUND_MAILGUN_MAX_AGE_MS: z.coerce.number().int().min(1000).default(15 * 60_000),
+  INBOUND_SUBJECT_WINDOW_MS: z.coerce
+    .number()
+    .int()
+    .min(0)
+    .default(30 * 24 * 60 * 60_000),
+  INBOUND_MAILGUN_MAX_AGE_MS: z.coerce
+    .number()
+    .int()
+    .min(1000)
+    .default(15 * 60_000),
 });
 
 export type Env = z.infer<typeof envSchema>;
@@ -178,7 +241,10 @@ export class ConfigError extends Error {
 /** `kid1:base64key,kid2:base64key`; every key must decode to exactly 32 bytes (AES-256). */
 export function parseEncryptionKeys(raw: string): Map<string, Buffer> {
   const keys = new Map<string, Buffer>();
-  for (const entry of raw.split(',').map((e) => e.trim()).filter(Boolean)) {
+  for (const entry of raw
+    .split(',')
+    .map((e) => e.trim())
+    .filter(Boolean)) {
     const idx = entry.indexOf(':');
     if (idx <= 0) throw new Error(`entry "${entry.slice(0, 8)}…" is not kid:base64key`);
     const kid = entry.slice(0, idx);
@@ -198,9 +264,7 @@ export function loadConfig(source: NodeJS.ProcessEnv = process.env): Config {
     throw new ConfigError(
       parsed.error.issues.map((i) => {
         const name = String(i.path[0] ?? '?');
-        return source[name] === undefined && i.code === 'invalid_type'
-          ? `${name} is required but not set`
-          : `${name}: ${i.message}`;
+        return source[name] === undefined && i.code === 'invalid_type' ? `${name} is required but not set` : `${name}: ${i.message}`;
       }),
     );
   }
@@ -264,7 +328,9 @@ export function loadConfig(source: NodeJS.ProcessEnv = process.env): Config {
     smtp: { allowPrivateNetworks: e.SMTP_ALLOW_PRIVATE_NETWORKS, verifyTimeoutMs: e.SMTP_VERIFY_TIMEOUT_MS },
     codec: {
       auth: e.CODEC_ENDPOINT_AUTH,
-      corsOrigins: e.CODEC_CORS_ORIGINS.split(',').map((s) => s.trim()).filter(Boolean),
+      corsOrigins: e.CODEC_CORS_ORIGINS.split(',')
+        .map((s) => s.trim())
+        .filter(Boolean),
     },
     shutdownGraceMs: e.SHUTDOWN_GRACE_MS,
     send: {

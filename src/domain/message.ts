@@ -20,7 +20,14 @@ export const MESSAGE_STATUSES = [
 ] as const;
 export type MessageStatus = (typeof MESSAGE_STATUSES)[number];
 
-export const TERMINAL_STATUSES: ReadonlySet<MessageStatus> = new Set(['sent', 'partially_sent', 'failed', 'bounced', 'cancelled', 'suppressed']);
+export const TERMINAL_STATUSES: ReadonlySet<MessageStatus> = new Set([
+  'sent',
+  'partially_sent',
+  'failed',
+  'bounced',
+  'cancelled',
+  'suppressed',
+]);
 
 export type RecipientStatus = 'pending' | 'sent' | 'bounced' | 'suppressed' | 'failed';
 
@@ -63,10 +70,32 @@ export const mailboxAddress = (m: Mailbox): string => (typeof m === 'string' ? m
 
 /** Headers the service owns; a custom header may not set or duplicate them. */
 const RESERVED_HEADERS = new Set([
-  'from', 'to', 'cc', 'bcc', 'reply-to', 'sender', 'subject', 'date', 'message-id', 'in-reply-to', 'references',
-  'mime-version', 'content-type', 'content-transfer-encoding', 'content-disposition', 'content-id',
-  'return-path', 'received', 'dkim-signature', 'arc-seal', 'arc-message-signature', 'arc-authentication-results',
-  'authentication-results', 'list-unsubscribe', 'list-unsubscribe-post', 'x-cartero-id',
+  'from',
+  'to',
+  'cc',
+  'bcc',
+  'reply-to',
+  'sender',
+  'subject',
+  'date',
+  'message-id',
+  'in-reply-to',
+  'references',
+  'mime-version',
+  'content-type',
+  'content-transfer-encoding',
+  'content-disposition',
+  'content-id',
+  'return-path',
+  'received',
+  'dkim-signature',
+  'arc-seal',
+  'arc-message-signature',
+  'arc-authentication-results',
+  'authentication-results',
+  'list-unsubscribe',
+  'list-unsubscribe-post',
+  'x-cartero-id',
 ]);
 
 const headersSchema = z
@@ -82,21 +111,26 @@ const headersSchema = z
   )
   .refine((h) => Object.keys(h).length <= 50, 'at most 50 custom headers');
 
-const attachmentSchema = z
-  .strictObject({
-    filename: z
-      .string()
-      .min(1)
-      .max(255)
-      .refine((s) => !CONTROL.test(s) && !/[\\/]/.test(s), 'must be a plain file name without control characters or slashes'),
-    contentType: z.string().regex(/^[a-z0-9!#$&^_.+-]+\/[a-z0-9!#$&^_.+-]+$/i, 'must be a MIME type like application/pdf').max(127),
-    contentBase64: z
-      .string()
-      .min(1)
-      .regex(/^[A-Za-z0-9+/\r\n]*={0,2}\s*$/, 'must be base64'),
-    /** Makes the attachment inline, referenced from the HTML as cid:<contentId>. */
-    contentId: z.string().regex(/^[A-Za-z0-9._%+-]{1,100}(@[A-Za-z0-9.-]{1,100})?$/, 'must be a simple token like logo@acme').optional(),
-  });
+const attachmentSchema = z.strictObject({
+  filename: z
+    .string()
+    .min(1)
+    .max(255)
+    .refine((s) => !CONTROL.test(s) && !/[\\/]/.test(s), 'must be a plain file name without control characters or slashes'),
+  contentType: z
+    .string()
+    .regex(/^[a-z0-9!#$&^_.+-]+\/[a-z0-9!#$&^_.+-]+$/i, 'must be a MIME type like application/pdf')
+    .max(127),
+  contentBase64: z
+    .string()
+    .min(1)
+    .regex(/^[A-Za-z0-9+/\r\n]*={0,2}\s*$/, 'must be base64'),
+  /** Makes the attachment inline, referenced from the HTML as cid:<contentId>. */
+  contentId: z
+    .string()
+    .regex(/^[A-Za-z0-9._%+-]{1,100}(@[A-Za-z0-9.-]{1,100})?$/, 'must be a simple token like logo@acme')
+    .optional(),
+});
 
 export const messageCreateSchema = z
   .strictObject({
@@ -110,17 +144,34 @@ export const messageCreateSchema = z
       .string()
       .max(998)
       .refine((s) => !CONTROL.test(s.replace(/\t/g, '')), 'must not contain CR, LF or other control characters'),
-    text: z.string().max(20 * 1024 * 1024).optional(),
-    html: z.string().max(20 * 1024 * 1024).optional(),
+    text: z
+      .string()
+      .max(20 * 1024 * 1024)
+      .optional(),
+    html: z
+      .string()
+      .max(20 * 1024 * 1024)
+      .optional(),
     attachments: z.array(attachmentSchema).max(100).default([]),
     headers: headersSchema.default({}),
-    caseId: z.string().regex(/^[A-Za-z0-9_-]{1,64}$/).optional(),
-    inReplyTo: z.string().regex(/^(m_[A-Za-z0-9]{10,40}|i_[a-f0-9]{32})$/, 'must be the id of a message sent (m_…) or received (i_…) through Cartero').optional(),
+    caseId: z
+      .string()
+      .regex(/^[A-Za-z0-9_-]{1,64}$/)
+      .optional(),
+    inReplyTo: z
+      .string()
+      .regex(/^(m_[A-Za-z0-9]{10,40}|i_[a-f0-9]{32})$/, 'must be the id of a message sent (m_…) or received (i_…) through Cartero')
+      .optional(),
     sendAt: z.iso.datetime({ offset: true }).optional(),
     track: z.strictObject({ opens: z.boolean().optional(), clicks: z.boolean().optional() }).optional(),
     /** One-click unsubscribe (RFC 8058): List-Unsubscribe (our https URL, plus `mailto` if given) and List-Unsubscribe-Post. */
     unsubscribe: z.union([z.boolean(), z.strictObject({ mailto: addressSchema.optional() })]).optional(),
-    idempotencyKey: z.string().min(1).max(200).regex(/^[\x21-\x7e]+$/, 'printable ASCII without spaces').optional(),
+    idempotencyKey: z
+      .string()
+      .min(1)
+      .max(200)
+      .regex(/^[\x21-\x7e]+$/, 'printable ASCII without spaces')
+      .optional(),
   })
   .superRefine((m, ctx) => {
     if (m.to.length + m.cc.length + m.bcc.length === 0) {
@@ -133,7 +184,9 @@ export const messageCreateSchema = z
 export type MessageCreateInput = z.infer<typeof messageCreateSchema>;
 
 /** Envelope recipients, de-duplicated case-insensitively (a person in to and cc gets one copy). */
-export function envelopeRecipients(m: Pick<MessageCreateInput, 'to' | 'cc' | 'bcc'>): Array<{ address: string; kind: 'to' | 'cc' | 'bcc' }> {
+export function envelopeRecipients(
+  m: Pick<MessageCreateInput, 'to' | 'cc' | 'bcc'>,
+): Array<{ address: string; kind: 'to' | 'cc' | 'bcc' }> {
   const seen = new Set<string>();
   const out: Array<{ address: string; kind: 'to' | 'cc' | 'bcc' }> = [];
   for (const kind of ['to', 'cc', 'bcc'] as const) {

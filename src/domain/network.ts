@@ -30,7 +30,11 @@ export function classifyAddress(address: string): AddressClass {
 }
 
 /** Null when allowed, else the reason naming the class and the setting that would allow it. */
-export function addressRefusal(address: string, allowed: readonly AllowableClass[], setting = 'SMTP_ALLOW_PRIVATE_NETWORKS'): string | null {
+export function addressRefusal(
+  address: string,
+  allowed: readonly AllowableClass[],
+  setting = 'SMTP_ALLOW_PRIVATE_NETWORKS',
+): string | null {
   const cls = classifyAddress(address);
   if (cls === 'public') return null;
   if (cls !== 'reserved' && allowed.includes(cls)) return null;

@@ -24,20 +24,24 @@ export function consentProblem(auth: AuthInput, provider: string): string | null
   if (auth.type !== 'oauth2') return `the tenant's auth is ${auth.type}, not oauth2`;
   if (auth.provider !== provider) return `the tenant's OAuth2 provider is ${auth.provider}, not ${provider}`;
   if (auth.mode !== 'refresh_token') return `mode ${auth.mode} needs no user consent (an administrator grants it at the provider)`;
-  if (auth.provider === 'google' && (!auth.clientId || !auth.clientSecret)) return 'auth.clientId and auth.clientSecret are required for the Google consent flow';
+  if (auth.provider === 'google' && (!auth.clientId || !auth.clientSecret))
+    return 'auth.clientId and auth.clientSecret are required for the Google consent flow';
   if (auth.provider === 'microsoft' && !auth.clientSecret) return 'auth.clientSecret is required for the Microsoft consent flow';
   return null;
 }
 
 /** What a token request can still lack before it is worth sending (null = ready). */
 export function missingCredential(auth: OAuth2Auth): string | null {
-  if (auth.mode === 'refresh_token' && !auth.refreshToken) return 'no refresh token yet: run the consent flow (GET /v1/tenants/:id/oauth/:provider/start)';
+  if (auth.mode === 'refresh_token' && !auth.refreshToken)
+    return 'no refresh token yet: run the consent flow (GET /v1/tenants/:id/oauth/:provider/start)';
   if (auth.provider === 'google' && auth.mode === 'service_account' && (!auth.serviceAccountEmail || !auth.serviceAccountPrivateKey)) {
     return 'auth.serviceAccountEmail and auth.serviceAccountPrivateKey are required for a Google service account';
   }
-  if (auth.provider === 'google' && auth.mode === 'refresh_token' && (!auth.clientId || !auth.clientSecret)) return 'auth.clientId and auth.clientSecret are required';
+  if (auth.provider === 'google' && auth.mode === 'refresh_token' && (!auth.clientId || !auth.clientSecret))
+    return 'auth.clientId and auth.clientSecret are required';
   if (auth.provider === 'microsoft' && !auth.clientSecret) return 'auth.clientSecret is required';
-  if (auth.provider === 'generic' && auth.mode === 'client_credentials' && !auth.clientSecret) return 'auth.clientSecret is required for client credentials';
+  if (auth.provider === 'generic' && auth.mode === 'client_credentials' && !auth.clientSecret)
+    return 'auth.clientSecret is required for client credentials';
   return null;
 }
 

@@ -30,7 +30,13 @@ const costIn = (rule: WindowRule, recipients: number) => (rule.countBy === 'mess
  * A cost above a window's max is clamped to the max, so an oversized request waits for an empty
  * window instead of blocking the queue for ever.
  */
-export function earliestGrantTime(grants: readonly Grant[], rules: readonly WindowRule[], cost: PermitCost, now: number, marginMs: number): number {
+export function earliestGrantTime(
+  grants: readonly Grant[],
+  rules: readonly WindowRule[],
+  cost: PermitCost,
+  now: number,
+  marginMs: number,
+): number {
   let t = now;
   for (const rule of rules) {
     const span = rule.windowMs + marginMs;

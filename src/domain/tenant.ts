@@ -49,13 +49,22 @@ export const smtpSchema = z.strictObject({
   ehloName: smtpHostSchema.optional(),
 });
 
-const secret = (what: string) => noControl(what).pipe(z.string().min(1).max(16 * 1024));
+const secret = (what: string) =>
+  noControl(what).pipe(
+    z
+      .string()
+      .min(1)
+      .max(16 * 1024),
+  );
 
 /** A PEM private key keeps its line breaks (a service account's JSON key file has them as \n). */
 const privateKeyPemSchema = z
   .string()
   .max(16 * 1024)
-  .refine((s) => /-----BEGIN (RSA )?PRIVATE KEY-----/.test(s) && !/[\u0000-\u0009\u000b\u000c\u000e-\u001f\u007f]/.test(s), 'must be a PEM private key');
+  .refine(
+    (s) => /-----BEGIN (RSA )?PRIVATE KEY-----/.test(s) && !/[\u0000-\u0009\u000b\u000c\u000e-\u001f\u007f]/.test(s),
+    'must be a PEM private key',
+  );
 
 const oauth2Schema = z.discriminatedUnion('provider', [
   z.strictObject({
@@ -117,7 +126,11 @@ export const limitsSchema = z.strictObject({
   perMinute: windowLimitSchema.nullable().optional(),
   perHour: windowLimitSchema.nullable().optional(),
   perDay: windowLimitSchema.nullable().optional(),
-  maxMessageBytes: z.int().min(1024).max(150 * 1024 * 1024).optional(),
+  maxMessageBytes: z
+    .int()
+    .min(1024)
+    .max(150 * 1024 * 1024)
+    .optional(),
   maxConnections: z.int().min(1).max(50).optional(),
   maxRecipientsPerMessage: z.int().min(1).max(10_000).optional(),
 });
@@ -144,7 +157,10 @@ export const tenantCreateSchema = z.strictObject({
   id: tenantIdSchema.optional(),
   name: noControl('name').pipe(z.string().trim().min(1).max(200)),
   preset: z.enum(PRESET_NAMES).optional(),
-  presetOptions: z.strictObject({ region: z.string().regex(/^[a-z]{2}(-[a-z]+)+-\d$/, 'must be an AWS region like eu-west-1') }).partial().optional(),
+  presetOptions: z
+    .strictObject({ region: z.string().regex(/^[a-z]{2}(-[a-z]+)+-\d$/, 'must be an AWS region like eu-west-1') })
+    .partial()
+    .optional(),
   domains: z.array(domainSchema).min(1).max(20),
   smtp: smtpSchema.optional(),
   auth: authSchema,

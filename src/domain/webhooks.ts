@@ -61,9 +61,7 @@ export interface WebhookAttemptOutcome {
 }
 
 export type WebhookDecision =
-  | { kind: 'delivered' }
-  | { kind: 'retry'; delayMs: number; reason: string }
-  | { kind: 'failed'; reason: string; disable: boolean };
+  { kind: 'delivered' } | { kind: 'retry'; delayMs: number; reason: string } | { kind: 'failed'; reason: string; disable: boolean };
 
 /**
  * After an attempt: 2xx delivered; 410 Gone failed at once and the endpoint disabled (the receiver

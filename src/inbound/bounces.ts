@@ -10,7 +10,9 @@ import type { InboundDoc, InboundRepository } from '../store/inbound';
  */
 export type BounceHandler = (doc: InboundDoc) => Promise<void>;
 
-export function inboundBounceHandler(deps: Omit<BounceHandlingDeps, 'signalCase'> & CaseRecorderDeps & { inbound: InboundRepository }): BounceHandler {
+export function inboundBounceHandler(
+  deps: Omit<BounceHandlingDeps, 'signalCase'> & CaseRecorderDeps & { inbound: InboundRepository },
+): BounceHandler {
   const signalCase = caseFeedbackSignaller(deps);
   return async (doc) => {
     if (doc.kind !== 'bounce' && doc.kind !== 'complaint' && doc.kind !== 'delay') return;

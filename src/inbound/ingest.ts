@@ -36,7 +36,10 @@ export function inboundIdFor(tenantId: string, mail: InboundEmail): string {
     : mail.providerId
       ? `pid:${mail.provider}:${mail.providerId}`
       : `sha:${createHash('sha256')
-          .update(mail.raw ?? Buffer.from(JSON.stringify([mail.from?.address, mail.subject, mail.date?.toISOString(), mail.text.slice(0, 100_000)])))
+          .update(
+            mail.raw ??
+              Buffer.from(JSON.stringify([mail.from?.address, mail.subject, mail.date?.toISOString(), mail.text.slice(0, 100_000)])),
+          )
           .digest('hex')}`;
   return `i_${createHash('sha256').update(`${tenantId}\n${basis}`).digest('hex').slice(0, 32)}`;
 }
@@ -97,9 +100,18 @@ async function store(deps: IngestDeps, tenantId: string, id: string, mail: Inbou
     for (const p of mail.parts) {
       const fileId = await deps.inbound.putFile(tenantId, p.filename ?? 'part', p.content, { inboundId: id, contentType: p.contentType });
       files.push(fileId);
-      parts.push({ fileId, filename: p.filename, contentType: p.contentType, contentId: p.contentId, disposition: p.disposition, size: p.content.length });
+      parts.push({
+        fileId,
+        filename: p.filename,
+        contentType: p.contentType,
+        contentId: p.contentId,
+        disposition: p.disposition,
+        size: p.content.length,
+      });
     }
-    const rawFileId = mail.raw ? await deps.inbound.putFile(tenantId, `${id}.eml`, mail.raw, { inboundId: id, contentType: 'message/rfc822' }) : null;
+    const rawFileId = mail.raw
+      ? await deps.inbound.putFile(tenantId, `${id}.eml`, mail.raw, { inboundId: id, contentType: 'message/rfc822' })
+      : null;
     if (rawFileId) files.push(rawFileId);
     const truncated = mail.text.length > BODY_BUDGET_CHARS || (mail.html?.length ?? 0) > BODY_BUDGET_CHARS;
     const { doc, inserted } = await deps.inbound.insert({
@@ -145,9 +157,17 @@ async function followUp(deps: IngestDeps, doc: InboundDoc): Promise<void> {
   const at = doc.receivedAt;
   if (doc.caseId) {
     if (doc.messageId) {
-      await deps.cases.registerMessageId({ tenantId: doc.tenantId, messageId: doc.messageId, caseId: doc.caseId, kind: 'received', ref: doc._id, at });
+      await deps.cases.registerMessageId({
+        tenantId: doc.tenantId,
+        messageId: doc.messageId,
+        caseId: doc.caseId,
+        kind: 'received',
+        ref: doc._id,
+        at,
+      });
     }
-    if (doc.from && doc.kind === 'human') await deps.cases.noteSubject(doc.tenantId, normalizeSubject(doc.subject), doc.from.address, doc.caseId, at);
+    if (doc.from && doc.kind === 'human')
+      await deps.cases.noteSubject(doc.tenantId, normalizeSubject(doc.subject), doc.from.address, doc.caseId, at);
   }
   await deps.events.append({
     id: `inbound.received:${doc._id}`,
@@ -172,8 +192,21 @@ async function followUp(deps: IngestDeps, doc: InboundDoc): Promise<void> {
       deps,
       doc.tenantId,
       doc.caseId,
-      { eventId: `inbound:${doc._id}`, kind: doc.kind === 'autoreply' ? 'autoreply' : 'inbound', at: at.getTime(), ref: doc._id, participants: doc.from ? [doc.from.address] : [], subject: doc.subject },
-      { inboundId: doc._id, from: doc.from?.address ?? null, subject: doc.subject, rule: doc.threading.rule, matched: doc.threading.matched },
+      {
+        eventId: `inbound:${doc._id}`,
+        kind: doc.kind === 'autoreply' ? 'autoreply' : 'inbound',
+        at: at.getTime(),
+        ref: doc._id,
+        participants: doc.from ? [doc.from.address] : [],
+        subject: doc.subject,
+      },
+      {
+        inboundId: doc._id,
+        from: doc.from?.address ?? null,
+        subject: doc.subject,
+        rule: doc.threading.rule,
+        matched: doc.threading.matched,
+      },
     );
   } else {
     await deps.onBounce(doc);

@@ -96,7 +96,8 @@ export async function parseForm(req: InboundRequest, maxFileBytes: number): Prom
     }
     return { fields, files: [] };
   }
-  if (!/^multipart\/form-data/i.test(contentType)) throw fieldError('(body)', `expected multipart/form-data or urlencoded, got ${contentType || 'no Content-Type'}`);
+  if (!/^multipart\/form-data/i.test(contentType))
+    throw fieldError('(body)', `expected multipart/form-data or urlencoded, got ${contentType || 'no Content-Type'}`);
   return new Promise((resolve, reject) => {
     const fields = new Map<string, Buffer[]>();
     const files: FormFile[] = [];
@@ -126,7 +127,14 @@ export async function parseForm(req: InboundRequest, maxFileBytes: number): Prom
         chunks.length = 0;
       });
       stream.on('end', () => {
-        files.push({ field: name, filename: info.filename ? cleanHeaderValue(info.filename, 255) : null, contentType: info.mimeType || 'application/octet-stream', content: Buffer.concat(chunks), truncated, size });
+        files.push({
+          field: name,
+          filename: info.filename ? cleanHeaderValue(info.filename, 255) : null,
+          contentType: info.mimeType || 'application/octet-stream',
+          content: Buffer.concat(chunks),
+          truncated,
+          size,
+        });
       });
     });
     bb.on('error', (err: Error) => reject(fieldError('(body)', `unreadable multipart body (${err.message})`)));
@@ -170,13 +178,26 @@ export const headerValue = (headers: Array<{ name: string; value: string }>, nam
 
 /** An uploaded part kept, or dropped with the reason when over the limit. */
 export function keepOrDrop(
-  file: { filename: string | null; contentType: string; content: Buffer; size: number; truncated?: boolean; contentId?: string | null; inline?: boolean },
+  file: {
+    filename: string | null;
+    contentType: string;
+    content: Buffer;
+    size: number;
+    truncated?: boolean;
+    contentId?: string | null;
+    inline?: boolean;
+  },
   limits: InboundLimits,
   parts: InboundPart[],
   dropped: DroppedPart[],
 ): void {
   if (file.truncated || file.size > limits.maxAttachmentBytes) {
-    dropped.push({ filename: file.filename, contentType: file.contentType, size: file.size, reason: `larger than the ${limits.maxAttachmentBytes}-byte attachment limit` });
+    dropped.push({
+      filename: file.filename,
+      contentType: file.contentType,
+      size: file.size,
+      reason: `larger than the ${limits.maxAttachmentBytes}-byte attachment limit`,
+    });
     return;
   }
   parts.push({

@@ -38,7 +38,13 @@ export function isSnsUrl(raw: string, pathPattern?: RegExp): boolean {
   } catch {
     return false;
   }
-  return u.protocol === 'https:' && SNS_HOST.test(u.hostname) && (u.port === '' || u.port === '443') && !u.username && (!pathPattern || pathPattern.test(u.pathname));
+  return (
+    u.protocol === 'https:' &&
+    SNS_HOST.test(u.hostname) &&
+    (u.port === '' || u.port === '443') &&
+    !u.username &&
+    (!pathPattern || pathPattern.test(u.pathname))
+  );
 }
 
 /** The canonical string SNS signs: `Key\nValue\n` for a fixed key list that depends on the type. */
@@ -65,9 +71,11 @@ export class SnsVerifier {
   ) {}
 
   async verify(m: SnsMessage, now = new Date()): Promise<void> {
-    if (!isSnsUrl(m.SigningCertURL, /\.pem$/)) throw new AuthenticationError('SigningCertURL is not an https .pem URL on an Amazon SNS host');
+    if (!isSnsUrl(m.SigningCertURL, /\.pem$/))
+      throw new AuthenticationError('SigningCertURL is not an https .pem URL on an Amazon SNS host');
     const cert = await this.certificate(m.SigningCertURL);
-    if (now < new Date(cert.validFrom) || now > new Date(cert.validTo)) throw new AuthenticationError('the SNS signing certificate is not valid now');
+    if (now < new Date(cert.validFrom) || now > new Date(cert.validTo))
+      throw new AuthenticationError('the SNS signing certificate is not valid now');
     const alg = m.SignatureVersion === '1' ? 'sha1' : 'sha256';
     let ok = false;
     try {

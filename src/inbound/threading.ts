@@ -47,7 +47,8 @@ export async function findCase(deps: ThreadingDeps, tenantId: string, mail: Inbo
   const subject = normalizeSubject(mail.subject);
   if (subject && mail.from) {
     const hit = await deps.cases.subjectCase(tenantId, subject, mail.from.address);
-    if (hit && now.getTime() - hit.lastAt.getTime() <= deps.subjectWindowMs) return { caseId: hit.caseId, rule: 'subject-participants', matched: subject };
+    if (hit && now.getTime() - hit.lastAt.getTime() <= deps.subjectWindowMs)
+      return { caseId: hit.caseId, rule: 'subject-participants', matched: subject };
   }
   return { caseId: null, rule: 'new-case', matched: null };
 }

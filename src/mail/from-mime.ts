@@ -31,7 +31,10 @@ export async function mailFromRaw(raw: Buffer): Promise<MailForClassification> {
 /** `Subject: a\r\n b` → `a b` (header value without its name, continuation lines joined). */
 function unfold(line: string): string {
   const colon = line.indexOf(':');
-  return line.slice(colon + 1).replace(/\r?\n[ \t]+/g, ' ').trim();
+  return line
+    .slice(colon + 1)
+    .replace(/\r?\n[ \t]+/g, ' ')
+    .trim();
 }
 
 function firstAddress(from: AddressObject | undefined): string | null {

@@ -51,7 +51,8 @@ export function createIdpFetch(opts: IdpHttpOptions): IdpFetch {
   return async (input, init) => {
     const request = new Request(input, init);
     const url = new URL(request.url);
-    if (url.protocol !== 'https:' && url.protocol !== 'http:') throw new OAuthCredentialsError(`unsupported URL scheme ${url.protocol}`, 'invalid_request');
+    if (url.protocol !== 'https:' && url.protocol !== 'http:')
+      throw new OAuthCredentialsError(`unsupported URL scheme ${url.protocol}`, 'invalid_request');
     if (isIpLiteral(url.hostname)) {
       const refusal = addressRefusal(url.hostname.replace(/^\[|\]$/g, ''), opts.allowPrivateNetworks, SETTING);
       if (refusal) throw new OAuthCredentialsError(`identity provider address refused: ${refusal}`, 'address_refused');
@@ -102,7 +103,8 @@ export function createIdpFetch(opts: IdpHttpOptions): IdpFetch {
       req.on('error', (err) =>
         reject(err instanceof CarteroError ? err : new IdentityProviderUnavailableError(`cannot reach ${url.host}: ${err.message}`)),
       );
-      if (init?.signal) init.signal.addEventListener('abort', () => req.destroy(new IdentityProviderUnavailableError('request aborted')), { once: true });
+      if (init?.signal)
+        init.signal.addEventListener('abort', () => req.destroy(new IdentityProviderUnavailableError('request aborted')), { once: true });
       req.end(body);
     });
   };

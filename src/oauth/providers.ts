@@ -1,4 +1,10 @@
-import { ConfidentialClientApplication, LogLevel, type AuthenticationResult, type INetworkModule, type NetworkResponse } from '@azure/msal-node';
+import {
+  ConfidentialClientApplication,
+  LogLevel,
+  type AuthenticationResult,
+  type INetworkModule,
+  type NetworkResponse,
+} from '@azure/msal-node';
 import { CodeChallengeMethod, gaxios, JWT, OAuth2Client } from 'google-auth-library';
 import type { OAuthConfig } from '../config/env';
 import {
@@ -65,7 +71,10 @@ export class OAuthProviders {
       case 'microsoft':
         return auth.mode === 'client_credentials' ? this.microsoftClientCredentials(auth) : this.microsoftRefresh(auth, rt);
       case 'generic':
-        return this.genericToken(auth, auth.mode === 'client_credentials' ? { grant_type: 'client_credentials' } : { grant_type: 'refresh_token', refresh_token: rt });
+        return this.genericToken(
+          auth,
+          auth.mode === 'client_credentials' ? { grant_type: 'client_credentials' } : { grant_type: 'refresh_token', refresh_token: rt },
+        );
     }
   }
 
@@ -101,7 +110,12 @@ export class OAuthProviders {
   }
 
   /** Exchanges the consent callback's code; the grant must carry a refresh token. */
-  async exchangeCode(auth: OAuth2Auth, code: string, codeVerifier: string, redirectUri: string): Promise<TokenGrant & { refreshToken: string }> {
+  async exchangeCode(
+    auth: OAuth2Auth,
+    code: string,
+    codeVerifier: string,
+    redirectUri: string,
+  ): Promise<TokenGrant & { refreshToken: string }> {
     let grant: TokenGrant;
     if (auth.provider === 'google') {
       grant = await this.googleCall(async () => {
@@ -117,7 +131,8 @@ export class OAuthProviders {
     } else {
       throw new OAuthCredentialsError('the generic provider has no consent flow', 'unsupported_provider');
     }
-    if (!grant.refreshToken) throw new OAuthCredentialsError('the provider granted no refresh token (offline access missing)', 'no_refresh_token');
+    if (!grant.refreshToken)
+      throw new OAuthCredentialsError('the provider granted no refresh token (offline access missing)', 'no_refresh_token');
     return { ...grant, refreshToken: grant.refreshToken };
   }
 
@@ -177,7 +192,9 @@ export class OAuthProviders {
 
   private microsoftApp(auth: Extract<OAuth2Auth, { provider: 'microsoft' }> | OAuth2Auth): ConfidentialClientApplication {
     const entraTenantId = 'entraTenantId' in auth ? auth.entraTenantId : 'common';
-    const authority = ('authority' in auth && auth.authority ? auth.authority : `${this.cfg.microsoft.authorityHost}/${entraTenantId}`).replace(/\/+$/, '');
+    const authority = (
+      'authority' in auth && auth.authority ? auth.authority : `${this.cfg.microsoft.authorityHost}/${entraTenantId}`
+    ).replace(/\/+$/, '');
     // Metadata given up front: no discovery round trip, and a private or test authority works the
     // same as Entra's (MSAL accepts any https authority listed in knownAuthorities).
     const metadata = {
@@ -205,12 +222,16 @@ export class OAuthProviders {
   private async microsoftClientCredentials(auth: OAuth2Auth): Promise<TokenGrant> {
     const app = this.microsoftApp(auth);
     // skipCache: Cartero's store is the cache; MSAL's in-memory one would hand back a token we replaced.
-    return this.msalCall(async () => this.fromMsal(await app.acquireTokenByClientCredential({ scopes: [MICROSOFT_APP_SCOPE], skipCache: true }), app));
+    return this.msalCall(async () =>
+      this.fromMsal(await app.acquireTokenByClientCredential({ scopes: [MICROSOFT_APP_SCOPE], skipCache: true }), app),
+    );
   }
 
   private async microsoftRefresh(auth: OAuth2Auth, refreshToken: string): Promise<TokenGrant> {
     const app = this.microsoftApp(auth);
-    return this.msalCall(async () => this.fromMsal(await app.acquireTokenByRefreshToken({ refreshToken, scopes: MICROSOFT_DELEGATED_SCOPES, forceCache: true }), app));
+    return this.msalCall(async () =>
+      this.fromMsal(await app.acquireTokenByRefreshToken({ refreshToken, scopes: MICROSOFT_DELEGATED_SCOPES, forceCache: true }), app),
+    );
   }
 
   /** MSAL keeps refresh tokens in its cache, never in the result: Entra rotates them, so we read the newest back. */
@@ -236,7 +257,8 @@ export class OAuthProviders {
         return Promise.reject(tokenError('Entra', e.status ?? 400, e.errorCode, e.errorMessage ?? e.message));
       }
       // Client-side MSAL errors (bad authority, configuration) need a person; network ones a retry.
-      if (e.name === 'ClientConfigurationError') throw new OAuthCredentialsError(`Entra configuration: ${e.message}`, e.errorCode ?? 'invalid_configuration');
+      if (e.name === 'ClientConfigurationError')
+        throw new OAuthCredentialsError(`Entra configuration: ${e.message}`, e.errorCode ?? 'invalid_configuration');
       throw new IdentityProviderUnavailableError(`Entra: ${e.errorCode ?? ''} ${e.message ?? String(err)}`.trim());
     }
   }
@@ -255,7 +277,8 @@ export class OAuthProviders {
     }
     const res = await this.fetch(auth.tokenUrl, { method: 'POST', headers, body });
     const text = await res.text();
-    let data: { access_token?: string; expires_in?: number | string; refresh_token?: string; error?: string; error_description?: string } = {};
+    let data: { access_token?: string; expires_in?: number | string; refresh_token?: string; error?: string; error_description?: string } =
+      {};
     try {
       data = JSON.parse(text) as typeof data;
     } catch {
@@ -292,8 +315,16 @@ function carteroCause(err: unknown): CarteroError | null {
 
 /** MSAL's network interface over the guarded client. Token-endpoint errors are answers, not exceptions. */
 function msalNetwork(fetchFn: IdpFetch): INetworkModule {
-  const call = async <T>(method: 'GET' | 'POST', url: string, options?: { headers?: Record<string, string>; body?: string }): Promise<NetworkResponse<T>> => {
-    const res = await fetchFn(url, { method, ...(options?.headers ? { headers: options.headers } : {}), ...(options?.body !== undefined ? { body: options.body } : {}) });
+  const call = async <T>(
+    method: 'GET' | 'POST',
+    url: string,
+    options?: { headers?: Record<string, string>; body?: string },
+  ): Promise<NetworkResponse<T>> => {
+    const res = await fetchFn(url, {
+      method,
+      ...(options?.headers ? { headers: options.headers } : {}),
+      ...(options?.body !== undefined ? { body: options.body } : {}),
+    });
     const text = await res.text();
     let body: unknown;
     try {

@@ -73,5 +73,11 @@ export function verifyState(keyring: Keyring, state: string, now = Date.now()): 
     throw new ConsentError('the state parameter is malformed', 'invalid_state');
   }
   if (parsed.exp <= now) throw new ConsentError('the consent link expired; start the consent again', 'expired_state');
-  return { sid: parsed.sid, tenantId: parsed.t, provider: parsed.p, exp: parsed.exp, codeVerifier: keyring.open(parsed.v, `oauth-state:${parsed.sid}`) };
+  return {
+    sid: parsed.sid,
+    tenantId: parsed.t,
+    provider: parsed.p,
+    exp: parsed.exp,
+    codeVerifier: keyring.open(parsed.v, `oauth-state:${parsed.sid}`),
+  };
 }

@@ -47,7 +47,18 @@ export interface BounceMailboxDoc {
 
 const aadFor = (tenantId: string) => `bounce-mailbox:${tenantId}:password`;
 
-const NO_STATS: WatchStats = { processed: 0, bounce: 0, delay: 0, complaint: 0, autoreply: 0, human: 0, unmatched: 0, oversized: 0, unreadable: 0, lastProcessedAt: null };
+const NO_STATS: WatchStats = {
+  processed: 0,
+  bounce: 0,
+  delay: 0,
+  complaint: 0,
+  autoreply: 0,
+  human: 0,
+  unmatched: 0,
+  oversized: 0,
+  unreadable: 0,
+  lastProcessedAt: null,
+};
 
 export class BounceMailboxRepository {
   private readonly col: Collection<BounceMailboxDoc>;

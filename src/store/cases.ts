@@ -1,6 +1,14 @@
 import { createHash } from 'node:crypto';
 import { type Collection, type Db } from 'mongodb';
-import { applyCaseEvent, emptyCounts, initialCaseState, type CaseEventKind, type CaseSignalEvent, type CaseState, type CaseSummary } from '../domain/cases';
+import {
+  applyCaseEvent,
+  emptyCounts,
+  initialCaseState,
+  type CaseEventKind,
+  type CaseSignalEvent,
+  type CaseState,
+  type CaseSummary,
+} from '../domain/cases';
 import { NotFoundError } from '../errors';
 import { isDuplicateKey, upsertRetrying } from './upsert';
 
@@ -36,7 +44,10 @@ export const STORED_RECENT_EVENT_IDS = 50;
 /** The case state a record holds: what a starting case workflow continues from. */
 export function caseStateOf(doc: CaseDoc): CaseState {
   const { _id: _i, createdAt: _c, updatedAt: _u, live: _l, recentEventIds, ...rest } = doc;
-  return { summary: { ...rest, participants: doc.participants ?? [], counts: { ...emptyCounts(), ...doc.counts } }, recent: recentEventIds ?? [] };
+  return {
+    summary: { ...rest, participants: doc.participants ?? [], counts: { ...emptyCounts(), ...doc.counts } },
+    recent: recentEventIds ?? [],
+  };
 }
 
 /** `live` with `already: true`: the record was live already; `false`: too many collisions, the caller must switch it. */
@@ -108,7 +119,16 @@ export class CaseRepository {
     try {
       // No workflow run yet (runs: 0): the first one counts itself when it loads this record.
       const { summary } = initialCaseState(tenantId, caseId);
-      await this.cases.insertOne({ _id: key(tenantId, caseId), ...summary, subject, runs: 0, live: false, recentEventIds: [], createdAt: at, updatedAt: at });
+      await this.cases.insertOne({
+        _id: key(tenantId, caseId),
+        ...summary,
+        subject,
+        runs: 0,
+        live: false,
+        recentEventIds: [],
+        createdAt: at,
+        updatedAt: at,
+      });
       return true;
     } catch (err) {
       if (isDuplicateKey(err)) return false;
@@ -208,7 +228,9 @@ export class CaseRepository {
 
   /** `reply_tokens`: `<tenant>:<token>` → case, for replies addressed to `local+<token>@domain`. */
   async registerReplyToken(tenantId: string, token: string, caseId: string): Promise<void> {
-    await upsertRetrying(() => this.tokens.updateOne({ _id: key(tenantId, token) }, { $setOnInsert: { tenantId, caseId } }, { upsert: true }));
+    await upsertRetrying(() =>
+      this.tokens.updateOne({ _id: key(tenantId, token) }, { $setOnInsert: { tenantId, caseId } }, { upsert: true }),
+    );
   }
 
   async caseForReplyToken(tenantId: string, token: string): Promise<string | null> {
@@ -219,7 +241,11 @@ export class CaseRepository {
   async noteSubject(tenantId: string, normalizedSubject: string, participant: string, caseId: string, at: Date): Promise<void> {
     if (!normalizedSubject) return;
     await upsertRetrying(() =>
-      this.subjects.updateOne({ _id: subjectKey(tenantId, normalizedSubject, participant) }, { $set: { tenantId, caseId, lastAt: at } }, { upsert: true }),
+      this.subjects.updateOne(
+        { _id: subjectKey(tenantId, normalizedSubject, participant) },
+        { $set: { tenantId, caseId, lastAt: at } },
+        { upsert: true },
+      ),
     );
   }
 

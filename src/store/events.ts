@@ -73,7 +73,8 @@ export class EventRepository {
     const handover = knownWebhook ?? (await this.needsHandover(event.tenantId));
     // The marker first: a crash between the two writes leaves a marker without an event (the
     // sweeper drops it), never an event nobody will hand over.
-    if (handover) await this.insertIgnoringDuplicate(this.undispatched, { _id: event.id, tenantId: event.tenantId, createdAt: now, seq: ++appendSeq });
+    if (handover)
+      await this.insertIgnoringDuplicate(this.undispatched, { _id: event.id, tenantId: event.tenantId, createdAt: now, seq: ++appendSeq });
     const isNew = await this.insertIgnoringDuplicate(this.col, eventDoc(event, now));
     // A repeat append (a retried producer) still wakes the dispatcher: its first run may have died
     // before the handover; the delivery workflow ignores what it already has.
@@ -85,14 +86,24 @@ export class EventRepository {
   async appendMany(events: EventInput[], now = new Date()): Promise<void> {
     if (events.length === 0) return;
     const tenants = [...new Set(events.map((e) => e.tenantId))];
-    const wanted = new Set((await Promise.all(tenants.map(async (t) => ((await this.needsHandover(t)) ? t : null)))).filter((t) => t !== null));
-    const markers = events.filter((e) => wanted.has(e.tenantId)).map((e) => ({ _id: e.id, tenantId: e.tenantId, createdAt: now, seq: ++appendSeq }));
+    const wanted = new Set(
+      (await Promise.all(tenants.map(async (t) => ((await this.needsHandover(t)) ? t : null)))).filter((t) => t !== null),
+    );
+    const markers = events
+      .filter((e) => wanted.has(e.tenantId))
+      .map((e) => ({ _id: e.id, tenantId: e.tenantId, createdAt: now, seq: ++appendSeq }));
     if (markers.length > 0) await this.insertManyIgnoringDuplicates(this.undispatched, markers);
-    await this.insertManyIgnoringDuplicates(this.col, events.map((e) => eventDoc(e, now)));
+    await this.insertManyIgnoringDuplicates(
+      this.col,
+      events.map((e) => eventDoc(e, now)),
+    );
     for (const t of wanted) this.listener?.(t);
   }
 
-  private async insertManyIgnoringDuplicates<T extends { _id: string }>(col: Collection<T>, docs: Parameters<Collection<T>['insertMany']>[0]): Promise<void> {
+  private async insertManyIgnoringDuplicates<T extends { _id: string }>(
+    col: Collection<T>,
+    docs: Parameters<Collection<T>['insertMany']>[0],
+  ): Promise<void> {
     try {
       await col.insertMany(docs, { ordered: false });
     } catch (err) {
@@ -117,7 +128,11 @@ export class EventRepository {
 
   /** Every tenant with events not handed over since before `olderThan` (the sweeper). */
   async tenantsWithUndispatched(olderThan: Date, limit = 1000): Promise<string[]> {
-    const docs = await this.undispatched.find({ createdAt: { $lt: olderThan } }).project<{ tenantId: string }>({ tenantId: 1 }).limit(limit).toArray();
+    const docs = await this.undispatched
+      .find({ createdAt: { $lt: olderThan } })
+      .project<{ tenantId: string }>({ tenantId: 1 })
+      .limit(limit)
+      .toArray();
     return [...new Set(docs.map((d) => d.tenantId))];
   }
 
@@ -138,5 +153,13 @@ export class EventRepository {
 }
 
 function eventDoc(e: EventInput, now: Date): EventDoc {
-  return { _id: e.id, tenantId: e.tenantId, type: e.type, caseId: e.caseId ?? null, messageId: e.messageId ?? null, data: e.data, createdAt: now };
+  return {
+    _id: e.id,
+    tenantId: e.tenantId,
+    type: e.type,
+    caseId: e.caseId ?? null,
+    messageId: e.messageId ?? null,
+    data: e.data,
+    createdAt: now,
+  };
 }

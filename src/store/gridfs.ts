@@ -1,7 +1,13 @@
 import type { GridFSBucket, ObjectId } from 'mongodb';
 
 /** Writes one buffer to GridFS under a chosen id; resolves once every chunk is stored. */
-export function uploadBuffer(bucket: GridFSBucket, id: ObjectId, filename: string, content: Buffer, metadata: Record<string, unknown>): Promise<void> {
+export function uploadBuffer(
+  bucket: GridFSBucket,
+  id: ObjectId,
+  filename: string,
+  content: Buffer,
+  metadata: Record<string, unknown>,
+): Promise<void> {
   return new Promise<void>((resolve, reject) => {
     const up = bucket.openUploadStreamWithId(id, filename, { metadata });
     up.once('finish', () => resolve());

@@ -95,8 +95,11 @@ export class InboundRepository {
   static async ensureIndexes(db: Db): Promise<void> {
     await db.collection('inbound_messages').createIndex({ tenantId: 1, receivedAt: -1 }, { name: 'tenant_received' });
     const keys = db.collection<InboundKeyDoc>('inbound_keys');
-    for await (const t of db.collection<{ _id: string; inboundKey: string }>('tenants').find({}, { projection: { _id: 1, inboundKey: 1 } })) {
-      if (t.inboundKey) await upsertRetrying(() => keys.updateOne({ _id: t.inboundKey }, { $setOnInsert: { tenantId: t._id } }, { upsert: true }));
+    for await (const t of db
+      .collection<{ _id: string; inboundKey: string }>('tenants')
+      .find({}, { projection: { _id: 1, inboundKey: 1 } })) {
+      if (t.inboundKey)
+        await upsertRetrying(() => keys.updateOne({ _id: t.inboundKey }, { $setOnInsert: { tenantId: t._id } }, { upsert: true }));
     }
   }
 
@@ -150,7 +153,12 @@ export class InboundRepository {
     return downloadBuffer(this.bucket, id);
   }
 
-  async putSettings(tenantId: string, provider: InboundEmail['provider'], clear: InboundSettingsDoc['clear'], secrets: Partial<Record<InboundSecretField, string>>): Promise<InboundSettingsDoc> {
+  async putSettings(
+    tenantId: string,
+    provider: InboundEmail['provider'],
+    clear: InboundSettingsDoc['clear'],
+    secrets: Partial<Record<InboundSecretField, string>>,
+  ): Promise<InboundSettingsDoc> {
     const sealed: InboundSettingsDoc['sealed'] = {};
     for (const [field, value] of Object.entries(secrets) as Array<[InboundSecretField, string | undefined]>) {
       if (value !== undefined) sealed[field] = this.keyring.seal(value, aad(tenantId, provider, field));

@@ -226,7 +226,10 @@ export class MessageRepository {
       if (!ok && lock?.state === 'sending' && lock.attempt !== undefined && lock.attempt < attempt) {
         // Conditional on the stale attempt so a concurrent cancel or claim still wins cleanly.
         // Rare (after a crash), so the non-`_id` filter's table scan on FerretDB does not matter.
-        const took = await this.locks.updateOne({ _id: id, state: 'sending', attempt: lock.attempt }, { $set: { attempt, at: new Date() } });
+        const took = await this.locks.updateOne(
+          { _id: id, state: 'sending', attempt: lock.attempt },
+          { $set: { attempt, at: new Date() } },
+        );
         ok = took.modifiedCount === 1;
       }
     }
@@ -259,7 +262,10 @@ export class MessageRepository {
       );
     }
     const now = new Date();
-    await this.col.updateOne({ _id: id }, { $set: { status: 'cancelled', reason: 'cancelled through the API', updatedAt: now, completedAt: now } });
+    await this.col.updateOne(
+      { _id: id },
+      { $set: { status: 'cancelled', reason: 'cancelled through the API', updatedAt: now, completedAt: now } },
+    );
     return this.get(tenantId, id);
   }
 
@@ -315,12 +321,18 @@ export class MessageRepository {
         // A re-run after a crash between the lock and the status write: finish the write, but never
         // overwrite a status that is already terminal (the rare non-`_id` filter is fine here).
         const now = new Date();
-        await this.col.updateOne({ _id: id, status: { $nin: [...TERMINAL_STATUSES] } }, { $set: { status, reason, updatedAt: now, completedAt: now, ...(recipients ? { recipients } : {}) } });
+        await this.col.updateOne(
+          { _id: id, status: { $nin: [...TERMINAL_STATUSES] } },
+          { $set: { status, reason, updatedAt: now, completedAt: now, ...(recipients ? { recipients } : {}) } },
+        );
         return;
       }
     }
     const now = new Date();
-    await this.col.updateOne({ _id: id }, { $set: { status, reason, updatedAt: now, completedAt: now, ...(recipients ? { recipients } : {}) } });
+    await this.col.updateOne(
+      { _id: id },
+      { $set: { status, reason, updatedAt: now, completedAt: now, ...(recipients ? { recipients } : {}) } },
+    );
   }
 
   /**
@@ -359,8 +371,6 @@ export class MessageRepository {
 
   /** Messages of a tenant waiting for credentials/settings: the workflows to wake after a fix. */
   async waitingForCredentials(tenantId: string): Promise<Array<Pick<MessageDoc, '_id' | 'workflowId'>>> {
-    return this.col
-      .find({ tenantId, status: 'waiting_credentials' }, { projection: { _id: 1, workflowId: 1 } })
-      .toArray();
+    return this.col.find({ tenantId, status: 'waiting_credentials' }, { projection: { _id: 1, workflowId: 1 } }).toArray();
   }
 }

@@ -68,7 +68,11 @@ export function isTransientStoreError(err: unknown): boolean {
   // PoolClearedError is a MongoNetworkError.
   if (err instanceof MongoNetworkError || err instanceof MongoServerSelectionError) return true;
   if (err instanceof MongoServerError) {
-    return err.hasErrorLabel('RetryableWriteError') || err.hasErrorLabel('TransientTransactionError') || /SQLITE_BUSY|database is locked/.test(err.message);
+    return (
+      err.hasErrorLabel('RetryableWriteError') ||
+      err.hasErrorLabel('TransientTransactionError') ||
+      /SQLITE_BUSY|database is locked/.test(err.message)
+    );
   }
   return false;
 }

@@ -70,7 +70,11 @@ export class OAuthTokenRepository {
       set.rotatedRefreshTokenSealed = this.keyring.seal(grant.refreshToken, aad(tenantId, 'refreshToken'));
       set.rotatedFromVersion = settingsVersion;
     }
-    const doc = await this.col.findOneAndUpdate({ _id: tenantId }, { $set: set, $inc: { generation: 1 } }, { upsert: true, returnDocument: 'after' });
+    const doc = await this.col.findOneAndUpdate(
+      { _id: tenantId },
+      { $set: set, $inc: { generation: 1 } },
+      { upsert: true, returnDocument: 'after' },
+    );
     return { accessToken: grant.accessToken, obtainedAt, expiresAt: grant.expiresAt, generation: doc?.generation ?? 1 };
   }
 

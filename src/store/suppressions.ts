@@ -40,7 +40,15 @@ export class SuppressionRepository {
   /** Adds an address; an existing entry keeps its first reason. Returns whether it was new. */
   async add(tenantId: string, address: string, source: SuppressionDoc['source'], reason: string, detail: string | null): Promise<boolean> {
     try {
-      await this.col.insertOne({ _id: keyOf(tenantId, address), tenantId, address: address.toLowerCase(), source, reason, detail, createdAt: new Date() });
+      await this.col.insertOne({
+        _id: keyOf(tenantId, address),
+        tenantId,
+        address: address.toLowerCase(),
+        source,
+        reason,
+        detail,
+        createdAt: new Date(),
+      });
       return true;
     } catch (err) {
       if (isDuplicateKey(err)) return false;

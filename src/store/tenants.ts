@@ -1,11 +1,6 @@
 import type { Collection, Db } from 'mongodb';
 import { isDuplicateKey } from './upsert';
-import {
-  AUTH_SECRET_FIELDS,
-  type AuthInput,
-  type AuthSecretField,
-  type TenantSettings,
-} from '../domain/tenant';
+import { AUTH_SECRET_FIELDS, type AuthInput, type AuthSecretField, type TenantSettings } from '../domain/tenant';
 import { ConflictError, NotFoundError } from '../errors';
 import { randomBytes } from 'node:crypto';
 import { generateSecret, hashApiKey, type Keyring } from '../security/crypto';
@@ -131,12 +126,7 @@ export class TenantRepository {
    * Replaces settings (and auth when given) if nobody changed the tenant since `expectedVersion`.
    * Single-document conditional update: atomic on FerretDB and MongoDB alike.
    */
-  async update(
-    id: string,
-    expectedVersion: number,
-    settings: TenantSettings,
-    auth: AuthInput | undefined,
-  ): Promise<TenantDoc> {
+  async update(id: string, expectedVersion: number, settings: TenantSettings, auth: AuthInput | undefined): Promise<TenantDoc> {
     const set: Partial<TenantDoc> = { settings, updatedAt: new Date() };
     if (auth) set.auth = this.sealAuth(id, auth);
     const updated = await this.col.findOneAndUpdate(
@@ -210,9 +200,7 @@ export class TenantRepository {
 
 export function toView(doc: TenantDoc): TenantView {
   const { sealed, ...authClear } = doc.auth;
-  const secretsSet = Object.fromEntries(
-    Object.keys(sealed).map((k) => [`${k}Set`, true] as const),
-  );
+  const secretsSet = Object.fromEntries(Object.keys(sealed).map((k) => [`${k}Set`, true] as const));
   const s = doc.settings;
   return {
     id: doc._id,

@@ -106,7 +106,9 @@ export class TrackingRepository {
   async load(messageId: string): Promise<{ doc: TrackingDoc | null; hits: StoredHit[] }> {
     const doc = await this.col.findOne({ _id: messageId });
     if (!doc) return { doc, hits: [] };
-    const buckets = await Promise.all(Array.from({ length: doc.buckets + 1 }, (_, n) => this.hitsCol.findOne({ _id: bucketId(messageId, n) })));
+    const buckets = await Promise.all(
+      Array.from({ length: doc.buckets + 1 }, (_, n) => this.hitsCol.findOne({ _id: bucketId(messageId, n) })),
+    );
     const seen = new Set<string>();
     const hits = buckets.flatMap((b) => b?.hits ?? []).filter((h) => !seen.has(h.id) && (seen.add(h.id), true));
     return { doc, hits };
@@ -126,7 +128,9 @@ export class TrackingRepository {
     const hitOps = entries.flatMap((e) =>
       e.buckets
         .filter((b) => b.hits.length > 0)
-        .map((b) => ({ updateOne: { filter: { _id: bucketId(e.messageId, b.n) }, update: { $addToSet: { hits: { $each: b.hits } } }, upsert: true } })),
+        .map((b) => ({
+          updateOne: { filter: { _id: bucketId(e.messageId, b.n) }, update: { $addToSet: { hits: { $each: b.hits } } }, upsert: true },
+        })),
     );
     // One updateOne per document, concurrently, not bulkWrite: FerretDB v1 (SQLite) was seen to
     // stop answering an unordered bulk update on documents it had just updated (bench/tracking).

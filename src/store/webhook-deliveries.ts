@@ -93,7 +93,7 @@ export class WebhookDeliveryRepository {
       await this.col.insertOne(doc);
       return doc;
     } catch (err) {
-      if (!(isDuplicateKey(err))) throw err;
+      if (!isDuplicateKey(err)) throw err;
       const existing = await this.get(doc._id);
       if (!existing) throw err;
       return existing;
@@ -136,7 +136,10 @@ export class WebhookDeliveryRepository {
   async reopen(tenantId: string, id: string): Promise<DeliveryDoc | null> {
     return this.col.findOneAndUpdate(
       { _id: id, tenantId, state: { $ne: 'pending' } },
-      { $set: { state: 'pending', reason: null, roundFailures: 0, roundStartedAt: null, updatedAt: new Date(), completedAt: null }, $inc: { redeliveries: 1 } },
+      {
+        $set: { state: 'pending', reason: null, roundFailures: 0, roundStartedAt: null, updatedAt: new Date(), completedAt: null },
+        $inc: { redeliveries: 1 },
+      },
       { returnDocument: 'after' },
     );
   }

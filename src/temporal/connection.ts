@@ -22,9 +22,7 @@ function tlsOptions(config: Config): ConnectionOptions['tls'] {
   return {
     ...(tls.serverName ? { serverNameOverride: tls.serverName } : {}),
     ...(tls.caPath ? { serverRootCACertificate: readFileSync(tls.caPath) } : {}),
-    ...(tls.certPath && tls.keyPath
-      ? { clientCertPair: { crt: readFileSync(tls.certPath), key: readFileSync(tls.keyPath) } }
-      : {}),
+    ...(tls.certPath && tls.keyPath ? { clientCertPair: { crt: readFileSync(tls.certPath), key: readFileSync(tls.keyPath) } } : {}),
   };
 }
 
@@ -61,8 +59,6 @@ export async function ensureSearchAttributes(client: Client): Promise<void> {
   if (missing.length === 0) return;
   await client.connection.operatorService.addSearchAttributes({
     namespace: client.options.namespace,
-    searchAttributes: Object.fromEntries(
-      missing.map((a) => [a.name, temporal.api.enums.v1.IndexedValueType.INDEXED_VALUE_TYPE_KEYWORD]),
-    ),
+    searchAttributes: Object.fromEntries(missing.map((a) => [a.name, temporal.api.enums.v1.IndexedValueType.INDEXED_VALUE_TYPE_KEYWORD])),
   });
 }

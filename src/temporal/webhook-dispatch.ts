@@ -124,7 +124,7 @@ export class WebhookDispatcher {
       try {
         n += await this.dispatchTenant(tenantId);
       } catch (err) {
-        this.deps.warn?.('sweep could not hand over a tenant\'s events', { tenantId, err: (err as Error).message });
+        this.deps.warn?.("sweep could not hand over a tenant's events", { tenantId, err: (err as Error).message });
       }
     }
     return n;

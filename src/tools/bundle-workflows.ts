@@ -14,8 +14,13 @@ async function main(): Promise<void> {
   // Every module the bundle imports is evaluated again for each workflow run (the SDK isolates
   // runs that way), so a library in here costs CPU per message: zod's schema construction once took
   // ~45% of the workflow thread. Only the SDK and its own dependencies may be bundled.
-  const foreign = [...new Set([...code.matchAll(/\.\/node_modules\/((?:@[^/"]+\/)?[^/"]+)/g)].map((m) => m[1]!))].filter((p) => !BUNDLE_ALLOWED.test(p));
-  if (foreign.length > 0) throw new Error(`the workflow bundle must not import ${foreign.join(', ')}: keep workflow imports to src/domain modules without dependencies`);
+  const foreign = [...new Set([...code.matchAll(/\.\/node_modules\/((?:@[^/"]+\/)?[^/"]+)/g)].map((m) => m[1]!))].filter(
+    (p) => !BUNDLE_ALLOWED.test(p),
+  );
+  if (foreign.length > 0)
+    throw new Error(
+      `the workflow bundle must not import ${foreign.join(', ')}: keep workflow imports to src/domain modules without dependencies`,
+    );
   writeFileSync(out, code);
   process.stdout.write(`workflow bundle: ${out} (${Math.round(code.length / 1024)} KiB)\n`);
 }

@@ -70,7 +70,11 @@ export async function bounceMailboxWatch(input: BounceMailboxWatchInput): Promis
     }
     failures++;
     const delay = failedRetryDelayMs(failures);
-    log.warn('bounce mailbox watch failed; waiting before trying again', { tenantId: input.tenantId, error: outcome.error, delayMs: delay });
+    log.warn('bounce mailbox watch failed; waiting before trying again', {
+      tenantId: input.tenantId,
+      error: outcome.error,
+      delayMs: delay,
+    });
     if (await condition(() => changed, delay)) failures = 0;
   }
   await continueAsNew<typeof bounceMailboxWatch>({ tenantId: input.tenantId, failures });

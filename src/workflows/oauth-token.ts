@@ -82,7 +82,9 @@ export async function oauthToken(input: OAuthTokenInput): Promise<void> {
   setHandler(tokenStateQuery, () => ({ ...state }));
   setHandler(refreshNowUpdate, async ({ staleGeneration }): Promise<RefreshAnswer> => {
     const answer = (): RefreshAnswer =>
-      state.status === 'valid' ? { ok: true, generation: state.generation, expiresAt: state.expiresAt } : { ok: false, reason: state.reason ?? 'no token yet' };
+      state.status === 'valid'
+        ? { ok: true, generation: state.generation, expiresAt: state.expiresAt }
+        : { ok: false, reason: state.reason ?? 'no token yet' };
     if (state.status === 'valid' && state.generation > staleGeneration) return answer();
     // Refused credentials stay refused until someone changes them: no provider call per send.
     if (state.status === 'needs_reauth' && !credentialsChanged) return answer();

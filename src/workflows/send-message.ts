@@ -45,7 +45,12 @@ export const sendStateQuery = defineQuery<{ status: MessageStatus; attempts: num
 const acts = proxyLocalActivities<Activities>({
   startToCloseTimeout: '10 minutes',
   localRetryThreshold: '1 minute',
-  retry: { initialInterval: '1 second', maximumInterval: '1 minute', backoffCoefficient: 2, nonRetryableErrorTypes: ['NotFoundError', 'ValidationError'] },
+  retry: {
+    initialInterval: '1 second',
+    maximumInterval: '1 minute',
+    backoffCoefficient: 2,
+    nonRetryableErrorTypes: ['NotFoundError', 'ValidationError'],
+  },
 });
 
 const CREDENTIAL_RECHECK_MS = 15 * 60_000;
@@ -117,14 +122,28 @@ export async function sendMessage(input: SendMessageInput): Promise<{ status: Me
 
     if (!pending && prep.rules.length > 0) {
       grantedAt = null;
-      await acts.requestPermit(input.tenantId, workflowInfo().workflowId, prep.pendingRecipients, prep.rules, input.permitMarginMs, input.acceptedAt);
+      await acts.requestPermit(
+        input.tenantId,
+        workflowInfo().workflowId,
+        prep.pendingRecipients,
+        prep.rules,
+        input.permitMarginMs,
+        input.acceptedAt,
+      );
       // Most permits come at once; only a real wait is worth a status change.
       if (!(await condition(() => grantedAt !== null || cancelled, '2 seconds'))) {
         show('waiting_rate_limit');
         await acts.setMessageStatus(input.id, 'waiting_rate_limit');
         while (!(await condition(() => grantedAt !== null || cancelled, PERMIT_REASK_MS))) {
           // Re-asking is deduplicated by the limiter; it only matters if the limiter was lost.
-          await acts.requestPermit(input.tenantId, workflowInfo().workflowId, prep.pendingRecipients, prep.rules, input.permitMarginMs, input.acceptedAt);
+          await acts.requestPermit(
+            input.tenantId,
+            workflowInfo().workflowId,
+            prep.pendingRecipients,
+            prep.rules,
+            input.permitMarginMs,
+            input.acceptedAt,
+          );
         }
       }
       if (cancelled) return end('cancelled', 'cancelled while waiting for a rate-limit slot', true);
@@ -176,7 +195,11 @@ export async function sendMessage(input: SendMessageInput): Promise<{ status: Me
         for (;;) {
           const left = deadline - Date.now();
           if (left <= 0) {
-            return end('failed', `credentials or settings were not fixed within ${formatDuration(input.policy.credentialsWaitMs)}; ${next.reason}`, true);
+            return end(
+              'failed',
+              `credentials or settings were not fixed within ${formatDuration(input.policy.credentialsWaitMs)}; ${next.reason}`,
+              true,
+            );
           }
           if (await condition(() => woken || cancelled, Math.min(left, CREDENTIAL_RECHECK_MS))) break;
           // A missed signal must not strand the message: look at the tenant now and then.

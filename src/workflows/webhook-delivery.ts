@@ -86,7 +86,11 @@ export async function webhookDelivery(input: WebhookDeliveryInput): Promise<void
       draining = true;
       await condition(() => running.size === 0);
       await condition(allHandlersFinished);
-      await continueAsNew<typeof webhookDelivery>({ tenantId: input.tenantId, lanes: lanes.snapshot(), ...(input.historyLimit ? { historyLimit } : {}) });
+      await continueAsNew<typeof webhookDelivery>({
+        tenantId: input.tenantId,
+        lanes: lanes.snapshot(),
+        ...(input.historyLimit ? { historyLimit } : {}),
+      });
     }
     for (const key of lanes.ready(running)) {
       if (running.size >= MAX_PARALLEL_LANES) break;

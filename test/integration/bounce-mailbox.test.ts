@@ -29,7 +29,10 @@ before(async () => {
   key = await createPeerTenant(stack, TENANT, peer, pki.caCert);
 });
 after(async () => {
-  await stack?.temporal.workflow.getHandle(`imap-${TENANT}`).terminate().catch(() => undefined);
+  await stack?.temporal.workflow
+    .getHandle(`imap-${TENANT}`)
+    .terminate()
+    .catch(() => undefined);
   await Promise.all([stack?.stop(), imap?.stop(), peer?.stop()]);
 });
 
@@ -44,10 +47,17 @@ const mailboxBody = (over: Record<string, unknown> = {}) => ({
 });
 
 async function send(to: string): Promise<{ id: string; messageId: string }> {
-  const r = await api(stack, 'POST', '/v1/messages', { key, body: { from: 'support@acme.example', to: [to], subject: `to ${to}`, text: 'hello' } });
+  const r = await api(stack, 'POST', '/v1/messages', {
+    key,
+    body: { from: 'support@acme.example', to: [to], subject: `to ${to}`, text: 'hello' },
+  });
   assert.equal(r.status, 202, JSON.stringify(r.body));
   const { id, messageId } = r.body as { id: string; messageId: string };
-  await eventually(async () => (await api(stack, 'GET', `/v1/messages/${id}`, { key })).body?.status === 'sent', 60_000, `message ${id} sent`);
+  await eventually(
+    async () => (await api(stack, 'GET', `/v1/messages/${id}`, { key })).body?.status === 'sent',
+    60_000,
+    `message ${id} sent`,
+  );
   return { id, messageId };
 }
 
@@ -65,7 +75,7 @@ function dsn(messageId: string, recipient: string): string {
     '--B',
     'Content-Type: text/plain; charset=us-ascii',
     '',
-    'I\'m sorry to have to inform you that your message could not be delivered.',
+    "I'm sorry to have to inform you that your message could not be delivered.",
     '',
     '--B',
     'Content-Type: message/delivery-status',
@@ -93,7 +103,11 @@ function dsn(messageId: string, recipient: string): string {
 
 /** The notice was applied: recipient bounced, address suppressed (bounce, userunknown), one event. */
 async function applied(id: string, address: string): Promise<void> {
-  await eventually(async () => (await stack.messages.get(TENANT, id)).recipients[0]?.status === 'bounced', 60_000, `${address} bounced on ${id}`);
+  await eventually(
+    async () => (await stack.messages.get(TENANT, id)).recipients[0]?.status === 'bounced',
+    60_000,
+    `${address} bounced on ${id}`,
+  );
   const stored = await stack.messages.get(TENANT, id);
   assert.equal(stored.recipients[0]!.feedback?.source, 'imap');
   assert.equal(stored.recipients[0]!.feedback?.reason, 'userunknown');
@@ -117,7 +131,10 @@ describe('IMAP bounce-mailbox watch against a real Dovecot', { timeout: 600_000 
     const privateHost = await api(stack, 'PUT', `/v1/tenants/${TENANT}/bounce-mailbox`, { key, body: mailboxBody({ host: '10.1.2.3' }) });
     assert.equal(privateHost.status, 400);
     assert.equal(privateHost.body.errors[0].field, 'host');
-    const sameFolder = await api(stack, 'PUT', `/v1/tenants/${TENANT}/bounce-mailbox`, { key, body: mailboxBody({ mailbox: 'INBOX', processedFolder: 'inbox' }) });
+    const sameFolder = await api(stack, 'PUT', `/v1/tenants/${TENANT}/bounce-mailbox`, {
+      key,
+      body: mailboxBody({ mailbox: 'INBOX', processedFolder: 'inbox' }),
+    });
     assert.equal(sameFolder.status, 400);
     assert.equal(sameFolder.body.errors[0].field, 'processedFolder');
     const unknown = await api(stack, 'PUT', `/v1/tenants/${TENANT}/bounce-mailbox`, { key, body: mailboxBody({ pasword: 'x' }) });
@@ -137,9 +154,17 @@ describe('IMAP bounce-mailbox watch against a real Dovecot', { timeout: 600_000 
     assert.equal(put.body.mailbox, 'INBOX');
     assert.equal(put.body.processedFolder, 'Cartero/Processed');
     await applied(first.id, 'alice@customer.example');
-    await eventually(() => imap.list('Cartero/Processed').length === 1 && imap.list('INBOX').length === 0, 30_000, 'the notice moved to Cartero/Processed');
+    await eventually(
+      () => imap.list('Cartero/Processed').length === 1 && imap.list('INBOX').length === 0,
+      30_000,
+      'the notice moved to Cartero/Processed',
+    );
     assert.ok(imap.list('Cartero/Processed')[0]!.seen, 'the processed notice is flagged \\Seen');
-    const watching = await eventually(async () => ((await status()).status.state === 'watching' ? await status() : null), 30_000, 'state watching');
+    const watching = await eventually(
+      async () => ((await status()).status.state === 'watching' ? await status() : null),
+      30_000,
+      'state watching',
+    );
     assert.equal(watching.stats.bounce, 1);
     assert.ok(!JSON.stringify(watching).includes(imap.password));
 
@@ -156,7 +181,11 @@ describe('IMAP bounce-mailbox watch against a real Dovecot', { timeout: 600_000 
     const third = await send('carol@customer.example');
     await imap.kill();
     imap.deliver(dsn(third.messageId, 'carol@customer.example'));
-    const lost = await eventually(async () => ((await status()).status.state === 'reconnecting' ? await status() : null), 60_000, 'state reconnecting');
+    const lost = await eventually(
+      async () => ((await status()).status.state === 'reconnecting' ? await status() : null),
+      60_000,
+      'state reconnecting',
+    );
     assert.ok(lost.status.error, 'the connection error is shown');
     await imap.start();
     await applied(third.id, 'carol@customer.example');
@@ -164,15 +193,26 @@ describe('IMAP bounce-mailbox watch against a real Dovecot', { timeout: 600_000 
     assert.equal(imap.list('INBOX').length, 0);
 
     // Wrong password: a clear failure state, and the workflow waits (a timer, no activity retrying).
-    const wrong = await api(stack, 'PUT', `/v1/tenants/${TENANT}/bounce-mailbox`, { key, body: mailboxBody({ password: 'not-the-password' }) });
+    const wrong = await api(stack, 'PUT', `/v1/tenants/${TENANT}/bounce-mailbox`, {
+      key,
+      body: mailboxBody({ password: 'not-the-password' }),
+    });
     assert.equal(wrong.status, 200, JSON.stringify(wrong.body));
-    const failed = await eventually(async () => ((await status()).status.state === 'failed' ? await status() : null), 90_000, 'state failed');
+    const failed = await eventually(
+      async () => ((await status()).status.state === 'failed' ? await status() : null),
+      90_000,
+      'state failed',
+    );
     assert.match(failed.status.error, /authentication failed/i);
     const handle = stack.temporal.workflow.getHandle(`imap-${TENANT}`);
-    await eventually(async () => {
-      const d = await handle.describe();
-      return d.status.name === 'RUNNING' && (d.raw.pendingActivities ?? []).length === 0;
-    }, 30_000, 'the workflow to wait without a running activity');
+    await eventually(
+      async () => {
+        const d = await handle.describe();
+        return d.status.name === 'RUNNING' && (d.raw.pendingActivities ?? []).length === 0;
+      },
+      30_000,
+      'the workflow to wait without a running activity',
+    );
     const authFailures = (imap.log().match(/auth failed|Authentication failed|password mismatch/gi) ?? []).length;
     assert.ok(authFailures >= 1, 'Dovecot saw the failed login');
 

@@ -92,72 +92,80 @@ async function noticeFor(messageId: string, want: (v: MailVerdict) => boolean): 
 }
 
 describe('DSNs from a real Postfix', { timeout: 240_000 }, () => {
-  test('unknown mailbox: bounce 5.1.1 userunknown, hard; applied: recipient bounced, suppressed, event, later sends skip it', { timeout: 150_000 }, async () => {
-    const { id, messageId } = await sendAndWait('nobody@customer.example', 'To a mailbox that does not exist');
-    const { raw, verdict } = await noticeFor(messageId, (v) => v.kind === 'bounce');
-    assert.match(raw, /report-type=delivery-status/, 'Postfix writes an RFC 3464 multipart/report');
-    assert.equal(verdict.rule, 'dsn-failed');
-    assert.equal(verdict.bounces.length, 1);
-    const b = verdict.bounces[0]!;
-    assert.equal(b.recipient, 'nobody@customer.example');
-    assert.equal(b.status, '5.1.1');
-    assert.equal(b.reason, 'userunknown');
-    assert.equal(b.hard, true);
-    assert.match(b.diagnostic ?? '', /unknown/i);
+  test(
+    'unknown mailbox: bounce 5.1.1 userunknown, hard; applied: recipient bounced, suppressed, event, later sends skip it',
+    { timeout: 150_000 },
+    async () => {
+      const { id, messageId } = await sendAndWait('nobody@customer.example', 'To a mailbox that does not exist');
+      const { raw, verdict } = await noticeFor(messageId, (v) => v.kind === 'bounce');
+      assert.match(raw, /report-type=delivery-status/, 'Postfix writes an RFC 3464 multipart/report');
+      assert.equal(verdict.rule, 'dsn-failed');
+      assert.equal(verdict.bounces.length, 1);
+      const b = verdict.bounces[0]!;
+      assert.equal(b.recipient, 'nobody@customer.example');
+      assert.equal(b.status, '5.1.1');
+      assert.equal(b.reason, 'userunknown');
+      assert.equal(b.hard, true);
+      assert.match(b.diagnostic ?? '', /unknown/i);
 
-    const events = new EventRepository(stack.store.db);
-    const deps = { messages: stack.messages, suppressions: stack.suppressions, events };
-    const result = await handleBounceOrComplaint(deps, TENANT, verdict, { channel: 'test', noticeId: null });
-    assert.deepEqual(result, { messageId: id, recipients: [{ address: 'nobody@customer.example', matched: true, suppressed: true }] });
-    // Another tenant cannot act on this tenant's message.
-    const foreign = await handleBounceOrComplaint(deps, 'someone-else', verdict, { channel: 'test', noticeId: null });
-    assert.equal(foreign.messageId, null);
-    // Applying the same notice again changes nothing more.
-    await handleBounceOrComplaint(deps, TENANT, verdict, { channel: 'test', noticeId: null });
+      const events = new EventRepository(stack.store.db);
+      const deps = { messages: stack.messages, suppressions: stack.suppressions, events };
+      const result = await handleBounceOrComplaint(deps, TENANT, verdict, { channel: 'test', noticeId: null });
+      assert.deepEqual(result, { messageId: id, recipients: [{ address: 'nobody@customer.example', matched: true, suppressed: true }] });
+      // Another tenant cannot act on this tenant's message.
+      const foreign = await handleBounceOrComplaint(deps, 'someone-else', verdict, { channel: 'test', noticeId: null });
+      assert.equal(foreign.messageId, null);
+      // Applying the same notice again changes nothing more.
+      await handleBounceOrComplaint(deps, TENANT, verdict, { channel: 'test', noticeId: null });
 
-    const m = await api(stack, 'GET', `/v1/messages/${id}`, { key });
-    assert.equal(m.body.status, 'bounced', JSON.stringify(m.body));
-    const stored = await stack.messages.get(TENANT, id);
-    assert.equal(stored.recipients[0]!.status, 'bounced');
-    assert.equal(stored.recipients[0]!.feedback?.reason, 'userunknown');
-    assert.equal(stored.recipients[0]!.feedback?.hard, true);
+      const m = await api(stack, 'GET', `/v1/messages/${id}`, { key });
+      assert.equal(m.body.status, 'bounced', JSON.stringify(m.body));
+      const stored = await stack.messages.get(TENANT, id);
+      assert.equal(stored.recipients[0]!.status, 'bounced');
+      assert.equal(stored.recipients[0]!.feedback?.reason, 'userunknown');
+      assert.equal(stored.recipients[0]!.feedback?.hard, true);
 
-    const s = await api(stack, 'GET', '/v1/suppressions/nobody@customer.example', { key });
-    assert.equal(s.status, 200, JSON.stringify(s.body));
-    assert.equal(s.body.source, 'bounce');
-    assert.equal(s.body.reason, 'userunknown');
-    const bounced = (await events.listForTenant(TENANT)).filter((e) => e.type === 'message.bounced');
-    assert.equal(bounced.length, 1);
-    assert.equal(bounced[0]!.messageId, id);
-    assert.equal(bounced[0]!.data.recipient, 'nobody@customer.example');
+      const s = await api(stack, 'GET', '/v1/suppressions/nobody@customer.example', { key });
+      assert.equal(s.status, 200, JSON.stringify(s.body));
+      assert.equal(s.body.source, 'bounce');
+      assert.equal(s.body.reason, 'userunknown');
+      const bounced = (await events.listForTenant(TENANT)).filter((e) => e.type === 'message.bounced');
+      assert.equal(bounced.length, 1);
+      assert.equal(bounced[0]!.messageId, id);
+      assert.equal(bounced[0]!.data.recipient, 'nobody@customer.example');
 
-    const again = await sendAndWait('nobody@customer.example', 'Once more', ['suppressed']);
-    const skipped = await stack.messages.get(TENANT, again.id);
-    assert.equal(skipped.recipients[0]!.status, 'suppressed');
-  });
+      const again = await sendAndWait('nobody@customer.example', 'Once more', ['suppressed']);
+      const skipped = await stack.messages.get(TENANT, again.id);
+      assert.equal(skipped.recipients[0]!.status, 'suppressed');
+    },
+  );
 
-  test('deferred delivery: a delay notice (Action: delayed), kind delay, soft; applied: deferred event, no suppression', { timeout: 150_000 }, async () => {
-    const { id, messageId } = await sendAndWait('late@slow.example', 'To a host that refuses connections');
-    const { verdict } = await noticeFor(messageId, (v) => v.kind === 'delay');
-    assert.equal(verdict.rule, 'dsn-delayed');
-    const b = verdict.bounces[0]!;
-    assert.equal(b.recipient, 'late@slow.example');
-    assert.match(b.status ?? '', /^4\./);
-    assert.equal(b.hard, false);
-    assert.equal(b.reason, 'networkerror', b.diagnostic ?? '');
-    assert.match(b.diagnostic ?? '', /refused/i);
+  test(
+    'deferred delivery: a delay notice (Action: delayed), kind delay, soft; applied: deferred event, no suppression',
+    { timeout: 150_000 },
+    async () => {
+      const { id, messageId } = await sendAndWait('late@slow.example', 'To a host that refuses connections');
+      const { verdict } = await noticeFor(messageId, (v) => v.kind === 'delay');
+      assert.equal(verdict.rule, 'dsn-delayed');
+      const b = verdict.bounces[0]!;
+      assert.equal(b.recipient, 'late@slow.example');
+      assert.match(b.status ?? '', /^4\./);
+      assert.equal(b.hard, false);
+      assert.equal(b.reason, 'networkerror', b.diagnostic ?? '');
+      assert.match(b.diagnostic ?? '', /refused/i);
 
-    const events = new EventRepository(stack.store.db);
-    const deps = { messages: stack.messages, suppressions: stack.suppressions, events };
-    const result = await handleBounceOrComplaint(deps, TENANT, verdict, { channel: 'test', noticeId: '<notice-1@localhost>' });
-    assert.deepEqual(result.recipients, [{ address: 'late@slow.example', matched: true, suppressed: false }]);
-    assert.equal((await api(stack, 'GET', '/v1/suppressions/late@slow.example', { key })).status, 404);
-    const deferred = (await events.listForTenant(TENANT)).filter((e) => e.type === 'message.deferred' && e.messageId === id);
-    assert.equal(deferred.length, 1);
-    assert.equal(deferred[0]!.data.reason, 'networkerror');
-    const stored = await stack.messages.get(TENANT, id);
-    assert.equal(stored.status, 'sent', 'a delay does not change the message status');
-    assert.equal(stored.recipients[0]!.status, 'sent');
-    assert.equal(stored.recipients[0]!.feedback?.kind, 'delay');
-  });
+      const events = new EventRepository(stack.store.db);
+      const deps = { messages: stack.messages, suppressions: stack.suppressions, events };
+      const result = await handleBounceOrComplaint(deps, TENANT, verdict, { channel: 'test', noticeId: '<notice-1@localhost>' });
+      assert.deepEqual(result.recipients, [{ address: 'late@slow.example', matched: true, suppressed: false }]);
+      assert.equal((await api(stack, 'GET', '/v1/suppressions/late@slow.example', { key })).status, 404);
+      const deferred = (await events.listForTenant(TENANT)).filter((e) => e.type === 'message.deferred' && e.messageId === id);
+      assert.equal(deferred.length, 1);
+      assert.equal(deferred[0]!.data.reason, 'networkerror');
+      const stored = await stack.messages.get(TENANT, id);
+      assert.equal(stored.status, 'sent', 'a delay does not change the message status');
+      assert.equal(stored.recipients[0]!.status, 'sent');
+      assert.equal(stored.recipients[0]!.feedback?.kind, 'delay');
+    },
+  );
 });

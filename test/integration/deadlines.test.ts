@@ -33,12 +33,19 @@ after(async () => {
 });
 
 async function sendAndWait(key: string): Promise<any> {
-  const r = await api(stack, 'POST', '/v1/messages', { key, body: { from: 'a@acme.example', to: ['b@customer.example'], subject: 's', text: 't' } });
+  const r = await api(stack, 'POST', '/v1/messages', {
+    key,
+    body: { from: 'a@acme.example', to: ['b@customer.example'], subject: 's', text: 't' },
+  });
   assert.equal(r.status, 202, JSON.stringify(r.body));
-  return eventually(async () => {
-    const m = await api(stack, 'GET', `/v1/messages/${r.body.id}`, { key });
-    return ['failed', 'sent'].includes(m.body.status) ? m.body : undefined;
-  }, 30_000, 'a terminal status');
+  return eventually(
+    async () => {
+      const m = await api(stack, 'GET', `/v1/messages/${r.body.id}`, { key });
+      return ['failed', 'sent'].includes(m.body.status) ? m.body : undefined;
+    },
+    30_000,
+    'a terminal status',
+  );
 }
 
 test('temporary failures until the give-up time: failed, with the last reply', async () => {

@@ -85,10 +85,14 @@ async function send(tt: T, over: Record<string, unknown> = {}) {
 }
 
 async function sent(tt: T, id: string) {
-  return eventually(async () => {
-    const r = await api(stack, 'GET', `/v1/messages/${id}`, { key: tt.key });
-    return r.body.status === 'sent' ? r.body : undefined;
-  }, 30_000, `message ${id} sent`);
+  return eventually(
+    async () => {
+      const r = await api(stack, 'GET', `/v1/messages/${id}`, { key: tt.key });
+      return r.body.status === 'sent' ? r.body : undefined;
+    },
+    30_000,
+    `message ${id} sent`,
+  );
 }
 
 interface Reply {
@@ -181,8 +185,19 @@ async function deliver(tt: T, variant: string, reply: Reply, opts: { auth?: 'wro
       const sig = mailgunSigned(opts.auth === 'wrong' ? 'wrong-key-0000' : MAILGUN_KEY);
       const fields: Array<[string, string]> =
         variant === 'mailgun-mime'
-          ? [['recipient', to], ['sender', 'alice@customer.example'], ['body-mime', raw]]
-          : [['recipient', to], ['sender', 'alice@customer.example'], ['from', 'Alice <alice@customer.example>'], ['subject', subject], ['body-plain', reply.body ?? 'Thanks'], ['message-headers', JSON.stringify(headersList)]];
+          ? [
+              ['recipient', to],
+              ['sender', 'alice@customer.example'],
+              ['body-mime', raw],
+            ]
+          : [
+              ['recipient', to],
+              ['sender', 'alice@customer.example'],
+              ['from', 'Alice <alice@customer.example>'],
+              ['subject', subject],
+              ['body-plain', reply.body ?? 'Thanks'],
+              ['message-headers', JSON.stringify(headersList)],
+            ];
       fields.push(['timestamp', sig.timestamp], ['token', sig.token], ['signature', sig.signature]);
       headers['content-type'] = 'application/x-www-form-urlencoded';
       body = new URLSearchParams(fields).toString();
@@ -210,16 +225,20 @@ async function summary(tenantId: string, caseId: string): Promise<CaseSummary> {
 }
 
 async function summaryWhen(tenantId: string, caseId: string, ok: (s: CaseSummary) => boolean, what: string): Promise<CaseSummary> {
-  return eventually(async () => {
-    const s = await summary(tenantId, caseId).catch(() => undefined);
-    return s && ok(s) ? s : undefined;
-  }, 30_000, what);
+  return eventually(
+    async () => {
+      const s = await summary(tenantId, caseId).catch(() => undefined);
+      return s && ok(s) ? s : undefined;
+    },
+    30_000,
+    what,
+  );
 }
 
 let seq = 0;
 const newId = (tag: string) => `<${tag}-${++seq}-${Date.now()}@mail.customer.example>`;
 
-describe('a reply through each provider lands in the sent message\'s case, once', () => {
+describe("a reply through each provider lands in the sent message's case, once", () => {
   for (const variant of ['brevo', 'sendgrid-parsed', 'sendgrid-raw', 'ses', 'mailgun-parsed', 'mailgun-mime', 'postmark', 'mime']) {
     test(variant, async () => {
       const m = await send(t, { subject: `Your case ${variant}` });
@@ -255,7 +274,9 @@ describe('threading', () => {
   test('a reply to a reply: References chain through our reply to an inbound message', async () => {
     const m1 = await send(t, { subject: 'Chain test' });
     await sent(t, m1.id);
-    const i1 = (await deliver(t, 'mime', { messageId: newId('i1'), inReplyTo: m1.messageId, references: [m1.messageId], subject: 'Re: Chain test' })).body.received[0];
+    const i1 = (
+      await deliver(t, 'mime', { messageId: newId('i1'), inReplyTo: m1.messageId, references: [m1.messageId], subject: 'Re: Chain test' })
+    ).body.received[0];
     const m2 = await send(t, { subject: 'Re: Chain test', inReplyTo: i1.id });
     assert.equal(m2.caseId, m1.caseId);
     await sent(t, m2.id);
@@ -265,7 +286,13 @@ describe('threading', () => {
     const refs = /^References: ([^\r\n]+(?:\r?\n[ \t][^\r\n]+)*)/m.exec(rawM2)![1]!.replace(/\s+/g, ' ');
     assert.equal(refs, `${m1.messageId} ${i1Doc.messageId}`);
     // The customer's client drops In-Reply-To but keeps References: still the same case, by References.
-    const i2 = (await deliver(t, 'postmark', { messageId: newId('i2'), references: [m1.messageId, i1Doc.messageId!, m2.messageId], subject: 'Re: Chain test' })).body.received[0];
+    const i2 = (
+      await deliver(t, 'postmark', {
+        messageId: newId('i2'),
+        references: [m1.messageId, i1Doc.messageId!, m2.messageId],
+        subject: 'Re: Chain test',
+      })
+    ).body.received[0];
     assert.equal(i2.caseId, m1.caseId);
     assert.equal(i2.rule, 'references');
     const s = await summaryWhen(t.id, m1.caseId, (x) => x.counts.inbound === 2 && x.counts.sent === 2, 'two replies and two sends');
@@ -281,7 +308,10 @@ describe('threading', () => {
     await sent(t, m.id);
     await summaryWhen(t.id, m.caseId, (x) => x.counts.sent === 1 && x.counts.inbound === 1, 'send recorded after the reply');
     const timeline = await api(stack, 'GET', `/v1/cases/${m.caseId}/timeline`, { key: t.key });
-    assert.deepEqual(timeline.body.items.map((e: { kind: string }) => e.kind), ['inbound', 'sent']);
+    assert.deepEqual(
+      timeline.body.items.map((e: { kind: string }) => e.kind),
+      ['inbound', 'sent'],
+    );
   });
 
   test('out of order: our Message-ID is recognised even when no index knows it yet', async () => {
@@ -307,10 +337,13 @@ describe('threading', () => {
   test('subject and participant, then a new case for a stranger', async () => {
     const m = await send(t, { subject: 'Invoice 2026-11', to: ['carol@customer.example'] });
     await sent(t, m.id);
-    const r = (await deliver(t, 'mime', { messageId: newId('subj'), from: 'Carol <carol@customer.example>', subject: 'RE: Invoice 2026-11' })).body.received[0];
+    const r = (
+      await deliver(t, 'mime', { messageId: newId('subj'), from: 'Carol <carol@customer.example>', subject: 'RE: Invoice 2026-11' })
+    ).body.received[0];
     assert.equal(r.caseId, m.caseId);
     assert.equal(r.rule, 'subject-participants');
-    const n = (await deliver(t, 'mime', { messageId: newId('new'), from: 'Dave <dave@other.example>', subject: 'RE: Invoice 2026-11' })).body.received[0];
+    const n = (await deliver(t, 'mime', { messageId: newId('new'), from: 'Dave <dave@other.example>', subject: 'RE: Invoice 2026-11' }))
+      .body.received[0];
     assert.notEqual(n.caseId, m.caseId);
     assert.equal(n.rule, 'new-case');
     const s = await summaryWhen(t.id, n.caseId, (x) => x.counts.inbound === 1, 'new case workflow');
@@ -335,7 +368,7 @@ describe('threading', () => {
       '--B',
       'Content-Type: text/plain',
       '',
-      'I\'m sorry to have to inform you that your message could not be delivered.',
+      "I'm sorry to have to inform you that your message could not be delivered.",
       '--B',
       'Content-Type: message/delivery-status',
       '',
@@ -353,17 +386,27 @@ describe('threading', () => {
       '--B--',
       '',
     ].join('\r\n');
-    const res = await fetch(`${stack.baseUrl}/v1/inbound/mime/${t.inboundKey}`, { method: 'POST', headers: { authorization: `Bearer ${MIME_SECRET}`, 'content-type': 'message/rfc822' }, body: dsn });
+    const res = await fetch(`${stack.baseUrl}/v1/inbound/mime/${t.inboundKey}`, {
+      method: 'POST',
+      headers: { authorization: `Bearer ${MIME_SECRET}`, 'content-type': 'message/rfc822' },
+      body: dsn,
+    });
     const body = (await res.json()) as { received: Array<{ kind: string; caseId: string | null; id: string }> };
     assert.equal(res.status, 200);
     assert.equal(body.received[0]!.kind, 'bounce');
     assert.equal(body.received[0]!.caseId, null);
     const doc = await stack.repos.inbound.get(t.id, body.received[0]!.id);
     assert.equal(doc.classification.originalMessageId, m.messageId);
-    assert.deepEqual(doc.bounceHandling, { messageId: m.id, recipients: [{ address: 'alice@customer.example', matched: true, suppressed: true }] });
+    assert.deepEqual(doc.bounceHandling, {
+      messageId: m.id,
+      recipients: [{ address: 'alice@customer.example', matched: true, suppressed: true }],
+    });
     const msg = await api(stack, 'GET', `/v1/messages/${m.id}`, { key: t.key });
     assert.equal(msg.body.recipients[0].status, 'bounced');
-    assert.equal((await stack.suppressions.suppressedAmong(t.id, ['alice@customer.example'])).get('alice@customer.example')?.source, 'bounce');
+    assert.equal(
+      (await stack.suppressions.suppressedAmong(t.id, ['alice@customer.example'])).get('alice@customer.example')?.source,
+      'bounce',
+    );
     const s = await summaryWhen(t.id, m.caseId, (x) => x.counts.bounced === 1, 'the case to hear of the bounce');
     assert.equal(s.counts.inbound, 0);
     // Alice is suppressed now: later tests of this tenant write to other addresses.
@@ -383,14 +426,18 @@ describe('bad input: a clear 4xx, or stored with the part dropped; never a crash
       const r = await deliver(t, variant, { messageId: newId('bad') }, { auth: 'wrong' });
       assert.equal(r.status, 401, `${variant}: ${JSON.stringify(r.body)}`);
     }
-    const unknown = await fetch(`${stack.baseUrl}/v1/inbound/mime/ib_${'x'.repeat(32)}`, { method: 'POST', headers: { authorization: `Bearer ${MIME_SECRET}` }, body: replyMime({ messageId: newId('x') }) });
+    const unknown = await fetch(`${stack.baseUrl}/v1/inbound/mime/ib_${'x'.repeat(32)}`, {
+      method: 'POST',
+      headers: { authorization: `Bearer ${MIME_SECRET}` },
+      body: replyMime({ messageId: newId('x') }),
+    });
     assert.equal(unknown.status, 404);
     const provider = await fetch(`${stack.baseUrl}/v1/inbound/gmail/${t.inboundKey}`, { method: 'POST', body: 'x' });
     assert.equal(provider.status, 404);
     assert.deepEqual(await count(), before);
   });
 
-  test('inbound settings never show their secrets; a tenant key cannot touch another tenant\'s', async () => {
+  test("inbound settings never show their secrets; a tenant key cannot touch another tenant's", async () => {
     const r = await api(stack, 'GET', `/v1/tenants/${t.id}/inbound/postmark`, { key: t.key });
     assert.equal(r.status, 200);
     assert.equal(r.body.username, 'postmark');
@@ -413,9 +460,24 @@ describe('bad input: a clear 4xx, or stored with the part dropped; never a crash
     await api(stack, 'PUT', `/v1/tenants/${t.id}/inbound/brevo`, { key: t.key, body: { apiKey: 'xkeysib-test' } });
     const before = await count();
     const item = (token: string) => ({
-      items: [{ Uuid: ['u-down'], MessageId: '<brevo-down@mail.customer.example>', From: { Name: 'A', Address: 'alice@customer.example' }, To: [{ Name: null, Address: 'support@acme.example' }], Subject: 'With a file', RawTextBody: 'see file', Attachments: [{ Name: 'f.pdf', ContentType: 'application/pdf', ContentLength: 10, DownloadToken: token }] }],
+      items: [
+        {
+          Uuid: ['u-down'],
+          MessageId: '<brevo-down@mail.customer.example>',
+          From: { Name: 'A', Address: 'alice@customer.example' },
+          To: [{ Name: null, Address: 'support@acme.example' }],
+          Subject: 'With a file',
+          RawTextBody: 'see file',
+          Attachments: [{ Name: 'f.pdf', ContentType: 'application/pdf', ContentLength: 10, DownloadToken: token }],
+        },
+      ],
     });
-    const post = (token: string) => fetch(`${stack.baseUrl}/v1/inbound/brevo/${t.inboundKey}`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(item(token)) });
+    const post = (token: string) =>
+      fetch(`${stack.baseUrl}/v1/inbound/brevo/${t.inboundKey}`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body: JSON.stringify(item(token)),
+      });
     const failed = await post('brevo-down');
     assert.ok(failed.status >= 500, `status ${failed.status}`);
     assert.deepEqual(await count(), before);
@@ -426,13 +488,21 @@ describe('bad input: a clear 4xx, or stored with the part dropped; never a crash
     assert.equal((await stack.repos.inbound.readFile(doc.parts[0]!.fileId)).toString(), 'attachment for brevo-up');
   });
 
-  test('SNS: a subscription confirmation for the tenant\'s topic is confirmed; another topic\'s is refused', async () => {
+  test("SNS: a subscription confirmation for the tenant's topic is confirmed; another topic's is refused", async () => {
     const url = `https://sns.eu-west-1.amazonaws.com/?Action=ConfirmSubscription&TopicArn=${TOPIC}&Token=abc`;
     const post = (topic: string) =>
       fetch(`${stack.baseUrl}/v1/inbound/ses/${t.inboundKey}`, {
         method: 'POST',
         headers: { 'content-type': 'text/plain; charset=UTF-8', 'x-amz-sns-message-type': 'SubscriptionConfirmation' },
-        body: JSON.stringify(snsEnvelope(signer.key, { Type: 'SubscriptionConfirmation', Message: 'You have chosen to subscribe to the topic', SubscribeURL: url, Token: 'abc', TopicArn: topic })),
+        body: JSON.stringify(
+          snsEnvelope(signer.key, {
+            Type: 'SubscriptionConfirmation',
+            Message: 'You have chosen to subscribe to the topic',
+            SubscribeURL: url,
+            Token: 'abc',
+            TopicArn: topic,
+          }),
+        ),
       });
     const ok = await post(TOPIC);
     assert.equal(ok.status, 200);
@@ -448,7 +518,13 @@ describe('bad input: a clear 4xx, or stored with the part dropped; never a crash
       fetch(`${stack.baseUrl}/v1/inbound/mailgun/${t.inboundKey}`, {
         method: 'POST',
         headers: { 'content-type': 'application/x-www-form-urlencoded' },
-        body: new URLSearchParams([['recipient', 'support@acme.example'], ['body-mime', replyMime({ messageId })], ['timestamp', sig.timestamp], ['token', sig.token], ['signature', sig.signature]]).toString(),
+        body: new URLSearchParams([
+          ['recipient', 'support@acme.example'],
+          ['body-mime', replyMime({ messageId })],
+          ['timestamp', sig.timestamp],
+          ['token', sig.token],
+          ['signature', sig.signature],
+        ]).toString(),
       });
     assert.equal((await post(newId('mg'))).status, 200);
     const replay = await post(newId('mg-replay'));
@@ -459,14 +535,21 @@ describe('bad input: a clear 4xx, or stored with the part dropped; never a crash
   test('malformed payloads and missing fields → 400 naming the field', async () => {
     const before = await count();
     const url = (p: string) => `${stack.baseUrl}/v1/inbound/${p}/${t.inboundKey}`;
-    const auth = { authorization: `Basic ${Buffer.from(`${POSTMARK.username}:${POSTMARK.password}`).toString('base64')}`, 'content-type': 'application/json' };
+    const auth = {
+      authorization: `Basic ${Buffer.from(`${POSTMARK.username}:${POSTMARK.password}`).toString('base64')}`,
+      'content-type': 'application/json',
+    };
     const bad = await fetch(url('postmark'), { method: 'POST', headers: auth, body: '{"Subject": ' });
     assert.equal(bad.status, 400);
     const wrongType = await fetch(url('postmark'), { method: 'POST', headers: auth, body: JSON.stringify({ Subject: 42, Headers: 'x' }) });
     const p = (await wrongType.json()) as { errors: Array<{ field: string }> };
     assert.equal(wrongType.status, 400);
     assert.deepEqual(p.errors.map((e) => e.field).sort(), ['Headers', 'Subject']);
-    const brevo = await fetch(url('brevo'), { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ items: [] }) });
+    const brevo = await fetch(url('brevo'), {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ items: [] }),
+    });
     assert.equal(brevo.status, 400);
     const sg = multipart([['to', 'x@y.example']]);
     const sendgrid = await fetch(url('sendgrid'), { method: 'POST', headers: { 'content-type': sg.contentType }, body: sg.body });
@@ -497,9 +580,25 @@ describe('bad input: a clear 4xx, or stored with the part dropped; never a crash
         ].join('\r\n'),
       ),
       Buffer.from('Caf\xe9 con ni\xf1os, se\xf1or', 'latin1'),
-      Buffer.from(['', '--b1', 'Content-Type: text/html; charset=ISO-2022-JP', 'Content-Transfer-Encoding: 7bit', '', '\x1b$B$3$s$K$A$O\x1b(B', '--b1--', ''].join('\r\n'), 'latin1'),
+      Buffer.from(
+        [
+          '',
+          '--b1',
+          'Content-Type: text/html; charset=ISO-2022-JP',
+          'Content-Transfer-Encoding: 7bit',
+          '',
+          '\x1b$B$3$s$K$A$O\x1b(B',
+          '--b1--',
+          '',
+        ].join('\r\n'),
+        'latin1',
+      ),
     ]);
-    const res = await fetch(`${stack.baseUrl}/v1/inbound/mime/${t.inboundKey}`, { method: 'POST', headers: { authorization: `Bearer ${MIME_SECRET}` }, body: raw });
+    const res = await fetch(`${stack.baseUrl}/v1/inbound/mime/${t.inboundKey}`, {
+      method: 'POST',
+      headers: { authorization: `Bearer ${MIME_SECRET}` },
+      body: raw,
+    });
     assert.equal(res.status, 200);
     const id = ((await res.json()) as { received: Array<{ id: string }> }).received[0]!.id;
     const doc = await stack.repos.inbound.get(t.id, id);
@@ -538,12 +637,19 @@ describe('bad input: a clear 4xx, or stored with the part dropped; never a crash
       '--m--',
       '',
     ].join('\r\n');
-    const res = await fetch(`${stack.baseUrl}/v1/inbound/mime/${t.inboundKey}`, { method: 'POST', headers: { authorization: `Bearer ${MIME_SECRET}` }, body: raw });
+    const res = await fetch(`${stack.baseUrl}/v1/inbound/mime/${t.inboundKey}`, {
+      method: 'POST',
+      headers: { authorization: `Bearer ${MIME_SECRET}` },
+      body: raw,
+    });
     assert.equal(res.status, 200);
     const got = ((await res.json()) as { received: Array<{ id: string; dropped: number }> }).received[0]!;
     assert.equal(got.dropped, 1);
     const doc = await stack.repos.inbound.get(t.id, got.id);
-    assert.deepEqual(doc.parts.map((p) => p.filename), ['small.csv']);
+    assert.deepEqual(
+      doc.parts.map((p) => p.filename),
+      ['small.csv'],
+    );
     assert.equal((await stack.repos.inbound.readFile(doc.parts[0]!.fileId)).toString(), 'a,b\r\n1,2');
     assert.equal(doc.dropped[0]!.filename, 'big.bin');
     assert.match(doc.dropped[0]!.reason, /100000-byte attachment limit/);
@@ -551,7 +657,10 @@ describe('bad input: a clear 4xx, or stored with the part dropped; never a crash
     const view = await api(stack, 'GET', `/v1/inbound-messages/${got.id}`, { key: t.key });
     assert.equal(view.status, 200);
     assert.equal(view.body.text.trim(), 'see attached');
-    assert.deepEqual(view.body.parts.map((p: { filename: string; size: number }) => [p.filename, p.size]), [['small.csv', 8]]);
+    assert.deepEqual(
+      view.body.parts.map((p: { filename: string; size: number }) => [p.filename, p.size]),
+      [['small.csv', 8]],
+    );
     assert.match(view.body.dropped[0].reason, /attachment limit/);
     const part = await fetch(`${stack.baseUrl}/v1/inbound-messages/${got.id}/parts/0`, { headers: { authorization: `Bearer ${t.key}` } });
     assert.equal(part.status, 200);
@@ -568,11 +677,19 @@ describe('bad input: a clear 4xx, or stored with the part dropped; never a crash
     let nested = 'Content-Type: text/plain\r\n\r\ndeep\r\n';
     for (let i = 0; i < 300; i++) nested = `Content-Type: multipart/mixed; boundary="n${i}"\r\n\r\n--n${i}\r\n${nested}--n${i}--\r\n`;
     const deep = `From: a@customer.example\r\nTo: support@acme.example\r\nSubject: deep\r\nMessage-ID: ${newId('deep')}\r\nMIME-Version: 1.0\r\n${nested}`;
-    const r1 = await fetch(`${stack.baseUrl}/v1/inbound/mime/${t.inboundKey}`, { method: 'POST', headers: { authorization: `Bearer ${MIME_SECRET}` }, body: deep });
+    const r1 = await fetch(`${stack.baseUrl}/v1/inbound/mime/${t.inboundKey}`, {
+      method: 'POST',
+      headers: { authorization: `Bearer ${MIME_SECRET}` },
+      body: deep,
+    });
     assert.equal(r1.status, 400);
     assert.match(((await r1.json()) as { detail: string }).detail, /MIME/);
     const huge = `From: a@customer.example\r\nSubject: huge\r\nMessage-ID: ${newId('huge')}\r\n\r\n${'x'.repeat(3_100_000)}`;
-    const r2 = await fetch(`${stack.baseUrl}/v1/inbound/mime/${t.inboundKey}`, { method: 'POST', headers: { authorization: `Bearer ${MIME_SECRET}` }, body: huge });
+    const r2 = await fetch(`${stack.baseUrl}/v1/inbound/mime/${t.inboundKey}`, {
+      method: 'POST',
+      headers: { authorization: `Bearer ${MIME_SECRET}` },
+      body: huge,
+    });
     assert.equal(r2.status, 413);
     assert.deepEqual(await count(), before);
   });
@@ -582,10 +699,14 @@ describe('cases', () => {
   test('GET case and timeline, close and reopen; another tenant gets 404', async () => {
     const m = await send(t, { subject: 'Case API' });
     await sent(t, m.id);
-    const got = await eventually(async () => {
-      const r = await api(stack, 'GET', `/v1/cases/${m.caseId}`, { key: t.key });
-      return r.status === 200 && r.body.counts.sent === 1 ? r.body : undefined;
-    }, 30_000, 'case saved');
+    const got = await eventually(
+      async () => {
+        const r = await api(stack, 'GET', `/v1/cases/${m.caseId}`, { key: t.key });
+        return r.status === 200 && r.body.counts.sent === 1 ? r.body : undefined;
+      },
+      30_000,
+      'case saved',
+    );
     assert.equal(got.status, 'open');
     assert.equal(got.subject, 'Case API');
     assert.deepEqual(got.participants, ['alice@customer.example']);
@@ -617,7 +738,12 @@ describe('cases', () => {
     const before = await summary(t.id, m.caseId);
     await eventually(async () => (await stack.repos.cases.get(t.id, m.caseId)).eventCount === before.eventCount, 30_000, 'summary saved');
     await stack.temporal.workflow.getHandle(caseWorkflowId(t.id, m.caseId)).terminate('test');
-    await recordCaseEvent({ cases: stack.repos.cases, events: stack.repos.events, temporal: stack.temporal, taskQueue: stack.config.temporal.taskQueue }, t.id, m.caseId, { eventId: `opened:${m.id}`, kind: 'opened', at: Date.now() });
+    await recordCaseEvent(
+      { cases: stack.repos.cases, events: stack.repos.events, temporal: stack.temporal, taskQueue: stack.config.temporal.taskQueue },
+      t.id,
+      m.caseId,
+      { eventId: `opened:${m.id}`, kind: 'opened', at: Date.now() },
+    );
     const after = await summaryWhen(t.id, m.caseId, (x) => x.counts.opened === 1, 'restarted case');
     assert.equal(after.eventCount, before.eventCount + 1);
     assert.equal(after.counts.inbound, before.counts.inbound);
@@ -629,7 +755,12 @@ describe('cases', () => {
 
   test('a case with a thousand events stays healthy: continued-as-new, summary right, duplicates ignored', async () => {
     const caseId = 'busy-case-1';
-    const deps = { cases: stack.repos.cases, events: stack.repos.events, temporal: stack.temporal, taskQueue: stack.config.temporal.taskQueue };
+    const deps = {
+      cases: stack.repos.cases,
+      events: stack.repos.events,
+      temporal: stack.temporal,
+      taskQueue: stack.config.temporal.taskQueue,
+    };
     const ids = Array.from({ length: 1000 }, (_, i) => i);
     // Inbound mail always goes to the case workflow (opens alone would stay in the store).
     const inbound = (n: number | string, at: number) => ({ eventId: `inbound:${n}`, kind: 'inbound' as const, at });
@@ -648,22 +779,36 @@ describe('cases', () => {
     const desc = await stack.temporal.workflow.getHandle(caseWorkflowId(t.id, caseId)).describe();
     assert.equal(desc.status.name, 'RUNNING');
     assert.ok(desc.historyLength < 4096, `history ${desc.historyLength}`);
-    const view = await eventually(async () => {
-      const r = await api(stack, 'GET', `/v1/cases/${caseId}`, { key: t.key });
-      return r.body?.counts?.clicked === 1 ? r.body : undefined;
-    }, 30_000, 'saved summary');
+    const view = await eventually(
+      async () => {
+        const r = await api(stack, 'GET', `/v1/cases/${caseId}`, { key: t.key });
+        return r.body?.counts?.clicked === 1 ? r.body : undefined;
+      },
+      30_000,
+      'saved summary',
+    );
     assert.equal(view.counts.inbound, 1000);
     assert.equal(view.eventCount, 1001);
   });
 
   test('a case of outbound outcomes, opens and clicks stays in the store; its first reply starts the workflow, which continues from there', async () => {
     const caseId = 'quiet-case-1';
-    const deps = { cases: stack.repos.cases, events: stack.repos.events, temporal: stack.temporal, taskQueue: stack.config.temporal.taskQueue };
+    const deps = {
+      cases: stack.repos.cases,
+      events: stack.repos.events,
+      temporal: stack.temporal,
+      taskQueue: stack.config.temporal.taskQueue,
+    };
     const handle = stack.temporal.workflow.getHandle(caseWorkflowId(t.id, caseId));
     const kinds = ['sent', 'opened', 'clicked'] as const;
     // 60 events from 20 concurrent producers, then every one of them again (retries): compare-and-set
     // on the record must count each exactly once.
-    const all = Array.from({ length: 60 }, (_, n) => ({ eventId: `${kinds[n % 3]}:q${n}`, kind: kinds[n % 3]!, at: Date.now() + n, participants: [`p${n % 4}@customer.example`] }));
+    const all = Array.from({ length: 60 }, (_, n) => ({
+      eventId: `${kinds[n % 3]}:q${n}`,
+      kind: kinds[n % 3]!,
+      at: Date.now() + n,
+      participants: [`p${n % 4}@customer.example`],
+    }));
     for (let i = 0; i < all.length; i += 20) await Promise.all(all.slice(i, i + 20).map((e) => recordCaseEvent(deps, t.id, caseId, e)));
     await Promise.all(all.slice(0, 20).map((e) => recordCaseEvent(deps, t.id, caseId, e)));
     const doc = await stack.repos.cases.get(t.id, caseId);
@@ -672,7 +817,12 @@ describe('cases', () => {
       await assert.rejects(handle.describe(), /not found/i);
       assert.equal(doc.eventCount, 60);
       assert.deepEqual([doc.counts.sent, doc.counts.opened, doc.counts.clicked], [20, 20, 20]);
-      assert.deepEqual([...doc.participants].sort(), ['p0@customer.example', 'p1@customer.example', 'p2@customer.example', 'p3@customer.example']);
+      assert.deepEqual([...doc.participants].sort(), [
+        'p0@customer.example',
+        'p1@customer.example',
+        'p2@customer.example',
+        'p3@customer.example',
+      ]);
       const updates = (await stack.repos.events.listForTenant(t.id, 5000)).filter((e) => e.type === 'case.updated' && e.caseId === caseId);
       assert.equal(updates.length, 60, 'one case.updated per version');
     } else {
@@ -681,7 +831,12 @@ describe('cases', () => {
       assert.deepEqual([s.counts.sent, s.counts.opened, s.counts.clicked], [20, 20, 20]);
     }
     // The first reply makes the case a workflow, which starts from everything the store had.
-    await recordCaseEvent(deps, t.id, caseId, { eventId: 'inbound:q-reply', kind: 'inbound', at: Date.now(), participants: ['p9@customer.example'] });
+    await recordCaseEvent(deps, t.id, caseId, {
+      eventId: 'inbound:q-reply',
+      kind: 'inbound',
+      at: Date.now(),
+      participants: ['p9@customer.example'],
+    });
     const s = await summaryWhen(t.id, caseId, (x) => x.counts.inbound === 1, 'the reply in the workflow');
     assert.equal(s.eventCount, 61);
     assert.deepEqual([s.counts.sent, s.counts.opened, s.counts.clicked], [20, 20, 20]);

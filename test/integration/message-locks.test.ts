@@ -13,7 +13,13 @@ before(async () => {
   stack = await startStack({}, { worker: false });
   const r = await api(stack, 'POST', '/v1/tenants', {
     key: stack.adminKey,
-    body: { id: 'locks', name: 'locks', domains: ['acme.example'], smtp: { host: 'localhost', port: 2525, security: 'starttls' }, auth: { type: 'password', user: 'u', password: 'p' } },
+    body: {
+      id: 'locks',
+      name: 'locks',
+      domains: ['acme.example'],
+      smtp: { host: 'localhost', port: 2525, security: 'starttls' },
+      auth: { type: 'password', user: 'u', password: 'p' },
+    },
   });
   assert.equal(r.status, 201);
   key = r.body.apiKey;
@@ -23,7 +29,10 @@ after(async () => {
 });
 
 async function newMessage(): Promise<string> {
-  const r = await api(stack, 'POST', '/v1/messages', { key, body: { from: 'a@acme.example', to: ['b@customer.example'], subject: 's', text: 'x' } });
+  const r = await api(stack, 'POST', '/v1/messages', {
+    key,
+    body: { from: 'a@acme.example', to: ['b@customer.example'], subject: 's', text: 'x' },
+  });
   assert.equal(r.status, 202);
   return r.body.id;
 }
@@ -60,8 +69,11 @@ test('finish after a crash between its lock and its status write completes the w
   assert.equal((await stack.messages.get('locks', id)).status, 'failed');
 });
 
-test('a bounce recorded while a later attempt is on the wire survives that attempt\'s write', async () => {
-  const r = await api(stack, 'POST', '/v1/messages', { key, body: { from: 'a@acme.example', to: ['one@customer.example', 'two@customer.example'], subject: 's', text: 'x' } });
+test("a bounce recorded while a later attempt is on the wire survives that attempt's write", async () => {
+  const r = await api(stack, 'POST', '/v1/messages', {
+    key,
+    body: { from: 'a@acme.example', to: ['one@customer.example', 'two@customer.example'], subject: 's', text: 'x' },
+  });
   assert.equal(r.status, 202);
   const id = r.body.id as string;
   const at = new Date();
@@ -78,7 +90,15 @@ test('a bounce recorded while a later attempt is on the wire survives that attem
   );
   // Attempt 2 reads the message, then a DSN for one@ is recorded while it talks to the server.
   const seenByAttempt2 = await stack.messages.get('locks', id);
-  const feedback = { kind: 'bounce' as const, reason: 'userunknown', status: '5.1.1', hard: true, diagnostic: '550 5.1.1 no such user', source: 'mime', at: new Date() };
+  const feedback = {
+    kind: 'bounce' as const,
+    reason: 'userunknown',
+    status: '5.1.1',
+    hard: true,
+    diagnostic: '550 5.1.1 no such user',
+    source: 'mime',
+    at: new Date(),
+  };
   await stack.messages.recordFeedback(id, [{ index: 0, status: 'bounced', feedback }], null);
   await stack.messages.recordAttempt(
     id,
@@ -88,10 +108,16 @@ test('a bounce recorded while a later attempt is on the wire survives that attem
     { lastReply: '250 ok' },
   );
   const after = await stack.messages.get('locks', id);
-  assert.deepEqual(after.recipients.map((x) => [x.address, x.status]), [
-    ['one@customer.example', 'bounced'],
-    ['two@customer.example', 'sent'],
-  ]);
+  assert.deepEqual(
+    after.recipients.map((x) => [x.address, x.status]),
+    [
+      ['one@customer.example', 'bounced'],
+      ['two@customer.example', 'sent'],
+    ],
+  );
   assert.equal(after.recipients[0]?.feedback?.reason, 'userunknown');
-  assert.deepEqual(after.attempts.map((a) => a.n), [1, 2]);
+  assert.deepEqual(
+    after.attempts.map((a) => a.n),
+    [1, 2],
+  );
 });

@@ -27,13 +27,22 @@ const peers: SmtpPeer[] = [];
 const USER = 'ops@acme.example';
 const SA_EMAIL = 'mailer@acme-project.iam.gserviceaccount.com';
 const JWT_BEARER = 'urn:ietf:params:oauth:grant-type:jwt-bearer';
-const sa = generateKeyPairSync('rsa', { modulusLength: 2048, publicKeyEncoding: { type: 'spki', format: 'pem' }, privateKeyEncoding: { type: 'pkcs8', format: 'pem' } });
+const sa = generateKeyPairSync('rsa', {
+  modulusLength: 2048,
+  publicKeyEncoding: { type: 'spki', format: 'pem' },
+  privateKeyEncoding: { type: 'pkcs8', format: 'pem' },
+});
 
 before(async () => {
   pki = makeTestPki(['localhost']);
   tmp = mkdtempSync(path.join(os.tmpdir(), 'cartero-oauth-'));
   writeFileSync(path.join(tmp, 'ca.pem'), pki.caCert);
-  idp = await OAuthServer.start({ key: pki.serverKey, cert: pki.serverCert, tokenTtlS: 3600, serviceAccounts: { [SA_EMAIL]: sa.publicKey } });
+  idp = await OAuthServer.start({
+    key: pki.serverKey,
+    cert: pki.serverCert,
+    tokenTtlS: 3600,
+    serviceAccounts: { [SA_EMAIL]: sa.publicKey },
+  });
   peer = await startPeer();
   stack = await startStack({
     OAUTH_GOOGLE_TOKEN_URL: `${idp.baseUrl}/token`,
@@ -95,7 +104,10 @@ function httpsGet(url: string): Promise<{ status: number; location: string | und
 
 /** Start → provider consent page (which approves at once) → the callback URL the browser would open. */
 async function consentCallbackUrl(tenantId: string, provider: string): Promise<string> {
-  const start = await fetch(`${stack.baseUrl}/v1/tenants/${tenantId}/oauth/${provider}/start`, { headers: { authorization: `Bearer ${stack.adminKey}` }, redirect: 'manual' });
+  const start = await fetch(`${stack.baseUrl}/v1/tenants/${tenantId}/oauth/${provider}/start`, {
+    headers: { authorization: `Bearer ${stack.adminKey}` },
+    redirect: 'manual',
+  });
   assert.equal(start.status, 302, await start.text());
   const authorize = new URL(start.headers.get('location') ?? '');
   assert.equal(authorize.searchParams.get('code_challenge_method'), 'S256');
@@ -113,15 +125,36 @@ async function storedTokenSha(tenantId: string): Promise<string> {
   return createHash('sha256').update(t.accessToken).digest('hex');
 }
 
-const xoauthEvents = (p: SmtpPeer) => p.events.filter((e): e is Extract<typeof e, { type: 'auth' }> => e.type === 'auth' && e.method === 'XOAUTH2');
+const xoauthEvents = (p: SmtpPeer) =>
+  p.events.filter((e): e is Extract<typeof e, { type: 'auth' }> => e.type === 'auth' && e.method === 'XOAUTH2');
 
 describe('XOAUTH2 with each auth mode', () => {
   const modes: Array<[string, Record<string, unknown>, string]> = [
-    ['google-refresh', { provider: 'google', mode: 'refresh_token', clientId: 'g-client', clientSecret: 'g-secret', refreshToken: 'g-rt-1' }, 'refresh_token'],
-    ['google-sa', { provider: 'google', mode: 'service_account', serviceAccountEmail: SA_EMAIL, serviceAccountPrivateKey: sa.privateKey }, JWT_BEARER],
-    ['ms-app', { provider: 'microsoft', mode: 'client_credentials', entraTenantId: 'contoso', clientId: 'm-client', clientSecret: 'm-secret' }, 'client_credentials'],
-    ['generic-cc', { provider: 'generic', mode: 'client_credentials', tokenUrl: '', clientId: 'x-client', clientSecret: 'x-secret', scope: 'smtp' }, 'client_credentials'],
-    ['generic-refresh', { provider: 'generic', mode: 'refresh_token', tokenUrl: '', clientId: 'x-client', clientSecret: 'x-secret', refreshToken: 'x-rt-1' }, 'refresh_token'],
+    [
+      'google-refresh',
+      { provider: 'google', mode: 'refresh_token', clientId: 'g-client', clientSecret: 'g-secret', refreshToken: 'g-rt-1' },
+      'refresh_token',
+    ],
+    [
+      'google-sa',
+      { provider: 'google', mode: 'service_account', serviceAccountEmail: SA_EMAIL, serviceAccountPrivateKey: sa.privateKey },
+      JWT_BEARER,
+    ],
+    [
+      'ms-app',
+      { provider: 'microsoft', mode: 'client_credentials', entraTenantId: 'contoso', clientId: 'm-client', clientSecret: 'm-secret' },
+      'client_credentials',
+    ],
+    [
+      'generic-cc',
+      { provider: 'generic', mode: 'client_credentials', tokenUrl: '', clientId: 'x-client', clientSecret: 'x-secret', scope: 'smtp' },
+      'client_credentials',
+    ],
+    [
+      'generic-refresh',
+      { provider: 'generic', mode: 'refresh_token', tokenUrl: '', clientId: 'x-client', clientSecret: 'x-secret', refreshToken: 'x-rt-1' },
+      'refresh_token',
+    ],
   ];
   for (const [id, auth, grant] of modes) {
     test(`${id}: token from the token server, accepted by the SMTP server, stored sealed`, async () => {
@@ -133,7 +166,10 @@ describe('XOAUTH2 with each auth mode', () => {
       assert.ok(idp.tokens(grant, 200).length > grantsBefore, `no ${grant} grant at the token server`);
       // The SMTP server accepted exactly the token in the store, which keeps it only sealed.
       const sha = await storedTokenSha(id);
-      assert.ok(xoauthEvents(peer).some((e) => e.ok && e.user === USER && e.tokenSha === sha), 'the SMTP server did not accept the stored token');
+      assert.ok(
+        xoauthEvents(peer).some((e) => e.ok && e.user === USER && e.tokenSha === sha),
+        'the SMTP server did not accept the stored token',
+      );
       const raw = await stack.store.db.collection('oauth_tokens').findOne({ _id: id as unknown as never });
       assert.match(String(raw?.accessTokenSealed), /^v1\./);
       assert.ok(!JSON.stringify(raw).includes('eyJ'), 'a clear JWT in the store');
@@ -148,7 +184,7 @@ describe('XOAUTH2 with each auth mode', () => {
 });
 
 describe('verify', () => {
-  test('POST /verify authenticates with XOAUTH2 using the tenant\'s token', async () => {
+  test("POST /verify authenticates with XOAUTH2 using the tenant's token", async () => {
     const r = await api(stack, 'POST', '/v1/tenants/ms-app/verify', { key: stack.adminKey });
     assert.equal(r.status, 200);
     assert.equal(r.body.ok, true, JSON.stringify(r.body));
@@ -160,7 +196,15 @@ describe('consent, revocation, re-consent', () => {
   test('Microsoft delegated: no refresh token → sends wait; consent (code + PKCE) → sends go, refresh via MSAL', async () => {
     const id = 'ms-delegated';
     const key = await createPeerTenant(stack, id, peer, pki.caCert, {
-      auth: { type: 'oauth2', provider: 'microsoft', mode: 'refresh_token', user: USER, entraTenantId: 'contoso', clientId: 'm-client', clientSecret: 'm-secret' },
+      auth: {
+        type: 'oauth2',
+        provider: 'microsoft',
+        mode: 'refresh_token',
+        user: USER,
+        entraTenantId: 'contoso',
+        clientId: 'm-client',
+        clientSecret: 'm-secret',
+      },
     });
     const waiting = await send(key, 'before consent');
     await until(key, waiting, ['waiting_credentials']);
@@ -184,7 +228,15 @@ describe('consent, revocation, re-consent', () => {
     // A new connection per message: an authenticated session would outlive the token.
     const p = await startPeer({ closeAfterMessage: true });
     const key = await createPeerTenant(stack, id, p, pki.caCert, {
-      auth: { type: 'oauth2', provider: 'google', mode: 'refresh_token', user: USER, clientId: 'g-client', clientSecret: 'g-secret', refreshToken: 'g-rt-revoke-me' },
+      auth: {
+        type: 'oauth2',
+        provider: 'google',
+        mode: 'refresh_token',
+        user: USER,
+        clientId: 'g-client',
+        clientSecret: 'g-secret',
+        refreshToken: 'g-rt-revoke-me',
+      },
     });
     idp.command({ type: 'config', config: { tokenTtlS: 4 } });
     try {
@@ -198,10 +250,14 @@ describe('consent, revocation, re-consent', () => {
       assert.match(String((events[0]!.data as { reason: string }).reason), /invalid_grant/);
       // The access token in hand stays valid until it expires (revoking the refresh token does not
       // recall it); after that, sends wait.
-      await eventually(async () => {
-        const t = await new OAuthTokenRepository(stack.store.db, stack.keyring).get(id);
-        return t !== null && t.expiresAt < Date.now();
-      }, 30_000, 'the last access token to expire');
+      await eventually(
+        async () => {
+          const t = await new OAuthTokenRepository(stack.store.db, stack.keyring).get(id);
+          return t !== null && t.expiresAt < Date.now();
+        },
+        30_000,
+        'the last access token to expire',
+      );
       const waiting = await send(key, 'after revocation');
       const w = await until(key, waiting, ['waiting_credentials', 'sent', 'failed']);
       assert.equal(w.status, 'waiting_credentials');
@@ -280,7 +336,15 @@ describe('token life while sending', () => {
     idp.command({ type: 'config', config: { tokenTtlS: 4 } });
     try {
       const key = await createPeerTenant(stack, id, p, pki.caCert, {
-        auth: { type: 'oauth2', provider: 'generic', mode: 'client_credentials', user: USER, tokenUrl: `${idp.baseUrl}/token`, clientId: 'x', clientSecret: 'y' },
+        auth: {
+          type: 'oauth2',
+          provider: 'generic',
+          mode: 'client_credentials',
+          user: USER,
+          tokenUrl: `${idp.baseUrl}/token`,
+          clientId: 'x',
+          clientSecret: 'y',
+        },
       });
       const started = Date.now();
       const ids: string[] = [];
@@ -295,7 +359,11 @@ describe('token life while sending', () => {
       }
       const auths = xoauthEvents(p);
       assert.ok(auths.length >= ids.length, `${auths.length} AUTHs for ${ids.length} messages`);
-      assert.deepEqual(auths.filter((a) => !a.ok), [], 'an expired or refused token reached the server');
+      assert.deepEqual(
+        auths.filter((a) => !a.ok),
+        [],
+        'an expired or refused token reached the server',
+      );
       assert.ok(new Set(auths.map((a) => a.tokenSha)).size >= 3, 'the token was not refreshed across its lifetimes');
     } finally {
       idp.command({ type: 'config', config: { tokenTtlS: 3600 } });
@@ -307,7 +375,15 @@ describe('token life while sending', () => {
       const p = await startPeer({ closeAfterMessage: true, oauth: oauthPeerConfig({ failStyle }) });
       const id = `refused-${failStyle}`;
       const key = await createPeerTenant(stack, id, p, pki.caCert, {
-        auth: { type: 'oauth2', provider: 'generic', mode: 'client_credentials', user: USER, tokenUrl: `${idp.baseUrl}/token`, clientId: 'x', clientSecret: 'y' },
+        auth: {
+          type: 'oauth2',
+          provider: 'generic',
+          mode: 'client_credentials',
+          user: USER,
+          tokenUrl: `${idp.baseUrl}/token`,
+          clientId: 'x',
+          clientSecret: 'y',
+        },
       });
       assert.equal((await until(key, await send(key, 'first'), ['sent', 'failed'])).status, 'sent');
       const refused = await storedTokenSha(id);
@@ -315,7 +391,11 @@ describe('token life while sending', () => {
       const grants = idp.tokens('client_credentials', 200).length;
       const done = await until(key, await send(key, 'second'), ['sent', 'failed', 'waiting_credentials']);
       const auths = xoauthEvents(p);
-      assert.equal(done.status, 'sent', `${JSON.stringify(done)}\nrefused ${refused.slice(0, 8)}; auths ${JSON.stringify(auths.map((a) => [a.ok, a.tokenSha?.slice(0, 8)]))}; grants ${idp.tokens('client_credentials', 200).length - grants}`);
+      assert.equal(
+        done.status,
+        'sent',
+        `${JSON.stringify(done)}\nrefused ${refused.slice(0, 8)}; auths ${JSON.stringify(auths.map((a) => [a.ok, a.tokenSha?.slice(0, 8)]))}; grants ${idp.tokens('client_credentials', 200).length - grants}`,
+      );
       assert.equal(done.attempts.length, 1);
       assert.ok(auths.some((a) => !a.ok && a.tokenSha === refused));
       assert.ok(auths.at(-1)?.ok && auths.at(-1)?.tokenSha !== refused);

@@ -38,10 +38,17 @@ test('12 queued messages at 5/minute: never 6 arrivals in any 60 s window, FIFO,
     rfcIds.push(r.body.messageId);
   }
   // While the first window is used up, the rest visibly wait.
-  await eventually(async () => (await stack.messages.col.countDocuments({ tenantId: 'limited', status: 'waiting_rate_limit' })) >= 6, 20_000, 'messages waiting for a slot');
+  await eventually(
+    async () => (await stack.messages.col.countDocuments({ tenantId: 'limited', status: 'waiting_rate_limit' })) >= 6,
+    20_000,
+    'messages waiting for a slot',
+  );
   await eventually(() => peer.messages().length === 12, 200_000, 'all 12 delivered');
 
-  const arrivals = peer.messages().map((m) => m.at).sort((a, b) => a - b);
+  const arrivals = peer
+    .messages()
+    .map((m) => m.at)
+    .sort((a, b) => a - b);
   for (let i = 0; i + 5 < arrivals.length; i++) {
     const span = arrivals[i + 5]! - arrivals[i]!;
     assert.ok(span >= 60_000, `arrivals ${i}..${i + 5} within ${span} ms: 6 messages inside one minute`);
@@ -58,8 +65,15 @@ test('12 queued messages at 5/minute: never 6 arrivals in any 60 s window, FIFO,
     bursts.at(-1)!.push(rfcIds.indexOf(m.messageId));
     prev = m.at;
   }
-  assert.deepEqual(bursts.map((b) => b.length), [5, 5, 2], JSON.stringify(bursts));
-  assert.ok(bursts[0]!.every((i) => i < 8), `first burst ${bursts[0]} not among the first accepted`);
+  assert.deepEqual(
+    bursts.map((b) => b.length),
+    [5, 5, 2],
+    JSON.stringify(bursts),
+  );
+  assert.ok(
+    bursts[0]!.every((i) => i < 8),
+    `first burst ${bursts[0]} not among the first accepted`,
+  );
   assert.ok(Math.max(...bursts[1]!) < Math.min(...bursts[2]!), `later bursts out of order: ${JSON.stringify(bursts)}`);
 
   const stats = await stack.temporal.workflow.getHandle('ratelimit-limited').query(limiterStatsQuery);

@@ -57,10 +57,16 @@ async function tenant(port: number, extra: Record<string, unknown> = {}): Promis
 /** The tenant's message events (case.updated comes and goes with the case workflow), as strings. */
 async function eventsOf(tenantId: string, count: number): Promise<string[]> {
   let got: string[] = [];
-  await eventually(async () => {
-    got = (await stack.repos.events.listForTenant(tenantId)).filter((e) => e.type.startsWith('message.')).map((e) => `${e.type}${typeof e.data.recipient === 'string' ? `:${e.data.recipient}` : ''}:${String(e.data.status ?? '')}`);
-    return got.length >= count;
-  }, 10_000, `${count} events`).catch(() => undefined);
+  await eventually(
+    async () => {
+      got = (await stack.repos.events.listForTenant(tenantId))
+        .filter((e) => e.type.startsWith('message.'))
+        .map((e) => `${e.type}${typeof e.data.recipient === 'string' ? `:${e.data.recipient}` : ''}:${String(e.data.status ?? '')}`);
+      return got.length >= count;
+    },
+    10_000,
+    `${count} events`,
+  ).catch(() => undefined);
   return got;
 }
 
@@ -106,7 +112,11 @@ describe('sending', () => {
   });
 
   test('550 for one of three recipients: that one bounced and suppressed, the others delivered', async () => {
-    const p = await peer({ rcptReplies: { 'bob@customer.example': { code: 550, text: '5.1.1 <bob@customer.example>: Recipient address rejected: User unknown' } } });
+    const p = await peer({
+      rcptReplies: {
+        'bob@customer.example': { code: 550, text: '5.1.1 <bob@customer.example>: Recipient address rejected: User unknown' },
+      },
+    });
     const t = await tenant(p.port);
     const accepted = await send(t.key, message({ to: ['alice@customer.example', 'bob@customer.example'], cc: ['carol@customer.example'] }));
     const done = await until(t.key, accepted.id, ['partially_sent', 'sent', 'failed']);
@@ -136,19 +146,30 @@ describe('sending', () => {
     const done = await until(t.key, accepted.id, ['bounced', 'sent', 'failed', 'partially_sent']);
     assert.equal(done.status, 'bounced');
     assert.equal(done.reason, 'every recipient was refused permanently');
-    assert.deepEqual(done.recipients.map((r: { status: string }) => r.status), ['bounced', 'bounced']);
+    assert.deepEqual(
+      done.recipients.map((r: { status: string }) => r.status),
+      ['bounced', 'bounced'],
+    );
     assert.equal(p.messages().length, 0, 'nothing reached DATA');
     // The case was told the delivery failed (by the attempt that ended the message).
-    const c = await eventually(async () => {
-      const r = await api(stack, 'GET', `/v1/cases/${accepted.caseId}`, { key: t.key });
-      return r.body?.counts?.delivery_failed === 1 ? r.body : undefined;
-    }, 30_000, 'case told of the failed delivery');
+    const c = await eventually(
+      async () => {
+        const r = await api(stack, 'GET', `/v1/cases/${accepted.caseId}`, { key: t.key });
+        return r.body?.counts?.delivery_failed === 1 ? r.body : undefined;
+      },
+      30_000,
+      'case told of the failed delivery',
+    );
     assert.equal(c.counts.sent, 0);
     const again = await send(t.key, message({ to: ['dan@customer.example'] }));
     const sup = await until(t.key, again.id, ['suppressed', 'sent', 'failed', 'bounced']);
     assert.equal(sup.status, 'suppressed');
     assert.match(sup.reason, /^every recipient is on the tenant's suppression list \(dan@customer\.example\)$/);
-    const failedEvent = await eventually(async () => (await stack.repos.events.listForTenant(t.id, 100)).find((e) => e.type === 'message.failed' && e.messageId === again.id), 10_000, 'message.failed for the suppressed message');
+    const failedEvent = await eventually(
+      async () => (await stack.repos.events.listForTenant(t.id, 100)).find((e) => e.type === 'message.failed' && e.messageId === again.id),
+      10_000,
+      'message.failed for the suppressed message',
+    );
     assert.equal(failedEvent.data.status, 'suppressed');
     assert.equal(failedEvent.data.reason, sup.reason);
   });
@@ -196,7 +217,10 @@ describe('sending', () => {
     const waiting = await until(t.key, accepted.id, ['waiting_credentials']);
     assert.match(waiting.reason, /535/);
     const before = Date.now();
-    const patched = await api(stack, 'PATCH', `/v1/tenants/${t.id}`, { key: t.key, body: { auth: { type: 'password', user: USER, password: PASSWORD } } });
+    const patched = await api(stack, 'PATCH', `/v1/tenants/${t.id}`, {
+      key: t.key,
+      body: { auth: { type: 'password', user: USER, password: PASSWORD } },
+    });
     assert.equal(patched.status, 200);
     const done = await until(t.key, accepted.id, ['sent', 'failed']);
     assert.equal(done.status, 'sent');
@@ -266,9 +290,15 @@ describe('sending', () => {
     for (const id of ids) await until(t.key, id, ['sent']);
     const page1 = await api(stack, 'GET', '/v1/messages?status=sent&limit=2', { key: t.key });
     assert.equal(page1.status, 200);
-    assert.deepEqual(page1.body.items.map((m: { id: string }) => m.id), [ids[2], ids[1]]);
+    assert.deepEqual(
+      page1.body.items.map((m: { id: string }) => m.id),
+      [ids[2], ids[1]],
+    );
     const page2 = await api(stack, 'GET', `/v1/messages?status=sent&limit=2&cursor=${page1.body.nextCursor}`, { key: t.key });
-    assert.deepEqual(page2.body.items.map((m: { id: string }) => m.id), [ids[0]]);
+    assert.deepEqual(
+      page2.body.items.map((m: { id: string }) => m.id),
+      [ids[0]],
+    );
     const other = await tenant(p.port);
     assert.equal((await api(stack, 'GET', `/v1/messages/${ids[0]}`, { key: other.key })).status, 404);
     assert.equal((await api(stack, 'GET', '/v1/messages', { key: other.key })).body.items.length, 0);
@@ -290,7 +320,15 @@ describe('bad input is refused before any workflow starts', () => {
     ['CR/LF in the subject', { subject: 'hi\r\nBcc: everyone@x.example' }, 'subject'],
     ['a reserved header', { headers: { 'Message-ID': '<x@y>' } }, 'headers.Message-ID'],
     ['header injection in a value', { headers: { 'X-Ticket': '1\r\nBcc: x@y.example' } }, 'headers.X-Ticket'],
-    ['attachment over the size limit', { attachments: [{ filename: 'big.bin', contentType: 'application/octet-stream', contentBase64: Buffer.alloc(100 * 1024).toString('base64') }] }, 'attachments'],
+    [
+      'attachment over the size limit',
+      {
+        attachments: [
+          { filename: 'big.bin', contentType: 'application/octet-stream', contentBase64: Buffer.alloc(100 * 1024).toString('base64') },
+        ],
+      },
+      'attachments',
+    ],
     ['sendAt in the past', { sendAt: '2020-01-01T00:00:00Z' }, 'sendAt'],
     ['unknown inReplyTo', { inReplyTo: 'm_doesnotexist0000' }, 'inReplyTo'],
     ['unknown field', { priority: 'high' }, 'priority'],

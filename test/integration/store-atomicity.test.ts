@@ -45,6 +45,8 @@ test('a compare-and-set on a version is won by exactly one of the writers that r
 test('findOneAndUpdate with a condition hands a document to one caller only', async () => {
   const col = stack.store.db.collection<{ _id: string; owner: number | null }>('atomicity_claim');
   await col.insertOne({ _id: 'x', owner: null });
-  const got = await Promise.all(Array.from({ length: 20 }, (_, i) => col.findOneAndUpdate({ _id: 'x', owner: null }, { $set: { owner: i } })));
+  const got = await Promise.all(
+    Array.from({ length: 20 }, (_, i) => col.findOneAndUpdate({ _id: 'x', owner: null }, { $set: { owner: i } })),
+  );
   assert.equal(got.filter((d) => d !== null).length, 1);
 });

@@ -11,7 +11,13 @@ before(async () => {
   for (const id of ['supp-a', 'supp-b']) {
     const r = await api(stack, 'POST', '/v1/tenants', {
       key: stack.adminKey,
-      body: { id, name: id, domains: ['acme.example'], smtp: { host: 'localhost', port: 2525, security: 'starttls' }, auth: { type: 'none' } },
+      body: {
+        id,
+        name: id,
+        domains: ['acme.example'],
+        smtp: { host: 'localhost', port: 2525, security: 'starttls' },
+        auth: { type: 'none' },
+      },
     });
     assert.equal(r.status, 201, JSON.stringify(r.body));
     keys[id] = r.body.apiKey;
@@ -38,10 +44,16 @@ describe('/v1/suppressions', () => {
 
     const page1 = await api(stack, 'GET', '/v1/suppressions?limit=2', { key });
     assert.equal(page1.status, 200);
-    assert.deepEqual(page1.body.items.map((i: { address: string }) => i.address), ['three@example.com', 'two@example.com']);
+    assert.deepEqual(
+      page1.body.items.map((i: { address: string }) => i.address),
+      ['three@example.com', 'two@example.com'],
+    );
     assert.equal(typeof page1.body.nextCursor, 'string');
     const page2 = await api(stack, 'GET', `/v1/suppressions?limit=2&cursor=${page1.body.nextCursor}`, { key });
-    assert.deepEqual(page2.body.items.map((i: { address: string }) => i.address), ['one@example.com']);
+    assert.deepEqual(
+      page2.body.items.map((i: { address: string }) => i.address),
+      ['one@example.com'],
+    );
     assert.equal(page2.body.nextCursor, null);
 
     assert.equal((await api(stack, 'GET', '/v1/suppressions/ONE@example.com', { key })).body.address, 'one@example.com');
@@ -63,7 +75,10 @@ describe('/v1/suppressions', () => {
     const noTenant = await api(stack, 'GET', '/v1/suppressions', { key: stack.adminKey });
     assert.equal(noTenant.status, 400);
     assert.equal(noTenant.body.errors[0].field, 'tenantId');
-    const added = await api(stack, 'POST', '/v1/suppressions', { key: stack.adminKey, body: { tenantId: 'supp-b', address: 'by-admin@example.com', reason: 'ops' } });
+    const added = await api(stack, 'POST', '/v1/suppressions', {
+      key: stack.adminKey,
+      body: { tenantId: 'supp-b', address: 'by-admin@example.com', reason: 'ops' },
+    });
     assert.equal(added.status, 201);
     assert.equal(added.body.tenantId, 'supp-b');
   });
@@ -80,7 +95,10 @@ describe('/v1/suppressions', () => {
     for (const [body, field] of cases) {
       const r = await api(stack, 'POST', '/v1/suppressions', { key, body });
       assert.equal(r.status, 400, JSON.stringify(body));
-      assert.ok(r.body.errors.some((e: { field: string }) => e.field === field), `${JSON.stringify(body)} → ${JSON.stringify(r.body.errors)}`);
+      assert.ok(
+        r.body.errors.some((e: { field: string }) => e.field === field),
+        `${JSON.stringify(body)} → ${JSON.stringify(r.body.errors)}`,
+      );
     }
     assert.equal((await api(stack, 'GET', '/v1/suppressions?limit=0', { key })).body.errors[0].field, 'limit');
     assert.equal((await api(stack, 'GET', '/v1/suppressions?cursor=bm9wZQ', { key })).body.errors[0].field, 'cursor');

@@ -27,7 +27,10 @@ after(async () => {
 
 describe('create, read, update, delete', () => {
   test('create returns the tenant with preset defaults, its API key and webhook secret once', async () => {
-    const r = await api(stack, 'POST', '/v1/tenants', { key: admin(), body: tenantBody({ id: 'acme', webhook: { url: 'https://app.example/hooks' } }) });
+    const r = await api(stack, 'POST', '/v1/tenants', {
+      key: admin(),
+      body: tenantBody({ id: 'acme', webhook: { url: 'https://app.example/hooks' } }),
+    });
     assert.equal(r.status, 201, JSON.stringify(r.body));
     assert.equal(r.headers.get('location'), '/v1/tenants/acme');
     assert.match(r.body.apiKey, /^ck_[A-Za-z0-9_-]{43}$/);
@@ -144,7 +147,12 @@ describe('bad input never reaches the store', () => {
     { name: 'preset needing a host without one', body: tenantBody({ preset: 'cpanel' }), status: 400, field: 'smtp.host' },
     { name: 'missing auth', body: { name: 'x', domains: ['a.example'], preset: 'gmail' }, status: 400, field: 'auth' },
     { name: 'unknown auth type', body: tenantBody({ auth: { type: 'kerberos' } }), status: 400, field: 'auth.type' },
-    { name: 'password with a newline', body: tenantBody({ auth: { type: 'password', user: 'u', password: 'a\nb' } }), status: 400, field: 'auth.password' },
+    {
+      name: 'password with a newline',
+      body: tenantBody({ auth: { type: 'password', user: 'u', password: 'a\nb' } }),
+      status: 400,
+      field: 'auth.password',
+    },
     { name: 'no sending domain', body: tenantBody({ domains: [] }), status: 400, field: 'domains' },
     { name: 'bad tenant id', body: tenantBody({ id: 'Has Spaces' }), status: 400, field: 'id' },
     { name: 'non-http webhook', body: tenantBody({ webhook: { url: 'ftp://x.example/' } }), status: 400, field: 'webhook.url' },
@@ -184,12 +192,21 @@ describe('bad input never reaches the store', () => {
   });
 
   test('private SMTP hosts are refused unless allowed (loopback is allowed in tests)', async () => {
-    const r = await api(stack, 'POST', '/v1/tenants', { key: admin(), body: tenantBody({ preset: 'cpanel', smtp: { host: '192.168.1.10' } }) });
+    const r = await api(stack, 'POST', '/v1/tenants', {
+      key: admin(),
+      body: tenantBody({ preset: 'cpanel', smtp: { host: '192.168.1.10' } }),
+    });
     assert.equal(r.status, 400);
     assert.match(r.body.errors[0].message, /private address/);
-    const link = await api(stack, 'POST', '/v1/tenants', { key: admin(), body: tenantBody({ preset: 'cpanel', smtp: { host: '169.254.169.254' } }) });
+    const link = await api(stack, 'POST', '/v1/tenants', {
+      key: admin(),
+      body: tenantBody({ preset: 'cpanel', smtp: { host: '169.254.169.254' } }),
+    });
     assert.equal(link.status, 400);
-    const lo = await api(stack, 'POST', '/v1/tenants', { key: admin(), body: tenantBody({ preset: 'cpanel', smtp: { host: '127.0.0.1' } }) });
+    const lo = await api(stack, 'POST', '/v1/tenants', {
+      key: admin(),
+      body: tenantBody({ preset: 'cpanel', smtp: { host: '127.0.0.1' } }),
+    });
     assert.equal(lo.status, 201);
   });
 });

@@ -42,27 +42,37 @@ async function send(i: number): Promise<{ id: string; messageId: string }> {
   return r.body;
 }
 
-test('421 4.7.0 pauses the tenant: no message reaches the server until the pause ends, then all go once', { timeout: 120_000 }, async () => {
-  const first = await send(0);
-  await eventually(() => peer.events.some((e) => e.type === 'rejected' && e.stage === 'data'), 30_000, 'the throttling reply');
-  const rejectedAt = peer.events.find((e) => e.type === 'rejected')!.at;
-  const limiter = stack.temporal.workflow.getHandle('ratelimit-throttled');
-  await eventually(async () => (await limiter.query(limiterStatsQuery)).pausedUntil > 0, 20_000, 'the limiter to hear of the throttling');
-  const { pausedUntil } = await limiter.query(limiterStatsQuery);
-  assert.ok(pausedUntil >= rejectedAt, `paused until ${pausedUntil}, before the 421 at ${rejectedAt}`);
+test(
+  '421 4.7.0 pauses the tenant: no message reaches the server until the pause ends, then all go once',
+  { timeout: 120_000 },
+  async () => {
+    const first = await send(0);
+    await eventually(() => peer.events.some((e) => e.type === 'rejected' && e.stage === 'data'), 30_000, 'the throttling reply');
+    const rejectedAt = peer.events.find((e) => e.type === 'rejected')!.at;
+    const limiter = stack.temporal.workflow.getHandle('ratelimit-throttled');
+    await eventually(async () => (await limiter.query(limiterStatsQuery)).pausedUntil > 0, 20_000, 'the limiter to hear of the throttling');
+    const { pausedUntil } = await limiter.query(limiterStatsQuery);
+    assert.ok(pausedUntil >= rejectedAt, `paused until ${pausedUntil}, before the 421 at ${rejectedAt}`);
 
-  const others = [await send(1), await send(2), await send(3)];
-  await eventually(() => peer.messages().length === 4, 90_000, 'all four delivered');
-  for (const m of peer.messages()) {
-    assert.ok(m.at >= pausedUntil, `${m.messageId} arrived ${pausedUntil - m.at} ms before the pause ended`);
-  }
-  // Each exactly once, the throttled one included.
-  const ids = peer.messages().map((m) => m.messageId).sort();
-  assert.deepEqual(ids, [first, ...others].map((m) => m.messageId).sort());
-  // The server has the bytes a moment before the workflow records the 250.
-  for (const m of [first, ...others]) {
-    await eventually(async () => (await stack.messages.get('throttled', m.id)).status === 'sent', 20_000, `${m.id} recorded sent`);
-  }
-  const firstDoc = await stack.messages.get('throttled', first.id);
-  assert.deepEqual(firstDoc.attempts.map((a) => a.outcome), ['throttled', 'accepted']);
-});
+    const others = [await send(1), await send(2), await send(3)];
+    await eventually(() => peer.messages().length === 4, 90_000, 'all four delivered');
+    for (const m of peer.messages()) {
+      assert.ok(m.at >= pausedUntil, `${m.messageId} arrived ${pausedUntil - m.at} ms before the pause ended`);
+    }
+    // Each exactly once, the throttled one included.
+    const ids = peer
+      .messages()
+      .map((m) => m.messageId)
+      .sort();
+    assert.deepEqual(ids, [first, ...others].map((m) => m.messageId).sort());
+    // The server has the bytes a moment before the workflow records the 250.
+    for (const m of [first, ...others]) {
+      await eventually(async () => (await stack.messages.get('throttled', m.id)).status === 'sent', 20_000, `${m.id} recorded sent`);
+    }
+    const firstDoc = await stack.messages.get('throttled', first.id);
+    assert.deepEqual(
+      firstDoc.attempts.map((a) => a.outcome),
+      ['throttled', 'accepted'],
+    );
+  },
+);

@@ -50,7 +50,10 @@ function parts(raw: string): { html: string; text: string; headers: string } {
       const decoded = /base64/i.test(cte)
         ? Buffer.from(body.replace(/\s+/g, ''), 'base64').toString('utf8')
         : /quoted-printable/i.test(cte)
-          ? Buffer.from(body.replace(/=\r?\n/g, '').replace(/=([0-9A-F]{2})/gi, (_, h: string) => String.fromCharCode(parseInt(h, 16))), 'latin1').toString('utf8')
+          ? Buffer.from(
+              body.replace(/=\r?\n/g, '').replace(/=([0-9A-F]{2})/gi, (_, h: string) => String.fromCharCode(parseInt(h, 16))),
+              'latin1',
+            ).toString('utf8')
           : body;
       found[type] ??= decoded;
     }
@@ -68,7 +71,11 @@ async function sendAndReceive(key: string, body: Record<string, unknown>) {
   const r = await api(stack, 'POST', '/v1/messages', { key, body });
   assert.equal(r.status, 202, JSON.stringify(r.body));
   const id = r.body.id as string;
-  await eventually(async () => ((await api(stack, 'GET', `/v1/messages/${id}`, { key })).body.status === 'sent' ? true : undefined), 30_000, 'sent');
+  await eventually(
+    async () => ((await api(stack, 'GET', `/v1/messages/${id}`, { key })).body.status === 'sent' ? true : undefined),
+    30_000,
+    'sent',
+  );
   const got = peer.messages().find((m) => m.messageId === r.body.messageId);
   assert.ok(got, 'the SMTP server received the message');
   return { id, ...parts(got.raw) };
@@ -79,7 +86,10 @@ describe('tracking', () => {
   let tenantId: string;
   before(async () => {
     tenantId = 'track-1';
-    key = await createPeerTenant(stack, tenantId, peer, pki.caCert, { auth: { type: 'password', user: 'u', password: 'p' }, tracking: { opens: true, clicks: true } });
+    key = await createPeerTenant(stack, tenantId, peer, pki.caCert, {
+      auth: { type: 'password', user: 'u', password: 'p' },
+      tracking: { opens: true, clicks: true },
+    });
   });
 
   test('a tracked message: links rewritten (not mailto/tel/anchors/unsubscribe block), pixel added, text readable; hits counted by class; events appended', async () => {
@@ -119,10 +129,14 @@ describe('tracking', () => {
     assert.equal(head.status, 302);
     assert.equal(head.headers.get('location'), 'https://shop.example/track');
 
-    const view = await eventually(async () => {
-      const r = await api(stack, 'GET', `/v1/messages/${sent.id}`, { key });
-      return r.body.tracking?.clicks.machine.total === 1 && r.body.tracking.clicks.human.total === 1 ? r.body : undefined;
-    }, 10_000, 'counts');
+    const view = await eventually(
+      async () => {
+        const r = await api(stack, 'GET', `/v1/messages/${sent.id}`, { key });
+        return r.body.tracking?.clicks.machine.total === 1 && r.body.tracking.clicks.human.total === 1 ? r.body : undefined;
+      },
+      10_000,
+      'counts',
+    );
     const t = view.tracking;
     assert.deepEqual(t.enabled, { opens: true, clicks: true, unsubscribe: false });
     assert.deepEqual(t.opens.human, { total: 1, unique: 1 });
@@ -130,13 +144,22 @@ describe('tracking', () => {
     assert.deepEqual(t.clicks.human, { total: 1, unique: 1 });
     assert.deepEqual(t.clicks.machine, { total: 1, unique: 1 });
     assert.deepEqual(
-      t.clicks.links.map((l: { url: string; human: { total: number }; machine: { total: number } }) => [l.url, l.human.total, l.machine.total]),
-      [['https://shop.example/orders/42?utm=mail&x=1', 1, 0], ['https://shop.example/track', 0, 1]],
+      t.clicks.links.map((l: { url: string; human: { total: number }; machine: { total: number } }) => [
+        l.url,
+        l.human.total,
+        l.machine.total,
+      ]),
+      [
+        ['https://shop.example/orders/42?utm=mail&x=1', 1, 0],
+        ['https://shop.example/track', 0, 1],
+      ],
     );
     assert.equal(t.recipients[0].recipient, 0);
     assert.equal(t.rules.head_request, 1);
 
-    const events = (await new EventRepository(stack.store.db).listForTenant(tenantId)).filter((e) => e.messageId === sent.id && /^message\.(opened|clicked)$/.test(e.type));
+    const events = (await new EventRepository(stack.store.db).listForTenant(tenantId)).filter(
+      (e) => e.messageId === sent.id && /^message\.(opened|clicked)$/.test(e.type),
+    );
     const summary = events.map((e) => [e.type, e.data.machine, e.data.rule, e.data.recipient]).sort();
     assert.deepEqual(summary, [
       ['message.clicked', false, 'default', 'alice@customer.example'],
@@ -146,15 +169,27 @@ describe('tracking', () => {
 
     // The human open and the human click reach the message's case; the scanner's HEAD does not.
     const caseId = (await stack.messages.get(tenantId, sent.id)).caseId!;
-    const kinds = await eventually(async () => {
-      const tl = (await stack.repos.cases.timeline(tenantId, caseId, { limit: 50 })).map((e) => e.kind).filter((k) => k === 'opened' || k === 'clicked');
-      return tl.length >= 2 ? tl.sort() : undefined;
-    }, 10_000, 'case timeline');
+    const kinds = await eventually(
+      async () => {
+        const tl = (await stack.repos.cases.timeline(tenantId, caseId, { limit: 50 }))
+          .map((e) => e.kind)
+          .filter((k) => k === 'opened' || k === 'clicked');
+        return tl.length >= 2 ? tl.sort() : undefined;
+      },
+      10_000,
+      'case timeline',
+    );
     assert.deepEqual(kinds, ['clicked', 'opened']);
   });
 
   test('forged or tampered tokens get 404 and never a redirect', async () => {
-    const sent = await sendAndReceive(key, { from: 'support@acme.example', to: ['bob@customer.example'], subject: 'x', html: '<a href="https://shop.example/a">a</a>', track: { clicks: true, opens: true } });
+    const sent = await sendAndReceive(key, {
+      from: 'support@acme.example',
+      to: ['bob@customer.example'],
+      subject: 'x',
+      html: '<a href="https://shop.example/a">a</a>',
+      track: { clicks: true, opens: true },
+    });
     const link = local(hrefs(sent.html).find((h) => h.includes('/t/c/'))!);
     const pixel = local(/<img src="([^"]+)"/.exec(sent.html)![1]!);
     const token = link.split('/t/c/')[1]!;
@@ -182,9 +217,16 @@ describe('tracking', () => {
   });
 
   test('a message that does not ask, or a tenant that does not allow, is not tracked', async () => {
-    const plain = await sendAndReceive(key, { from: 'support@acme.example', to: ['carol@customer.example'], subject: 'x', html: '<a href="https://shop.example/a">a</a>' });
+    const plain = await sendAndReceive(key, {
+      from: 'support@acme.example',
+      to: ['carol@customer.example'],
+      subject: 'x',
+      html: '<a href="https://shop.example/a">a</a>',
+    });
     assert.deepEqual(hrefs(plain.html), ['https://shop.example/a']);
-    const noTrackKey = await createPeerTenant(stack, 'track-off', peer, pki.caCert, { auth: { type: 'password', user: 'u', password: 'p' } });
+    const noTrackKey = await createPeerTenant(stack, 'track-off', peer, pki.caCert, {
+      auth: { type: 'password', user: 'u', password: 'p' },
+    });
     const narrowed = await sendAndReceive(noTrackKey, {
       from: 'support@acme.example',
       to: ['carol@customer.example'],
@@ -214,15 +256,26 @@ describe('tracking', () => {
     assert.equal(page.status, 200);
     assert.match(await page.text(), /<form method="post">/);
     assert.equal((await stack.suppressions.suppressedAmong(tenantId, ['dave@customer.example'])).size, 0, 'GET must not unsubscribe');
-    const forged = await fetch(url.slice(0, -3) + 'AAA', { method: 'POST', headers: { 'content-type': 'application/x-www-form-urlencoded' }, body: 'List-Unsubscribe=One-Click' });
+    const forged = await fetch(url.slice(0, -3) + 'AAA', {
+      method: 'POST',
+      headers: { 'content-type': 'application/x-www-form-urlencoded' },
+      body: 'List-Unsubscribe=One-Click',
+    });
     assert.equal(forged.status, 404);
 
-    const post = await fetch(url, { method: 'POST', headers: { 'content-type': 'application/x-www-form-urlencoded' }, body: 'List-Unsubscribe=One-Click' });
+    const post = await fetch(url, {
+      method: 'POST',
+      headers: { 'content-type': 'application/x-www-form-urlencoded' },
+      body: 'List-Unsubscribe=One-Click',
+    });
     assert.equal(post.status, 200);
     const s = (await stack.suppressions.suppressedAmong(tenantId, ['dave@customer.example'])).get('dave@customer.example');
     assert.equal(s?.source, 'unsubscribe');
 
-    const again = await api(stack, 'POST', '/v1/messages', { key, body: { from: 'news@acme.example', to: ['dave@customer.example'], subject: 'More news', text: 'Hi' } });
+    const again = await api(stack, 'POST', '/v1/messages', {
+      key,
+      body: { from: 'news@acme.example', to: ['dave@customer.example'], subject: 'More news', text: 'Hi' },
+    });
     assert.equal(again.status, 202);
     const done = await eventually(async () => {
       const r = await api(stack, 'GET', `/v1/messages/${again.body.id}`, { key });
@@ -233,11 +286,26 @@ describe('tracking', () => {
   });
 
   test('a batch written twice (a retry after an ambiguous store failure) is stored and announced once', async () => {
-    const r = await api(stack, 'POST', '/v1/messages', { key, body: { from: 'support@acme.example', to: ['erin@customer.example'], subject: 'x', html: '<a href="https://shop.example/z">z</a>', track: { opens: true, clicks: true } } });
+    const r = await api(stack, 'POST', '/v1/messages', {
+      key,
+      body: {
+        from: 'support@acme.example',
+        to: ['erin@customer.example'],
+        subject: 'x',
+        html: '<a href="https://shop.example/z">z</a>',
+        track: { opens: true, clicks: true },
+      },
+    });
     assert.equal(r.status, 202);
     const id = r.body.id as string;
     const events = new EventRepository(stack.store.db);
-    const write = createHitWriter({ messages: stack.messages, tracking: stack.tracking.repo, events, scannerNetworks: [], logger: pino({ level: 'silent' }) });
+    const write = createHitWriter({
+      messages: stack.messages,
+      tracking: stack.tracking.repo,
+      events,
+      scannerNetworks: [],
+      logger: pino({ level: 'silent' }),
+    });
     const batch = [0, 1, 2].map((i) => ({
       id: `retry-${id}-${i}`,
       tenantId,
@@ -256,7 +324,9 @@ describe('tracking', () => {
     await write(batch.slice(1));
     const stored = await stack.tracking.repo.load(id);
     assert.equal(stored.hits.length, 3);
-    const mine = (await events.listForTenant(tenantId, 1000)).filter((e) => e.messageId === id && /^message\.(opened|clicked)$/.test(e.type));
+    const mine = (await events.listForTenant(tenantId, 1000)).filter(
+      (e) => e.messageId === id && /^message\.(opened|clicked)$/.test(e.type),
+    );
     assert.equal(mine.length, 3);
     const view = await api(stack, 'GET', `/v1/messages/${id}`, { key });
     assert.equal(view.body.tracking.opens.machine.total + view.body.tracking.opens.human.total, 2);
@@ -265,12 +335,32 @@ describe('tracking', () => {
   });
 
   test('a busy message: hits spread over small bucket documents, every one counted, also by a writer that starts cold', async () => {
-    const r = await api(stack, 'POST', '/v1/messages', { key, body: { from: 'support@acme.example', to: ['frank@customer.example'], subject: 'x', html: '<p>x</p>', track: { opens: true } } });
+    const r = await api(stack, 'POST', '/v1/messages', {
+      key,
+      body: { from: 'support@acme.example', to: ['frank@customer.example'], subject: 'x', html: '<p>x</p>', track: { opens: true } },
+    });
     const id = r.body.id as string;
     const events = new EventRepository(stack.store.db);
-    const mk = () => createHitWriter({ messages: stack.messages, tracking: stack.tracking.repo, events, scannerNetworks: [], logger: pino({ level: 'silent' }) });
+    const mk = () =>
+      createHitWriter({
+        messages: stack.messages,
+        tracking: stack.tracking.repo,
+        events,
+        scannerNetworks: [],
+        logger: pino({ level: 'silent' }),
+      });
     const hits = Array.from({ length: 250 }, (_, i) => ({
-      id: `busy-${i}`, tenantId, messageId: id, kind: 'open' as const, recipient: 0, link: null, at: Date.now() + i, method: 'GET' as const, userAgent: CHROME, ip: '81.44.12.7', purpose: null,
+      id: `busy-${i}`,
+      tenantId,
+      messageId: id,
+      kind: 'open' as const,
+      recipient: 0,
+      link: null,
+      at: Date.now() + i,
+      method: 'GET' as const,
+      userAgent: CHROME,
+      ip: '81.44.12.7',
+      purpose: null,
     }));
     const warm = mk();
     for (let i = 0; i < 180; i += 60) await warm(hits.slice(i, i + 60));

@@ -32,7 +32,10 @@ after(async () => {
 });
 
 let n = 0;
-async function tenantFor(port: number, opts: { security?: 'starttls' | 'tls'; password?: string; ca?: string; host?: string } = {}): Promise<string> {
+async function tenantFor(
+  port: number,
+  opts: { security?: 'starttls' | 'tls'; password?: string; ca?: string; host?: string } = {},
+): Promise<string> {
   const id = `verify-${++n}`;
   const r = await api(stack, 'POST', '/v1/tenants', {
     key: stack.adminKey,
@@ -75,7 +78,10 @@ describe('verify', () => {
     const id = await tenantFor(implicitPeer.port, { security: 'tls' });
     const r = await verify(id);
     assert.equal(r.body.ok, true, JSON.stringify(r.body));
-    assert.deepEqual(r.body.steps.map((s: { step: string }) => s.step), ['dns', 'tcp', 'tls', 'greeting', 'ehlo', 'auth']);
+    assert.deepEqual(
+      r.body.steps.map((s: { step: string }) => s.step),
+      ['dns', 'tcp', 'tls', 'greeting', 'ehlo', 'auth'],
+    );
   });
 
   test("a bad password reports the auth step and the server's exact 535 reply", async () => {
@@ -102,7 +108,10 @@ describe('verify', () => {
   test('a certificate for another name is a TLS failure too', async () => {
     const id = await tenantFor(starttlsPeer.port, { host: '127.0.0.1' });
     await stack.tenants.get(id);
-    const patched = await api(stack, 'PATCH', `/v1/tenants/${id}`, { key: stack.adminKey, body: { smtp: { tls: { servername: 'mail.other.example' } } } });
+    const patched = await api(stack, 'PATCH', `/v1/tenants/${id}`, {
+      key: stack.adminKey,
+      body: { smtp: { tls: { servername: 'mail.other.example' } } },
+    });
     assert.equal(patched.status, 200);
     const r = await verify(id);
     assert.equal(r.body.failedStep, 'tls');

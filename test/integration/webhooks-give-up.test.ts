@@ -28,15 +28,25 @@ after(async () => {
 const tenant = (id: string) => webhookTenant(stack, receiver, id);
 
 const delivery = async (key: string, eventId: string, states: string[]) =>
-  eventually(async () => {
-    const g = await api(stack, 'GET', `/v1/webhooks/deliveries/${deliveryIdFor(eventId)}`, { key });
-    return states.includes(g.body?.state) ? g.body : undefined;
-  }, 30_000, `${eventId} to be ${states.join('|')}`);
+  eventually(
+    async () => {
+      const g = await api(stack, 'GET', `/v1/webhooks/deliveries/${deliveryIdFor(eventId)}`, { key });
+      return states.includes(g.body?.state) ? g.body : undefined;
+    },
+    30_000,
+    `${eventId} to be ${states.join('|')}`,
+  );
 
 test('a delivery that keeps failing is recorded failed after the give-up time, then the case moves on; redelivery sends it', async () => {
   const t = await tenant('wh-giveup');
   receiver.configure({ mode: 'ok', failTypes: ['message.failed'] });
-  const failing = { id: 'message.failed:wh-giveup:1', tenantId: 'wh-giveup', type: 'message.failed' as const, caseId: 'k1', data: { n: 1 } };
+  const failing = {
+    id: 'message.failed:wh-giveup:1',
+    tenantId: 'wh-giveup',
+    type: 'message.failed' as const,
+    caseId: 'k1',
+    data: { n: 1 },
+  };
   const next = { id: 'case.updated:wh-giveup:2', tenantId: 'wh-giveup', type: 'case.updated' as const, caseId: 'k1', data: { n: 2 } };
   await stack.events.append(failing);
   await stack.events.append(next);
@@ -73,5 +83,9 @@ test('410 Gone fails the delivery at once and disables the webhook; later events
   await stack.events.append(later);
   await eventually(async () => (await stack.events.undispatchedForTenant('wh-gone')).length === 0, 30_000, 'handover');
   assert.equal(receiver.to(t.path).filter((r) => r.webhookId === deliveryIdFor(later.id)).length, 0);
-  assert.equal((await api(stack, 'POST', `/v1/webhooks/deliveries/${deliveryIdFor(gone.id)}/redeliver`, { key: t.key })).status, 409, 'no URL to redeliver to');
+  assert.equal(
+    (await api(stack, 'POST', `/v1/webhooks/deliveries/${deliveryIdFor(gone.id)}/redeliver`, { key: t.key })).status,
+    409,
+    'no URL to redeliver to',
+  );
 });

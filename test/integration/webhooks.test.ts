@@ -66,17 +66,37 @@ describe('event webhooks', () => {
     receiver.configure({ mode: 'ok' });
 
     const expected = new Set(appended.map(deliveryIdFor));
-    await eventually(() => new Set(receiver.to(t.path).filter((r) => r.answered === 204).map((r) => r.webhookId)).size === expected.size, 60_000, 'every event delivered');
+    await eventually(
+      () =>
+        new Set(
+          receiver
+            .to(t.path)
+            .filter((r) => r.answered === 204)
+            .map((r) => r.webhookId),
+        ).size === expected.size,
+      60_000,
+      'every event delivered',
+    );
     const requests = receiver.to(t.path);
-    assert.ok(requests.every((r) => r.validSignature), 'every request carries a valid signature');
+    assert.ok(
+      requests.every((r) => r.validSignature),
+      'every request carries a valid signature',
+    );
     const delivered = requests.filter((r) => r.answered === 204);
     assert.equal(delivered.length, expected.size, 'each event accepted exactly once');
     assert.deepEqual(new Set(delivered.map((r) => r.webhookId)), expected);
     for (const c of cases) {
       const ofCase = requests.filter((r) => r.data.caseId === c).map((r) => r.data.seq as number);
       // Strictly in order: an event is not even attempted before the one before it got a 2xx.
-      assert.deepEqual([...ofCase].sort((a, b) => a - b), ofCase, `case ${c} attempted in order: ${ofCase.join(',')}`);
-      assert.deepEqual(delivered.filter((r) => r.data.caseId === c).map((r) => r.data.seq), [0, 1, 2, 3]);
+      assert.deepEqual(
+        [...ofCase].sort((a, b) => a - b),
+        ofCase,
+        `case ${c} attempted in order: ${ofCase.join(',')}`,
+      );
+      assert.deepEqual(
+        delivered.filter((r) => r.data.caseId === c).map((r) => r.data.seq),
+        [0, 1, 2, 3],
+      );
     }
     const one = requests.filter((r) => r.data.messageId === 'm_one' && r.answered === 204).map((r) => r.data.n);
     assert.deepEqual(one, [0, 1], 'events of one message (no case) in order');
@@ -85,12 +105,20 @@ describe('event webhooks', () => {
 
     // The delivery log tells the same story, with every attempt (the receiver reports a request
     // before the worker has recorded its answer, hence the wait).
-    const log = await eventually(async () => {
-      const l = await api(stack, 'GET', '/v1/webhooks/deliveries?limit=200', { key: t.key });
-      return l.status === 200 && l.body.items.every((d: { state: string }) => d.state === 'delivered') ? l : undefined;
-    }, 30_000, 'the log to show every delivery delivered');
+    const log = await eventually(
+      async () => {
+        const l = await api(stack, 'GET', '/v1/webhooks/deliveries?limit=200', { key: t.key });
+        return l.status === 200 && l.body.items.every((d: { state: string }) => d.state === 'delivered') ? l : undefined;
+      },
+      30_000,
+      'the log to show every delivery delivered',
+    );
     assert.equal(log.body.items.length, expected.size);
-    assert.equal(receiver.to(t.path).filter((r) => r.answered === 204).length, expected.size, 'still exactly once after everything settled');
+    assert.equal(
+      receiver.to(t.path).filter((r) => r.answered === 204).length,
+      expected.size,
+      'still exactly once after everything settled',
+    );
     const attempts = log.body.items.flatMap((d: { attempts: Array<{ status: number | null; error: string | null }> }) => d.attempts);
     assert.ok(attempts.some((a: { status: number | null }) => a.status === 500));
     assert.ok(attempts.some((a: { error: string | null }) => a.error === 'no response within 800 ms'));
@@ -126,10 +154,18 @@ describe('event webhooks', () => {
     }
     await eventually(() => receiver.to(t.path).filter((r) => r.answered === 500).length >= 6, 30_000, 'failures before recovery');
     receiver.configure({ mode: 'ok' });
-    await eventually(() => receiver.to(t.path).filter((r) => r.answered === 204).length === appended.length, 60_000, 'every event delivered');
+    await eventually(
+      () => receiver.to(t.path).filter((r) => r.answered === 204).length === appended.length,
+      60_000,
+      'every event delivered',
+    );
     const delivered = receiver.to(t.path).filter((r) => r.answered === 204);
     assert.deepEqual(new Set(delivered.map((r) => r.webhookId)), new Set(appended.map(deliveryIdFor)), 'each exactly once');
-    for (const c of ['a', 'b']) assert.deepEqual(delivered.filter((r) => r.data.caseId === c).map((r) => r.data.seq), [0, 1, 2, 3, 4, 5]);
+    for (const c of ['a', 'b'])
+      assert.deepEqual(
+        delivered.filter((r) => r.data.caseId === c).map((r) => r.data.seq),
+        [0, 1, 2, 3, 4, 5],
+      );
     const history = await stack.temporal.workflow.getHandle(webhookWorkflowId(t.id), first.firstExecutionRunId).fetchHistory();
     const lastEvent = history.events?.at(-1);
     assert.ok(lastEvent?.workflowExecutionContinuedAsNewEventAttributes, 'the first run continued as new');
@@ -144,7 +180,11 @@ describe('event webhooks', () => {
     const e = caseEvent(t.id, 'c9', 0);
     await stack.events.append(e);
     const id = deliveryIdFor(e.id);
-    await eventually(async () => (await api(stack, 'GET', `/v1/webhooks/deliveries/${id}`, { key: t.key })).body?.state === 'delivered', 30_000, 'delivered');
+    await eventually(
+      async () => (await api(stack, 'GET', `/v1/webhooks/deliveries/${id}`, { key: t.key })).body?.state === 'delivered',
+      30_000,
+      'delivered',
+    );
     assert.equal((await api(stack, 'POST', `/v1/webhooks/deliveries/${id}/redeliver`, { key: other.key })).status, 404);
     assert.equal((await api(stack, 'GET', `/v1/webhooks/deliveries/${id}`, { key: other.key })).status, 404);
     assert.equal((await api(stack, 'GET', '/v1/webhooks/deliveries/not-an-id', { key: t.key })).status, 400);
@@ -152,13 +192,20 @@ describe('event webhooks', () => {
     const r = await api(stack, 'POST', `/v1/webhooks/deliveries/${id}/redeliver`, { key: t.key });
     assert.equal(r.status, 202, JSON.stringify(r.body));
     assert.equal(r.body.state, 'pending');
-    await eventually(() => receiver.to(t.path).filter((x) => x.webhookId === id && x.answered === 204).length === 2, 30_000, 'the redelivery');
+    await eventually(
+      () => receiver.to(t.path).filter((x) => x.webhookId === id && x.answered === 204).length === 2,
+      30_000,
+      'the redelivery',
+    );
     const d = await eventually(async () => {
       const g = await api(stack, 'GET', `/v1/webhooks/deliveries/${id}`, { key: t.key });
       return g.body.state === 'delivered' ? g.body : undefined;
     });
     assert.equal(d.redeliveries, 1);
-    assert.deepEqual(d.attempts.map((a: { round: number }) => a.round), [0, 1]);
+    assert.deepEqual(
+      d.attempts.map((a: { round: number }) => a.round),
+      [0, 1],
+    );
     // The admin names the tenant; without it the request is incomplete.
     assert.equal((await api(stack, 'GET', '/v1/webhooks/deliveries', { key: stack.adminKey })).status, 400);
     assert.equal((await api(stack, 'GET', `/v1/webhooks/deliveries?tenantId=${t.id}`, { key: stack.adminKey })).body.items.length, 1);
@@ -179,11 +226,35 @@ describe('event webhooks', () => {
   test('events appended in a batch (tracking hits) are handed over and delivered like single ones', async () => {
     const t = await tenant();
     receiver.configure({ mode: 'ok' });
-    const batch = [0, 1, 2].map((n) => ({ id: `message.opened:m_batch:${n}`, tenantId: t.id, type: 'message.opened' as const, messageId: 'm_batch', data: { n } }));
+    const batch = [0, 1, 2].map((n) => ({
+      id: `message.opened:m_batch:${n}`,
+      tenantId: t.id,
+      type: 'message.opened' as const,
+      messageId: 'm_batch',
+      data: { n },
+    }));
     await stack.events.appendMany(batch);
     await stack.events.appendMany(batch); // a retried batch: nothing twice
-    await eventually(() => new Set(receiver.to(t.path).filter((r) => r.answered === 204).map((r) => r.webhookId)).size === 3, 30_000, 'three batch events delivered');
-    assert.deepEqual(new Set(receiver.to(t.path).filter((r) => r.answered === 204).map((r) => r.webhookId)), new Set(batch.map((e) => deliveryIdFor(e.id))));
+    await eventually(
+      () =>
+        new Set(
+          receiver
+            .to(t.path)
+            .filter((r) => r.answered === 204)
+            .map((r) => r.webhookId),
+        ).size === 3,
+      30_000,
+      'three batch events delivered',
+    );
+    assert.deepEqual(
+      new Set(
+        receiver
+          .to(t.path)
+          .filter((r) => r.answered === 204)
+          .map((r) => r.webhookId),
+      ),
+      new Set(batch.map((e) => deliveryIdFor(e.id))),
+    );
     assert.equal(receiver.to(t.path).filter((r) => r.answered === 204).length, 3);
   });
 
@@ -196,7 +267,11 @@ describe('event webhooks', () => {
     const e = caseEvent(t.id, 'swept', 0);
     await bare.append(e);
     assert.equal((await stack.events.undispatchedForTenant(t.id)).length, 1);
-    await eventually(() => receiver.to(t.path).some((r) => r.webhookId === deliveryIdFor(e.id) && r.answered === 204), 30_000, 'swept event delivered');
+    await eventually(
+      () => receiver.to(t.path).some((r) => r.webhookId === deliveryIdFor(e.id) && r.answered === 204),
+      30_000,
+      'swept event delivered',
+    );
     await eventually(async () => (await stack.events.undispatchedForTenant(t.id)).length === 0, 30_000, 'marker removed');
   });
 
@@ -205,7 +280,14 @@ describe('event webhooks', () => {
     receiver.configure({ mode: 'ok' });
     const r = await api(stack, 'POST', '/v1/webhooks/test', { key: t.key });
     assert.equal(r.status, 202, JSON.stringify(r.body));
-    await eventually(() => receiver.to(t.path).some((x) => x.webhookId === r.body.deliveryId && x.answered === 204 && x.type === 'webhook.test' && x.validSignature), 30_000, 'test event');
+    await eventually(
+      () =>
+        receiver
+          .to(t.path)
+          .some((x) => x.webhookId === r.body.deliveryId && x.answered === 204 && x.type === 'webhook.test' && x.validSignature),
+      30_000,
+      'test event',
+    );
     const d = await eventually(async () => {
       const g = await api(stack, 'GET', `/v1/webhooks/deliveries/${r.body.deliveryId}`, { key: t.key });
       return g.body.state === 'delivered' ? g.body : undefined;

@@ -1,6 +1,17 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { chmodSync, chownSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import {
+  chmodSync,
+  chownSync,
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  renameSync,
+  rmSync,
+  writeFileSync,
+} from 'node:fs';
 import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
@@ -130,7 +141,9 @@ service anvil {
     const deadline = Date.now() + 20_000;
     while (!(await greets())) {
       if (!running() || Date.now() > deadline) {
-        throw new Error(`private dovecot IMAP did not start on 127.0.0.1:${port}\n--- log ---\n${tail(logFile)}\n--- stderr ---\n${stderr}`);
+        throw new Error(
+          `private dovecot IMAP did not start on 127.0.0.1:${port}\n--- log ---\n${tail(logFile)}\n--- stderr ---\n${stderr}`,
+        );
       }
       await new Promise((r) => setTimeout(r, 100));
     }
@@ -151,7 +164,8 @@ service anvil {
   };
   process.once('exit', onExit);
 
-  const maildir = (folder: string) => (folder.toUpperCase() === 'INBOX' ? path.join(home, 'Maildir') : path.join(home, 'Maildir', `.${folder.replace(/\//g, '.')}`));
+  const maildir = (folder: string) =>
+    folder.toUpperCase() === 'INBOX' ? path.join(home, 'Maildir') : path.join(home, 'Maildir', `.${folder.replace(/\//g, '.')}`);
   let n = 0;
   await start();
   return {

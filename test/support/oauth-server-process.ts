@@ -23,8 +23,7 @@ export interface OAuthServerConfig {
 }
 
 export type OAuthServerCommand =
-  | { type: 'config'; config: Partial<Pick<OAuthServerConfig, 'tokenTtlS' | 'serviceAccounts'>> }
-  | { type: 'revoke' };
+  { type: 'config'; config: Partial<Pick<OAuthServerConfig, 'tokenTtlS' | 'serviceAccounts'>> } | { type: 'revoke' };
 
 export type OAuthServerEvent =
   | { type: 'listening'; port: number; issuer: string }
@@ -57,33 +56,45 @@ async function start(): Promise<void> {
   await mock.issuer.keys.generate('RS256');
   const service = mock.service;
 
-  service.on('beforeTokenSigning', (token: { payload: Record<string, unknown> }, req: { body: Record<string, string>; assertedSubject?: string }) => {
-    const now = Math.floor(Date.now() / 1000);
-    token.payload.exp = now + cfg.tokenTtlS;
-    // Unique like real providers' tokens (Entra's uti, Google's opaque ones): without it two tokens
-    // issued within the same second are the same string, so a refresh could hand back the very
-    // token the SMTP server just refused (the oauth suite failed that way now and then).
-    token.payload.jti = randomUUID();
-    if (req.assertedSubject) token.payload.sub = req.assertedSubject;
-  });
-  service.on('beforeResponse', (response: { body: Record<string, unknown>; statusCode: number }, req: { body: Record<string, string>; originalGrant?: string }) => {
-    const grant = req.originalGrant ?? req.body.grant_type ?? '';
-    const presented = req.body.refresh_token;
-    if (grant === 'refresh_token' && presented) {
-      seenRefreshTokens.add(presented);
-      if (revoked.has(presented)) {
-        response.statusCode = 400;
-        response.body = { error: 'invalid_grant', error_description: 'Token has been expired or revoked.' };
+  service.on(
+    'beforeTokenSigning',
+    (token: { payload: Record<string, unknown> }, req: { body: Record<string, string>; assertedSubject?: string }) => {
+      const now = Math.floor(Date.now() / 1000);
+      token.payload.exp = now + cfg.tokenTtlS;
+      // Unique like real providers' tokens (Entra's uti, Google's opaque ones): without it two tokens
+      // issued within the same second are the same string, so a refresh could hand back the very
+      // token the SMTP server just refused (the oauth suite failed that way now and then).
+      token.payload.jti = randomUUID();
+      if (req.assertedSubject) token.payload.sub = req.assertedSubject;
+    },
+  );
+  service.on(
+    'beforeResponse',
+    (response: { body: Record<string, unknown>; statusCode: number }, req: { body: Record<string, string>; originalGrant?: string }) => {
+      const grant = req.originalGrant ?? req.body.grant_type ?? '';
+      const presented = req.body.refresh_token;
+      if (grant === 'refresh_token' && presented) {
+        seenRefreshTokens.add(presented);
+        if (revoked.has(presented)) {
+          response.statusCode = 400;
+          response.body = { error: 'invalid_grant', error_description: 'Token has been expired or revoked.' };
+        }
       }
-    }
-    if (response.statusCode === 200) {
-      response.body.expires_in = cfg.tokenTtlS;
-      // Entra's shape, which MSAL reads to name the account.
-      response.body.client_info = Buffer.from(JSON.stringify({ uid: 'test-user', utid: 'test-tenant' })).toString('base64url');
-      if (typeof response.body.refresh_token === 'string') seenRefreshTokens.add(response.body.refresh_token);
-    }
-    send({ type: 'token', grantType: grant, status: response.statusCode, at: Date.now(), ...(presented ? { refreshToken: presented } : {}) });
-  });
+      if (response.statusCode === 200) {
+        response.body.expires_in = cfg.tokenTtlS;
+        // Entra's shape, which MSAL reads to name the account.
+        response.body.client_info = Buffer.from(JSON.stringify({ uid: 'test-user', utid: 'test-tenant' })).toString('base64url');
+        if (typeof response.body.refresh_token === 'string') seenRefreshTokens.add(response.body.refresh_token);
+      }
+      send({
+        type: 'token',
+        grantType: grant,
+        status: response.statusCode,
+        at: Date.now(),
+        ...(presented ? { refreshToken: presented } : {}),
+      });
+    },
+  );
 
   const app = express();
   // Entra paths → the mock's own endpoints.
@@ -98,8 +109,16 @@ async function start(): Promise<void> {
       const claims = JSON.parse(Buffer.from((body.assertion ?? '').split('.')[1] ?? '', 'base64url').toString('utf8')) as { iss?: string };
       const pem = claims.iss ? cfg.serviceAccounts[claims.iss] : undefined;
       if (!pem) throw new Error('unknown service account');
-      const { payload } = await jwtVerify(body.assertion ?? '', await importSPKI(pem, 'RS256'), { issuer: claims.iss, audience: GOOGLE_AUD });
-      if (!String(payload.scope ?? '').split(' ').includes('https://mail.google.com/')) throw new Error('scope https://mail.google.com/ missing');
+      const { payload } = await jwtVerify(body.assertion ?? '', await importSPKI(pem, 'RS256'), {
+        issuer: claims.iss,
+        audience: GOOGLE_AUD,
+      });
+      if (
+        !String(payload.scope ?? '')
+          .split(' ')
+          .includes('https://mail.google.com/')
+      )
+        throw new Error('scope https://mail.google.com/ missing');
       if (typeof payload.sub !== 'string') throw new Error('no subject: domain-wide delegation needs one');
       Object.assign(req, { assertedSubject: payload.sub, originalGrant: JWT_BEARER });
       req.body = { grant_type: 'client_credentials', scope: payload.scope };

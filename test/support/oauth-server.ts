@@ -43,7 +43,8 @@ export class OAuthServer {
   /** Token requests answered, optionally of one grant type and status. */
   tokens(grantType?: string, status?: number): Array<Extract<OAuthServerEvent, { type: 'token' }>> {
     return this.events.filter(
-      (e): e is Extract<OAuthServerEvent, { type: 'token' }> => e.type === 'token' && (grantType === undefined || e.grantType === grantType) && (status === undefined || e.status === status),
+      (e): e is Extract<OAuthServerEvent, { type: 'token' }> =>
+        e.type === 'token' && (grantType === undefined || e.grantType === grantType) && (status === undefined || e.status === status),
     );
   }
 

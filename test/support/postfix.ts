@@ -1,6 +1,19 @@
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { chmodSync, chownSync, closeSync, existsSync, mkdirSync, mkdtempSync, openSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import {
+  chmodSync,
+  chownSync,
+  closeSync,
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  openSync,
+  readdirSync,
+  readFileSync,
+  rmSync,
+  statSync,
+  writeFileSync,
+} from 'node:fs';
 import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
@@ -219,7 +232,8 @@ export async function startPostfix(opts: {
   const maillog = path.join(tmp, 'maillog');
   const dovecotLog = path.join(dovecotDir, 'dovecot.log');
   const cmdLog = path.join(tmp, 'postfix-command.log');
-  for (const d of [etc, queue, path.join(dovecotDir, 'run'), path.join(dovecotDir, 'state')]) mkdirSync(d, { recursive: true, mode: 0o755 });
+  for (const d of [etc, queue, path.join(dovecotDir, 'run'), path.join(dovecotDir, 'state')])
+    mkdirSync(d, { recursive: true, mode: 0o755 });
   for (const d of [data, mail, path.join(mail, POSTFIX_DOMAIN)]) {
     mkdirSync(d, { recursive: true, mode: 0o755 });
     chownSync(d, pf.uid, pf.gid);
@@ -420,7 +434,9 @@ service auth {
   const dovecotGone = () => dovecot!.exitCode !== null || dovecot!.signalCode !== null || dovecot!.pid === undefined;
   await waitUntil(() => existsSync(authSocket) || dovecotGone(), 15_000);
   if (!existsSync(authSocket)) {
-    return fail(`dovecot did not create ${authSocket} within 15 s (${dovecotGone() ? `exited: ${dovecot.exitCode ?? dovecot.signalCode ?? 'spawn failed'}` : 'still running'})`);
+    return fail(
+      `dovecot did not create ${authSocket} within 15 s (${dovecotGone() ? `exited: ${dovecot.exitCode ?? dovecot.signalCode ?? 'spawn failed'}` : 'still running'})`,
+    );
   }
 
   const started = await run(POSTFIX, ['-c', etc, 'start'], cmdLog);
@@ -438,13 +454,17 @@ service auth {
     }
     const pid = masterPid();
     if (pid === null || !alive(pid)) return fail(`the private postfix master is not running (last connection attempt: ${last})`);
-    if (Date.now() > deadline) return fail(`private postfix on 127.0.0.1:${port} sent no 220 greeting within ${READY_TIMEOUT_MS / 1000} s (last: ${last})`);
+    if (Date.now() > deadline)
+      return fail(`private postfix on 127.0.0.1:${port} sent no 220 greeting within ${READY_TIMEOUT_MS / 1000} s (last: ${last})`);
     await new Promise((r) => setTimeout(r, 200));
   }
 
   const mailboxDir = (localPart: string): string => {
     const l = localPart.toLowerCase();
-    if (!localParts.includes(l)) throw new Error(`${l}@${POSTFIX_DOMAIN} has no mailbox in this instance (configured: ${localParts.join(', ')}; pass localParts to startPostfix)`);
+    if (!localParts.includes(l))
+      throw new Error(
+        `${l}@${POSTFIX_DOMAIN} has no mailbox in this instance (configured: ${localParts.join(', ')}; pass localParts to startPostfix)`,
+      );
     return path.join(mail, POSTFIX_DOMAIN, l);
   };
 

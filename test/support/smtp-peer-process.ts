@@ -110,8 +110,17 @@ process.on('message', (raw) => {
     onAuth(auth, _session, callback) {
       if (auth.method === 'XOAUTH2') {
         void checkOAuth(auth.accessToken ?? '').then((reason) => {
-          const tokenSha = createHash('sha256').update(auth.accessToken ?? '').digest('hex');
-          send({ type: 'auth', user: auth.username ?? '', ok: reason === null, method: 'XOAUTH2', ...(reason ? { reason } : {}), tokenSha });
+          const tokenSha = createHash('sha256')
+            .update(auth.accessToken ?? '')
+            .digest('hex');
+          send({
+            type: 'auth',
+            user: auth.username ?? '',
+            ok: reason === null,
+            method: 'XOAUTH2',
+            ...(reason ? { reason } : {}),
+            tokenSha,
+          });
           if (reason === null) return callback(null, { user: auth.username });
           if (cfg.oauth?.failStyle === 'reply') return callback(smtpError({ code: 535, text: '5.7.3 Authentication unsuccessful' }));
           callback(null, { data: { status: '401', schemes: 'bearer', scope: 'https://mail.google.com/' } } as unknown as { user: string });

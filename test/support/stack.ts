@@ -102,7 +102,10 @@ export async function startStack(
     running = worker.run();
     await ensureWebhookSweeper(client, config.temporal.taskQueue);
   }
-  const tracking = createTracking(config, logger, store.db, keyring, { events: repos.events, onHumanHit: caseHitNotifier({ cases: repos.cases, events: repos.events, temporal: client, taskQueue: config.temporal.taskQueue }) });
+  const tracking = createTracking(config, logger, store.db, keyring, {
+    events: repos.events,
+    onHumanHit: caseHitNotifier({ cases: repos.cases, events: repos.events, temporal: client, taskQueue: config.temporal.taskQueue }),
+  });
   const app = createApp({
     tracking,
     config,
@@ -143,7 +146,11 @@ export async function startStack(
       server.closeAllConnections();
       await new Promise<void>((r) => server.close(() => r()));
       // The sweeper outlives its worker otherwise, waking on a task queue nobody polls.
-      if (worker) await client.workflow.getHandle(webhookSweeperWorkflowId(config.temporal.taskQueue)).terminate().catch(() => undefined);
+      if (worker)
+        await client.workflow
+          .getHandle(webhookSweeperWorkflowId(config.temporal.taskQueue))
+          .terminate()
+          .catch(() => undefined);
       await tracking.close();
       worker?.shutdown();
       await running;
@@ -208,7 +215,13 @@ export async function createPeerTenant(
 }
 
 /** Polls a message (with the tenant's key) until it reaches one of `statuses`; returns its view. */
-export async function messageUntil(stack: Pick<Stack, 'baseUrl'>, key: string, id: string, statuses: string[], timeoutMs = 30_000): Promise<any> {
+export async function messageUntil(
+  stack: Pick<Stack, 'baseUrl'>,
+  key: string,
+  id: string,
+  statuses: string[],
+  timeoutMs = 30_000,
+): Promise<any> {
   return eventually(
     async () => {
       const r = await api(stack, 'GET', `/v1/messages/${id}`, { key });

@@ -45,7 +45,12 @@ const server = createServer((req, res) => {
     const header = (n: string) => (typeof req.headers[n] === 'string' ? (req.headers[n] as string) : undefined);
     const validSignature =
       secret !== undefined &&
-      verifyWebhookSignature(secret, { id: header('webhook-id'), timestamp: header('webhook-timestamp'), signature: header('webhook-signature') }, raw, Math.floor(Date.now() / 1000));
+      verifyWebhookSignature(
+        secret,
+        { id: header('webhook-id'), timestamp: header('webhook-timestamp'), signature: header('webhook-signature') },
+        raw,
+        Math.floor(Date.now() / 1000),
+      );
     let body: { type?: string; data?: Record<string, unknown> } = {};
     try {
       body = JSON.parse(raw) as typeof body;
@@ -57,7 +62,10 @@ const server = createServer((req, res) => {
     if (cfg.goneTypes?.includes(type)) answered = 410;
     else if (cfg.failTypes?.includes(type)) answered = 500;
     else answered = cfg.mode === 'ok' ? 204 : cfg.mode === 'fail' ? 500 : null;
-    send({ type: 'request', request: { path, webhookId: header('webhook-id') ?? '', type, data: body.data ?? {}, validSignature, answered, at: Date.now() } });
+    send({
+      type: 'request',
+      request: { path, webhookId: header('webhook-id') ?? '', type, data: body.data ?? {}, validSignature, answered, at: Date.now() },
+    });
     if (answered !== null) res.writeHead(answered).end();
     // 'hang': keep the request open; the sender's timeout ends it.
   });

@@ -15,7 +15,12 @@ const secrets: Record<string, string> = {};
  * Creates a tenant (admin key) whose webhook points at the receiver under `/hooks/<id>`, and tells
  * the receiver its secret so it can verify signatures. No mail is sent, so the SMTP server is nominal.
  */
-export async function webhookTenant(stack: Stack, receiver: WebhookReceiver, id: string, withWebhook = true): Promise<{ id: string; key: string; path: string }> {
+export async function webhookTenant(
+  stack: Stack,
+  receiver: WebhookReceiver,
+  id: string,
+  withWebhook = true,
+): Promise<{ id: string; key: string; path: string }> {
   const path = `/hooks/${id}`;
   const r = await api(stack, 'POST', '/v1/tenants', {
     key: stack.adminKey,

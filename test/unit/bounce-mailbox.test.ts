@@ -7,7 +7,15 @@ const base = { host: 'imap.acme.example', user: 'bounces@acme.example', password
 
 test('bounce mailbox defaults: implicit TLS on 993, INBOX, processed mail to Cartero/Processed', () => {
   const s = bounceMailboxSettings(bounceMailboxPutSchema.parse(base));
-  assert.deepEqual(s, { host: 'imap.acme.example', port: 993, security: 'tls', tls: {}, user: 'bounces@acme.example', mailbox: 'INBOX', processedFolder: 'Cartero/Processed' });
+  assert.deepEqual(s, {
+    host: 'imap.acme.example',
+    port: 993,
+    security: 'tls',
+    tls: {},
+    user: 'bounces@acme.example',
+    mailbox: 'INBOX',
+    processedFolder: 'Cartero/Processed',
+  });
   assert.equal(bounceMailboxSettings(bounceMailboxPutSchema.parse({ ...base, security: 'starttls' })).port, 143);
   assert.equal(bounceMailboxSettings(bounceMailboxPutSchema.parse({ ...base, security: 'starttls', port: 1143 })).port, 1143);
 });
@@ -40,7 +48,10 @@ test('IMAP errors: what the tenant must fix fails the watch, the rest reconnects
   assert.equal(describeImapError(cert).needsAttention, true);
   assert.match(describeImapError(cert).message, /^TLS failed/);
   assert.equal(describeImapError(Object.assign(new Error('getaddrinfo ENOTFOUND x'), { code: 'ENOTFOUND' })).needsAttention, true);
-  assert.equal(describeImapError(Object.assign(new Error('Mailbox doesn\'t exist'), { serverResponseCode: 'NONEXISTENT' })).needsAttention, true);
+  assert.equal(
+    describeImapError(Object.assign(new Error("Mailbox doesn't exist"), { serverResponseCode: 'NONEXISTENT' })).needsAttention,
+    true,
+  );
   const refused = describeImapError(Object.assign(new Error('connect ECONNREFUSED 127.0.0.1:1'), { code: 'ECONNREFUSED' }));
   assert.deepEqual(refused, { needsAttention: false, message: 'ECONNREFUSED: connect ECONNREFUSED 127.0.0.1:1' });
   assert.equal(describeImapError(Object.assign(new Error('Connection closed'), { code: 'NoConnection' })).needsAttention, false);

@@ -5,7 +5,7 @@ import { BOUNCE_REASONS, outcomeFor, reasonFromStatus, reasonFromText, statusIn 
 test('diagnostic texts map to the documented reasons', () => {
   const cases: Array<[string, string]> = [
     ['550 5.1.1 <a@b.c>: Recipient address rejected: User unknown in local recipient table', 'userunknown'],
-    ["550 5.1.1 The email account that you tried to reach does not exist.", 'userunknown'],
+    ['550 5.1.1 The email account that you tried to reach does not exist.', 'userunknown'],
     ['550 5.1.10 RESOLVER.ADR.RecipientNotFound; Recipient not found by SMTP address lookup', 'userunknown'],
     ['Host or domain name not found. Name service error for name=nowhere.test type=MX', 'hostunknown'],
     ['552 5.2.2 Mailbox full', 'mailboxfull'],
@@ -16,7 +16,7 @@ test('diagnostic texts map to the documented reasons', () => {
     ['554 5.7.1 Service unavailable; Client host [192.0.2.1] blocked using zen.spamhaus.org', 'blocked'],
     ['550 5.7.1 Message rejected as spam by Content Filtering', 'spamdetected'],
     ['554 5.7.1 Message rejected: virus found (Eicar-Test-Signature)', 'virusdetected'],
-    ['550 5.7.26 Unauthenticated email from acme.test is not accepted due to domain\'s DMARC policy', 'authfailure'],
+    ["550 5.7.26 Unauthenticated email from acme.test is not accepted due to domain's DMARC policy", 'authfailure'],
     ['530 5.7.0 Must issue a STARTTLS command first', 'securityerror'],
     ['554 5.7.1 <a@b.c>: Relay access denied', 'norelaying'],
     ['550 5.1.0 Sender address rejected: Domain not found', 'hostunknown'],
@@ -31,7 +31,7 @@ test('diagnostic texts map to the documented reasons', () => {
     ['451 4.3.0 Temporary local problem - please try later', 'systemerror'],
     ['500 5.5.2 Syntax error, command unrecognized', 'syntaxerror'],
     ['554 5.6.0 Message contains invalid header', 'contenterror'],
-    ['550 5.7.1 Message rejected due to the recipient\'s filter settings', 'filtered'],
+    ["550 5.7.1 Message rejected due to the recipient's filter settings", 'filtered'],
     ['550 Requested action not taken: policy violation', 'policyviolation'],
     ['buzón lleno', 'mailboxfull'],
     ['usuario desconocido', 'userunknown'],
@@ -53,15 +53,27 @@ test('enhanced status codes map by subject and detail (RFC 3463)', () => {
 });
 
 test('hard only for permanent failures of a dead address', () => {
-  assert.deepEqual(outcomeFor({ status: '5.1.1', diagnostic: '550 5.1.1 User unknown', failed: true }), { status: '5.1.1', reason: 'userunknown', hard: true });
+  assert.deepEqual(outcomeFor({ status: '5.1.1', diagnostic: '550 5.1.1 User unknown', failed: true }), {
+    status: '5.1.1',
+    reason: 'userunknown',
+    hard: true,
+  });
   // Same text, but the report is a delay: never hard.
   assert.equal(outcomeFor({ status: '4.1.1', diagnostic: '450 4.1.1 User unknown', failed: false }).hard, false);
   // A full mailbox is soft even with a 5.x.x status.
   assert.equal(outcomeFor({ status: '5.2.2', diagnostic: null, failed: true }).hard, false);
   // Failed with a 4.x.x status: the MTA gave up retrying.
-  assert.deepEqual(outcomeFor({ status: '4.4.1', diagnostic: 'Connection refused', failed: true }), { status: '4.4.1', reason: 'expired', hard: false });
+  assert.deepEqual(outcomeFor({ status: '4.4.1', diagnostic: 'Connection refused', failed: true }), {
+    status: '4.4.1',
+    reason: 'expired',
+    hard: false,
+  });
   // No status field: taken from the diagnostic; a 4xx reply there is not permanent.
-  assert.deepEqual(outcomeFor({ status: null, diagnostic: '550 5.1.1 No such user', failed: true }), { status: '5.1.1', reason: 'userunknown', hard: true });
+  assert.deepEqual(outcomeFor({ status: null, diagnostic: '550 5.1.1 No such user', failed: true }), {
+    status: '5.1.1',
+    reason: 'userunknown',
+    hard: true,
+  });
   assert.equal(outcomeFor({ status: null, diagnostic: '450 no such user right now', failed: true }).hard, false);
   assert.deepEqual(outcomeFor({ status: null, diagnostic: null, failed: true }), { status: null, reason: 'undefined', hard: false });
 });

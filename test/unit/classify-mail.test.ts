@@ -10,7 +10,10 @@ import { mailFromRaw } from '../../src/mail/from-mime';
  * give (docs/bounces.md describes where each sample's format comes from).
  */
 const fixtures = path.resolve(__dirname, '..', '..', '..', 'test', 'fixtures', 'mail');
-const names = readdirSync(fixtures).filter((f) => f.endsWith('.eml')).map((f) => f.slice(0, -4)).sort();
+const names = readdirSync(fixtures)
+  .filter((f) => f.endsWith('.eml'))
+  .map((f) => f.slice(0, -4))
+  .sort();
 
 test('every fixture has an expected verdict', () => {
   assert.ok(names.length > 0);

@@ -16,13 +16,16 @@ test('parse-mail prints one JSON verdict and exits 0', () => {
   assert.equal(r.stdout.trim().split('\n').length, 1);
   assert.deepEqual(JSON.parse(r.stdout), {
     kind: 'bounce',
-    bounces: [{
-      recipient: 'bob@example.net',
-      status: '5.2.1',
-      hard: false,
-      reason: 'suspend',
-      diagnostic: 'host mx.example.net [192.0.2.50] SMTP error from remote mail server after RCPT TO:<bob@example.net>: 550 5.2.1 Mailbox disabled for this recipient',
-    }],
+    bounces: [
+      {
+        recipient: 'bob@example.net',
+        status: '5.2.1',
+        hard: false,
+        reason: 'suspend',
+        diagnostic:
+          'host mx.example.net [192.0.2.50] SMTP error from remote mail server after RCPT TO:<bob@example.net>: 550 5.2.1 Mailbox disabled for this recipient',
+      },
+    ],
     originalMessageId: '<4d5e6f7a8b9c0d1e2f3a.cartero@acme.test>',
   });
 });

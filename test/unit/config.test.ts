@@ -31,16 +31,25 @@ test('a complete environment loads, first key listed is the active one', () => {
 
 test('missing variables are named', () => {
   const p = problems({ MONGODB_URI: 'mongodb://x/' });
-  assert.ok(p.some((l) => l === 'CARTERO_ADMIN_KEY is required but not set'), p.join('\n'));
+  assert.ok(
+    p.some((l) => l === 'CARTERO_ADMIN_KEY is required but not set'),
+    p.join('\n'),
+  );
   assert.ok(p.some((l) => l === 'TEMPORAL_ADDRESS is required but not set'));
   assert.ok(p.some((l) => l === 'CARTERO_ENCRYPTION_KEYS is required but not set'));
 });
 
 test('bad values are named with the reason', () => {
-  assert.deepEqual(problems({ ...valid(), PORT: '70000' }).map((l) => l.split(':')[0]), ['PORT']);
+  assert.deepEqual(
+    problems({ ...valid(), PORT: '70000' }).map((l) => l.split(':')[0]),
+    ['PORT'],
+  );
   assert.match(problems({ ...valid(), MONGODB_URI: 'postgres://x' })[0]!, /^MONGODB_URI: must be a mongodb/);
   assert.match(problems({ ...valid(), TEMPORAL_ADDRESS: 'localhost' })[0]!, /^TEMPORAL_ADDRESS: must be host:port/);
-  assert.match(problems({ ...valid(), SMTP_ALLOW_PRIVATE_NETWORKS: 'loopback,lan' })[0]!, /SMTP_ALLOW_PRIVATE_NETWORKS: unknown network class "lan"/);
+  assert.match(
+    problems({ ...valid(), SMTP_ALLOW_PRIVATE_NETWORKS: 'loopback,lan' })[0]!,
+    /SMTP_ALLOW_PRIVATE_NETWORKS: unknown network class "lan"/,
+  );
   assert.match(problems({ ...valid(), CARTERO_ENCRYPTION_KEYS: 'k1:c2hvcnQ=' })[0]!, /CARTERO_ENCRYPTION_KEYS: key "k1" must be 32 bytes/);
   assert.match(problems({ ...valid(), CARTERO_ENCRYPTION_ACTIVE_KEY_ID: 'k9' })[0]!, /CARTERO_ENCRYPTION_ACTIVE_KEY_ID: "k9" is not one/);
   assert.match(problems({ ...valid(), CARTERO_ADMIN_KEY: 'short' })[0]!, /CARTERO_ADMIN_KEY: must be at least 24/);
@@ -60,18 +69,38 @@ test('tracking settings: base URL falls back to PUBLIC_BASE_URL, bad scanner CID
   const c = loadConfig({ ...valid(), PUBLIC_BASE_URL: 'https://mail.acme.example/' });
   assert.equal(c.tracking.baseUrl, 'https://mail.acme.example');
   assert.ok(c.tracking.spoolDir);
-  const t = loadConfig({ ...valid(), TRACKING_BASE_URL: 'https://t.acme.example', TRACKING_SPOOL_DIR: 'none', TRACKING_SCANNER_CIDRS: '203.0.113.0/24, 2001:db8::/32' });
+  const t = loadConfig({
+    ...valid(),
+    TRACKING_BASE_URL: 'https://t.acme.example',
+    TRACKING_SPOOL_DIR: 'none',
+    TRACKING_SCANNER_CIDRS: '203.0.113.0/24, 2001:db8::/32',
+  });
   assert.equal(t.tracking.baseUrl, 'https://t.acme.example');
   assert.equal(t.tracking.spoolDir, null);
   assert.deepEqual(t.tracking.scannerCidrs, ['203.0.113.0/24', '2001:db8::/32']);
   const p = problems({ ...valid(), TRACKING_SCANNER_CIDRS: '10.0.0.0/8,not-a-range', TRACKING_BASE_URL: 'ftp://x.example' });
-  assert.ok(p.some((x) => x.startsWith('TRACKING_SCANNER_CIDRS') && x.includes('not-a-range')), p.join('\n'));
-  assert.ok(p.some((x) => x.startsWith('TRACKING_BASE_URL')), p.join('\n'));
+  assert.ok(
+    p.some((x) => x.startsWith('TRACKING_SCANNER_CIDRS') && x.includes('not-a-range')),
+    p.join('\n'),
+  );
+  assert.ok(
+    p.some((x) => x.startsWith('TRACKING_BASE_URL')),
+    p.join('\n'),
+  );
 });
 
 test('inbound limits: defaults, overrides, and a bad value named', () => {
   const c = loadConfig(valid());
-  assert.deepEqual(c.inbound, { bodyLimitBytes: 64 * 1024 * 1024, maxAttachmentBytes: 25 * 1024 * 1024, maxMimeParts: 500, subjectWindowMs: 30 * 24 * 60 * 60_000, mailgunMaxAgeMs: 15 * 60_000 });
+  assert.deepEqual(c.inbound, {
+    bodyLimitBytes: 64 * 1024 * 1024,
+    maxAttachmentBytes: 25 * 1024 * 1024,
+    maxMimeParts: 500,
+    subjectWindowMs: 30 * 24 * 60 * 60_000,
+    mailgunMaxAgeMs: 15 * 60_000,
+  });
   assert.equal(loadConfig({ ...valid(), INBOUND_ATTACHMENT_MAX_BYTES: '1000' }).inbound.maxAttachmentBytes, 1000);
-  assert.deepEqual(problems({ ...valid(), INBOUND_MAX_MIME_PARTS: '1' }).map((l) => l.split(':')[0]), ['INBOUND_MAX_MIME_PARTS']);
+  assert.deepEqual(
+    problems({ ...valid(), INBOUND_MAX_MIME_PARTS: '1' }).map((l) => l.split(':')[0]),
+    ['INBOUND_MAX_MIME_PARTS'],
+  );
 });

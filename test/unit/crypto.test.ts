@@ -36,7 +36,13 @@ test('tampering is detected', () => {
 test('rotation: new key encrypts, old ciphertexts still open, removed key fails clearly', () => {
   const old = new Keyring(new Map([['k1', k1]]), 'k1');
   const sealedOld = old.seal('secret', 'x');
-  const rotated = new Keyring(new Map([['k2', k2], ['k1', k1]]), 'k2');
+  const rotated = new Keyring(
+    new Map([
+      ['k2', k2],
+      ['k1', k1],
+    ]),
+    'k2',
+  );
   assert.equal(rotated.open(sealedOld, 'x'), 'secret');
   assert.equal(Keyring.keyIdOf(rotated.seal('secret', 'x')), 'k2');
   const without = new Keyring(new Map([['k2', k2]]), 'k2');

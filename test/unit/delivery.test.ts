@@ -28,32 +28,53 @@ const recipients = (...addrs: string[]): RecipientState[] => addrs.map((address)
 const ctx = { policy: DEFAULT_RETRY_POLICY, elapsedMs: 0, failuresSoFar: 0, random: () => 0.5 };
 
 test('all accepted → sent', () => {
-  const d = decideAfterAttempt(recipients('a@x.example'), ['a@x.example'], { cls: 'accepted', reply: { code: 250, text: '250 ok' }, recipientReplies: [] }, ctx);
+  const d = decideAfterAttempt(
+    recipients('a@x.example'),
+    ['a@x.example'],
+    { cls: 'accepted', reply: { code: 250, text: '250 ok' }, recipientReplies: [] },
+    ctx,
+  );
   assert.equal(d.status, 'sent');
   assert.equal(d.next.kind, 'done');
 });
 
 test('one RCPT 550 among three → partially_sent, bounce reported for suppression', () => {
   const rs = recipients('a@x.example', 'b@x.example', 'c@x.example');
-  const d = decideAfterAttempt(rs, rs.map((r) => r.address), {
-    cls: 'accepted',
-    reply: { code: 250, text: '250 ok' },
-    recipientReplies: [{ address: 'b@x.example', reply: { code: 550, text: '5.1.1 User unknown' } }],
-  }, ctx);
+  const d = decideAfterAttempt(
+    rs,
+    rs.map((r) => r.address),
+    {
+      cls: 'accepted',
+      reply: { code: 250, text: '250 ok' },
+      recipientReplies: [{ address: 'b@x.example', reply: { code: 550, text: '5.1.1 User unknown' } }],
+    },
+    ctx,
+  );
   assert.equal(d.status, 'partially_sent');
   assert.deepEqual(d.bounced, ['b@x.example']);
-  assert.deepEqual(d.recipients.map((r) => r.status), ['sent', 'bounced', 'sent']);
+  assert.deepEqual(
+    d.recipients.map((r) => r.status),
+    ['sent', 'bounced', 'sent'],
+  );
 });
 
 test('a RCPT 4xx keeps that recipient pending and retries only it', () => {
   const rs = recipients('a@x.example', 'b@x.example');
-  const d = decideAfterAttempt(rs, rs.map((r) => r.address), {
-    cls: 'accepted',
-    reply: { code: 250, text: '250 ok' },
-    recipientReplies: [{ address: 'b@x.example', reply: { code: 452, text: '4.2.2 Mailbox full' } }],
-  }, ctx);
+  const d = decideAfterAttempt(
+    rs,
+    rs.map((r) => r.address),
+    {
+      cls: 'accepted',
+      reply: { code: 250, text: '250 ok' },
+      recipientReplies: [{ address: 'b@x.example', reply: { code: 452, text: '4.2.2 Mailbox full' } }],
+    },
+    ctx,
+  );
   assert.equal(d.status, 'retrying');
-  assert.deepEqual(d.recipients.map((r) => r.status), ['sent', 'pending']);
+  assert.deepEqual(
+    d.recipients.map((r) => r.status),
+    ['sent', 'pending'],
+  );
   assert.equal(d.next.kind, 'retry');
 });
 
@@ -64,18 +85,38 @@ test('auth and TLS failures wait for credentials; permanent fails; give-up ends 
   assert.equal(auth.next.kind, 'wait_credentials');
   const perm = decideAfterAttempt(rs, ['a@x.example'], { cls: 'permanent', reply: { code: 554, text: 'no' }, recipientReplies: [] }, ctx);
   assert.equal(perm.status, 'failed');
-  const late = decideAfterAttempt(rs, ['a@x.example'], { cls: 'transient', reply: { text: 'ETIMEDOUT' }, recipientReplies: [] }, { ...ctx, elapsedMs: DEFAULT_RETRY_POLICY.giveUpMs });
+  const late = decideAfterAttempt(
+    rs,
+    ['a@x.example'],
+    { cls: 'transient', reply: { text: 'ETIMEDOUT' }, recipientReplies: [] },
+    { ...ctx, elapsedMs: DEFAULT_RETRY_POLICY.giveUpMs },
+  );
   assert.equal(late.status, 'failed');
   assert.match((late.next as { reason: string }).reason, /gave up after 72 h.*ETIMEDOUT/);
 });
 
 test('backoff grows, is jittered, and respects the greylisting floor', () => {
   const p = { ...DEFAULT_RETRY_POLICY, initialMs: 1000, maxMs: 60_000, greylistMs: 300_000 };
-  assert.equal(retryDelayMs(p, 'transient', 1, () => 0), 500);
-  assert.equal(retryDelayMs(p, 'transient', 1, () => 1), 1000);
-  assert.equal(retryDelayMs(p, 'transient', 4, () => 1), 8000);
-  assert.equal(retryDelayMs(p, 'transient', 20, () => 1), 60_000);
-  assert.equal(retryDelayMs(p, 'greylisted', 1, () => 0.5), 300_000);
+  assert.equal(
+    retryDelayMs(p, 'transient', 1, () => 0),
+    500,
+  );
+  assert.equal(
+    retryDelayMs(p, 'transient', 1, () => 1),
+    1000,
+  );
+  assert.equal(
+    retryDelayMs(p, 'transient', 4, () => 1),
+    8000,
+  );
+  assert.equal(
+    retryDelayMs(p, 'transient', 20, () => 1),
+    60_000,
+  );
+  assert.equal(
+    retryDelayMs(p, 'greylisted', 1, () => 0.5),
+    300_000,
+  );
 });
 
 test('addresses: CR/LF, missing @, over-long, bad domain are refused; recipients de-duplicated', () => {
@@ -86,7 +127,10 @@ test('addresses: CR/LF, missing @, over-long, bad domain are refused; recipients
   assert.match(addressProblem('a@localhost')!, /domain/);
   assert.match(addressProblem('"quoted"@b.example')!, /local part/);
   const env = envelopeRecipients({ to: ['A@x.example', 'b@x.example'], cc: ['a@X.example'], bcc: [{ address: 'c@x.example', name: 'C' }] });
-  assert.deepEqual(env.map((e) => `${e.kind}:${e.address}`), ['to:A@x.example', 'to:b@x.example', 'bcc:c@x.example']);
+  assert.deepEqual(
+    env.map((e) => `${e.kind}:${e.address}`),
+    ['to:A@x.example', 'to:b@x.example', 'bcc:c@x.example'],
+  );
 });
 
 test('references: parent chain plus parent, capped keeping the root', () => {

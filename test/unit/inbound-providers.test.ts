@@ -35,7 +35,10 @@ function ctx(settings: OpenInboundSettings | null, over: Partial<AdapterContext>
     ...over,
   };
 }
-const json = (body: unknown, headers: Record<string, string> = {}): InboundRequest => ({ headers: { 'content-type': 'application/json', ...headers }, body: Buffer.from(JSON.stringify(body)) });
+const json = (body: unknown, headers: Record<string, string> = {}): InboundRequest => ({
+  headers: { 'content-type': 'application/json', ...headers },
+  body: Buffer.from(JSON.stringify(body)),
+});
 const basicAuth = (u: string, p: string) => ({ authorization: `Basic ${Buffer.from(`${u}:${p}`).toString('base64')}` });
 const emails = (r: AdapterResult) => {
   assert.equal(r.kind, 'emails');
@@ -56,8 +59,14 @@ describe('brevo', () => {
         ReplyTo: null,
         SentAtDate: 'Mon, 23 Nov 2026 10:00:00 +0000',
         Subject: 'Re: Your case #42',
-        Attachments: [{ Name: 'invoice.pdf', ContentType: 'application/pdf', ContentLength: 25, ContentID: null, DownloadToken: 'dl-token-1' }],
-        Headers: { Received: ['from a by b', 'from c by d'], 'Message-ID': '<CAF=reply1@mail.gmail.com>', References: '<root@acme.example> <abc123DEF456ghi.cartero@acme.example>' },
+        Attachments: [
+          { Name: 'invoice.pdf', ContentType: 'application/pdf', ContentLength: 25, ContentID: null, DownloadToken: 'dl-token-1' },
+        ],
+        Headers: {
+          Received: ['from a by b', 'from c by d'],
+          'Message-ID': '<CAF=reply1@mail.gmail.com>',
+          References: '<root@acme.example> <abc123DEF456ghi.cartero@acme.example>',
+        },
         SpamScore: 0.4,
         ExtractedMarkdownMessage: 'Thanks!',
         RawHtmlBody: '<p>Thanks!</p>',
@@ -101,12 +110,22 @@ describe('brevo', () => {
 
   test('configured bearer token: required and checked', async () => {
     await assert.rejects(parseBrevo(json(payload), ctx({ bearerToken: 'brevo-secret-123456' })), AuthenticationError);
-    await assert.rejects(parseBrevo(json(payload, { authorization: 'Bearer wrong-secret-0000000' }), ctx({ bearerToken: 'brevo-secret-123456' })), AuthenticationError);
-    assert.equal(emails(await parseBrevo(json(payload, { authorization: 'Bearer brevo-secret-123456' }), ctx({ bearerToken: 'brevo-secret-123456' }))).length, 2);
+    await assert.rejects(
+      parseBrevo(json(payload, { authorization: 'Bearer wrong-secret-0000000' }), ctx({ bearerToken: 'brevo-secret-123456' })),
+      AuthenticationError,
+    );
+    assert.equal(
+      emails(await parseBrevo(json(payload, { authorization: 'Bearer brevo-secret-123456' }), ctx({ bearerToken: 'brevo-secret-123456' })))
+        .length,
+      2,
+    );
   });
 
   test('malformed: no items → 400 naming the field', async () => {
-    await assert.rejects(parseBrevo(json({ item: [] }), ctx(null)), (e: unknown) => e instanceof ValidationError && e.fields.some((f) => f.field === 'items'));
+    await assert.rejects(
+      parseBrevo(json({ item: [] }), ctx(null)),
+      (e: unknown) => e instanceof ValidationError && e.fields.some((f) => f.field === 'items'),
+    );
     await assert.rejects(parseBrevo({ headers: {}, body: Buffer.from('{not json') }, ctx(null)), ValidationError);
   });
 });
@@ -139,12 +158,18 @@ describe('postmark', () => {
     ],
     Attachments: [
       { Name: 'small.txt', Content: Buffer.from('hello').toString('base64'), ContentType: 'text/plain', ContentLength: 5, ContentID: '' },
-      { Name: 'big.bin', Content: Buffer.alloc(4096, 1).toString('base64'), ContentType: 'application/octet-stream', ContentLength: 4096, ContentID: '' },
+      {
+        Name: 'big.bin',
+        Content: Buffer.alloc(4096, 1).toString('base64'),
+        ContentType: 'application/octet-stream',
+        ContentLength: 4096,
+        ContentID: '',
+      },
     ],
   };
   const settings = { username: 'postmark', password: 'correct-horse' };
 
-  test('basic auth; Message-ID from Headers (MessageID is Postmark\'s UUID); the oversize attachment dropped', async () => {
+  test("basic auth; Message-ID from Headers (MessageID is Postmark's UUID); the oversize attachment dropped", async () => {
     const [m] = emails(await parsePostmark(json(payload, basicAuth('postmark', 'correct-horse')), ctx(settings)));
     assert.equal(m?.messageId, '<CAF=pm1@mail.gmail.com>');
     assert.equal(m?.providerId, '22c74902-a0c1-4511-804f-341342852c90');
@@ -211,8 +236,12 @@ describe('sendgrid', () => {
     assert.equal(m?.spamScore, 0.1);
   });
 
-  test('raw mode: the `email` field (larger than multer\'s 1 MB default) parsed whole with mailparser', async () => {
-    const raw = replyMime({ messageId: '<CAF=sgraw@mail.gmail.com>', inReplyTo: '<abc123DEF456ghi.cartero@acme.example>', body: 'x'.repeat(1_200_000) });
+  test("raw mode: the `email` field (larger than multer's 1 MB default) parsed whole with mailparser", async () => {
+    const raw = replyMime({
+      messageId: '<CAF=sgraw@mail.gmail.com>',
+      inReplyTo: '<abc123DEF456ghi.cartero@acme.example>',
+      body: 'x'.repeat(1_200_000),
+    });
     const form = multipart([
       ['email', raw],
       ['to', 'support@reply.acme.example'],
@@ -228,7 +257,10 @@ describe('sendgrid', () => {
     const form = multipart([['headers', headers]]);
     const req = (h: Record<string, string>) => ({ headers: { 'content-type': form.contentType, ...h }, body: form.body });
     await assert.rejects(parseSendgrid(req({}), ctx({ username: 'sg', password: 'sendgrid-pass' })), AuthenticationError);
-    assert.equal(emails(await parseSendgrid(req(basicAuth('sg', 'sendgrid-pass')), ctx({ username: 'sg', password: 'sendgrid-pass' }))).length, 1);
+    assert.equal(
+      emails(await parseSendgrid(req(basicAuth('sg', 'sendgrid-pass')), ctx({ username: 'sg', password: 'sendgrid-pass' }))).length,
+      1,
+    );
   });
 
   test('not multipart → 400', async () => {
@@ -246,7 +278,16 @@ describe('mailgun', () => {
     ['body-plain', 'Thanks'],
     ['stripped-text', 'Thanks'],
     ['body-html', '<p>Thanks</p>'],
-    ['message-headers', JSON.stringify([['Received', 'by mx'], ['Received', 'by mx2'], ['Message-Id', '<CAF=mg1@mail.gmail.com>'], ['In-Reply-To', '<abc123DEF456ghi.cartero@acme.example>'], ['From', 'Alice <alice@customer.example>']])],
+    [
+      'message-headers',
+      JSON.stringify([
+        ['Received', 'by mx'],
+        ['Received', 'by mx2'],
+        ['Message-Id', '<CAF=mg1@mail.gmail.com>'],
+        ['In-Reply-To', '<abc123DEF456ghi.cartero@acme.example>'],
+        ['From', 'Alice <alice@customer.example>'],
+      ]),
+    ],
     ['Message-Id', '<CAF=mg1@mail.gmail.com>'],
     ['timestamp', sig.timestamp],
     ['token', sig.token],
@@ -267,7 +308,10 @@ describe('mailgun', () => {
 
   test('parsed multipart with an attachment', async () => {
     const sig = mailgunSigned(key);
-    const form = multipart([...parsedFields(sig), ['attachment-count', '1']], [{ field: 'attachment-1', filename: 'a.txt', type: 'text/plain', content: Buffer.from('att') }]);
+    const form = multipart(
+      [...parsedFields(sig), ['attachment-count', '1']],
+      [{ field: 'attachment-1', filename: 'a.txt', type: 'text/plain', content: Buffer.from('att') }],
+    );
     const [m] = emails(await parseMailgun({ headers: { 'content-type': form.contentType }, body: form.body }, ctx({ signingKey: key })));
     assert.equal(m?.parts[0]?.content.toString(), 'att');
   });
@@ -289,10 +333,19 @@ describe('mailgun', () => {
   });
 
   test('wrong key, tampered token, stale timestamp, no key configured → 401', async () => {
-    const post = (sig: ReturnType<typeof mailgunSigned>) => ({ headers: { 'content-type': 'application/x-www-form-urlencoded' }, body: Buffer.from(new URLSearchParams(parsedFields(sig)).toString()) });
+    const post = (sig: ReturnType<typeof mailgunSigned>) => ({
+      headers: { 'content-type': 'application/x-www-form-urlencoded' },
+      body: Buffer.from(new URLSearchParams(parsedFields(sig)).toString()),
+    });
     await assert.rejects(parseMailgun(post(mailgunSigned('another-key-0000')), ctx({ signingKey: key })), AuthenticationError);
-    await assert.rejects(parseMailgun(post({ ...mailgunSigned(key), token: 'x'.repeat(50) }), ctx({ signingKey: key })), AuthenticationError);
-    await assert.rejects(parseMailgun(post(mailgunSigned(key, Math.floor(Date.now() / 1000) - 3600)), ctx({ signingKey: key })), /more than 15 minutes/);
+    await assert.rejects(
+      parseMailgun(post({ ...mailgunSigned(key), token: 'x'.repeat(50) }), ctx({ signingKey: key })),
+      AuthenticationError,
+    );
+    await assert.rejects(
+      parseMailgun(post(mailgunSigned(key, Math.floor(Date.now() / 1000) - 3600)), ctx({ signingKey: key })),
+      /more than 15 minutes/,
+    );
     await assert.rejects(parseMailgun(post(mailgunSigned(key)), ctx(null)), AuthenticationError);
   });
 });
@@ -300,7 +353,10 @@ describe('mailgun', () => {
 describe('ses (SNS)', () => {
   const settings = { topicArns: [TOPIC] };
   const raw = replyMime({ messageId: '<CAF=ses1@mail.gmail.com>', inReplyTo: '<abc123DEF456ghi.cartero@acme.example>' });
-  const post = (env: Record<string, string>): InboundRequest => ({ headers: { 'content-type': 'text/plain; charset=UTF-8', 'x-amz-sns-message-type': env.Type! }, body: Buffer.from(JSON.stringify(env)) });
+  const post = (env: Record<string, string>): InboundRequest => ({
+    headers: { 'content-type': 'text/plain; charset=UTF-8', 'x-amz-sns-message-type': env.Type! },
+    body: Buffer.from(JSON.stringify(env)),
+  });
   const confirmations: string[] = [];
   const confirm = async (url: string) => {
     confirmations.push(url);
@@ -308,7 +364,12 @@ describe('ses (SNS)', () => {
 
   for (const version of ['1', '2'] as const) {
     test(`Notification signed with SignatureVersion ${version}: verified, raw message parsed`, async () => {
-      const env = snsEnvelope(signer.key, { Type: 'Notification', Message: sesReceived(raw, ['support@reply.acme.example']), SignatureVersion: version, Subject: 'Amazon SES Email Receipt Notification' });
+      const env = snsEnvelope(signer.key, {
+        Type: 'Notification',
+        Message: sesReceived(raw, ['support@reply.acme.example']),
+        SignatureVersion: version,
+        Subject: 'Amazon SES Email Receipt Notification',
+      });
       const [m] = emails(await parseSes(post(env), ctx(settings), confirm));
       assert.equal(m?.messageId, '<CAF=ses1@mail.gmail.com>');
       assert.equal(m?.providerId, 'o3vrnil0e2ic28trm7dfhrc2v0clambda4nbp0g1');
@@ -319,14 +380,23 @@ describe('ses (SNS)', () => {
   test('the certificate is fetched once and cached', async () => {
     const before = certFetches;
     for (let i = 0; i < 3; i++) {
-      await parseSes(post(snsEnvelope(signer.key, { Type: 'Notification', Message: sesReceived(raw, ['support@reply.acme.example']) })), ctx(settings), confirm);
+      await parseSes(
+        post(snsEnvelope(signer.key, { Type: 'Notification', Message: sesReceived(raw, ['support@reply.acme.example']) })),
+        ctx(settings),
+        confirm,
+      );
     }
     assert.ok(certFetches - before <= 0, `fetched ${certFetches - before} more times`);
   });
 
   test('SubscriptionConfirmation: verified, then SubscribeURL visited', async () => {
     const url = `https://sns.eu-west-1.amazonaws.com/?Action=ConfirmSubscription&TopicArn=${TOPIC}&Token=tok`;
-    const env = snsEnvelope(signer.key, { Type: 'SubscriptionConfirmation', Message: 'You have chosen to subscribe…', SubscribeURL: url, Token: 'tok' });
+    const env = snsEnvelope(signer.key, {
+      Type: 'SubscriptionConfirmation',
+      Message: 'You have chosen to subscribe…',
+      SubscribeURL: url,
+      Token: 'tok',
+    });
     const r = await parseSes(post(env), ctx(settings), confirm);
     assert.equal(r.kind, 'ack');
     assert.equal(confirmations.at(-1), url);
@@ -334,23 +404,46 @@ describe('ses (SNS)', () => {
 
   test('tampered message, other topic, foreign certificate host, no topic configured → 401', async () => {
     const env = snsEnvelope(signer.key, { Type: 'Notification', Message: sesReceived(raw, ['support@reply.acme.example']) });
-    await assert.rejects(parseSes(post({ ...env, Message: sesReceived(raw.replace('Thanks', 'Pay me'), ['x@y.example']) }), ctx(settings), confirm), /signature does not verify/);
-    const other = snsEnvelope(signer.key, { Type: 'Notification', Message: sesReceived(raw, []), TopicArn: 'arn:aws:sns:eu-west-1:999999999999:attacker' });
+    await assert.rejects(
+      parseSes(post({ ...env, Message: sesReceived(raw.replace('Thanks', 'Pay me'), ['x@y.example']) }), ctx(settings), confirm),
+      /signature does not verify/,
+    );
+    const other = snsEnvelope(signer.key, {
+      Type: 'Notification',
+      Message: sesReceived(raw, []),
+      TopicArn: 'arn:aws:sns:eu-west-1:999999999999:attacker',
+    });
     await assert.rejects(parseSes(post(other), ctx(settings), confirm), /not one of this tenant's SNS topics/);
-    await assert.rejects(parseSes(post({ ...env, SigningCertURL: 'https://evil.example/sns.pem' }), ctx(settings), confirm), /Amazon SNS host/);
-    await assert.rejects(parseSes(post({ ...env, SigningCertURL: 'https://sns.eu-west-1.amazonaws.com.evil.example/x.pem' }), ctx(settings), confirm), /Amazon SNS host/);
+    await assert.rejects(
+      parseSes(post({ ...env, SigningCertURL: 'https://evil.example/sns.pem' }), ctx(settings), confirm),
+      /Amazon SNS host/,
+    );
+    await assert.rejects(
+      parseSes(post({ ...env, SigningCertURL: 'https://sns.eu-west-1.amazonaws.com.evil.example/x.pem' }), ctx(settings), confirm),
+      /Amazon SNS host/,
+    );
     await assert.rejects(parseSes(post(env), ctx(null), confirm), AuthenticationError);
   });
 
   test('S3-action notification without content → 400 explaining the fix', async () => {
-    const message = JSON.stringify({ notificationType: 'Received', mail: { messageId: 'x' }, receipt: { action: { type: 'S3', bucketName: 'b' } } });
-    await assert.rejects(parseSes(post(snsEnvelope(signer.key, { Type: 'Notification', Message: message })), ctx(settings), confirm), (e: unknown) => e instanceof ValidationError && e.fields[0]?.field === 'Message.content');
+    const message = JSON.stringify({
+      notificationType: 'Received',
+      mail: { messageId: 'x' },
+      receipt: { action: { type: 'S3', bucketName: 'b' } },
+    });
+    await assert.rejects(
+      parseSes(post(snsEnvelope(signer.key, { Type: 'Notification', Message: message })), ctx(settings), confirm),
+      (e: unknown) => e instanceof ValidationError && e.fields[0]?.field === 'Message.content',
+    );
   });
 });
 
 describe('mime (raw RFC 5322 with a bearer secret)', () => {
   const raw = Buffer.from(replyMime({ messageId: '<raw1@mail.example>', inReplyTo: '<abc123DEF456ghi.cartero@acme.example>' }));
-  const req = (auth?: string): InboundRequest => ({ headers: { 'content-type': 'message/rfc822', ...(auth ? { authorization: auth } : {}) }, body: raw });
+  const req = (auth?: string): InboundRequest => ({
+    headers: { 'content-type': 'message/rfc822', ...(auth ? { authorization: auth } : {}) },
+    body: raw,
+  });
 
   test('right bearer → parsed', async () => {
     const [m] = emails(await parseMime(req('Bearer ibs_secret_value_1234'), ctx({ bearerToken: 'ibs_secret_value_1234' })));
@@ -365,6 +458,12 @@ describe('mime (raw RFC 5322 with a bearer secret)', () => {
   });
 
   test('not a message at all → 400', async () => {
-    await assert.rejects(parseMime({ headers: { authorization: 'Bearer ibs_secret_value_1234' }, body: Buffer.from('hello world, no headers here') }, ctx({ bearerToken: 'ibs_secret_value_1234' })), ValidationError);
+    await assert.rejects(
+      parseMime(
+        { headers: { authorization: 'Bearer ibs_secret_value_1234' }, body: Buffer.from('hello world, no headers here') },
+        ctx({ bearerToken: 'ibs_secret_value_1234' }),
+      ),
+      ValidationError,
+    );
   });
 });

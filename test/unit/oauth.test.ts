@@ -36,16 +36,34 @@ describe('consent state', () => {
       }
       return 'accepted';
     };
-    assert.equal(codeOf(() => verifyState(ring, `${other}.${kid}.${sig}`)), 'invalid_state');
-    assert.equal(codeOf(() => verifyState(ring, `${payload}.${kid}.${sig.slice(0, -2)}AA`)), 'invalid_state');
-    assert.equal(codeOf(() => verifyState(keyring(), state)), 'invalid_state');
-    assert.equal(codeOf(() => verifyState(ring, `${payload}.nokey.${sig}`)), 'invalid_state');
-    assert.equal(codeOf(() => verifyState(ring, 'garbage')), 'invalid_state');
+    assert.equal(
+      codeOf(() => verifyState(ring, `${other}.${kid}.${sig}`)),
+      'invalid_state',
+    );
+    assert.equal(
+      codeOf(() => verifyState(ring, `${payload}.${kid}.${sig.slice(0, -2)}AA`)),
+      'invalid_state',
+    );
+    assert.equal(
+      codeOf(() => verifyState(keyring(), state)),
+      'invalid_state',
+    );
+    assert.equal(
+      codeOf(() => verifyState(ring, `${payload}.nokey.${sig}`)),
+      'invalid_state',
+    );
+    assert.equal(
+      codeOf(() => verifyState(ring, 'garbage')),
+      'invalid_state',
+    );
   });
 
   test('expired: expired_state', () => {
     const { state } = make(Date.now() - 1);
-    assert.throws(() => verifyState(ring, state), (e: unknown) => e instanceof ConsentError && e.code === 'expired_state');
+    assert.throws(
+      () => verifyState(ring, state),
+      (e: unknown) => e instanceof ConsentError && e.code === 'expired_state',
+    );
   });
 
   test('PKCE: S256 challenge of a 43-character verifier', () => {
@@ -77,7 +95,14 @@ describe('token decisions', () => {
     assert.equal(usableUntil({ obtainedAt: 0, expiresAt: 4000 }), 3000);
   });
 
-  const google: OAuth2Auth = { type: 'oauth2', provider: 'google', mode: 'refresh_token', user: 'a@b.example', clientId: 'c', clientSecret: 's' };
+  const google: OAuth2Auth = {
+    type: 'oauth2',
+    provider: 'google',
+    mode: 'refresh_token',
+    user: 'a@b.example',
+    clientId: 'c',
+    clientSecret: 's',
+  };
   test('consent only for delegated modes with a client secret; a refresh token is what is missing before it', () => {
     assert.equal(consentProblem(google, 'google'), null);
     assert.match(consentProblem(google, 'microsoft') ?? '', /not microsoft/);
@@ -88,8 +113,18 @@ describe('token decisions', () => {
   });
 
   test('a service account private key keeps its PEM line breaks; other secrets may not carry CR/LF', () => {
-    const { privateKey } = generateKeyPairSync('rsa', { modulusLength: 1024, privateKeyEncoding: { type: 'pkcs8', format: 'pem' }, publicKeyEncoding: { type: 'spki', format: 'pem' } });
-    const sa = { type: 'oauth2', provider: 'google', mode: 'service_account', user: 'a@b.example', serviceAccountEmail: 'x@p.iam.gserviceaccount.com' };
+    const { privateKey } = generateKeyPairSync('rsa', {
+      modulusLength: 1024,
+      privateKeyEncoding: { type: 'pkcs8', format: 'pem' },
+      publicKeyEncoding: { type: 'spki', format: 'pem' },
+    });
+    const sa = {
+      type: 'oauth2',
+      provider: 'google',
+      mode: 'service_account',
+      user: 'a@b.example',
+      serviceAccountEmail: 'x@p.iam.gserviceaccount.com',
+    };
     assert.equal(authSchema.safeParse({ ...sa, serviceAccountPrivateKey: privateKey }).success, true);
     assert.equal(authSchema.safeParse({ ...sa, serviceAccountPrivateKey: 'not a key' }).success, false);
     assert.equal(authSchema.safeParse({ ...sa, serviceAccountPrivateKey: `${privateKey}\u0000` }).success, false);

@@ -48,17 +48,30 @@ test('gmail preset: 2,000/day; explicit values override the preset; null removes
 test('presets without a fixed host require smtp.host; ses requires a region', () => {
   for (const preset of ['cpanel', 'zimbra', 'exchange'] as const) {
     const { problems } = resolveTenantSettings({ ...base, preset }, 'password');
-    assert.deepEqual(problems.map((p) => p.field), ['smtp.host'], preset);
+    assert.deepEqual(
+      problems.map((p) => p.field),
+      ['smtp.host'],
+      preset,
+    );
   }
-  assert.deepEqual(resolveTenantSettings({ ...base, preset: 'ses' }, 'password').problems.map((p) => p.field), ['presetOptions.region']);
+  assert.deepEqual(
+    resolveTenantSettings({ ...base, preset: 'ses' }, 'password').problems.map((p) => p.field),
+    ['presetOptions.region'],
+  );
   const ses = resolveTenantSettings({ ...base, preset: 'ses', presetOptions: { region: 'eu-west-1' } }, 'password');
   assert.equal(ses.settings.smtp.host, 'email-smtp.eu-west-1.amazonaws.com');
-  assert.deepEqual(resolveTenantSettings(base, 'password').problems.map((p) => p.field), ['smtp.host']);
+  assert.deepEqual(
+    resolveTenantSettings(base, 'password').problems.map((p) => p.field),
+    ['smtp.host'],
+  );
 });
 
 test('an auth type the provider does not take is refused', () => {
   const { problems } = resolveTenantSettings({ ...base, preset: 'sendgrid' }, 'oauth2');
-  assert.deepEqual(problems.map((p) => p.field), ['auth.type']);
+  assert.deepEqual(
+    problems.map((p) => p.field),
+    ['auth.type'],
+  );
 });
 
 test('schema: CR/LF in host, port out of range, unknown field, unknown preset', () => {

@@ -5,7 +5,17 @@ import { applyCaseEvent, initialCaseState, RECENT_EVENT_IDS } from '../../src/do
 import { cleanHeaderValue, normalizeSubject, ownMessageRef, parseAddressList, parseMessageIds } from '../../src/domain/inbound/email';
 
 test('subjects compare without reply/forward prefixes in several languages', () => {
-  for (const s of ['Re: Your case #42', 'RE: RE: Your case #42', 'Fwd: Re: Your case #42', 'AW: Your case #42', 'RV: Your case #42', 'Enc: Your case #42', 'Re[2]: your   case #42', 'TR : Your case #42', '[EXTERNAL] Re: Your case #42']) {
+  for (const s of [
+    'Re: Your case #42',
+    'RE: RE: Your case #42',
+    'Fwd: Re: Your case #42',
+    'AW: Your case #42',
+    'RV: Your case #42',
+    'Enc: Your case #42',
+    'Re[2]: your   case #42',
+    'TR : Your case #42',
+    '[EXTERNAL] Re: Your case #42',
+  ]) {
     assert.equal(normalizeSubject(s), 'your case #42', s);
   }
   assert.equal(normalizeSubject('Review of the plan'), 'review of the plan');

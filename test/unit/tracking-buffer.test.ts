@@ -20,7 +20,19 @@ const tmp = () => {
 };
 
 let n = 0;
-const hit = (): PendingHit => ({ id: `h${++n}`, tenantId: 't', messageId: 'm_1', kind: 'open', recipient: 0, link: null, at: n, method: 'GET', userAgent: 'ua', ip: '1.2.3.4', purpose: null });
+const hit = (): PendingHit => ({
+  id: `h${++n}`,
+  tenantId: 't',
+  messageId: 'm_1',
+  kind: 'open',
+  recipient: 0,
+  link: null,
+  at: n,
+  method: 'GET',
+  userAgent: 'ua',
+  ip: '1.2.3.4',
+  purpose: null,
+});
 
 /** A fake store: records what was written; `down` makes every write fail. */
 function fakeStore() {
@@ -101,7 +113,10 @@ describe('hit buffer', () => {
     writeFileSync(path.join(dir, 'hits-1-crashed0.ndjson'), good.map((h) => JSON.stringify(h)).join('\n') + '\n{"id":"h-cut","tenan');
     const b = new HitBuffer({ flushMs: 1, flushHits: 50, maxBuffered: 10, spoolDir: dir, write: store.write, logger });
     await b.flush();
-    assert.deepEqual(store.written, good.map((h) => h.id));
+    assert.deepEqual(
+      store.written,
+      good.map((h) => h.id),
+    );
     assert.deepEqual(readdirSync(dir), []);
     assert.equal(b.stats.replayed, 2);
     // The buffer still works afterwards.

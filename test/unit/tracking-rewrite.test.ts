@@ -12,7 +12,8 @@ const opts = (over: Partial<Parameters<typeof rewriteHtml>[1]> = {}) => ({
 
 describe('HTML rewrite', () => {
   test('http(s) links become click URLs numbered by distinct URL; the rest of the HTML is untouched', () => {
-    const html = '<p>Hi <a href="https://shop.example/a?x=1&amp;y=2" class="btn">Shop</a>, <A HREF=\'http://b.example\'>b</A> and <a href="https://shop.example/a?x=1&amp;y=2">again</a></p>';
+    const html =
+      '<p>Hi <a href="https://shop.example/a?x=1&amp;y=2" class="btn">Shop</a>, <A HREF=\'http://b.example\'>b</A> and <a href="https://shop.example/a?x=1&amp;y=2">again</a></p>';
     const r = rewriteHtml(html, opts({ opens: false }));
     assert.deepEqual(r.links, ['https://shop.example/a?x=1&y=2', 'http://b.example/']);
     assert.equal(
@@ -61,12 +62,17 @@ describe('HTML rewrite', () => {
     const r = rewriteHtml(`<p><a href="${long}">long</a><a href="https://ok.example">ok</a><div><span>unclosed`, opts());
     assert.deepEqual(r.links, ['https://ok.example/']);
     assert.ok(r.html.includes(long));
-    assert.ok(r.html.endsWith('<img src="https://t.example/t/o/PIXEL" width="1" height="1" alt="" style="display:block;width:1px;height:1px;border:0;margin:0;padding:0">'));
+    assert.ok(
+      r.html.endsWith(
+        '<img src="https://t.example/t/o/PIXEL" width="1" height="1" alt="" style="display:block;width:1px;height:1px;border:0;margin:0;padding:0">',
+      ),
+    );
   });
 
   test('trackableUrl accepts only absolute http(s)', () => {
     assert.equal(trackableUrl(' https://a.example/x '), 'https://a.example/x');
     assert.equal(trackableUrl('https://a.example/ñ?q=a b'), 'https://a.example/%C3%B1?q=a%20b');
-    for (const u of ['mailto:a@b.example', 'tel:1', '#x', '/x', 'ftp://a.example', 'https://', 'javascript:void(0)']) assert.equal(trackableUrl(u), null, u);
+    for (const u of ['mailto:a@b.example', 'tel:1', '#x', '/x', 'ftp://a.example', 'https://', 'javascript:void(0)'])
+      assert.equal(trackableUrl(u), null, u);
   });
 });

@@ -8,7 +8,14 @@ const k1 = randomBytes(32);
 const k2 = randomBytes(32);
 const tokens = new TrackingTokens(keys('k1', { k1 }));
 
-const click: TokenClaims = { kind: 'click', tenantId: 'acme', messageId: 'm_0abcdefghijklmnop', recipient: 0, link: 2, url: 'https://shop.example/p?id=7&x=%20y' };
+const click: TokenClaims = {
+  kind: 'click',
+  tenantId: 'acme',
+  messageId: 'm_0abcdefghijklmnop',
+  recipient: 0,
+  link: 2,
+  url: 'https://shop.example/p?id=7&x=%20y',
+};
 const open: TokenClaims = { kind: 'open', tenantId: 'acme', messageId: 'm_0abcdefghijklmnop', recipient: null };
 
 /** Rebuilds a token's payload field by field so each one can be tampered with on its own. */
@@ -75,7 +82,9 @@ describe('tracking tokens', () => {
     // Same bytes, different spelling: the last character's unused bits changed.
     const last = t.at(-1)!;
     const alphabet = 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_';
-    const sameBytes = [...alphabet].map((c) => t.slice(0, -1) + c).filter((s) => s !== t && Buffer.from(s, 'base64url').equals(Buffer.from(t, 'base64url')));
+    const sameBytes = [...alphabet]
+      .map((c) => t.slice(0, -1) + c)
+      .filter((s) => s !== t && Buffer.from(s, 'base64url').equals(Buffer.from(t, 'base64url')));
     assert.ok(sameBytes.length > 0 || t.length % 4 === 0, 'expected a non-canonical twin');
     for (const s of sameBytes) assert.equal(tokens.verify(s, 'click'), null, `non-canonical ${last}→${s.at(-1)}`);
   });

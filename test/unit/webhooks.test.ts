@@ -52,7 +52,10 @@ const policy: WebhookPolicy = { initialMs: 1000, maxMs: 8000, giveUpMs: 60_000, 
 const at = (failuresSoFar: number, elapsed = 0) => ({ failuresSoFar, firstAttemptAt: 1_000_000, now: 1_000_000 + elapsed });
 
 test('decisions: 2xx delivered; others retried with growing, capped, jittered delays', () => {
-  assert.deepEqual(decideAfterWebhookAttempt({ status: 204, error: null }, at(0), policy, () => 0.5), { kind: 'delivered' });
+  assert.deepEqual(
+    decideAfterWebhookAttempt({ status: 204, error: null }, at(0), policy, () => 0.5),
+    { kind: 'delivered' },
+  );
   const delay = (f: number, r: number) => {
     const d = decideAfterWebhookAttempt({ status: 500, error: null }, at(f), policy, () => r);
     assert.equal(d.kind, 'retry');
@@ -63,7 +66,12 @@ test('decisions: 2xx delivered; others retried with growing, capped, jittered de
   assert.equal(delay(1, 1), 2000);
   assert.equal(delay(2, 1), 4000);
   assert.equal(delay(10, 1), 8000, 'capped at maxMs');
-  for (const o of [{ status: 302, error: null }, { status: 404, error: null }, { status: 429, error: null }, { status: null, error: 'no response within 1000 ms' }]) {
+  for (const o of [
+    { status: 302, error: null },
+    { status: 404, error: null },
+    { status: 429, error: null },
+    { status: null, error: 'no response within 1000 ms' },
+  ]) {
     assert.equal(decideAfterWebhookAttempt(o, at(0), policy, () => 0).kind, 'retry', JSON.stringify(o));
   }
 });
@@ -79,11 +87,14 @@ test('decisions: give up when the next attempt would fall past giveUpMs; 410 dis
   const last = decideAfterWebhookAttempt({ status: 500, error: null }, at(5, 57_000), policy, () => 1);
   assert.equal(last.kind, 'failed');
   assert.match(last.kind === 'failed' ? last.reason : '', /HTTP 500; gave up after 6 attempts/);
-  assert.deepEqual(decideAfterWebhookAttempt({ status: 410, error: null }, at(0), policy, () => 0), {
-    kind: 'failed',
-    reason: 'HTTP 410: the endpoint is gone; webhook disabled',
-    disable: true,
-  });
+  assert.deepEqual(
+    decideAfterWebhookAttempt({ status: 410, error: null }, at(0), policy, () => 0),
+    {
+      kind: 'failed',
+      reason: 'HTTP 410: the endpoint is gone; webhook disabled',
+      disable: true,
+    },
+  );
   const refused = decideAfterWebhookAttempt({ status: null, error: 'refused', refused: true }, at(0), policy, () => 0);
   assert.deepEqual(refused, { kind: 'failed', reason: 'refused', disable: false });
   assert.equal(DEFAULT_WEBHOOK_POLICY.giveUpMs, 3 * 24 * 3600_000, 'three days by default');
@@ -109,9 +120,15 @@ test('lanes keep event order within a lane, ignore repeats, and never displace a
   l.add({ id: 'b1', lane: 'case:b', at: 15 });
   assert.equal(l.add({ id: 'a3', lane: 'case:a', at: 30 }), false, 'a repeat handover is ignored');
   l.add({ id: 'a1', lane: 'case:a', at: 10 }); // late, older than a2 which may be in flight
-  assert.deepEqual(l.lanes.get('case:a')!.queue.map((e) => e.id), ['a2', 'a1', 'a3']);
+  assert.deepEqual(
+    l.lanes.get('case:a')!.queue.map((e) => e.id),
+    ['a2', 'a1', 'a3'],
+  );
   l.add({ id: 'a25', lane: 'case:a', at: 25 });
-  assert.deepEqual(l.lanes.get('case:a')!.queue.map((e) => e.id), ['a2', 'a1', 'a25', 'a3']);
+  assert.deepEqual(
+    l.lanes.get('case:a')!.queue.map((e) => e.id),
+    ['a2', 'a1', 'a25', 'a3'],
+  );
   assert.deepEqual(l.ready(new Set()), ['case:b', 'case:a'], 'oldest head first');
   assert.deepEqual(l.ready(new Set(['case:b'])), ['case:a']);
   assert.equal(l.hasReady(new Set(['case:a', 'case:b'])), false);
@@ -136,9 +153,21 @@ test('the private-network guard refuses loopback unless allowed, before any conn
     assert.equal(refused.refused, true);
     assert.match(refused.error ?? '', /loopback address; allowed only when WEBHOOK_ALLOW_PRIVATE_NETWORKS includes "loopback"/);
     assert.equal(hits, 0);
-    const mapped = await postWebhook({ url: url.replace('127.0.0.1', '[::ffff:127.0.0.1]'), headers: {}, body: '{}', timeoutMs: 2000, allowPrivateNetworks: [] });
+    const mapped = await postWebhook({
+      url: url.replace('127.0.0.1', '[::ffff:127.0.0.1]'),
+      headers: {},
+      body: '{}',
+      timeoutMs: 2000,
+      allowPrivateNetworks: [],
+    });
     assert.equal(mapped.refused, true, 'IPv4-mapped IPv6 is unwrapped');
-    const meta = await postWebhook({ url: 'http://169.254.169.254/latest', headers: {}, body: '{}', timeoutMs: 2000, allowPrivateNetworks: ['loopback'] });
+    const meta = await postWebhook({
+      url: 'http://169.254.169.254/latest',
+      headers: {},
+      body: '{}',
+      timeoutMs: 2000,
+      allowPrivateNetworks: ['loopback'],
+    });
     assert.equal(meta.refused, true, 'cloud metadata (link-local) stays refused');
     const ok = await postWebhook({ url, headers: {}, body: '{}', timeoutMs: 2000, allowPrivateNetworks: ['loopback'] });
     assert.equal(ok.status, 204);
@@ -152,7 +181,13 @@ test('a receiver that never answers is cut off at the timeout', async () => {
   const server = createServer(() => undefined);
   await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
   try {
-    const res = await postWebhook({ url: `http://127.0.0.1:${(server.address() as AddressInfo).port}/`, headers: {}, body: '{}', timeoutMs: 300, allowPrivateNetworks: ['loopback'] });
+    const res = await postWebhook({
+      url: `http://127.0.0.1:${(server.address() as AddressInfo).port}/`,
+      headers: {},
+      body: '{}',
+      timeoutMs: 300,
+      allowPrivateNetworks: ['loopback'],
+    });
     assert.equal(res.status, null);
     assert.equal(res.error, 'no response within 300 ms');
   } finally {

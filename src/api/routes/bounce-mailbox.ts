@@ -41,7 +41,8 @@ export function bounceMailboxRoutes(deps: BounceMailboxRouteDeps): Router {
       if (refusal) throw new ValidationError('invalid host', [{ field: 'host', message: refusal }]);
     }
     const doc = await deps.bounceMailboxes.put(tenantId, bounceMailboxSettings(body), body.password);
-    if (!doc) throw new ValidationError('invalid password', [{ field: 'password', message: 'required: no bounce mailbox is configured yet' }]);
+    if (!doc)
+      throw new ValidationError('invalid password', [{ field: 'password', message: 'required: no bounce mailbox is configured yet' }]);
     await wakeWatch(deps, tenantId, true);
     res.status(doc.generation === 1 ? 201 : 200).json(view(doc));
   });

@@ -46,7 +46,11 @@ const eventView = (e: CaseEventDoc) => ({ id: e.eventId, kind: e.kind, at: e.at.
 
 function queryOf<S extends z.ZodType>(req: Request, schema: S): z.infer<S> {
   const q = schema.safeParse(req.query);
-  if (!q.success) throw new ValidationError('invalid query', q.error.issues.map((i) => ({ field: i.path.join('.') || 'query', message: i.message })));
+  if (!q.success)
+    throw new ValidationError(
+      'invalid query',
+      q.error.issues.map((i) => ({ field: i.path.join('.') || 'query', message: i.message })),
+    );
   return q.data;
 }
 
@@ -54,7 +58,8 @@ function queryOf<S extends z.ZodType>(req: Request, schema: S): z.infer<S> {
 function tenantOf(req: Request, named: string | undefined): string {
   const p = principalOf(req);
   if (p.kind === 'tenant') return p.tenantId;
-  if (!named) throw new ValidationError('the admin key must name tenantId', [{ field: 'tenantId', message: 'required with the admin key' }]);
+  if (!named)
+    throw new ValidationError('the admin key must name tenantId', [{ field: 'tenantId', message: 'required with the admin key' }]);
   return named;
 }
 
@@ -81,7 +86,8 @@ export function caseRoutes(deps: CaseRouteDeps): Router {
     if (q.cursor) {
       const [ts, id] = Buffer.from(q.cursor, 'base64url').toString('utf8').split('|');
       const at = new Date(ts ?? '');
-      if (!id || Number.isNaN(at.getTime())) throw new ValidationError('invalid cursor', [{ field: 'cursor', message: 'not a cursor returned by this API' }]);
+      if (!id || Number.isNaN(at.getTime()))
+        throw new ValidationError('invalid cursor', [{ field: 'cursor', message: 'not a cursor returned by this API' }]);
       after = { at, id };
     }
     const events = await deps.cases.timeline(tenantId, caseId, { limit: q.limit, ...(after ? { after } : {}) });

@@ -54,50 +54,71 @@ export function inboundWebhookRoutes(deps: InboundRouteDeps): Router {
   const r = Router();
   const ingestDeps: IngestDeps = { ...deps, onBounce: deps.onBounce ?? inboundBounceHandler(deps) };
   // Mailgun posts raw MIME only to a URL ending in `mime`: `/v1/inbound/mailgun/<key>/mime`.
-  r.post(['/v1/inbound/:provider/:inboundKey', '/v1/inbound/:provider/:inboundKey/mime'], express.raw({ type: () => true, limit: deps.bodyLimitBytes }), async (req, res) => {
-    const provider = providerSchema.safeParse(req.params.provider);
-    if (!provider.success) throw new NotFoundError('inbound provider', String(req.params.provider));
-    if (req.path.endsWith('/mime') && provider.data !== 'mailgun') throw new NotFoundError('route', `POST ${req.path}`);
-    const key = inboundKeySchema.safeParse(req.params.inboundKey);
-    const tenantId = key.success ? await deps.inbound.tenantForKey(key.data) : null;
-    const tenant = tenantId ? await deps.tenants.get(tenantId).catch(() => null) : null;
-    if (!tenant || tenant.inboundKey !== key.data) throw new NotFoundError('inbound key', '(given)');
-    const settingsDoc = await deps.inbound.getSettings(tenant._id, provider.data);
-    const ctx: AdapterContext = {
-      tenantId: tenant._id,
-      settings: settingsDoc ? deps.inbound.openSettings(settingsDoc) : null,
-      limits: deps.limits,
-      now: new Date(),
-      sns: deps.sns,
-      brevoAttachment: deps.brevoAttachment,
-    };
-    const body = Buffer.isBuffer(req.body) ? req.body : Buffer.alloc(0);
-    const result = await ADAPTERS[provider.data]({ headers: req.headers, body }, ctx, deps);
-    if (result.kind === 'ack') {
-      res.json({ ack: result.detail });
-      return;
-    }
-    if (result.replayToken !== undefined) {
-      const ids = result.emails.map((m) => inboundIdFor(tenant._id, m));
-      const firstUse = await deps.inbound.claimReplayToken(tenant._id, result.replayToken, ids);
-      // The same token with the same message is the provider retrying one delivery; anything else is a replay.
-      if (firstUse !== null && firstUse.join() !== ids.join()) throw new AuthenticationError('this Mailgun token was already used (replayed request)');
-    }
-    const received: IngestResult[] = [];
-    for (const mail of result.emails) received.push(await ingestEmail(ingestDeps, tenant._id, mail, ctx.now));
-    res.json({ received });
-  });
+  r.post(
+    ['/v1/inbound/:provider/:inboundKey', '/v1/inbound/:provider/:inboundKey/mime'],
+    express.raw({ type: () => true, limit: deps.bodyLimitBytes }),
+    async (req, res) => {
+      const provider = providerSchema.safeParse(req.params.provider);
+      if (!provider.success) throw new NotFoundError('inbound provider', String(req.params.provider));
+      if (req.path.endsWith('/mime') && provider.data !== 'mailgun') throw new NotFoundError('route', `POST ${req.path}`);
+      const key = inboundKeySchema.safeParse(req.params.inboundKey);
+      const tenantId = key.success ? await deps.inbound.tenantForKey(key.data) : null;
+      const tenant = tenantId ? await deps.tenants.get(tenantId).catch(() => null) : null;
+      if (!tenant || tenant.inboundKey !== key.data) throw new NotFoundError('inbound key', '(given)');
+      const settingsDoc = await deps.inbound.getSettings(tenant._id, provider.data);
+      const ctx: AdapterContext = {
+        tenantId: tenant._id,
+        settings: settingsDoc ? deps.inbound.openSettings(settingsDoc) : null,
+        limits: deps.limits,
+        now: new Date(),
+        sns: deps.sns,
+        brevoAttachment: deps.brevoAttachment,
+      };
+      const body = Buffer.isBuffer(req.body) ? req.body : Buffer.alloc(0);
+      const result = await ADAPTERS[provider.data]({ headers: req.headers, body }, ctx, deps);
+      if (result.kind === 'ack') {
+        res.json({ ack: result.detail });
+        return;
+      }
+      if (result.replayToken !== undefined) {
+        const ids = result.emails.map((m) => inboundIdFor(tenant._id, m));
+        const firstUse = await deps.inbound.claimReplayToken(tenant._id, result.replayToken, ids);
+        // The same token with the same message is the provider retrying one delivery; anything else is a replay.
+        if (firstUse !== null && firstUse.join() !== ids.join())
+          throw new AuthenticationError('this Mailgun token was already used (replayed request)');
+      }
+      const received: IngestResult[] = [];
+      for (const mail of result.emails) received.push(await ingestEmail(ingestDeps, tenant._id, mail, ctx.now));
+      res.json({ received });
+    },
+  );
   return r;
 }
 
-const basic = { username: z.string().min(1).max(200).regex(/^[^:\s]+$/, 'no colons or spaces'), password: z.string().min(8).max(200) };
-const secret = z.string().min(16).max(500).regex(/^[\x21-\x7e]+$/, 'printable ASCII without spaces');
+const basic = {
+  username: z
+    .string()
+    .min(1)
+    .max(200)
+    .regex(/^[^:\s]+$/, 'no colons or spaces'),
+  password: z.string().min(8).max(200),
+};
+const secret = z
+  .string()
+  .min(16)
+  .max(500)
+  .regex(/^[\x21-\x7e]+$/, 'printable ASCII without spaces');
 const SETTINGS_SCHEMAS = {
   brevo: z.strictObject({ ...partial(basic), bearerToken: secret.optional(), apiKey: z.string().min(1).max(500).optional() }),
   sendgrid: z.strictObject(partial(basic)),
   postmark: z.strictObject(basic),
   mailgun: z.strictObject({ signingKey: z.string().min(8).max(500) }),
-  ses: z.strictObject({ topicArns: z.array(z.string().regex(/^arn:aws[a-z-]*:sns:[a-z0-9-]+:\d{12}:[A-Za-z0-9_.-]{1,256}$/, 'must be an SNS topic ARN')).min(1).max(20) }),
+  ses: z.strictObject({
+    topicArns: z
+      .array(z.string().regex(/^arn:aws[a-z-]*:sns:[a-z0-9-]+:\d{12}:[A-Za-z0-9_.-]{1,256}$/, 'must be an SNS topic ARN'))
+      .min(1)
+      .max(20),
+  }),
   mime: z.strictObject({ bearerToken: secret.optional() }),
 } satisfies Record<InboundProvider, z.ZodType>;
 export const inboundSettingsSchemas = SETTINGS_SCHEMAS;
@@ -179,7 +200,14 @@ export function inboundMessageView(doc: InboundDoc) {
     html: doc.html,
     truncated: doc.truncated,
     headers: doc.headers,
-    parts: doc.parts.map((p, index) => ({ index, filename: p.filename, contentType: p.contentType, contentId: p.contentId, disposition: p.disposition, size: p.size })),
+    parts: doc.parts.map((p, index) => ({
+      index,
+      filename: p.filename,
+      contentType: p.contentType,
+      contentId: p.contentId,
+      disposition: p.disposition,
+      size: p.size,
+    })),
     dropped: doc.dropped,
     spamScore: doc.spamScore,
     kind: doc.kind,

@@ -65,7 +65,14 @@ export function messageView(doc: MessageDoc) {
     size: doc.size,
     sendAt: doc.sendAt?.toISOString() ?? null,
     recipients: doc.recipients.map((r) => ({ address: r.address, kind: r.kind, status: r.status, reply: r.reply ?? null })),
-    attempts: doc.attempts.map((a) => ({ n: a.n, at: a.at.toISOString(), durationMs: a.durationMs, outcome: a.outcome, reply: a.reply, recipients: a.recipients })),
+    attempts: doc.attempts.map((a) => ({
+      n: a.n,
+      at: a.at.toISOString(),
+      durationMs: a.durationMs,
+      outcome: a.outcome,
+      reply: a.reply,
+      recipients: a.recipients,
+    })),
     inReplyTo: doc.inReplyTo,
     references: doc.references,
     createdAt: doc.createdAt.toISOString(),
@@ -77,7 +84,10 @@ export function messageView(doc: MessageDoc) {
 const listQuerySchema = z.strictObject({
   tenantId: z.string().min(1).max(40).optional(),
   status: z.enum(MESSAGE_STATUSES).optional(),
-  caseId: z.string().regex(/^[A-Za-z0-9_-]{1,64}$/).optional(),
+  caseId: z
+    .string()
+    .regex(/^[A-Za-z0-9_-]{1,64}$/)
+    .optional(),
   limit: z.coerce.number().int().min(1).max(200).default(50),
   cursor: z.string().max(200).optional(),
 });
@@ -127,7 +137,12 @@ export function messageRoutes(deps: MessageRouteDeps): Router {
         const existing = await deps.messages.find(tenant._id, claim.messageId);
         if (existing) {
           // The first request may have stored the message and died before indexing it or starting the workflow.
-          await registerOutbound(deps, tenant, existing, !body.replyTo && existing.caseId !== null && replyToFor(tenant, existing.caseId) !== null);
+          await registerOutbound(
+            deps,
+            tenant,
+            existing,
+            !body.replyTo && existing.caseId !== null && replyToFor(tenant, existing.caseId) !== null,
+          );
           await startWorkflow(existing).catch((err: unknown) => {
             throw new DependencyUnavailableError('temporal', `cannot start delivery: ${(err as Error).message}`);
           });
@@ -147,7 +162,10 @@ export function messageRoutes(deps: MessageRouteDeps): Router {
     } catch (err) {
       // Not accepted: say so in the record too, so nothing claims to be queued without a workflow.
       // A retry with the same idempotency key starts it.
-      await deps.messages.col.updateOne({ _id: stored._id }, { $set: { reason: 'not yet accepted: the workflow could not be started (Temporal unavailable); retry the request' } });
+      await deps.messages.col.updateOne(
+        { _id: stored._id },
+        { $set: { reason: 'not yet accepted: the workflow could not be started (Temporal unavailable); retry the request' } },
+      );
       throw new DependencyUnavailableError('temporal', `cannot start delivery: ${(err as Error).message}`);
     }
     res.status(202).location(`/v1/messages/${stored._id}`).json(acceptedView(stored));
@@ -164,7 +182,11 @@ export function messageRoutes(deps: MessageRouteDeps): Router {
 
   r.get('/v1/messages', async (req, res) => {
     const q = listQuerySchema.safeParse(req.query);
-    if (!q.success) throw new ValidationError('invalid query', q.error.issues.map((i) => ({ field: i.path.join('.') || 'query', message: i.message })));
+    if (!q.success)
+      throw new ValidationError(
+        'invalid query',
+        q.error.issues.map((i) => ({ field: i.path.join('.') || 'query', message: i.message })),
+      );
     const tenant = await tenantFor(req, q.data.tenantId);
     const before = decodeCursor(q.data.cursor);
     const docs = await deps.messages.list(tenant._id, {
@@ -197,21 +219,39 @@ function acceptedView(doc: MessageDoc) {
   return { id: doc._id, messageId: doc.messageId, caseId: doc.caseId, status: doc.status };
 }
 
-async function buildMessage(deps: MessageRouteDeps, tenant: TenantDoc, body: MessageCreateInput, id: string): Promise<{ doc: MessageDoc; usedReplyToken: boolean }> {
+async function buildMessage(
+  deps: MessageRouteDeps,
+  tenant: TenantDoc,
+  body: MessageCreateInput,
+  id: string,
+): Promise<{ doc: MessageDoc; usedReplyToken: boolean }> {
   const problems: Array<{ field: string; message: string }> = [];
   const from = mailboxAddress(body.from);
   const fromDomain = domainOf(from);
   if (!tenant.settings.domains.includes(fromDomain)) {
-    problems.push({ field: 'from', message: `${fromDomain} is not one of the tenant's sending domains (${tenant.settings.domains.join(', ')})` });
+    problems.push({
+      field: 'from',
+      message: `${fromDomain} is not one of the tenant's sending domains (${tenant.settings.domains.join(', ')})`,
+    });
   }
   const recipients = envelopeRecipients(body);
   const limits = tenant.settings.limits;
   if (recipients.length > limits.maxRecipientsPerMessage) {
-    problems.push({ field: 'to', message: `${recipients.length} recipients; the tenant allows ${limits.maxRecipientsPerMessage} per message` });
+    problems.push({
+      field: 'to',
+      message: `${recipients.length} recipients; the tenant allows ${limits.maxRecipientsPerMessage} per message`,
+    });
   }
-  for (const [name, w] of [['perMinute', limits.perMinute], ['perHour', limits.perHour], ['perDay', limits.perDay]] as const) {
+  for (const [name, w] of [
+    ['perMinute', limits.perMinute],
+    ['perHour', limits.perHour],
+    ['perDay', limits.perDay],
+  ] as const) {
     if (w && w.countBy === 'recipients' && recipients.length > w.max) {
-      problems.push({ field: 'to', message: `${recipients.length} recipients can never fit the tenant's ${name} limit of ${w.max} recipients` });
+      problems.push({
+        field: 'to',
+        message: `${recipients.length} recipients can never fit the tenant's ${name} limit of ${w.max} recipients`,
+      });
     }
   }
   let sendAt: Date | null = null;
@@ -242,7 +282,10 @@ async function buildMessage(deps: MessageRouteDeps, tenant: TenantDoc, body: Mes
   const attachments = body.attachments.map((a) => ({ ...a, content: Buffer.from(a.contentBase64, 'base64') }));
   const rawSize = attachments.reduce((n, a) => n + a.content.length, 0);
   if (rawSize > limits.maxMessageBytes) {
-    problems.push({ field: 'attachments', message: `attachments total ${rawSize} bytes; the tenant's limit is ${limits.maxMessageBytes} bytes per message` });
+    problems.push({
+      field: 'attachments',
+      message: `attachments total ${rawSize} bytes; the tenant's limit is ${limits.maxMessageBytes} bytes per message`,
+    });
   }
   if (problems.length > 0) throw new ValidationError(`invalid ${[...new Set(problems.map((p) => p.field))].join(', ')}`, problems);
 
@@ -256,7 +299,12 @@ async function buildMessage(deps: MessageRouteDeps, tenant: TenantDoc, body: Mes
     subject: body.subject,
     ...(body.text !== undefined ? { text: body.text } : {}),
     ...(tracked.html !== undefined ? { html: tracked.html } : {}),
-    attachments: attachments.map((a) => ({ filename: a.filename, content: a.content, contentType: a.contentType, ...(a.contentId ? { cid: a.contentId } : {}) })),
+    attachments: attachments.map((a) => ({
+      filename: a.filename,
+      content: a.content,
+      contentType: a.contentType,
+      ...(a.contentId ? { cid: a.contentId } : {}),
+    })),
     headers: { ...body.headers, ...tracked.headers, 'X-Cartero-Id': id },
     messageId,
     date: new Date(),
@@ -267,7 +315,10 @@ async function buildMessage(deps: MessageRouteDeps, tenant: TenantDoc, body: Mes
     .build();
   if (mime.length > limits.maxMessageBytes) {
     throw new ValidationError('message too large', [
-      { field: body.attachments.length ? 'attachments' : 'html', message: `the composed message is ${mime.length} bytes; the tenant's limit is ${limits.maxMessageBytes} bytes` },
+      {
+        field: body.attachments.length ? 'attachments' : 'html',
+        message: `the composed message is ${mime.length} bytes; the tenant's limit is ${limits.maxMessageBytes} bytes`,
+      },
     ]);
   }
   const bodyRef = await deps.messages.storeBody(id, tenant._id, mime);

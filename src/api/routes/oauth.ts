@@ -52,7 +52,10 @@ export function oauthStartRoutes(deps: OAuthRouteDeps): Router {
     const expiresAt = Date.now() + deps.config.stateTtlMs;
     const { state } = signState(deps.keyring, { tenantId: id, provider, exp: expiresAt, codeVerifier });
     const authorizeUrl = await deps.providers.authorizeUrl(auth, { state, codeChallenge, redirectUri: deps.config.redirectUrl });
-    res.status(302).location(authorizeUrl).json({ authorizeUrl, expiresAt: new Date(expiresAt).toISOString() });
+    res
+      .status(302)
+      .location(authorizeUrl)
+      .json({ authorizeUrl, expiresAt: new Date(expiresAt).toISOString() });
   });
   return r;
 }
@@ -78,7 +81,9 @@ export function oauthCallbackRoutes(deps: OAuthRouteDeps): Router {
       if (q.data.error) {
         const denied = q.data.error === 'access_denied';
         throw new ConsentError(
-          denied ? 'consent was denied at the provider; nothing was changed' : `the provider reported ${q.data.error}${q.data.error_description ? `: ${q.data.error_description.slice(0, 300)}` : ''}`,
+          denied
+            ? 'consent was denied at the provider; nothing was changed'
+            : `the provider reported ${q.data.error}${q.data.error_description ? `: ${q.data.error_description.slice(0, 300)}` : ''}`,
           denied ? 'access_denied' : 'provider_error',
         );
       }
@@ -86,14 +91,25 @@ export function oauthCallbackRoutes(deps: OAuthRouteDeps): Router {
       const tenantId = await completeConsent(deps, state.tenantId, state.provider, q.data.code, state.codeVerifier);
       const body = { tenantId, provider: state.provider, status: 'active', tokenWorkflowId: tokenWorkflowId(tenantId) };
       if (wantsHtml(req)) {
-        res.status(200).type('text/html').send(page('Consent recorded', `Cartero can now send mail for tenant <b>${esc(tenantId)}</b> through ${esc(state.provider)}. You can close this window.`));
+        res
+          .status(200)
+          .type('text/html')
+          .send(
+            page(
+              'Consent recorded',
+              `Cartero can now send mail for tenant <b>${esc(tenantId)}</b> through ${esc(state.provider)}. You can close this window.`,
+            ),
+          );
       } else {
         res.status(200).json(body);
       }
     } catch (err) {
       if (err instanceof CarteroError && wantsHtml(req)) {
         const p = problemFor(err);
-        res.status(p.status).type('text/html').send(page(p.title, esc(p.detail)));
+        res
+          .status(p.status)
+          .type('text/html')
+          .send(page(p.title, esc(p.detail)));
         return;
       }
       next(err);
@@ -103,22 +119,35 @@ export function oauthCallbackRoutes(deps: OAuthRouteDeps): Router {
 }
 
 /** Exchanges the code, stores the refresh token sealed, activates the tenant, wakes its workflows. */
-async function completeConsent(deps: OAuthRouteDeps, tenantId: string, provider: string, code: string, codeVerifier: string): Promise<string> {
+async function completeConsent(
+  deps: OAuthRouteDeps,
+  tenantId: string,
+  provider: string,
+  code: string,
+  codeVerifier: string,
+): Promise<string> {
   for (let attempt = 1; ; attempt++) {
     const tenant = await deps.tenants.get(tenantId);
     const auth = deps.tenants.openAuth(tenant);
     const problem = consentProblem(auth, provider);
-    if (problem || auth.type !== 'oauth2') throw new ConsentError(`the tenant changed since the consent started: ${problem}`, 'exchange_failed');
+    if (problem || auth.type !== 'oauth2')
+      throw new ConsentError(`the tenant changed since the consent started: ${problem}`, 'exchange_failed');
     let grant;
     try {
       grant = await deps.providers.exchangeCode(auth, code, codeVerifier, deps.config.redirectUrl);
     } catch (err) {
-      if (err instanceof OAuthCredentialsError) throw new ConsentError(`the provider refused the code exchange: ${err.message}`, 'exchange_failed');
+      if (err instanceof OAuthCredentialsError)
+        throw new ConsentError(`the provider refused the code exchange: ${err.message}`, 'exchange_failed');
       throw err;
     }
     const status = tenant.settings.status === 'suspended' ? 'suspended' : 'active';
     try {
-      const updated = await deps.tenants.update(tenantId, tenant.settingsVersion, { ...tenant.settings, status }, { ...auth, refreshToken: grant.refreshToken });
+      const updated = await deps.tenants.update(
+        tenantId,
+        tenant.settingsVersion,
+        { ...tenant.settings, status },
+        { ...auth, refreshToken: grant.refreshToken },
+      );
       await deps.oauthTokens.save(tenantId, { accessToken: grant.accessToken, expiresAt: grant.expiresAt }, updated.settingsVersion);
     } catch (err) {
       // A concurrent PATCH: the code is spent, but the grant is still ours to store.

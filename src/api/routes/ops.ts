@@ -41,10 +41,7 @@ export function opsRoutes(deps: OpsDeps): Router {
 
   /** Readiness: store and Temporal both answer; 503 while shutting down so load balancers drain. */
   r.get('/readyz', async (_req, res) => {
-    const [store, temporal] = await Promise.all([
-      check(() => deps.store.ping(), 2000),
-      check(deps.temporalCheck, 2000),
-    ]);
+    const [store, temporal] = await Promise.all([check(() => deps.store.ping(), 2000), check(deps.temporalCheck, 2000)]);
     const shuttingDown = deps.isShuttingDown();
     const ok = store.ok && temporal.ok && !shuttingDown;
     res.status(ok ? 200 : 503).json({ status: ok ? 'ready' : 'not_ready', shuttingDown, checks: { store, temporal } });

@@ -17,7 +17,11 @@ const tenantQuery = z.strictObject({ tenantId: z.string().min(1).max(40).optiona
 
 function parseQuery<S extends z.ZodType>(query: unknown, schema: S): z.infer<S> {
   const q = schema.safeParse(query);
-  if (!q.success) throw new ValidationError('invalid query', q.error.issues.map((i) => ({ field: i.path.join('.') || 'query', message: i.message })));
+  if (!q.success)
+    throw new ValidationError(
+      'invalid query',
+      q.error.issues.map((i) => ({ field: i.path.join('.') || 'query', message: i.message })),
+    );
   return q.data;
 }
 
@@ -65,5 +69,12 @@ export function suppressionRoutes(deps: SuppressionRouteDeps): Router {
 }
 
 function view(d: SuppressionDoc) {
-  return { address: d.address, tenantId: d.tenantId, source: d.source, reason: d.reason, detail: d.detail, createdAt: d.createdAt.toISOString() };
+  return {
+    address: d.address,
+    tenantId: d.tenantId,
+    source: d.source,
+    reason: d.reason,
+    detail: d.detail,
+    createdAt: d.createdAt.toISOString(),
+  };
 }

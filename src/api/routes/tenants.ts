@@ -57,15 +57,12 @@ export function tenantRoutes(deps: TenantRouteDeps): Router {
     const { settings, problems } = resolveTenantSettings(rest, auth.type);
     settingsProblems(settings, problems, deps.allowPrivateNetworks);
     const created = await deps.tenants.create(id ?? newTenantId(), settings, auth);
-    res
-      .status(201)
-      .location(`/v1/tenants/${created.tenant.id}`)
-      .json({
-        tenant: created.tenant,
-        // Shown once; only hashes / ciphertexts are kept.
-        apiKey: created.apiKey,
-        webhookSecret: created.webhookSecret,
-      });
+    res.status(201).location(`/v1/tenants/${created.tenant.id}`).json({
+      tenant: created.tenant,
+      // Shown once; only hashes / ciphertexts are kept.
+      apiKey: created.apiKey,
+      webhookSecret: created.webhookSecret,
+    });
   });
 
   r.get('/v1/tenants/:id', async (req, res) => {

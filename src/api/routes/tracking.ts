@@ -38,7 +38,12 @@ const NOT_FOUND_HEADERS = { 'Content-Type': 'text/plain; charset=utf-8', 'Conten
 
 export function trackingRoutes(deps: TrackingRouteDeps): Router {
   const r = Router();
-  const hits = new Counter({ name: 'cartero_tracking_hits_total', help: 'Tracking requests by kind and outcome', labelNames: ['kind', 'outcome'] as const, registers: deps.registry ? [deps.registry] : [] });
+  const hits = new Counter({
+    name: 'cartero_tracking_hits_total',
+    help: 'Tracking requests by kind and outcome',
+    labelNames: ['kind', 'outcome'] as const,
+    registers: deps.registry ? [deps.registry] : [],
+  });
   if (deps.registry) registerBufferMetrics(deps.registry, deps.buffer);
   const counted = { open: hits.labels('open', 'recorded'), click: hits.labels('click', 'recorded'), bad: hits.labels('any', 'not_found') };
 
@@ -96,9 +101,18 @@ export function trackingRoutes(deps: TrackingRouteDeps): Router {
     if (!unsubscribeClaims(req, res, 'unsubscribe')) return;
     res
       .status(200)
-      .set({ 'Cache-Control': 'no-store', 'Content-Security-Policy': "default-src 'none'; style-src 'unsafe-inline'; form-action 'self'", 'Referrer-Policy': 'no-referrer' })
+      .set({
+        'Cache-Control': 'no-store',
+        'Content-Security-Policy': "default-src 'none'; style-src 'unsafe-inline'; form-action 'self'",
+        'Referrer-Policy': 'no-referrer',
+      })
       .type('html')
-      .send(page('Unsubscribe', '<p>Stop receiving these emails?</p><form method="post"><input type="hidden" name="List-Unsubscribe" value="One-Click"><button type="submit">Unsubscribe</button></form>'));
+      .send(
+        page(
+          'Unsubscribe',
+          '<p>Stop receiving these emails?</p><form method="post"><input type="hidden" name="List-Unsubscribe" value="One-Click"><button type="submit">Unsubscribe</button></form>',
+        ),
+      );
   });
 
   // RFC 8058: the mail client POSTs `List-Unsubscribe=One-Click`; our own form posts the same.
@@ -109,7 +123,11 @@ export function trackingRoutes(deps: TrackingRouteDeps): Router {
     const address = msg && msg.tenantId === claims.tenantId ? msg.recipients[claims.recipient!]?.address : undefined;
     if (!address) return notFound(res);
     await deps.suppressions.add(claims.tenantId, address, 'unsubscribe', 'one-click unsubscribe (RFC 8058)', `message ${claims.messageId}`);
-    res.status(200).set({ 'Cache-Control': 'no-store' }).type('html').send(page('Unsubscribed', '<p>You are unsubscribed. You will not receive these emails any more.</p>'));
+    res
+      .status(200)
+      .set({ 'Cache-Control': 'no-store' })
+      .type('html')
+      .send(page('Unsubscribed', '<p>You are unsubscribed. You will not receive these emails any more.</p>'));
   });
 
   return r;

@@ -35,7 +35,15 @@ export function deliveryView(d: DeliveryDoc) {
     reason: d.reason,
     attemptCount: d.attemptCount,
     redeliveries: d.redeliveries,
-    attempts: d.attempts.map((a) => ({ n: a.n, at: a.at.toISOString(), round: a.round, url: a.url, status: a.status, error: a.error, durationMs: a.durationMs })),
+    attempts: d.attempts.map((a) => ({
+      n: a.n,
+      at: a.at.toISOString(),
+      round: a.round,
+      url: a.url,
+      status: a.status,
+      error: a.error,
+      durationMs: a.durationMs,
+    })),
     eventCreatedAt: d.eventCreatedAt.toISOString(),
     createdAt: d.createdAt.toISOString(),
     updatedAt: d.updatedAt.toISOString(),
@@ -93,7 +101,9 @@ export function webhookRoutes(deps: WebhookRouteDeps): Router {
     const reopened = await deps.deliveries.reopen(d.tenantId, d._id);
     if (!reopened) throw new ConflictError(`delivery ${d._id} is still pending; it is being delivered`);
     try {
-      await signalEvents(deps.temporal, deps.taskQueue, d.tenantId, [{ id: event._id, lane: laneOf(event), at: event.createdAt.getTime() }]);
+      await signalEvents(deps.temporal, deps.taskQueue, d.tenantId, [
+        { id: event._id, lane: laneOf(event), at: event.createdAt.getTime() },
+      ]);
     } catch (err) {
       throw new DependencyUnavailableError('temporal', `cannot hand the redelivery to Temporal: ${(err as Error).message}; retry`);
     }
@@ -109,7 +119,11 @@ export function webhookRoutes(deps: WebhookRouteDeps): Router {
     if (!tenant.settings.webhook) throw new ConflictError('the tenant has no webhook URL; set one with PATCH /v1/tenants/:id');
     const eventId = `webhook.test:${tenantId}:${randomBytes(9).toString('base64url')}`;
     // Handed over whatever a cache says: the tenant read just now has a webhook.
-    await deps.events.append({ id: eventId, tenantId, type: 'webhook.test', data: { message: 'A test event from Cartero', url: tenant.settings.webhook.url } }, new Date(), true);
+    await deps.events.append(
+      { id: eventId, tenantId, type: 'webhook.test', data: { message: 'A test event from Cartero', url: tenant.settings.webhook.url } },
+      new Date(),
+      true,
+    );
     res.status(202).json({ eventId, deliveryId: deliveryIdFor(eventId) });
   });
 

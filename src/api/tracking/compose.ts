@@ -70,7 +70,8 @@ export function composeTracking(
   const headers: ComposedTracking['headers'] = {};
   if (unsubscribe && problems.length === 0) {
     const url = `${base}/u/${composer.tokens.sign({ tenantId: tenant.id, messageId, recipient: 0, kind: 'unsubscribe' })}`;
-    const mailto = typeof body.unsubscribe === 'object' && body.unsubscribe.mailto ? `, <mailto:${body.unsubscribe.mailto}?subject=unsubscribe>` : '';
+    const mailto =
+      typeof body.unsubscribe === 'object' && body.unsubscribe.mailto ? `, <mailto:${body.unsubscribe.mailto}?subject=unsubscribe>` : '';
     headers['List-Unsubscribe'] = { prepared: true, value: `<${url}>${mailto}` };
     headers['List-Unsubscribe-Post'] = { prepared: true, value: 'List-Unsubscribe=One-Click' };
   }

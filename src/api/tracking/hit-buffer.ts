@@ -102,7 +102,10 @@ export class HitBuffer {
       await Promise.race([
         this.opts.write(batch),
         new Promise((_, reject) => {
-          timer = setTimeout(() => reject(new Error(`write did not finish within ${this.opts.writeTimeoutMs ?? 60_000} ms`)), this.opts.writeTimeoutMs ?? 60_000);
+          timer = setTimeout(
+            () => reject(new Error(`write did not finish within ${this.opts.writeTimeoutMs ?? 60_000} ms`)),
+            this.opts.writeTimeoutMs ?? 60_000,
+          );
         }),
       ]);
       this.stats.written += batch.length;
@@ -114,7 +117,10 @@ export class HitBuffer {
       this.stats.failedFlushes++;
       const delay = Math.min(this.opts.flushMs * 2 ** this.failures, this.opts.maxRetryDelayMs ?? 30_000);
       this.retryAt = Date.now() + delay;
-      this.opts.logger.warn({ err: (err as Error).message, queued: this.queue.length + batch.length, retryInMs: delay }, 'tracking hits not written; will retry');
+      this.opts.logger.warn(
+        { err: (err as Error).message, queued: this.queue.length + batch.length, retryInMs: delay },
+        'tracking hits not written; will retry',
+      );
       return false;
     } finally {
       clearTimeout(timer);
@@ -190,7 +196,8 @@ export class HitBuffer {
           unreadable++;
         }
       }
-      if (unreadable > 0) this.opts.logger.warn({ file: original, unreadable }, 'tracking spool file had unreadable lines; they are dropped');
+      if (unreadable > 0)
+        this.opts.logger.warn({ file: original, unreadable }, 'tracking spool file had unreadable lines; they are dropped');
       for (let i = 0; i < hits.length; i += this.opts.flushHits) {
         if (!(await this.writeBatch(hits.slice(i, i + this.opts.flushHits)))) {
           await rename(claimed, path.join(dir, original)).catch(() => undefined);

@@ -50,7 +50,14 @@ export function createTracking(
   const repo = new TrackingRepository(db);
   const messages = new MessageRepository(db);
   const scannerNetworks = parseCidrs(config.tracking.scannerCidrs);
-  const write = createHitWriter({ messages, tracking: repo, events: extra.events ?? new EventRepository(db), scannerNetworks, logger, ...(extra.onHumanHit ? { onHumanHit: extra.onHumanHit } : {}) });
+  const write = createHitWriter({
+    messages,
+    tracking: repo,
+    events: extra.events ?? new EventRepository(db),
+    scannerNetworks,
+    logger,
+    ...(extra.onHumanHit ? { onHumanHit: extra.onHumanHit } : {}),
+  });
   const buffer = new HitBuffer({
     flushMs: config.tracking.flushMs,
     flushHits: config.tracking.flushHits,

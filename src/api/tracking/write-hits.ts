@@ -4,7 +4,17 @@ import { summarize, type TrackingSummary } from '../../domain/tracking/summary';
 import type { EventInput } from '../../domain/events';
 import type { EventRepository } from '../../store/events';
 import type { MessageDoc, MessageRepository } from '../../store/messages';
-import { fromStoredHit, HITS_PER_BUCKET, MAX_STORED_HITS, overflowCounts, toStoredHit, type StoredHit, type TrackingDoc, type TrackingRepository, type TrackingWrite } from '../../store/tracking';
+import {
+  fromStoredHit,
+  HITS_PER_BUCKET,
+  MAX_STORED_HITS,
+  overflowCounts,
+  toStoredHit,
+  type StoredHit,
+  type TrackingDoc,
+  type TrackingRepository,
+  type TrackingWrite,
+} from '../../store/tracking';
 import type { PendingHit } from './hit-buffer';
 
 /**
@@ -48,7 +58,14 @@ export function trackingSummaryOf(
   const hits = stored.map(fromStoredHit);
   const verdicts = classifyHits(hits, { deliveredAt: deliveredAtOf(msg), scannerNetworks });
   const s = summarize(hits, verdicts, msg.tracking?.links ?? [], overflowCounts(doc));
-  return { enabled: { opens: msg.tracking?.opens ?? false, clicks: msg.tracking?.clicks ?? false, unsubscribe: msg.tracking?.unsubscribe ?? false }, ...s };
+  return {
+    enabled: {
+      opens: msg.tracking?.opens ?? false,
+      clicks: msg.tracking?.clicks ?? false,
+      unsubscribe: msg.tracking?.unsubscribe ?? false,
+    },
+    ...s,
+  };
 }
 
 /**
@@ -129,9 +146,17 @@ export function createHitWriter(deps: HitWriterDeps): (batch: PendingHit[]) => P
       write,
       // Aggregate-only tenants (consent regimes): counts, but no per-hit events leave the system.
       events: msg.tracking?.aggregateOnly ? [] : batch.map((h) => hitEvent(msg, h, verdictOf.get(h.id)!)),
-      human: fresh.filter((h) => verdictOf.get(h.id)!.cls === 'human').map((h) => ({ message: msg, hit: h, verdict: verdictOf.get(h.id)! })),
+      human: fresh
+        .filter((h) => verdictOf.get(h.id)!.cls === 'human')
+        .map((h) => ({ message: msg, hit: h, verdict: verdictOf.get(h.id)! })),
       remember: () => {
-        cache.set(messageId, { msg, msgReadAt: recent.msgReadAt, stored: recent.stored + fresh.length, hits: kept, ids: new Set(kept.map((h) => h.id)) });
+        cache.set(messageId, {
+          msg,
+          msgReadAt: recent.msgReadAt,
+          stored: recent.stored + fresh.length,
+          hits: kept,
+          ids: new Set(kept.map((h) => h.id)),
+        });
         if (cache.size > CACHED_MESSAGES) cache.delete(cache.keys().next().value!);
       },
     };
@@ -152,7 +177,11 @@ export function createHitWriter(deps: HitWriterDeps): (batch: PendingHit[]) => P
     for (const p of plans) p.remember();
     if (deps.onHumanHit) {
       for (const notice of plans.flatMap((p) => p.human)) {
-        await deps.onHumanHit(notice).catch((err: unknown) => deps.logger.warn({ messageId: notice.message._id, err: (err as Error).message }, 'case notification for a tracking hit failed'));
+        await deps
+          .onHumanHit(notice)
+          .catch((err: unknown) =>
+            deps.logger.warn({ messageId: notice.message._id, err: (err as Error).message }, 'case notification for a tracking hit failed'),
+          );
       }
     }
   };

@@ -62,7 +62,12 @@ const ID_TOKEN = /<([^<>\s@]{1,200}@[^<>\s@]{1,200})>/g;
  * CR/LF and other control characters are replaced, so a value can never start a new header.
  */
 export function cleanHeaderValue(value: string, max = 998): string {
-  return value.replace(/\r?\n[ \t]+/g, ' ').replace(CONTROL, ' ').replace(/\t/g, ' ').trim().slice(0, max);
+  return value
+    .replace(/\r?\n[ \t]+/g, ' ')
+    .replace(CONTROL, ' ')
+    .replace(/\t/g, ' ')
+    .trim()
+    .slice(0, max);
 }
 
 /** Every well-formed `<local@domain>` in a Message-ID list header; anything else is ignored. */

@@ -17,7 +17,6 @@ export function parseFeedbackReport(report: string, returned: string | null): Fe
   const fields = fieldGroups(report).flat();
   const feedbackType = (fieldValue(fields, 'feedback-type') ?? 'other').toLowerCase().trim();
   const recipient =
-    addressIn(fieldValue(fields, 'original-rcpt-to')) ??
-    (returned ? addressIn(fieldValue(headerFields(returned), 'to')) : null);
+    addressIn(fieldValue(fields, 'original-rcpt-to')) ?? (returned ? addressIn(fieldValue(headerFields(returned), 'to')) : null);
   return { feedbackType, recipient };
 }

@@ -45,7 +45,13 @@ export interface MailVerdict {
   originalMessageId: string | null;
 }
 
-const RETURNED_TYPES = new Set(['message/rfc822', 'text/rfc822-headers', 'message/global', 'message/global-headers', 'message/rfc822-headers']);
+const RETURNED_TYPES = new Set([
+  'message/rfc822',
+  'text/rfc822-headers',
+  'message/global',
+  'message/global-headers',
+  'message/rfc822-headers',
+]);
 const BOUNCE_SENDER = /^(mailer-daemon|mail-daemon|mailerdaemon|postmaster|mdaemon|mail delivery (subsystem|system))\b/i;
 const BOUNCE_SUBJECT =
   /undeliver(able|ed)|delivery (status notification|failure|has failed|failed|problem|incomplete)|returned mail|mail delivery (failed|failure|system)|failure notice|could not be delivered|non[- ]?remis|no se (ha podido|pudo) entregar|(mensaje|correo) no entregado|devuelto|unzustellbar|nondeliverable/i;
@@ -57,11 +63,13 @@ const typeOf = (p: { contentType: string }) => p.contentType.toLowerCase().split
 export function classifyMail(mail: MailForClassification): MailVerdict {
   const returned = mail.parts.find((p) => RETURNED_TYPES.has(typeOf(p)));
   const returnedText = returned ? partText(returned) : null;
-  const originalMessageId = (returnedText ? messageIdIn(fieldValue(headerFields(returnedText), 'message-id')) : null) ?? inlineMessageId(mail.text);
+  const originalMessageId =
+    (returnedText ? messageIdIn(fieldValue(headerFields(returnedText), 'message-id')) : null) ?? inlineMessageId(mail.text);
   const reportType = /report-type\s*=\s*"?([a-z-]+)/i.exec(fieldValue(mail.headers, 'content-type') ?? '')?.[1]?.toLowerCase();
 
   const feedback = mail.parts.find((p) => typeOf(p) === 'message/feedback-report');
-  if (feedback || reportType === 'feedback-report') return complaint(mail, feedback ? partText(feedback) : '', returnedText, originalMessageId);
+  if (feedback || reportType === 'feedback-report')
+    return complaint(mail, feedback ? partText(feedback) : '', returnedText, originalMessageId);
 
   const statusPart = mail.parts.find((p) => /^message\/(global-)?delivery-status$/.test(typeOf(p)));
   const statusText = statusPart ? partText(statusPart) : /^Final-Recipient:/im.test(mail.text) ? mail.text : null;
@@ -122,13 +130,15 @@ function complaint(mail: MailForClassification, report: string, returned: string
     return { kind: 'autoreply', rule: `arf-${fb.feedbackType}`, bounces: [], originalMessageId };
   }
   const bounces = fb.recipient
-    ? [{
-        recipient: fb.recipient,
-        status: null,
-        hard: true,
-        reason: (fb.feedbackType === 'virus' ? 'virusdetected' : 'spamdetected') as BounceReason,
-        diagnostic: `feedback-type: ${fb.feedbackType}`,
-      }]
+    ? [
+        {
+          recipient: fb.recipient,
+          status: null,
+          hard: true,
+          reason: (fb.feedbackType === 'virus' ? 'virusdetected' : 'spamdetected') as BounceReason,
+          diagnostic: `feedback-type: ${fb.feedbackType}`,
+        },
+      ]
     : [];
   return { kind: 'complaint', rule: `arf-${fb.feedbackType}`, bounces, originalMessageId };
 }

@@ -23,7 +23,8 @@ interface Format {
 
 const NL = /\r\n?/g;
 const ADDRESS_LINE = /^\s*<?([^\s<>@]+@[^\s<>@:]+?)>?:?\s*(.*)$/;
-const COPY_MARKER = /^\s*-{2,}.*(below this line|copy of the (original )?message|original message|this is a copy)|^\s*(return-path|received):/i;
+const COPY_MARKER =
+  /^\s*-{2,}.*(below this line|copy of the (original )?message|original message|this is a copy)|^\s*(return-path|received):/i;
 
 /** Text between `start` (a regex over the whole body) and the returned copy. */
 function section(body: string, start: RegExp): string[] {
@@ -35,14 +36,22 @@ function section(body: string, start: RegExp): string[] {
 }
 
 const clean = (lines: string[]): string | null => {
-  const t = lines.map((l) => l.trim()).filter(Boolean).join(' ').replace(/\s+/g, ' ').trim();
+  const t = lines
+    .map((l) => l.trim())
+    .filter(Boolean)
+    .join(' ')
+    .replace(/\s+/g, ' ')
+    .trim();
   return t || null;
 };
 
 /** The most telling part of a diagnostic: the remote server's reply when it is quoted. */
 function remoteReply(diag: string | null): string | null {
   if (!diag) return null;
-  const said = /(?:remote (?:host|server) (?:said|returned)|the error that the other server returned was|the response (?:from the remote server )?was|<<<|<--)\s*:?\s*'?(.+?)'?$/i.exec(diag);
+  const said =
+    /(?:remote (?:host|server) (?:said|returned)|the error that the other server returned was|the response (?:from the remote server )?was|<<<|<--)\s*:?\s*'?(.+?)'?$/i.exec(
+      diag,
+    );
   return said?.[1]?.trim() || diag;
 }
 
@@ -55,7 +64,11 @@ function angleBlocks(lines: string[]): Array<{ recipient: string; diagnostic: st
   let current: { recipient: string; lines: string[] } | null = null;
   const flush = () => {
     // qmail closes each block with "Giving up on <host>.", which says nothing about the failure.
-    if (current) out.push({ recipient: current.recipient, diagnostic: remoteReply(clean(current.lines.filter((l) => !/^\s*giving up on /i.test(l)))) });
+    if (current)
+      out.push({
+        recipient: current.recipient,
+        diagnostic: remoteReply(clean(current.lines.filter((l) => !/^\s*giving up on /i.test(l)))),
+      });
     current = null;
   };
   for (const line of lines) {
@@ -132,7 +145,9 @@ const FORMATS: Format[] = [
     signature: /This message was created automatically by mail delivery software/i,
     delay: /has not yet been delivered to one or more of its\s+recipients/i,
     extract: (b) =>
-      indentedBlocks(section(b, /(The following address\(es\) failed|address(es)? to which the message has not yet been delivered (is|are)):?[^\n]*\n/i)),
+      indentedBlocks(
+        section(b, /(The following address\(es\) failed|address(es)? to which the message has not yet been delivered (is|are)):?[^\n]*\n/i),
+      ),
   },
   {
     name: 'sendmail',
@@ -153,13 +168,22 @@ const FORMATS: Format[] = [
   },
   {
     name: 'gmail',
-    signature: /Delivery to the following recipients? (failed permanently|has been delayed)|Your message wasn't delivered to|There was a temporary problem delivering your message to/i,
+    signature:
+      /Delivery to the following recipients? (failed permanently|has been delayed)|Your message wasn't delivered to|There was a temporary problem delivering your message to/i,
     delay: /has been delayed|temporary problem delivering|will retry for/i,
     extract: (b) => {
-      const modern = /Your message wasn't delivered to (\S+@\S+?) because (.+?)\.?\s*$/im.exec(b) ?? /temporary problem delivering your message to (\S+@\S+?)\.?\s/i.exec(b);
-      const remote = /(?:The (?:error that the other server returned|response from the remote server) was|The response was):\s*\n\s*(.+)/i.exec(b)?.[1]?.trim() ?? null;
+      const modern =
+        /Your message wasn't delivered to (\S+@\S+?) because (.+?)\.?\s*$/im.exec(b) ??
+        /temporary problem delivering your message to (\S+@\S+?)\.?\s/i.exec(b);
+      const remote =
+        /(?:The (?:error that the other server returned|response from the remote server) was|The response was):\s*\n\s*(.+)/i
+          .exec(b)?.[1]
+          ?.trim() ?? null;
       if (modern?.[1]) return [{ recipient: addressIn(modern[1]) ?? modern[1], diagnostic: remote ?? modern[2] ?? null }];
-      return listedWith(section(b, /Delivery to the following recipients? (failed permanently|has been delayed):/i), /(?:returned was|response was):\s*\n\s*(.+)/i).map((r) => ({
+      return listedWith(
+        section(b, /Delivery to the following recipients? (failed permanently|has been delayed):/i),
+        /(?:returned was|response was):\s*\n\s*(.+)/i,
+      ).map((r) => ({
         recipient: r.recipient,
         diagnostic: r.diagnostic ?? remote,
       }));
@@ -167,13 +191,15 @@ const FORMATS: Format[] = [
   },
   {
     name: 'exchange',
-    signature: /Delivery has failed to these recipients or groups|Delivery is delayed to these recipients or groups|The following recipient\(s\) (cannot|could not) be reached|Your message did not reach some or all of the intended recipients/i,
+    signature:
+      /Delivery has failed to these recipients or groups|Delivery is delayed to these recipients or groups|The following recipient\(s\) (cannot|could not) be reached|Your message did not reach some or all of the intended recipients/i,
     delay: /Delivery is delayed to these recipients or groups/i,
     extract: (b) =>
       listedWith(
-        section(b, /(Delivery has failed to these recipients or groups|Delivery is delayed to these recipients or groups|The following recipient\(s\) (cannot|could not) be reached):?/i).filter(
-          (l) => !/^\s*(generating server|original message headers)/i.test(l),
-        ),
+        section(
+          b,
+          /(Delivery has failed to these recipients or groups|Delivery is delayed to these recipients or groups|The following recipient\(s\) (cannot|could not) be reached):?/i,
+        ).filter((l) => !/^\s*(generating server|original message headers)/i.test(l)),
         /Remote Server returned '([^']+)'|<[^<>#]*#[245]\.\d+\.\d+\s+(?:smtp;)?([^>]*)>/i,
       ),
   },

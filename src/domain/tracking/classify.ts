@@ -129,7 +129,8 @@ export function classifyHits(hits: readonly Hit[], ctx: ClassifyContext): Verdic
       }
     } else if (SCANNER_AGENT.test(ua)) verdict = v('machine', 'scanner_agent');
     else if (h.kind === 'open' && ua === 'Mozilla/5.0' && inRanges(h.ip, APPLE)) verdict = v('machine', 'apple_mpp', true);
-    else if (h.kind === 'click' && (inRanges(h.ip, SCANNERS) || inRanges(h.ip, ctx.scannerNetworks ?? []))) verdict = v('machine', 'scanner_network');
+    else if (h.kind === 'click' && (inRanges(h.ip, SCANNERS) || inRanges(h.ip, ctx.scannerNetworks ?? [])))
+      verdict = v('machine', 'scanner_network');
     else if (bursts.has(i)) verdict = v('machine', 'link_burst');
     else verdict = v('human', 'default');
     out[i] = verdict;

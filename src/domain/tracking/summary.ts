@@ -19,7 +19,13 @@ export interface TrackingSummary {
   opens: ClassCounts;
   clicks: ClassCounts & { links: Array<{ index: number; url: string | null } & ClassCounts> };
   /** Per recipient index (only for personalised bodies: a shared body cannot tell readers apart). */
-  recipients: Array<{ recipient: number; opens: ClassCounts; clicks: ClassCounts; firstHumanOpenAt: number | null; firstHumanClickAt: number | null }>;
+  recipients: Array<{
+    recipient: number;
+    opens: ClassCounts;
+    clicks: ClassCounts;
+    firstHumanOpenAt: number | null;
+    firstHumanClickAt: number | null;
+  }>;
   /** How many hits each rule decided (how honest the counts are, at a glance). */
   rules: Partial<Record<RuleName, number>>;
   /** Hits past the per-message storage cap: counted by class, not by reader. */

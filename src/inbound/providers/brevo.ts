@@ -1,5 +1,13 @@
 import { z } from 'zod';
-import { cleanAddress, cleanHeaderValue, parseMessageIds, type DroppedPart, type InboundAddress, type InboundEmail, type InboundPart } from '../../domain/inbound/email';
+import {
+  cleanAddress,
+  cleanHeaderValue,
+  parseMessageIds,
+  type DroppedPart,
+  type InboundAddress,
+  type InboundEmail,
+  type InboundPart,
+} from '../../domain/inbound/email';
 import { zodToValidationError } from '../../api/problem';
 import { checkConfiguredAuth, keepOrDrop, parseJsonBody, type AdapterContext, type AdapterResult, type InboundRequest } from '../request';
 
@@ -66,13 +74,28 @@ export async function parseBrevo(req: InboundRequest, ctx: AdapterContext): Prom
       if (!a.DownloadToken) {
         dropped.push({ filename, contentType, size: a.ContentLength ?? null, reason: 'no DownloadToken in the payload' });
       } else if ((a.ContentLength ?? 0) > ctx.limits.maxAttachmentBytes) {
-        dropped.push({ filename, contentType, size: a.ContentLength ?? null, reason: `larger than the ${ctx.limits.maxAttachmentBytes}-byte attachment limit` });
+        dropped.push({
+          filename,
+          contentType,
+          size: a.ContentLength ?? null,
+          reason: `larger than the ${ctx.limits.maxAttachmentBytes}-byte attachment limit`,
+        });
       } else if (!ctx.settings?.apiKey) {
-        dropped.push({ filename, contentType, size: a.ContentLength ?? null, reason: 'not fetched: no Brevo API key configured (PUT /v1/tenants/{id}/inbound/brevo {"apiKey": …})' });
+        dropped.push({
+          filename,
+          contentType,
+          size: a.ContentLength ?? null,
+          reason: 'not fetched: no Brevo API key configured (PUT /v1/tenants/{id}/inbound/brevo {"apiKey": …})',
+        });
       } else {
         // A fetch failure throws: the request answers 5xx and Brevo delivers again.
         const content = await ctx.brevoAttachment(a.DownloadToken, ctx.settings.apiKey);
-        keepOrDrop({ filename, contentType, content, size: content.length, contentId: a.ContentID ?? null, inline: Boolean(a.ContentID) }, ctx.limits, parts, dropped);
+        keepOrDrop(
+          { filename, contentType, content, size: content.length, contentId: a.ContentID ?? null, inline: Boolean(a.ContentID) },
+          ctx.limits,
+          parts,
+          dropped,
+        );
       }
     }
     const uuid = Array.isArray(it.Uuid) ? it.Uuid[0] : it.Uuid;
@@ -87,7 +110,10 @@ export async function parseBrevo(req: InboundRequest, ctx: AdapterContext): Prom
       to: list(it.To),
       cc: list(it.Cc),
       replyTo: list(it.ReplyTo),
-      envelopeTo: (it.Recipients ?? []).map((r) => (typeof r === 'string' ? cleanAddress(r) : cleanAddress(r.Address))).filter((a): a is InboundAddress => a !== null).map((a) => a.address),
+      envelopeTo: (it.Recipients ?? [])
+        .map((r) => (typeof r === 'string' ? cleanAddress(r) : cleanAddress(r.Address)))
+        .filter((a): a is InboundAddress => a !== null)
+        .map((a) => a.address),
       envelopeFrom: null,
       subject: cleanHeaderValue(it.Subject ?? ''),
       date: date && !Number.isNaN(date.getTime()) ? date : null,

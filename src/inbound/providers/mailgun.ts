@@ -1,9 +1,25 @@
 import { createHmac } from 'node:crypto';
-import { cleanAddress, cleanHeaderValue, parseAddressList, parseMessageIds, type DroppedPart, type InboundPart } from '../../domain/inbound/email';
+import {
+  cleanAddress,
+  cleanHeaderValue,
+  parseAddressList,
+  parseMessageIds,
+  type DroppedPart,
+  type InboundPart,
+} from '../../domain/inbound/email';
 import { AuthenticationError } from '../../errors';
 import { constantTimeEqual } from '../../security/crypto';
 import { fromRawMime } from '../mime';
-import { fieldError, fieldText, headerValue, keepOrDrop, parseForm, type AdapterContext, type AdapterResult, type InboundRequest } from '../request';
+import {
+  fieldError,
+  fieldText,
+  headerValue,
+  keepOrDrop,
+  parseForm,
+  type AdapterContext,
+  type AdapterResult,
+  type InboundRequest,
+} from '../request';
 
 /**
  * Mailgun routes `forward()`: urlencoded, or multipart when there are attachments. Parsed mode
@@ -13,12 +29,15 @@ import { fieldError, fieldText, headerValue, keepOrDrop, parseForm, type Adapter
  * timestamp must be fresh and the token unused (the caller claims it once the message ids are known).
  */
 export function mailgunSignature(signingKey: string, timestamp: string, token: string): string {
-  return createHmac('sha256', signingKey).update(timestamp + token).digest('hex');
+  return createHmac('sha256', signingKey)
+    .update(timestamp + token)
+    .digest('hex');
 }
 
 export async function parseMailgun(req: InboundRequest, ctx: AdapterContext): Promise<AdapterResult> {
   const signingKey = ctx.settings?.signingKey;
-  if (!signingKey) throw new AuthenticationError('no Mailgun signing key configured for this tenant (PUT /v1/tenants/{id}/inbound/mailgun)');
+  if (!signingKey)
+    throw new AuthenticationError('no Mailgun signing key configured for this tenant (PUT /v1/tenants/{id}/inbound/mailgun)');
   const { fields, files } = await parseForm(req, ctx.limits.maxAttachmentBytes);
   const timestamp = fieldText(fields, 'timestamp');
   const token = fieldText(fields, 'token');
@@ -28,7 +47,9 @@ export async function parseMailgun(req: InboundRequest, ctx: AdapterContext): Pr
     throw new AuthenticationError('the Mailgun signature does not verify');
   }
   if (Math.abs(ctx.now.getTime() - Number(timestamp) * 1000) > ctx.limits.mailgunMaxAgeMs) {
-    throw new AuthenticationError(`the Mailgun signature timestamp is more than ${Math.round(ctx.limits.mailgunMaxAgeMs / 60_000)} minutes away from now`);
+    throw new AuthenticationError(
+      `the Mailgun signature timestamp is more than ${Math.round(ctx.limits.mailgunMaxAgeMs / 60_000)} minutes away from now`,
+    );
   }
   const envelopeTo = (fieldText(fields, 'recipient') ?? '')
     .split(',')
@@ -51,7 +72,10 @@ export async function parseMailgun(req: InboundRequest, ctx: AdapterContext): Pr
     }
     if (!Array.isArray(list)) throw fieldError('message-headers', 'must be a JSON list of [name, value] pairs');
     headers = list
-      .filter((x): x is [string, string] => Array.isArray(x) && typeof x[0] === 'string' && typeof x[1] === 'string' && /^[!-9;-~]{1,76}$/.test(x[0]))
+      .filter(
+        (x): x is [string, string] =>
+          Array.isArray(x) && typeof x[0] === 'string' && typeof x[1] === 'string' && /^[!-9;-~]{1,76}$/.test(x[0]),
+      )
       .slice(0, 500)
       .map(([name, value]) => ({ name, value: cleanHeaderValue(value) }));
   }

@@ -9,8 +9,12 @@ import { checkBearer, header, type AdapterContext, type AdapterResult, type Inbo
  * recipient when the forwarder knows it.
  */
 export async function parseMime(req: InboundRequest, ctx: AdapterContext): Promise<AdapterResult> {
-  if (!ctx.settings?.bearerToken) throw new AuthenticationError('no inbound bearer secret configured for this tenant (PUT /v1/tenants/{id}/inbound/mime)');
+  if (!ctx.settings?.bearerToken)
+    throw new AuthenticationError('no inbound bearer secret configured for this tenant (PUT /v1/tenants/{id}/inbound/mime)');
   checkBearer(req, ctx.settings.bearerToken);
   const originalTo = header(req, 'x-original-to');
-  return { kind: 'emails', emails: [await fromRawMime(req.body, 'mime', ctx.limits, { envelopeTo: originalTo ? [originalTo.trim().toLowerCase()] : [] })] };
+  return {
+    kind: 'emails',
+    emails: [await fromRawMime(req.body, 'mime', ctx.limits, { envelopeTo: originalTo ? [originalTo.trim().toLowerCase()] : [] })],
+  };
 }

@@ -1,5 +1,13 @@
 import { z } from 'zod';
-import { cleanAddress, cleanHeaderValue, parseAddressList, parseMessageIds, type DroppedPart, type InboundAddress, type InboundPart } from '../../domain/inbound/email';
+import {
+  cleanAddress,
+  cleanHeaderValue,
+  parseAddressList,
+  parseMessageIds,
+  type DroppedPart,
+  type InboundAddress,
+  type InboundPart,
+} from '../../domain/inbound/email';
 import { zodToValidationError } from '../../api/problem';
 import { fromRawMime } from '../mime';
 import { checkConfiguredAuth, keepOrDrop, parseJsonBody, type AdapterContext, type AdapterResult, type InboundRequest } from '../request';
@@ -26,7 +34,15 @@ const bodySchema = z.looseObject({
   HtmlBody: z.string().nullish(),
   Headers: z.array(z.looseObject({ Name: z.string(), Value: z.string() })).nullish(),
   Attachments: z
-    .array(z.looseObject({ Name: z.string().nullish(), Content: z.string(), ContentType: z.string().nullish(), ContentLength: z.number().nullish(), ContentID: z.string().nullish() }))
+    .array(
+      z.looseObject({
+        Name: z.string().nullish(),
+        Content: z.string(),
+        ContentType: z.string().nullish(),
+        ContentLength: z.number().nullish(),
+        ContentID: z.string().nullish(),
+      }),
+    )
     .nullish(),
   RawEmail: z.string().nullish(),
   SpamScore: z.number().nullish(),
@@ -43,9 +59,14 @@ export async function parsePostmark(req: InboundRequest, ctx: AdapterContext): P
   const envelopeTo = p.OriginalRecipient ? [p.OriginalRecipient].map((a) => cleanAddress(a)?.address).filter((a): a is string => !!a) : [];
   const providerId = p.MessageID ? cleanHeaderValue(p.MessageID, 200) : null;
   if (p.RawEmail) {
-    return { kind: 'emails', emails: [await fromRawMime(Buffer.from(p.RawEmail, 'utf8'), 'postmark', ctx.limits, { providerId, envelopeTo })] };
+    return {
+      kind: 'emails',
+      emails: [await fromRawMime(Buffer.from(p.RawEmail, 'utf8'), 'postmark', ctx.limits, { providerId, envelopeTo })],
+    };
   }
-  const headers = (p.Headers ?? []).filter((x) => /^[!-9;-~]{1,76}$/.test(x.Name)).map((x) => ({ name: x.Name, value: cleanHeaderValue(x.Value) }));
+  const headers = (p.Headers ?? [])
+    .filter((x) => /^[!-9;-~]{1,76}$/.test(x.Name))
+    .map((x) => ({ name: x.Name, value: cleanHeaderValue(x.Value) }));
   const h = (name: string) => headers.find((x) => x.name.toLowerCase() === name)?.value ?? null;
   const parts: InboundPart[] = [];
   const dropped: DroppedPart[] = [];
@@ -57,7 +78,12 @@ export async function parsePostmark(req: InboundRequest, ctx: AdapterContext): P
       return;
     }
     const content = Buffer.from(a.Content, 'base64');
-    keepOrDrop({ filename, contentType, content, size: content.length, contentId: a.ContentID || null, inline: Boolean(a.ContentID) }, ctx.limits, parts, dropped);
+    keepOrDrop(
+      { filename, contentType, content, size: content.length, contentId: a.ContentID || null, inline: Boolean(a.ContentID) },
+      ctx.limits,
+      parts,
+      dropped,
+    );
   });
   const date = p.Date ? new Date(p.Date) : null;
   return {

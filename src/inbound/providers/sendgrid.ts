@@ -1,4 +1,11 @@
-import { cleanAddress, cleanHeaderValue, parseAddressList, parseMessageIds, type DroppedPart, type InboundPart } from '../../domain/inbound/email';
+import {
+  cleanAddress,
+  cleanHeaderValue,
+  parseAddressList,
+  parseMessageIds,
+  type DroppedPart,
+  type InboundPart,
+} from '../../domain/inbound/email';
 import { fromRawMime } from '../mime';
 import {
   checkConfiguredAuth,
@@ -51,14 +58,24 @@ export async function parseSendgrid(req: InboundRequest, ctx: AdapterContext): P
   const charsets = jsonField<Record<string, string>>(fieldText(fields, 'charsets'), 'charsets') ?? {};
   const textBytes = fields.get('text')?.[0];
   const htmlBytes = fields.get('html')?.[0];
-  const info = jsonField<Record<string, { filename?: string; name?: string; type?: string; 'content-id'?: string }>>(fieldText(fields, 'attachment-info'), 'attachment-info') ?? {};
+  const info =
+    jsonField<Record<string, { filename?: string; name?: string; type?: string; 'content-id'?: string }>>(
+      fieldText(fields, 'attachment-info'),
+      'attachment-info',
+    ) ?? {};
   const parts: InboundPart[] = [];
   const dropped: DroppedPart[] = [];
   for (const f of files) {
     const meta = info[f.field];
     const filename = meta?.filename ?? meta?.name ?? f.filename;
     keepOrDrop(
-      { ...f, filename: filename ? cleanHeaderValue(filename, 255) : null, contentType: meta?.type ?? f.contentType, contentId: meta?.['content-id'] ?? null, inline: Boolean(meta?.['content-id']) },
+      {
+        ...f,
+        filename: filename ? cleanHeaderValue(filename, 255) : null,
+        contentType: meta?.type ?? f.contentType,
+        contentId: meta?.['content-id'] ?? null,
+        inline: Boolean(meta?.['content-id']),
+      },
       ctx.limits,
       parts,
       dropped,

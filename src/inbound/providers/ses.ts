@@ -14,7 +14,9 @@ import { fieldError, parseJsonBody, type AdapterContext, type AdapterResult, typ
  */
 const sesNotification = z.looseObject({
   notificationType: z.string(),
-  mail: z.looseObject({ messageId: z.string().nullish(), source: z.string().nullish(), destination: z.array(z.string()).nullish() }).nullish(),
+  mail: z
+    .looseObject({ messageId: z.string().nullish(), source: z.string().nullish(), destination: z.array(z.string()).nullish() })
+    .nullish(),
   receipt: z
     .looseObject({
       recipients: z.array(z.string()).nullish(),
@@ -24,7 +26,11 @@ const sesNotification = z.looseObject({
   content: z.string().nullish(),
 });
 
-export async function parseSes(req: InboundRequest, ctx: AdapterContext, confirm: (subscribeUrl: string) => Promise<void>): Promise<AdapterResult> {
+export async function parseSes(
+  req: InboundRequest,
+  ctx: AdapterContext,
+  confirm: (subscribeUrl: string) => Promise<void>,
+): Promise<AdapterResult> {
   const parsed = snsMessageSchema.safeParse(parseJsonBody(req));
   if (!parsed.success) throw zodToValidationError(parsed.error);
   const m = parsed.data;
@@ -51,11 +57,16 @@ export async function parseSes(req: InboundRequest, ctx: AdapterContext, confirm
   // SES sends a test notification when the rule is saved; it carries no mail.
   if (n.data.notificationType !== 'Received') return { kind: 'ack', detail: `SES ${n.data.notificationType} notification acknowledged` };
   if (!n.data.content) {
-    throw fieldError('Message.content', 'missing: use the receipt rule\'s SNS action with BASE64 encoding (the S3 action\'s notifications carry no message)');
+    throw fieldError(
+      'Message.content',
+      "missing: use the receipt rule's SNS action with BASE64 encoding (the S3 action's notifications carry no message)",
+    );
   }
   const encoding = (n.data.receipt?.action?.encoding ?? 'BASE64').toUpperCase();
   const raw = encoding === 'BASE64' ? Buffer.from(n.data.content, 'base64') : Buffer.from(n.data.content, 'utf8');
-  const envelopeTo = (n.data.receipt?.recipients ?? n.data.mail?.destination ?? []).map((a) => cleanAddress(a)?.address).filter((a): a is string => !!a);
+  const envelopeTo = (n.data.receipt?.recipients ?? n.data.mail?.destination ?? [])
+    .map((a) => cleanAddress(a)?.address)
+    .filter((a): a is string => !!a);
   return {
     kind: 'emails',
     emails: [
