@@ -11,15 +11,20 @@ import { baseDeps, openStore, retrying, type StoreDeps } from './bootstrap';
 import type { Config } from './config/env';
 import type { Keyring } from './security/crypto';
 import { connectTemporal, connectWorkerConnection, dataConverter } from './temporal/connection';
-import { ensureWebhookSweeper, WebhookDispatcher } from './temporal/webhook-dispatch';
+import { WebhookDispatcher } from './temporal/webhook-dispatch';
+import { ensureWebhookSweeper } from './temporal/handoffs/webhook-delivery';
+import { retireLegacyCaseWorkflows } from './temporal/handoffs/case';
+import { WORKFLOW_BUNDLE_IGNORED_MODULES } from './temporal/handoffs/bundle';
 
 /**
  * The workflow bundle is built once by `npm run build` (dist/workflow-bundle.js); bundling at every
  * start costs seconds of webpack on a small machine. Without it, the worker bundles from source.
  */
-export function workflowSource(): Pick<WorkerOptions, 'workflowBundle' | 'workflowsPath'> {
+export function workflowSource(): Pick<WorkerOptions, 'workflowBundle' | 'workflowsPath' | 'bundlerOptions'> {
   const bundle = path.resolve(__dirname, 'workflow-bundle.js');
-  return existsSync(bundle) ? { workflowBundle: { codePath: bundle } } : { workflowsPath: require.resolve('./workflows') };
+  return existsSync(bundle)
+    ? { workflowBundle: { codePath: bundle } }
+    : { workflowsPath: require.resolve('./workflows'), bundlerOptions: { ignoreModules: WORKFLOW_BUNDLE_IGNORED_MODULES } };
 }
 
 export interface WorkerDeps extends StoreDeps {
@@ -107,6 +112,12 @@ async function main(): Promise<void> {
     warn: (msg, fields) => logger.warn(fields, msg),
   });
   await retrying('Temporal (webhook sweeper)', logger, () => ensureWebhookSweeper(client, config.temporal.taskQueue));
+  // Once per deployment that still has case workflows under ambiguous ids; harmless (and quick) after.
+  void retireLegacyCaseWorkflows(client).then(
+    (n) => n > 0 && logger.info({ retired: n }, 'asked case workflows under legacy ids to save and end'),
+    (err: unknown) =>
+      logger.warn({ err: (err as Error).message }, 'could not list case workflows under legacy ids; the next worker start tries again'),
+  );
   logger.info({ taskQueue: config.temporal.taskQueue, namespace: config.temporal.namespace }, 'worker running');
   await worker.run();
   pools.closeAll();

@@ -10,6 +10,7 @@ import type { MessageDoc, MessageRepository } from '../store/messages';
 import type { SuppressionRepository } from '../store/suppressions';
 import type { TenantDoc, TenantRepository } from '../store/tenants';
 import { Context, heartbeat } from '@temporalio/activity';
+import { requestPermit as requestRateLimitPermit } from '../temporal/handoffs/rate-limiter';
 import { tellCaseOfDelivery } from './cases';
 import { appendAttemptEvents, appendEndingEvent } from './message-events';
 import type { OAuthAccess } from './oauth-access';
@@ -253,13 +254,7 @@ export function createMessageActivities(deps: MessageActivityDeps) {
       marginMs: number,
       acceptedAt: number,
     ): Promise<void> {
-      await deps.temporal.workflow.signalWithStart('rateLimiter', {
-        workflowId: `ratelimit-${tenantId}`,
-        taskQueue: deps.taskQueue,
-        args: [{ tenantId, marginMs }],
-        signal: 'requestPermit',
-        signalArgs: [{ workflowId, recipients, rules, acceptedAt }],
-      });
+      await requestRateLimitPermit(deps.temporal, deps.taskQueue, tenantId, marginMs, { workflowId, recipients, rules, acceptedAt });
     },
   };
 }

@@ -1,6 +1,6 @@
 import { usableUntil } from '../domain/oauth';
 import { CarteroError, DependencyUnavailableError, IdentityProviderUnavailableError, OAuthCredentialsError } from '../errors';
-import { requestRefresh, type TokenWorkflowTarget } from '../oauth/token-workflow';
+import { requestRefresh, type TokenWorkflowTarget } from '../temporal/handoffs/oauth-token';
 import type { OAuthTokenRepository, StoredToken } from '../store/oauth-tokens';
 
 /**

@@ -1,25 +1,12 @@
 import type { CaseFeedbackSignal } from '../activities/bounces';
 import type { HitNotice } from '../api/tracking/write-hits';
 import type { Client } from '@temporalio/client';
-import { caseWorkflowId, type CaseEventKind, type CaseSignalEvent } from '../domain/cases';
+import type { CaseEventKind, CaseSignalEvent } from '../domain/cases';
 import type { CaseRepository } from '../store/cases';
 import type { EventRepository } from '../store/events';
 import { NotFoundError } from '../errors';
 import { caseUpdatedEvent } from './updated-event';
-import { CaseIdKey, TenantIdKey } from '../temporal/search-attributes';
-
-/** The case workflow's signal for each event kind (close/reopen are updates, see api/routes/cases.ts). */
-export const SIGNAL_FOR_KIND: Record<Exclude<CaseEventKind, 'closed' | 'reopened'>, string> = {
-  inbound: 'inbound',
-  autoreply: 'inbound',
-  sent: 'sent',
-  delivery_failed: 'deliveryFailed',
-  opened: 'opened',
-  clicked: 'clicked',
-  bounced: 'bounced',
-  complained: 'bounced',
-  delayed: 'bounced',
-};
+import { CASE_SIGNAL_FOR_KIND, signalCaseEvent } from '../temporal/handoffs/case';
 
 /**
  * Events that do not make a case a workflow: our own messages' outcomes and their opens and clicks.
@@ -50,7 +37,7 @@ export async function recordCaseEvent(
   deps: CaseRecorderDeps,
   tenantId: string,
   caseId: string,
-  event: CaseSignalEvent & { kind: keyof typeof SIGNAL_FOR_KIND },
+  event: CaseSignalEvent & { kind: keyof typeof CASE_SIGNAL_FOR_KIND },
   data: Record<string, unknown> = {},
 ): Promise<void> {
   const ensure = () => deps.cases.ensure(tenantId, caseId, event.subject ?? null, new Date(event.at));
@@ -84,28 +71,7 @@ export async function recordCaseEvent(
   }
   // goLive is a write; a record the apply just saw live needs none.
   if (!alreadyLive) await deps.cases.goLive(tenantId, caseId);
-  await signalCase(deps, tenantId, caseId, SIGNAL_FOR_KIND[event.kind], event);
-}
-
-/** Signal-with-start of the case workflow; a starting run loads what the case record holds. */
-export async function signalCase(
-  deps: Pick<CaseRecorderDeps, 'temporal' | 'taskQueue'>,
-  tenantId: string,
-  caseId: string,
-  signal: string,
-  event: CaseSignalEvent,
-): Promise<void> {
-  await deps.temporal.workflow.signalWithStart('caseWorkflow', {
-    workflowId: caseWorkflowId(tenantId, caseId),
-    taskQueue: deps.taskQueue,
-    args: [{ tenantId, caseId }],
-    signal,
-    signalArgs: [event],
-    typedSearchAttributes: [
-      { key: TenantIdKey, value: tenantId },
-      { key: CaseIdKey, value: caseId },
-    ],
-  });
+  await signalCaseEvent(deps.temporal, deps.taskQueue, tenantId, caseId, event);
 }
 
 /** Tracking's case seam: a human open or click (machine hits never reach a case) becomes a case event. */

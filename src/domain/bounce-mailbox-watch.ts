@@ -2,7 +2,6 @@
  * The IMAP bounce-mailbox watch's timings and outcomes: pure and dependency-free, because the
  * workflow `imap-<tenant>` imports them (docs/bounces.md, "IMAP watch").
  */
-export const bounceWatchWorkflowId = (tenantId: string) => `imap-${tenantId}`;
 
 /** The activity's answer to the workflow. `restart` = settings changed or time to rotate. */
 export type WatchOutcome = { kind: 'stopped' } | { kind: 'rotate' } | { kind: 'failed'; error: string };

@@ -1,5 +1,6 @@
 import { z } from 'zod';
 import { isIpLiteral } from './network';
+import { TENANT_ID_PATTERN } from './tenant-id';
 import { GENERIC_DEFAULTS, PRESETS, PRESET_NAMES, presetHost, type CountBy, type PresetName } from './presets';
 
 /**
@@ -11,7 +12,7 @@ const HOSTNAME = /^(?=.{1,253}$)(?!-)[A-Za-z0-9-]{1,63}(?<!-)(\.(?!-)[A-Za-z0-9-
 
 export const tenantIdSchema = z
   .string()
-  .regex(/^[a-z0-9][a-z0-9-]{1,38}[a-z0-9]$/, 'must be 3-40 characters of a-z, 0-9 and -, not starting or ending with -');
+  .regex(TENANT_ID_PATTERN, 'must be 3-40 characters of a-z, 0-9 and -, not starting or ending with -');
 
 const noControl = (what: string) =>
   z.string().refine((s) => !CONTROL_CHARS.test(s), `${what} must not contain control characters (CR, LF, NUL…)`);

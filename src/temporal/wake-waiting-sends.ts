@@ -1,5 +1,6 @@
 import type { Client } from '@temporalio/client';
 import type { MessageRepository } from '../store/messages';
+import { signalSettingsChanged } from './handoffs/send-message';
 
 /**
  * After a tenant's credentials or settings change (PATCH, consent, a token obtained again), wake
@@ -16,10 +17,7 @@ export async function wakeWaitingSends(
   const waiting = await messages.waitingForCredentials(tenantId);
   await Promise.all(
     waiting.map((m) =>
-      client.workflow
-        .getHandle(m.workflowId)
-        .signal('settingsChanged')
-        .catch((err: unknown) => onError(m.workflowId, err as Error)),
+      signalSettingsChanged(client, m.workflowId, tenantId, m._id).catch((err: unknown) => onError(m.workflowId, err as Error)),
     ),
   );
   return waiting.length;

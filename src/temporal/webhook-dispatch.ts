@@ -3,6 +3,7 @@ import { laneOf, type QueuedEvent } from '../domain/webhooks';
 import { NotFoundError } from '../errors';
 import type { EventRepository } from '../store/events';
 import type { TenantDoc, TenantRepository } from '../store/tenants';
+import { signalEvents } from './handoffs/webhook-delivery';
 
 /**
  * Hands events from the outbox to each tenant's delivery workflow (`webhooks-<tenant>`), by
@@ -12,9 +13,6 @@ import type { TenantDoc, TenantRepository } from '../store/tenants';
  * delivery activity events already delivered. Each handover takes *all* of the tenant's waiting
  * events, oldest first, so after an outage older events of a case still go before newer ones.
  */
-export const webhookWorkflowId = (tenantId: string) => `webhooks-${tenantId}`;
-export const webhookSweeperWorkflowId = (taskQueue: string) => `webhook-sweeper-${taskQueue}`;
-
 /** A marker whose event never appeared this long after it (its producer died in between). */
 const ORPHAN_AFTER_MS = 60_000;
 
@@ -129,25 +127,4 @@ export class WebhookDispatcher {
     }
     return n;
   }
-}
-
-/** Signal-with-start of the tenant's delivery workflow with events to deliver. */
-export async function signalEvents(client: Client, taskQueue: string, tenantId: string, events: QueuedEvent[]): Promise<void> {
-  await client.workflow.signalWithStart('webhookDelivery', {
-    workflowId: webhookWorkflowId(tenantId),
-    taskQueue,
-    args: [{ tenantId }],
-    signal: 'eventsReady',
-    signalArgs: [{ events }],
-  });
-}
-
-/** Starts the sweeper workflow unless it runs already (every worker calls this at start). */
-export async function ensureWebhookSweeper(client: Client, taskQueue: string): Promise<void> {
-  await client.workflow.start('webhookSweeper', {
-    workflowId: webhookSweeperWorkflowId(taskQueue),
-    taskQueue,
-    args: [],
-    workflowIdConflictPolicy: 'USE_EXISTING',
-  });
 }

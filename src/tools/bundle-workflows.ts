@@ -1,6 +1,7 @@
 import { writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { bundleWorkflowCode } from '@temporalio/worker';
+import { WORKFLOW_BUNDLE_IGNORED_MODULES } from '../temporal/handoffs/bundle';
 
 const BUNDLE_ALLOWED = /^(@temporalio\/|long$|ms$|nexus-rpc$)/;
 
@@ -9,6 +10,7 @@ async function main(): Promise<void> {
   const out = process.argv[2] ?? path.resolve(__dirname, '..', 'workflow-bundle.js');
   const { code } = await bundleWorkflowCode({
     workflowsPath: require.resolve('../workflows'),
+    ignoreModules: WORKFLOW_BUNDLE_IGNORED_MODULES,
     logger: { trace() {}, debug() {}, info() {}, warn: console.warn, error: console.error, log() {} },
   });
   // Every module the bundle imports is evaluated again for each workflow run (the SDK isolates

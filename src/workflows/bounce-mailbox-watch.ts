@@ -3,7 +3,6 @@ import {
   CancellationScope,
   condition,
   continueAsNew,
-  defineSignal,
   isCancellation,
   log,
   proxyActivities,
@@ -12,16 +11,17 @@ import {
 } from '@temporalio/workflow';
 import type { Activities } from '../activities';
 import { failedRetryDelayMs, type WatchOutcome } from '../domain/bounce-mailbox-watch';
+import { watchSettingsChangedSignal, type BounceMailboxWatchInput } from '../temporal/handoffs/bounce-mailbox-watch';
+import { addressedHere } from '../temporal/handoffs/ids';
 
 /**
- * `imap-<tenant>`: keeps the tenant's bounce-mailbox watch running (docs/bounces.md, "IMAP watch").
+ * `imap-<tenant>` (src/temporal/handoffs/bounce-mailbox-watch.ts): keeps the tenant's bounce-mailbox watch running (docs/bounces.md, "IMAP watch").
  * Each run of the heartbeating activity lasts until the settings are deleted (the workflow ends),
  * changed or rotated (it runs again), or a problem needs the tenant (it waits 1 min … 1 h, or less
  * if the settings change). A dead worker stops heartbeating; Temporal runs the activity again on
  * another one. `settingsChanged` (sent by PUT and DELETE) cancels the current run so the next one
  * reads the new settings at once.
  */
-export const settingsChangedSignal = defineSignal('settingsChanged');
 
 const { watchBounceMailbox } = proxyActivities<Activities>({
   // The activity ends itself every WATCH_ROTATE_MS (30 min); this is only the outer bound.
@@ -32,16 +32,11 @@ const { watchBounceMailbox } = proxyActivities<Activities>({
   retry: { initialInterval: '1 second', backoffCoefficient: 2, maximumInterval: '1 minute' },
 });
 
-export interface BounceMailboxWatchInput {
-  tenantId: string;
-  /** Consecutive `failed` runs, carried over continue-as-new so the backoff keeps growing. */
-  failures?: number;
-}
-
 export async function bounceMailboxWatch(input: BounceMailboxWatchInput): Promise<void> {
   let changed = false;
   let scope: CancellationScope | null = null;
-  setHandler(settingsChangedSignal, () => {
+  setHandler(watchSettingsChangedSignal, (to) => {
+    if (!addressedHere(to, input.tenantId)) return;
     changed = true;
     scope?.cancel();
   });

@@ -1,42 +1,30 @@
-import {
-  allHandlersFinished,
-  condition,
-  continueAsNew,
-  defineQuery,
-  defineSignal,
-  defineUpdate,
-  proxyLocalActivities,
-  setHandler,
-  workflowInfo,
-} from '@temporalio/workflow';
+import { allHandlersFinished, condition, continueAsNew, proxyLocalActivities, setHandler, workflowInfo } from '@temporalio/workflow';
 import type { Activities } from '../activities';
-import { applyCaseEvent, initialCaseState, type CaseSignalEvent, type CaseState, type CaseSummary } from '../domain/cases';
+import { applyCaseEvent, initialCaseState, type CaseSignalEvent, type CaseState } from '../domain/cases';
+import {
+  caseBouncedSignal,
+  caseClickedSignal,
+  caseDeliveryFailedSignal,
+  caseInboundSignal,
+  caseOpenedSignal,
+  caseSentSignal,
+  caseSummaryQuery,
+  closeCaseUpdate,
+  reopenCaseUpdate,
+  retireCaseSignal,
+  type CaseSignal,
+  type CaseStatusRequest,
+  type CaseWorkflowInput,
+} from '../temporal/handoffs/case';
+import { addressedHere } from '../temporal/handoffs/ids';
 
 /**
- * One entity workflow per case (`case-<tenant>-<caseId>`). Producers write the timeline to MongoDB
+ * One entity workflow per case (`case-<tenant>:<caseId>`, src/temporal/handoffs/case.ts). Producers write the timeline to MongoDB
  * and signal here (signal-with-start); this workflow keeps the summary (participants, counts, last
  * activity, open/closed), saves it for the API after each batch of events, and continues-as-new
  * with its state long before Temporal's history limits. Duplicate signals (a producer's retry)
  * are recognised by event id and ignored.
  */
-export interface CaseWorkflowInput {
-  tenantId: string;
-  caseId: string;
-  /** Carried across continue-as-new. */
-  state?: CaseState;
-  /** Started for a case record created just now: there is no saved summary to load. */
-  fresh?: boolean;
-}
-
-export const caseInboundSignal = defineSignal<[CaseSignalEvent]>('inbound');
-export const caseSentSignal = defineSignal<[CaseSignalEvent]>('sent');
-export const caseDeliveryFailedSignal = defineSignal<[CaseSignalEvent]>('deliveryFailed');
-export const caseOpenedSignal = defineSignal<[CaseSignalEvent]>('opened');
-export const caseClickedSignal = defineSignal<[CaseSignalEvent]>('clicked');
-export const caseBouncedSignal = defineSignal<[CaseSignalEvent]>('bounced');
-export const caseSummaryQuery = defineQuery<CaseSummary>('summary');
-export const closeCaseUpdate = defineUpdate<CaseSummary, [{ eventId: string; at: number }]>('close');
-export const reopenCaseUpdate = defineUpdate<CaseSummary, [{ eventId: string; at: number }]>('reopen');
 
 // Local activities (two store writes at most): no activity task round trip per batch of events.
 const acts = proxyLocalActivities<Activities>({
@@ -61,9 +49,12 @@ export async function caseWorkflow(input: CaseWorkflowInput): Promise<void> {
   let dirty = false;
   let appliedThisRun = 0;
 
-  const enqueue = (kinds: ReadonlyArray<CaseSignalEvent['kind']>) => (e: CaseSignalEvent) => {
-    // The signal name decides what a producer may claim: a `sent` signal cannot close a case.
-    if (kinds.includes(e.kind)) queue.push(e);
+  let retired = false;
+  const forMe = (to: CaseSignal['to']) => addressedHere(to, input.tenantId, input.caseId);
+  const enqueue = (kinds: ReadonlyArray<CaseSignal['kind']>) => (e: CaseSignal) => {
+    // The signal name decides what a producer may claim: a `sent` signal cannot close a case. An
+    // event addressed to another case (a misaddressed caller) is not this case's.
+    if (kinds.includes(e.kind) && forMe(e.to)) queue.push(e);
   };
   setHandler(caseInboundSignal, enqueue(['inbound', 'autoreply']));
   setHandler(caseSentSignal, enqueue(['sent']));
@@ -72,14 +63,21 @@ export async function caseWorkflow(input: CaseWorkflowInput): Promise<void> {
   setHandler(caseClickedSignal, enqueue(['clicked']));
   setHandler(caseBouncedSignal, enqueue(['bounced', 'complained', 'delayed']));
   setHandler(caseSummaryQuery, () => state.summary);
-  const statusChange = (kind: 'closed' | 'reopened') => async (u: { eventId: string; at: number }) => {
+  setHandler(retireCaseSignal, () => {
+    retired = true;
+  });
+  const statusChange = (kind: 'closed' | 'reopened') => async (u: CaseStatusRequest) => {
     await condition(() => ready);
     state = applyCaseEvent(state, { eventId: u.eventId, kind, at: u.at });
     dirty = true;
     return state.summary;
   };
-  setHandler(closeCaseUpdate, statusChange('closed'));
-  setHandler(reopenCaseUpdate, statusChange('reopened'));
+  // Refused before it is recorded: another tenant's or case's request never touches this one.
+  const validator = (u: CaseStatusRequest) => {
+    if (!u.to || !addressedHere(u.to, input.tenantId, input.caseId)) throw new Error('this update was not addressed to this case');
+  };
+  setHandler(closeCaseUpdate, statusChange('closed'), { validator });
+  setHandler(reopenCaseUpdate, statusChange('reopened'), { validator });
 
   if (!ready) {
     // A brand-new run (not a continuation) may follow an earlier run that ended: start from what it saved.
@@ -88,7 +86,7 @@ export async function caseWorkflow(input: CaseWorkflowInput): Promise<void> {
   }
 
   for (;;) {
-    await condition(() => queue.length > 0 || dirty);
+    await condition(() => queue.length > 0 || dirty || retired);
     while (queue.length > 0) {
       const before = state;
       state = applyCaseEvent(state, queue.shift()!);
@@ -100,6 +98,12 @@ export async function caseWorkflow(input: CaseWorkflowInput): Promise<void> {
     if (dirty) {
       dirty = false;
       await acts.saveCaseSummary(state.summary, state.recent);
+    }
+    if (retired) {
+      // A run under a legacy id (src/temporal/handoffs/case.ts): what it applied is saved; end.
+      await condition(allHandlersFinished);
+      if (queue.length === 0 && !dirty) return;
+      continue;
     }
     const info = workflowInfo();
     if (appliedThisRun >= CASE_EVENTS_PER_RUN || info.historyLength >= CASE_HISTORY_BUDGET || info.continueAsNewSuggested) {

@@ -1,19 +1,18 @@
-import {
-  allHandlersFinished,
-  condition,
-  continueAsNew,
-  defineQuery,
-  defineSignal,
-  defineUpdate,
-  proxyActivities,
-  setHandler,
-  workflowInfo,
-} from '@temporalio/workflow';
+import { allHandlersFinished, condition, continueAsNew, proxyActivities, setHandler, workflowInfo } from '@temporalio/workflow';
 import type { Activities } from '../activities';
 import { refreshAt } from '../domain/oauth';
+import { addressedHere } from '../temporal/handoffs/ids';
+import {
+  credentialsChangedSignal,
+  refreshNowUpdate,
+  tokenStateQuery,
+  type OAuthTokenInput,
+  type OAuthTokenState,
+  type RefreshAnswer,
+} from '../temporal/handoffs/oauth-token';
 
 /**
- * One workflow per OAuth2 tenant (`oauth-<tenant>`), alive for as long as the tenant uses OAuth2:
+ * One workflow per OAuth2 tenant (`oauth-<tenant>`, src/temporal/handoffs/oauth-token.ts), alive for as long as the tenant uses OAuth2:
  * obtain a token (the activity stores it sealed; this history only sees expiry times and outcomes),
  * sleep until shortly before it expires, refresh, repeat. Provider outages are retried by the
  * activity's retry policy with backoff, for ever. A refused grant (`invalid_grant`, revoked consent)
@@ -24,28 +23,6 @@ import { refreshAt } from '../domain/oauth';
  * update, which coalesces: a request naming an older generation than the current one is answered
  * without calling the provider. Continues-as-new long before its history gets large.
  */
-export interface OAuthTokenState {
-  generation: number;
-  obtainedAt: number;
-  expiresAt: number;
-  status: 'starting' | 'valid' | 'needs_reauth' | 'ended';
-  reason: string | null;
-  /** The tenant's settingsVersion when its credentials were refused; a change means someone fixed them. */
-  versionAtFailure: number | null;
-  refreshes: number;
-}
-
-export interface OAuthTokenInput {
-  tenantId: string;
-  refreshMarginMs: number;
-  state?: OAuthTokenState;
-}
-
-export type RefreshAnswer = { ok: true; generation: number; expiresAt: number } | { ok: false; reason: string };
-
-export const credentialsChangedSignal = defineSignal('credentialsChanged');
-export const refreshNowUpdate = defineUpdate<RefreshAnswer, [{ staleGeneration: number }]>('refreshNow');
-export const tokenStateQuery = defineQuery<OAuthTokenState>('state');
 
 const { refreshOAuthToken } = proxyActivities<Activities>({
   startToCloseTimeout: '2 minutes',
@@ -76,23 +53,32 @@ export async function oauthToken(input: OAuthTokenInput): Promise<void> {
   let credentialsChanged = false;
   let completed = 0;
 
-  setHandler(credentialsChangedSignal, () => {
-    credentialsChanged = true;
+  setHandler(credentialsChangedSignal, (to) => {
+    if (addressedHere(to, input.tenantId)) credentialsChanged = true;
   });
   setHandler(tokenStateQuery, () => ({ ...state }));
-  setHandler(refreshNowUpdate, async ({ staleGeneration }): Promise<RefreshAnswer> => {
-    const answer = (): RefreshAnswer =>
-      state.status === 'valid'
-        ? { ok: true, generation: state.generation, expiresAt: state.expiresAt }
-        : { ok: false, reason: state.reason ?? 'no token yet' };
-    if (state.status === 'valid' && state.generation > staleGeneration) return answer();
-    // Refused credentials stay refused until someone changes them: no provider call per send.
-    if (state.status === 'needs_reauth' && !credentialsChanged) return answer();
-    const before = completed;
-    wanted = true;
-    await condition(() => completed > before);
-    return answer();
-  });
+  setHandler(
+    refreshNowUpdate,
+    async ({ staleGeneration }): Promise<RefreshAnswer> => {
+      const answer = (): RefreshAnswer =>
+        state.status === 'valid'
+          ? { ok: true, generation: state.generation, expiresAt: state.expiresAt }
+          : { ok: false, reason: state.reason ?? 'no token yet' };
+      if (state.status === 'valid' && state.generation > staleGeneration) return answer();
+      // Refused credentials stay refused until someone changes them: no provider call per send.
+      if (state.status === 'needs_reauth' && !credentialsChanged) return answer();
+      const before = completed;
+      wanted = true;
+      await condition(() => completed > before);
+      return answer();
+    },
+    {
+      // Refused before it is recorded: a request for another tenant's token gets nothing of this one.
+      validator: ({ to }) => {
+        if (!to || !addressedHere(to, input.tenantId)) throw new Error('this refresh was not addressed to this tenant');
+      },
+    },
+  );
 
   for (;;) {
     if (workflowInfo().continueAsNewSuggested || workflowInfo().historyLength > HISTORY_LIMIT) {

@@ -2,48 +2,28 @@ import {
   allHandlersFinished,
   condition,
   continueAsNew,
-  defineQuery,
-  defineSignal,
   getExternalWorkflowHandle,
   setHandler,
   sleep,
   workflowInfo,
 } from '@temporalio/workflow';
 import { earliestGrantTime, pruneGrants, type Grant, type WindowRule } from '../domain/rate-limit';
+import {
+  limiterStatsQuery,
+  requestPermitSignal,
+  throttleSignal,
+  type LimiterInput,
+  type LimiterStats,
+  type PermitRequest,
+} from '../temporal/handoffs/rate-limiter';
+import { permitGrantedSignal } from '../temporal/handoffs/send-message';
 
 /**
- * One limiter per tenant (`ratelimit-<tenant>`), holding the tenant's queue of permit requests and
+ * One limiter per tenant (`ratelimit-<tenant>`, src/temporal/handoffs/rate-limiter.ts), holding the tenant's queue of permit requests and
  * the log of recent grants. Send workflows ask once (signal) and are told once (signal) when their
  * slot comes: the work for N queued messages is N requests + N grants + at most N timer wake-ups,
  * with no polling and no herd waking on every free slot. FIFO by request order.
  */
-export interface PermitRequest {
-  workflowId: string;
-  recipients: number;
-  rules: WindowRule[];
-  /** When the API accepted the message: the queue is ordered by it, so FIFO survives racing requests. */
-  acceptedAt: number;
-}
-
-export interface LimiterStats {
-  queued: number;
-  requests: number;
-  grants: number;
-  wakeups: number;
-  pausedUntil: number;
-}
-
-export interface LimiterInput {
-  tenantId: string;
-  marginMs: number;
-  state?: { queue: PermitRequest[]; grants: Grant[]; rules: WindowRule[]; pausedUntil: number; stats: LimiterStats };
-}
-
-export const requestPermitSignal = defineSignal<[PermitRequest]>('requestPermit');
-/** A throttling reply from the tenant's server: no grants before `untilMs`. */
-export const throttleSignal = defineSignal<[{ untilMs: number }]>('throttle');
-export const permitGrantedSignal = defineSignal<[{ grantedAt: number }]>('permitGranted');
-export const limiterStatsQuery = defineQuery<LimiterStats>('stats');
 
 export async function rateLimiter(input: LimiterInput): Promise<void> {
   const queue: PermitRequest[] = input.state?.queue ?? [];
@@ -54,6 +34,8 @@ export async function rateLimiter(input: LimiterInput): Promise<void> {
   const queuedIds = new Set(queue.map((q) => q.workflowId));
 
   setHandler(requestPermitSignal, (req) => {
+    // Another tenant's request (a misaddressed caller) must neither queue nor change the rules.
+    if (req.tenantId !== undefined && req.tenantId !== input.tenantId) return;
     stats.requests++;
     rules = req.rules;
     // A sender re-asking (after a long wait) keeps its place instead of queueing twice.
@@ -64,7 +46,8 @@ export async function rateLimiter(input: LimiterInput): Promise<void> {
     while (i > 0 && queue[i - 1]!.acceptedAt > req.acceptedAt) i--;
     queue.splice(i, 0, req);
   });
-  setHandler(throttleSignal, ({ untilMs }) => {
+  setHandler(throttleSignal, ({ untilMs, tenantId }) => {
+    if (tenantId !== undefined && tenantId !== input.tenantId) return;
     pausedUntil = Math.max(pausedUntil, untilMs);
   });
   setHandler(limiterStatsQuery, () => ({ ...stats, queued: queue.length, pausedUntil }));

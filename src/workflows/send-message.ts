@@ -1,8 +1,6 @@
 import {
   ApplicationFailure,
   condition,
-  defineQuery,
-  defineSignal,
   getExternalWorkflowHandle,
   proxyLocalActivities,
   setHandler,
@@ -12,29 +10,23 @@ import {
 import type { Activities } from '../activities';
 import type { AttemptResult } from '../activities/messages';
 import type { MessageStatus } from '../domain/message';
-import { formatDuration, type RetryPolicy } from '../domain/retry';
+import { formatDuration } from '../domain/retry';
+import { addressedHere } from '../temporal/handoffs/ids';
+import { rateLimiterWorkflowId, throttleSignal } from '../temporal/handoffs/rate-limiter';
+import {
+  cancelSignal,
+  permitGrantedSignal,
+  sendStateQuery,
+  settingsChangedSignal,
+  type SendMessageInput,
+} from '../temporal/handoffs/send-message';
 import { SendStatusKey } from '../temporal/search-attributes';
-import { permitGrantedSignal, throttleSignal } from './rate-limiter';
 
 /**
- * One workflow per outbound message (`send-<tenant>-<id>`): suppression check → rate-limit permit
+ * One workflow per outbound message (`send-<tenant>:<id>`, src/temporal/handoffs/send-message.ts): suppression check → rate-limit permit
  * → SMTP attempt → classify → retry, wait for credentials, or finish. Every status is written to
  * the store by the activities and mirrored to the SendStatus search attribute for the Web UI.
  */
-export interface SendMessageInput {
-  tenantId: string;
-  id: string;
-  /** Epoch ms; absent or past = now. */
-  sendAt?: number;
-  policy: RetryPolicy;
-  permitMarginMs: number;
-  /** Epoch ms when the API accepted the message (FIFO order at the rate limiter). */
-  acceptedAt: number;
-}
-
-export const settingsChangedSignal = defineSignal('settingsChanged');
-export const cancelSignal = defineSignal('cancel');
-export const sendStateQuery = defineQuery<{ status: MessageStatus; attempts: number }>('state');
 
 // Local activities: they run inside the workflow task on the worker that holds the workflow, so a
 // message costs Temporal one workflow task instead of two plus an activity task (the benchmark's
@@ -62,11 +54,13 @@ export async function sendMessage(input: SendMessageInput): Promise<{ status: Me
   let cancelled = false;
   let woken = false;
   let grantedAt: number | null = null;
-  setHandler(cancelSignal, () => {
-    cancelled = true;
+  // A signal addressed to another message (a mistaken or hostile caller) changes nothing here.
+  const forMe = (to: Parameters<typeof addressedHere>[0]) => addressedHere(to, input.tenantId, input.id);
+  setHandler(cancelSignal, (to) => {
+    if (forMe(to)) cancelled = true;
   });
-  setHandler(settingsChangedSignal, () => {
-    woken = true;
+  setHandler(settingsChangedSignal, (to) => {
+    if (forMe(to)) woken = true;
   });
   setHandler(permitGrantedSignal, ({ grantedAt: at }) => {
     grantedAt = at;
@@ -180,7 +174,7 @@ export async function sendMessage(input: SendMessageInput): Promise<{ status: Me
         show('retrying');
         if (next.cls === 'throttled' && prep.rules.length > 0) {
           // Push the tenant's next slots back, not just this message.
-          await getExternalWorkflowHandle(`ratelimit-${input.tenantId}`)
+          await getExternalWorkflowHandle(rateLimiterWorkflowId(input.tenantId))
             .signal(throttleSignal, { untilMs: Date.now() + input.policy.throttlePauseMs })
             .catch(() => undefined);
         }

@@ -1,19 +1,10 @@
-import {
-  allHandlersFinished,
-  condition,
-  continueAsNew,
-  defineQuery,
-  defineSignal,
-  log,
-  proxyActivities,
-  setHandler,
-  workflowInfo,
-} from '@temporalio/workflow';
+import { allHandlersFinished, condition, continueAsNew, log, proxyActivities, setHandler, workflowInfo } from '@temporalio/workflow';
 import type { Activities } from '../activities';
-import { Lanes, MAX_PARALLEL_LANES, type LaneState, type QueuedEvent } from '../domain/webhooks';
+import { Lanes, MAX_PARALLEL_LANES } from '../domain/webhooks';
+import { eventsReadySignal, webhookStateQuery, type WebhookDeliveryInput } from '../temporal/handoffs/webhook-delivery';
 
 /**
- * One workflow per tenant (`webhooks-<tenant>`) delivering its events to the product's webhook.
+ * One workflow per tenant (`webhooks-<tenant>`, src/temporal/handoffs/webhook-delivery.ts) delivering its events to the product's webhook.
  * Events arrive by signal (ids and ordering only; the activity reads the event from the store).
  * Each lane (a case, else a message, else the event alone) is delivered strictly in order: its
  * next event waits until the head is delivered or has failed for good. Different lanes run in
@@ -21,15 +12,6 @@ import { Lanes, MAX_PARALLEL_LANES, type LaneState, type QueuedEvent } from '../
  * so nothing is in flight for long and the workflow can continue-as-new at any time, carrying its
  * queues and each lane's next-attempt time.
  */
-export interface WebhookDeliveryInput {
-  tenantId: string;
-  lanes?: Record<string, LaneState>;
-  /** Continue-as-new past this many history events (tests lower it to exercise the hand-over). */
-  historyLimit?: number;
-}
-
-export const eventsReadySignal = defineSignal<[{ events: QueuedEvent[] }]>('eventsReady');
-export const webhookStateQuery = defineQuery<{ queued: number; lanes: number; running: string[] }>('state');
 
 // The activity's own retries only cover infrastructure trouble (store down); HTTP failures are
 // results that drive the workflow's backoff.
@@ -45,7 +27,9 @@ export async function webhookDelivery(input: WebhookDeliveryInput): Promise<void
   const lanes = new Lanes(input.lanes);
   const running = new Set<string>();
   let draining = false;
-  setHandler(eventsReadySignal, ({ events }) => {
+  setHandler(eventsReadySignal, ({ events, tenantId }) => {
+    // Events handed over for another tenant are not this tenant's to deliver.
+    if (tenantId !== undefined && tenantId !== input.tenantId) return;
     for (const e of events) lanes.add(e);
   });
   setHandler(webhookStateQuery, () => ({ queued: lanes.size, lanes: lanes.lanes.size, running: [...running] }));

@@ -5,6 +5,7 @@ import { makeTestPki, type TestPki } from '../support/certs';
 import { startDovecotImap, type DovecotImap } from '../support/dovecot-imap';
 import { eventually, SmtpPeer } from '../support/smtp-peer';
 import { api, createPeerTenant, startStack, type Stack } from '../support/stack';
+import { bounceWatchWorkflowId } from '../../src/temporal/handoffs/bounce-mailbox-watch';
 
 /**
  * The IMAP watch of a tenant's bounce mailbox, end to end: Cartero sends through a real SMTP server
@@ -30,7 +31,7 @@ before(async () => {
 });
 after(async () => {
   await stack?.temporal.workflow
-    .getHandle(`imap-${TENANT}`)
+    .getHandle(bounceWatchWorkflowId(TENANT))
     .terminate()
     .catch(() => undefined);
   await Promise.all([stack?.stop(), imap?.stop(), peer?.stop()]);
@@ -204,7 +205,7 @@ describe('IMAP bounce-mailbox watch against a real Dovecot', { timeout: 600_000 
       'state failed',
     );
     assert.match(failed.status.error, /authentication failed/i);
-    const handle = stack.temporal.workflow.getHandle(`imap-${TENANT}`);
+    const handle = stack.temporal.workflow.getHandle(bounceWatchWorkflowId(TENANT));
     await eventually(
       async () => {
         const d = await handle.describe();

@@ -1,7 +1,8 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import { recordCaseEvent } from '../../src/cases/record';
-import { caseWorkflowId, type CaseSummary } from '../../src/domain/cases';
+import type { CaseSummary } from '../../src/domain/cases';
+import { caseWorkflowId, queryCaseSummary } from '../../src/temporal/handoffs/case';
 import { Worker } from '@temporalio/worker';
 import { dataConverter } from '../../src/temporal/connection';
 import { CaseIdKey, TenantIdKey } from '../../src/temporal/search-attributes';
@@ -221,7 +222,7 @@ async function deliver(tt: T, variant: string, reply: Reply, opts: { auth?: 'wro
 }
 
 async function summary(tenantId: string, caseId: string): Promise<CaseSummary> {
-  return stack.temporal.workflow.getHandle(caseWorkflowId(tenantId, caseId)).query<CaseSummary>('summary');
+  return queryCaseSummary(stack.temporal, tenantId, caseId);
 }
 
 async function summaryWhen(tenantId: string, caseId: string, ok: (s: CaseSummary) => boolean, what: string): Promise<CaseSummary> {

@@ -11,6 +11,7 @@ import { OAuthServer } from '../support/oauth-server';
 import { eventually, SmtpPeer } from '../support/smtp-peer';
 import type { PeerConfig } from '../support/smtp-peer-process';
 import { api, messageUntil, createPeerTenant, startStack, type Stack } from '../support/stack';
+import { queryTokenState } from '../../src/temporal/handoffs/oauth-token';
 
 /**
  * OAuth2 end to end with real servers: the token server is oauth2-mock-server in its own process
@@ -174,7 +175,7 @@ describe('XOAUTH2 with each auth mode', () => {
       assert.match(String(raw?.accessTokenSealed), /^v1\./);
       assert.ok(!JSON.stringify(raw).includes('eyJ'), 'a clear JWT in the store');
       // The token workflow owns the token's life; its state shows times, never the token.
-      const state = await stack.temporal.workflow.getHandle(`oauth-${id}`).query('state');
+      const state = await queryTokenState(stack.temporal, id);
       assert.equal((state as { status: string }).status, 'valid');
       assert.ok(!JSON.stringify(state).includes('eyJ'), 'a JWT leaked into the workflow state');
       const view = await api(stack, 'GET', `/v1/tenants/${id}`, { key: stack.adminKey });

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
-import { limiterStatsQuery } from '../../src/workflows/rate-limiter';
+import { queryLimiterStats } from '../../src/temporal/handoffs/rate-limiter';
 import { makeTestPki } from '../support/certs';
 import { eventually, SmtpPeer } from '../support/smtp-peer';
 import { api, createPeerTenant, startStack, type Stack } from '../support/stack';
@@ -76,7 +76,7 @@ test('12 queued messages at 5/minute: never 6 arrivals in any 60 s window, FIFO,
   );
   assert.ok(Math.max(...bursts[1]!) < Math.min(...bursts[2]!), `later bursts out of order: ${JSON.stringify(bursts)}`);
 
-  const stats = await stack.temporal.workflow.getHandle('ratelimit-limited').query(limiterStatsQuery);
+  const stats = await queryLimiterStats(stack.temporal, 'limited');
   assert.equal(stats.requests, 12, 'one permit request per message');
   assert.equal(stats.grants, 12, 'one grant per message');
   assert.ok(stats.wakeups <= 12, `timer wake-ups ${stats.wakeups} > messages`);

@@ -5,6 +5,7 @@ import { makeTestPki, type TestPki } from '../support/certs';
 import { eventually, SmtpPeer } from '../support/smtp-peer';
 import type { PeerConfig } from '../support/smtp-peer-process';
 import { api, messageUntil, startStack, type Stack } from '../support/stack';
+import { sendWorkflowId } from '../../src/temporal/handoffs/send-message';
 
 /**
  * Outbound sending end to end: API → Temporal workflow → nodemailer → a real SMTP server process
@@ -103,7 +104,7 @@ describe('sending', () => {
     assert.equal(got[0]!.messageId, accepted.messageId);
     assert.deepEqual(got[0]!.to, ['alice@customer.example']);
     assert.match(got[0]!.raw, /^From: Acme Support <support@acme\.example>/m);
-    const handle = stack.temporal.workflow.getHandle(`send-${t.id}-${accepted.id}`);
+    const handle = stack.temporal.workflow.getHandle(sendWorkflowId(t.id, accepted.id));
     assert.deepEqual(await handle.result(), { status: 'sent' });
     const desc = await handle.describe();
     assert.equal(desc.typedSearchAttributes.get(SendStatusKey), 'sent');
@@ -276,7 +277,7 @@ describe('sending', () => {
     const del = await api(stack, 'DELETE', `/v1/messages/${accepted.id}`, { key: t.key });
     assert.equal(del.status, 200);
     assert.equal(del.body.status, 'cancelled');
-    const handle = stack.temporal.workflow.getHandle(`send-${t.id}-${accepted.id}`);
+    const handle = stack.temporal.workflow.getHandle(sendWorkflowId(t.id, accepted.id));
     assert.deepEqual(await handle.result(), { status: 'cancelled' });
     assert.equal((await api(stack, 'DELETE', `/v1/messages/${accepted.id}`, { key: t.key })).status, 409);
     assert.equal(p.messages().length, 0);

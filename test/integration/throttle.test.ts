@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
-import { limiterStatsQuery } from '../../src/workflows/rate-limiter';
+import { queryLimiterStats } from '../../src/temporal/handoffs/rate-limiter';
 import { makeTestPki } from '../support/certs';
 import { eventually, SmtpPeer } from '../support/smtp-peer';
 import { api, createPeerTenant, startStack, type Stack } from '../support/stack';
@@ -49,9 +49,12 @@ test(
     const first = await send(0);
     await eventually(() => peer.events.some((e) => e.type === 'rejected' && e.stage === 'data'), 30_000, 'the throttling reply');
     const rejectedAt = peer.events.find((e) => e.type === 'rejected')!.at;
-    const limiter = stack.temporal.workflow.getHandle('ratelimit-throttled');
-    await eventually(async () => (await limiter.query(limiterStatsQuery)).pausedUntil > 0, 20_000, 'the limiter to hear of the throttling');
-    const { pausedUntil } = await limiter.query(limiterStatsQuery);
+    await eventually(
+      async () => (await queryLimiterStats(stack.temporal, 'throttled')).pausedUntil > 0,
+      20_000,
+      'the limiter to hear of the throttling',
+    );
+    const { pausedUntil } = await queryLimiterStats(stack.temporal, 'throttled');
     assert.ok(pausedUntil >= rejectedAt, `paused until ${pausedUntil}, before the 421 at ${rejectedAt}`);
 
     const others = [await send(1), await send(2), await send(3)];

@@ -5,7 +5,7 @@ import { EventRepository } from '../../src/store/events';
 import { deliveryIdFor } from '../../src/store/webhook-deliveries';
 import { Worker } from '@temporalio/worker';
 import { dataConverter } from '../../src/temporal/connection';
-import { webhookWorkflowId } from '../../src/temporal/webhook-dispatch';
+import { startWebhookDelivery, webhookWorkflowId } from '../../src/temporal/handoffs/webhook-delivery';
 import { workflowSource } from '../../src/worker';
 import { eventually } from '../support/smtp-peer';
 import { api, type Stack } from '../support/stack';
@@ -139,11 +139,7 @@ describe('event webhooks', () => {
     const t = await tenant();
     receiver.configure({ mode: 'fail' });
     // Start the tenant's workflow ourselves with a tiny history limit; handovers signal this run.
-    const first = await stack.temporal.workflow.start('webhookDelivery', {
-      workflowId: webhookWorkflowId(t.id),
-      taskQueue: stack.config.temporal.taskQueue,
-      args: [{ tenantId: t.id, historyLimit: 60 }],
-    });
+    const first = await startWebhookDelivery(stack.temporal, stack.config.temporal.taskQueue, { tenantId: t.id, historyLimit: 60 });
     const appended: string[] = [];
     for (let seq = 0; seq < 6; seq++) {
       for (const c of ['a', 'b']) {

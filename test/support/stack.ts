@@ -17,7 +17,7 @@ import type { SuppressionRepository } from '../../src/store/suppressions';
 import type { TenantRepository } from '../../src/store/tenants';
 import type { EventRepository } from '../../src/store/events';
 import type { WebhookDeliveryRepository } from '../../src/store/webhook-deliveries';
-import { ensureWebhookSweeper, webhookSweeperWorkflowId } from '../../src/temporal/webhook-dispatch';
+import { ensureWebhookSweeper, webhookSweeperWorkflowId } from '../../src/temporal/handoffs/webhook-delivery';
 import { repositories } from '../../src/bootstrap';
 import { connectTemporal, connectWorkerConnection } from '../../src/temporal/connection';
 import { createWorker } from '../../src/worker';

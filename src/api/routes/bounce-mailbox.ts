@@ -1,12 +1,12 @@
 import { Router, type Request } from 'express';
-import { WorkflowNotFoundError, type Client } from '@temporalio/client';
-import { bounceMailboxPutSchema, bounceMailboxSettings, bounceWatchWorkflowId } from '../../domain/bounce-mailbox';
+import type { Client } from '@temporalio/client';
+import { bounceMailboxPutSchema, bounceMailboxSettings } from '../../domain/bounce-mailbox';
 import { addressRefusal, isIpLiteral, type AllowableClass } from '../../domain/network';
 import { tenantIdSchema } from '../../domain/tenant';
 import { DependencyUnavailableError, NotFoundError, ValidationError } from '../../errors';
 import type { BounceMailboxDoc, BounceMailboxRepository } from '../../store/bounce-mailboxes';
 import type { TenantRepository } from '../../store/tenants';
-import { TenantIdKey } from '../../temporal/search-attributes';
+import { bounceWatchWorkflowId, startOrWakeWatch, wakeWatchIfRunning } from '../../temporal/handoffs/bounce-mailbox-watch';
 import { requireTenantAccess } from '../auth';
 import { parseBody, parseParam } from '../validate';
 
@@ -57,7 +57,9 @@ export function bounceMailboxRoutes(deps: BounceMailboxRouteDeps): Router {
   r.delete(path, async (req, res) => {
     const tenantId = await tenantOf(req);
     if (!(await deps.bounceMailboxes.delete(tenantId))) throw new NotFoundError('bounce mailbox', tenantId);
-    // The watch finds its settings gone and ends; without the signal it would notice within WATCH_CHECK_MS.
+    // The watch finds its settings gone and ends. The DELETE is done once the settings are: a wake-up
+    // that fails (Temporal unreachable) only delays the end until the watch's own check, within
+    // WATCH_CHECK_MS, so its failure is not the caller's.
     await wakeWatch(deps, tenantId, false).catch(() => undefined);
     res.status(204).end();
   });
@@ -67,22 +69,10 @@ export function bounceMailboxRoutes(deps: BounceMailboxRouteDeps): Router {
 
 /** Tells the watch its settings changed, starting it first when `start` (PUT). */
 async function wakeWatch(deps: BounceMailboxRouteDeps, tenantId: string, start: boolean): Promise<void> {
-  const workflowId = bounceWatchWorkflowId(tenantId);
   try {
-    if (start) {
-      await deps.temporal.workflow.signalWithStart('bounceMailboxWatch', {
-        workflowId,
-        taskQueue: deps.taskQueue,
-        args: [{ tenantId }],
-        signal: 'settingsChanged',
-        signalArgs: [],
-        typedSearchAttributes: [{ key: TenantIdKey, value: tenantId }],
-      });
-    } else {
-      await deps.temporal.workflow.getHandle(workflowId).signal('settingsChanged');
-    }
+    if (start) await startOrWakeWatch(deps.temporal, deps.taskQueue, tenantId);
+    else await wakeWatchIfRunning(deps.temporal, tenantId);
   } catch (err) {
-    if (err instanceof WorkflowNotFoundError) return;
     // The settings are stored; a later PUT (or the running watch's own check) picks them up.
     throw new DependencyUnavailableError('temporal', `bounce mailbox saved, but the watch could not be started: ${(err as Error).message}`);
   }

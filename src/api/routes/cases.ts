@@ -1,12 +1,12 @@
 import { randomBytes } from 'node:crypto';
 import { Router, type Request } from 'express';
-import { WithStartWorkflowOperation, type Client } from '@temporalio/client';
+import type { Client } from '@temporalio/client';
 import { z } from 'zod';
-import { CASE_ID_PATTERN, caseWorkflowId, emptyCounts, type CaseSummary } from '../../domain/cases';
+import { CASE_ID_PATTERN, emptyCounts, type CaseSummary } from '../../domain/cases';
+import { tenantIdSchema } from '../../domain/tenant';
 import { DependencyUnavailableError, ValidationError } from '../../errors';
 import type { CaseDoc, CaseEventDoc, CaseRepository } from '../../store/cases';
-import { CaseIdKey, TenantIdKey } from '../../temporal/search-attributes';
-import { closeCaseUpdate, reopenCaseUpdate, type caseWorkflow } from '../../workflows/case';
+import { updateCaseStatus } from '../../temporal/handoffs/case';
 import { principalOf } from '../auth';
 import { parseParam } from '../validate';
 
@@ -17,9 +17,9 @@ export interface CaseRouteDeps {
 }
 
 const caseIdSchema = z.string().regex(CASE_ID_PATTERN, 'must be 1-64 characters of A-Z, a-z, 0-9, _ and -');
-const tenantQuery = z.strictObject({ tenantId: z.string().min(1).max(40).optional() });
+const tenantQuery = z.strictObject({ tenantId: tenantIdSchema.optional() });
 const timelineQuery = z.strictObject({
-  tenantId: z.string().min(1).max(40).optional(),
+  tenantId: tenantIdSchema.optional(),
   limit: z.coerce.number().int().min(1).max(500).default(100),
   cursor: z.string().max(300).optional(),
 });
@@ -98,9 +98,9 @@ export function caseRoutes(deps: CaseRouteDeps): Router {
     });
   });
 
-  for (const [action, update, kind] of [
-    ['close', closeCaseUpdate, 'closed'],
-    ['reopen', reopenCaseUpdate, 'reopened'],
+  for (const [action, kind] of [
+    ['close', 'closed'],
+    ['reopen', 'reopened'],
   ] as const) {
     r.post(`/v1/cases/:id/${action}`, async (req, res) => {
       const caseId = parseParam(req.params.id, 'id', caseIdSchema);
@@ -113,19 +113,7 @@ export function caseRoutes(deps: CaseRouteDeps): Router {
       await deps.cases.goLive(tenantId, caseId);
       let summary: CaseSummary;
       try {
-        summary = await deps.temporal.workflow.executeUpdateWithStart(update, {
-          args: [{ eventId, at: at.getTime() }],
-          startWorkflowOperation: new WithStartWorkflowOperation<typeof caseWorkflow>('caseWorkflow', {
-            workflowId: caseWorkflowId(tenantId, caseId),
-            taskQueue: deps.taskQueue,
-            args: [{ tenantId, caseId }],
-            workflowIdConflictPolicy: 'USE_EXISTING',
-            typedSearchAttributes: [
-              { key: TenantIdKey, value: tenantId },
-              { key: CaseIdKey, value: caseId },
-            ],
-          }),
-        });
+        summary = await updateCaseStatus(deps.temporal, deps.taskQueue, tenantId, caseId, action, { eventId, at: at.getTime() });
       } catch (err) {
         throw new DependencyUnavailableError('temporal', `cannot ${action} the case: ${(err as Error).message}`);
       }

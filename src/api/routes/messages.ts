@@ -1,6 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import { Router, type Request } from 'express';
-import { WorkflowExecutionAlreadyStartedError, type Client } from '@temporalio/client';
+import type { Client } from '@temporalio/client';
 import MailComposer from 'nodemailer/lib/mail-composer';
 import { z } from 'zod';
 import {
@@ -19,8 +19,7 @@ import { ConflictError, DependencyUnavailableError, NotFoundError, ValidationErr
 import type { MessageDoc, MessageRepository } from '../../store/messages';
 import type { TenantDoc, TenantRepository } from '../../store/tenants';
 import { findReplyParent, newCaseId, registerOutbound, replyToFor, type OutboundCaseDeps } from '../../cases/outbound';
-import { CaseIdKey, MessageIdKey, SendStatusKey, TenantIdKey } from '../../temporal/search-attributes';
-import type { SendMessageInput } from '../../workflows/send-message';
+import { sendWorkflowId, signalCancel, startSendMessage, type SendMessageInput } from '../../temporal/handoffs/send-message';
 import { principalOf } from '../auth';
 import { tenantFor as resolveTenant } from '../tenant-scope';
 import { decodeCursor, nextCursor } from '../pagination';
@@ -39,8 +38,6 @@ export interface MessageRouteDeps {
   cases: OutboundCaseDeps['cases'];
   inbound: OutboundCaseDeps['inbound'];
 }
-
-export const sendWorkflowId = (tenantId: string, id: string) => `send-${tenantId}-${id}`;
 
 /** Time-ordered, unguessable ids: 9 base36 chars of milliseconds + 16 random base62 chars. */
 function newMessageId(): string {
@@ -107,22 +104,7 @@ export function messageRoutes(deps: MessageRouteDeps): Router {
       permitMarginMs: deps.permitMarginMs,
       acceptedAt: doc.createdAt.getTime(),
     };
-    try {
-      await deps.temporal.workflow.start('sendMessage', {
-        taskQueue: deps.taskQueue,
-        workflowId: doc.workflowId,
-        args: [input],
-        typedSearchAttributes: [
-          { key: TenantIdKey, value: doc.tenantId },
-          { key: MessageIdKey, value: doc._id },
-          { key: SendStatusKey, value: doc.status },
-          ...(doc.caseId ? [{ key: CaseIdKey, value: doc.caseId }] : []),
-        ],
-      });
-    } catch (err) {
-      if (err instanceof WorkflowExecutionAlreadyStartedError) return; // a retried request: already durable
-      throw err;
-    }
+    await startSendMessage(deps.temporal, deps.taskQueue, { workflowId: doc.workflowId, input, status: doc.status, caseId: doc.caseId });
   };
 
   r.post('/v1/messages', async (req, res) => {
@@ -205,10 +187,9 @@ export function messageRoutes(deps: MessageRouteDeps): Router {
     if (!owner) throw new NotFoundError('message', id);
     const doc = await deps.messages.cancel(owner, id);
     // Wake the workflow so it ends now instead of at its next timer; the store already says cancelled.
-    await deps.temporal.workflow
-      .getHandle(doc.workflowId)
-      .signal('cancel')
-      .catch(() => undefined);
+    // A failed signal is not the caller's failure: the workflow re-reads the store before every
+    // attempt (the message lock refuses a cancelled message), so it ends at its next step anyway.
+    await signalCancel(deps.temporal, doc.workflowId, doc.tenantId, doc._id).catch(() => undefined);
     res.json(messageView(doc));
   });
 

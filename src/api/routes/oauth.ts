@@ -6,7 +6,12 @@ import { tenantIdSchema } from '../../domain/tenant';
 import { CarteroError, ConflictError, ConsentError, OAuthCredentialsError, ValidationError } from '../../errors';
 import type { OAuthProviders } from '../../oauth/providers';
 import { newPkce, signState, verifyState } from '../../oauth/state';
-import { signalCredentialsChanged, tokenWorkflowId, type TokenWorkflowTarget } from '../../oauth/token-workflow';
+import {
+  signalCredentialsChanged,
+  signalCredentialsChangedIfRunning,
+  tokenWorkflowId,
+  type TokenWorkflowTarget,
+} from '../../temporal/handoffs/oauth-token';
 import type { Keyring } from '../../security/crypto';
 import type { OAuthTokenRepository } from '../../store/oauth-tokens';
 import type { TenantRepository } from '../../store/tenants';
@@ -169,10 +174,8 @@ export async function oauthCredentialsChanged(target: TokenWorkflowTarget, tenan
     await signalCredentialsChanged(target, tenantId);
     return;
   }
-  await target.client.workflow
-    .getHandle(tokenWorkflowId(tenantId))
-    .signal('credentialsChanged')
-    .catch(() => undefined);
+  // No longer OAuth2 (or gone): a running token workflow is told, finds that out and ends; none running is fine.
+  await signalCredentialsChangedIfRunning(target.client, tenantId);
 }
 
 function wantsHtml(req: Request): boolean {

@@ -15,7 +15,7 @@ import {
   type TenantSettings,
 } from '../../domain/tenant';
 import { DependencyUnavailableError, ForbiddenError, ValidationError } from '../../errors';
-import { TenantIdKey } from '../../temporal/search-attributes';
+import { runVerification } from '../../temporal/handoffs/verify-connection';
 import { toView, type TenantRepository } from '../../store/tenants';
 import { principalOf, requireAdmin, requireTenantAccess } from '../auth';
 import { parseBody, parseParam } from '../validate';
@@ -105,13 +105,7 @@ export function tenantRoutes(deps: TenantRouteDeps): Router {
     await deps.tenants.get(id); // 404 before any workflow starts
     let result: ProbeResult;
     try {
-      result = await deps.temporal.workflow.execute('verifyTenantConnection', {
-        taskQueue: deps.taskQueue,
-        workflowId: `verify-${id}-${Date.now().toString(36)}-${randomBytes(3).toString('hex')}`,
-        args: [id],
-        workflowExecutionTimeout: '3 minutes',
-        typedSearchAttributes: [{ key: TenantIdKey, value: id }],
-      });
+      result = await runVerification(deps.temporal, deps.taskQueue, id);
     } catch (err) {
       if (err instanceof WorkflowFailedError) {
         throw new DependencyUnavailableError('temporal', `verification did not complete: ${err.cause?.message ?? err.message}`);

@@ -8,7 +8,7 @@ import { ConflictError, DependencyUnavailableError, NotFoundError } from '../../
 import type { EventRepository } from '../../store/events';
 import type { TenantRepository } from '../../store/tenants';
 import { deliveryIdFor, type DeliveryDoc, type WebhookDeliveryRepository } from '../../store/webhook-deliveries';
-import { signalEvents } from '../../temporal/webhook-dispatch';
+import { signalEvents } from '../../temporal/handoffs/webhook-delivery';
 import { principalOf } from '../auth';
 import { decodeCursor, nextCursor } from '../pagination';
 import { tenantFor } from '../tenant-scope';

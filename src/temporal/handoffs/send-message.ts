@@ -1,0 +1,76 @@
+import type { Client } from '@temporalio/client';
+import { WorkflowExecutionAlreadyStartedError } from '@temporalio/common';
+import { defineQuery, defineSignal } from '@temporalio/workflow';
+import type { MessageStatus } from '../../domain/message';
+import type { RetryPolicy } from '../../domain/retry';
+import { CaseIdKey, MessageIdKey, SendStatusKey, TenantIdKey } from '../search-attributes';
+import { tenantItemWorkflowId, type AddressedTo } from './ids';
+
+/**
+ * Hand-offs of the send workflow (src/workflows/send-message.ts), one per outbound message:
+ * its id, its start, and the signals and query it answers. Nothing else names them.
+ */
+export const SEND_MESSAGE_WORKFLOW = 'sendMessage';
+
+export interface SendMessageInput {
+  tenantId: string;
+  id: string;
+  /** Epoch ms; absent or past = now. */
+  sendAt?: number;
+  policy: RetryPolicy;
+  permitMarginMs: number;
+  /** Epoch ms when the API accepted the message (FIFO order at the rate limiter). */
+  acceptedAt: number;
+}
+export type SendMessageWorkflow = (input: SendMessageInput) => Promise<{ status: MessageStatus }>;
+
+/** `send-<tenant>:<message id>` (ids stored before this scheme, `send-<tenant>-<id>`, stay valid: the store keeps each message's id). */
+export const sendWorkflowId = (tenantId: string, messageId: string): string => tenantItemWorkflowId('send', tenantId, messageId);
+
+/** The optional argument: signals recorded before addressing existed carry none. */
+export const settingsChangedSignal = defineSignal<[AddressedTo?]>('settingsChanged');
+export const cancelSignal = defineSignal<[AddressedTo?]>('cancel');
+/** From the tenant's rate limiter (src/temporal/handoffs/rate-limiter.ts). */
+export const permitGrantedSignal = defineSignal<[{ grantedAt: number }]>('permitGranted');
+export const sendStateQuery = defineQuery<{ status: MessageStatus; attempts: number }>('state');
+
+export interface SendStart {
+  workflowId: string;
+  input: SendMessageInput;
+  status: MessageStatus;
+  caseId: string | null;
+}
+
+/** Starts a message's workflow; false when it runs (or ran) already: a retried request is durable already. */
+export async function startSendMessage(client: Client, taskQueue: string, s: SendStart): Promise<boolean> {
+  try {
+    await client.workflow.start<SendMessageWorkflow>(SEND_MESSAGE_WORKFLOW, {
+      taskQueue,
+      workflowId: s.workflowId,
+      args: [s.input],
+      typedSearchAttributes: [
+        { key: TenantIdKey, value: s.input.tenantId },
+        { key: MessageIdKey, value: s.input.id },
+        { key: SendStatusKey, value: s.status },
+        ...(s.caseId ? [{ key: CaseIdKey, value: s.caseId }] : []),
+      ],
+    });
+    return true;
+  } catch (err) {
+    if (err instanceof WorkflowExecutionAlreadyStartedError) return false;
+    throw err;
+  }
+}
+
+/** `workflowId` comes from the message record (it may be a legacy id). */
+export async function signalCancel(client: Client, workflowId: string, tenantId: string, messageId: string): Promise<void> {
+  await client.workflow.getHandle(workflowId).signal(cancelSignal, { tenantId, item: messageId });
+}
+
+export async function signalSettingsChanged(client: Client, workflowId: string, tenantId: string, messageId: string): Promise<void> {
+  await client.workflow.getHandle(workflowId).signal(settingsChangedSignal, { tenantId, item: messageId });
+}
+
+export async function querySendState(client: Client, workflowId: string): Promise<{ status: MessageStatus; attempts: number }> {
+  return client.workflow.getHandle(workflowId).query(sendStateQuery);
+}
