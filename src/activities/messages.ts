@@ -82,7 +82,7 @@ export function createMessageActivities(deps: MessageActivityDeps) {
           ? { ...r, status: 'suppressed' as const, reply: `suppressed (${s.source}: ${s.reason})`, updatedAt: new Date() }
           : r;
       });
-      await deps.messages.col.updateOne({ _id: doc._id }, { $set: { recipients, updatedAt: new Date() } });
+      await deps.messages.suppressRecipients(doc._id, recipients);
     }
     const left = recipients.filter((r) => r.status === 'pending').length;
     if (left === 0) {
