@@ -206,11 +206,6 @@ export function createMessageActivities(deps: MessageActivityDeps) {
   }
 
   return {
-    async prepareMessage(tenantId: string, id: string): Promise<PrepareResult> {
-      const [doc, tenant] = await Promise.all([deps.messages.get(tenantId, id), deps.tenants.get(tenantId)]);
-      return (await prepare(doc, tenant)).prep;
-    },
-
     /**
      * Prepare and, when the tenant has no rate limits, make the first attempt in the same activity:
      * one activity instead of two on the common path halves Temporal's work per message.
