@@ -83,7 +83,7 @@ export function createMessageActivities(deps: MessageActivityDeps) {
           ? { ...r, status: 'suppressed' as const, reply: `suppressed (${s.source}: ${s.reason})`, updatedAt: new Date() }
           : r;
       });
-      await deps.messages.col.updateOne({ _id: doc._id }, { $set: { recipients, updatedAt: new Date() } });
+      await deps.messages.suppressRecipients(doc._id, recipients);
     }
     const left = recipients.filter((r) => r.status === 'pending').length;
     if (left === 0) {
@@ -207,11 +207,6 @@ export function createMessageActivities(deps: MessageActivityDeps) {
   }
 
   return {
-    async prepareMessage(tenantId: string, id: string): Promise<PrepareResult> {
-      const [doc, tenant] = await Promise.all([deps.messages.get(tenantId, id), deps.tenants.get(tenantId)]);
-      return (await prepare(doc, tenant)).prep;
-    },
-
     /**
      * Prepare and, when the tenant has no rate limits, make the first attempt in the same activity:
      * one activity instead of two on the common path halves Temporal's work per message.

@@ -170,6 +170,7 @@ export function createApp(deps: AppDeps): Express {
       tracking,
       cases,
       inbound,
+      onCancelSignalError: (workflowId, err) => deps.logger.warn({ workflowId, err: err.message }, 'could not signal a cancel to its send'),
     }),
   );
 

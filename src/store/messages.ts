@@ -170,6 +170,16 @@ export class MessageRepository {
     }
   }
 
+  /** Says on a stored message why it is not yet accepted (its workflow could not be started). */
+  async markNotAccepted(id: string, reason: string): Promise<void> {
+    await this.col.updateOne({ _id: id }, { $set: { reason } });
+  }
+
+  /** Writes the recipient list, as the caller just read it, with those found on the suppression list marked `suppressed`. */
+  async suppressRecipients(id: string, recipients: RecipientRecord[]): Promise<void> {
+    await this.col.updateOne({ _id: id }, { $set: { recipients, updatedAt: new Date() } });
+  }
+
   /** By `_id` alone (an index lookup on FerretDB too), then the tenant is checked here. */
   async get(tenantId: string, id: string): Promise<MessageDoc> {
     const doc = await this.find(tenantId, id);

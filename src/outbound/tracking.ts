@@ -1,9 +1,9 @@
-import type { FieldProblem } from '../../errors';
-import type { MessageCreateInput } from '../../domain/message';
-import type { MessageTracking } from '../../domain/tracking/message';
-import type { TenantSettings } from '../../domain/tenant';
-import { rewriteHtml } from '../../domain/tracking/rewrite';
-import { MAX_TRACKED_URL_BYTES, type TrackingTokens } from '../../domain/tracking/token';
+import type { FieldProblem } from '../errors';
+import type { MessageCreateInput } from '../domain/message';
+import type { MessageTracking } from '../domain/tracking/message';
+import type { TenantSettings } from '../domain/tenant';
+import { rewriteHtml } from '../domain/tracking/rewrite';
+import { MAX_TRACKED_URL_BYTES, type TrackingTokens } from '../domain/tracking/token';
 
 /**
  * What tracking does to a message at compose time (POST /v1/messages, where the MIME is built
