@@ -145,12 +145,33 @@ describe('workflow ids and hand-offs between tenants acme and acme-corp', { time
   test('ratelimit: permits and throttling addressed to A never count at B limiter', async () => {
     const q = stack.config.temporal.taskQueue;
     const rules = [{ windowMs: 60_000, max: 1000, countBy: 'messages' as const }];
-    await requestPermit(stack.temporal, q, A.id, 1000, { workflowId: 'nobody-a', recipients: 1, rules, acceptedAt: Date.now() });
-    await requestPermit(stack.temporal, q, B.id, 1000, { workflowId: 'nobody-b', recipients: 1, rules, acceptedAt: Date.now() });
+    await requestPermit(stack.temporal, q, A.id, 1000, {
+      workflowId: sendWorkflowId(A.id, 'm_nobodya1'),
+      recipients: 1,
+      rules,
+      acceptedAt: Date.now(),
+    });
+    await requestPermit(stack.temporal, q, B.id, 1000, {
+      workflowId: sendWorkflowId(B.id, 'm_nobodyb1'),
+      recipients: 1,
+      rules,
+      acceptedAt: Date.now(),
+    });
     const b = await running(rateLimiterWorkflowId(B.id));
     await eventually(async () => (await queryLimiterStats(stack.temporal, B.id)).grants === 1, 30_000, 'B grant');
-    await requestPermit(stack.temporal, q, A.id, 1000, { workflowId: 'nobody-a2', recipients: 1, rules, acceptedAt: Date.now() });
-    await b.signal(requestPermitSignal, { workflowId: 'forged', recipients: 1, rules, acceptedAt: Date.now(), tenantId: A.id });
+    await requestPermit(stack.temporal, q, A.id, 1000, {
+      workflowId: sendWorkflowId(A.id, 'm_nobodya2'),
+      recipients: 1,
+      rules,
+      acceptedAt: Date.now(),
+    });
+    await b.signal(requestPermitSignal, {
+      workflowId: sendWorkflowId(A.id, 'm_forged1'),
+      recipients: 1,
+      rules,
+      acceptedAt: Date.now(),
+      tenantId: A.id,
+    });
     await b.signal(throttleSignal, { untilMs: Date.now() + 3_600_000, tenantId: A.id });
     const stats = await queryLimiterStats(stack.temporal, B.id);
     assert.deepEqual([stats.requests, stats.grants, stats.pausedUntil], [1, 1, 0]);
