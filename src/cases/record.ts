@@ -1,5 +1,5 @@
 import type { CaseFeedbackSignal } from '../activities/bounces';
-import type { HitNotice } from '../api/tracking/write-hits';
+import type { HitNotice } from '../domain/tracking/notice';
 import type { Client } from '@temporalio/client';
 import { caseWorkflowId, type CaseEventKind, type CaseSignalEvent } from '../domain/cases';
 import type { CaseRepository } from '../store/cases';
