@@ -60,7 +60,7 @@ export async function createWorker(
       messages: deps.messages,
       suppressions: deps.suppressions,
       cases: deps.cases,
-      // Bounces found by the IMAP watch (and recordMailFeedback) reach the message's case.
+      // Bounces found by the IMAP watch reach the message's case.
       signalCase: caseFeedbackSignaller({
         cases: deps.cases,
         events: deps.events,

@@ -15,7 +15,7 @@ import type { AllowableClass } from '../domain/network';
 import { mailFromRaw } from '../mail/from-mime';
 import type { BounceMailboxDoc, BounceMailboxRepository } from '../store/bounce-mailboxes';
 import type { TenantRepository } from '../store/tenants';
-import { handleBounceOrComplaint, type BounceHandlingDeps } from './bounces';
+import { handleBounceOrComplaint, type BounceHandlingDeps } from '../inbound/feedback';
 import { checkedAddresses, tlsServername } from './checked-address';
 
 /**

@@ -1,7 +1,6 @@
-import type { CaseFeedbackSignal } from '../activities/bounces';
 import type { HitNotice } from '../domain/tracking/notice';
 import type { Client } from '@temporalio/client';
-import { caseWorkflowId, type CaseEventKind, type CaseSignalEvent } from '../domain/cases';
+import { caseWorkflowId, type CaseEventKind, type CaseFeedbackSignal, type CaseSignalEvent } from '../domain/cases';
 import type { CaseRepository } from '../store/cases';
 import type { EventRepository } from '../store/events';
 import { NotFoundError } from '../errors';

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import { freePort } from '../../src/embedded/processes';
-import { handleBounceOrComplaint } from '../../src/activities/bounces';
+import { handleBounceOrComplaint } from '../../src/inbound/feedback';
 import { classifyMail, type MailVerdict } from '../../src/domain/mail/classify';
 import { mailFromRaw } from '../../src/mail/from-mime';
 import { EventRepository } from '../../src/store/events';
