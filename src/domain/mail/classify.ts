@@ -22,17 +22,6 @@ export interface MailForClassification {
   parts: ReadonlyArray<{ contentType: string; filename: string | null; content: Buffer }>;
 }
 
-export interface Bounce {
-  recipient: string;
-  /** Enhanced status code (RFC 3463), e.g. `5.1.1`, when the report or the diagnostic has one. */
-  status: string | null;
-  /** The address is dead (unknown user or domain, moved, null MX): suppress it. */
-  hard: boolean;
-  reason: BounceReason;
-  /** The remote server's reply or the MTA's explanation, verbatim apart from whitespace. */
-  diagnostic: string | null;
-}
-
 export type MailKind = 'bounce' | 'complaint' | 'autoreply' | 'human' | 'delay';
 
 export interface MailVerdict {
