@@ -12,7 +12,7 @@ import {
 import { classifyMail } from '../domain/mail/classify';
 import { fieldValue } from '../domain/mail/fields';
 import type { AllowableClass } from '../domain/network';
-import { mailFromRaw } from '../mail/from-mime';
+import { mailFromRaw } from '../inbound/mime';
 import type { BounceMailboxDoc, BounceMailboxRepository } from '../store/bounce-mailboxes';
 import type { TenantRepository } from '../store/tenants';
 import { handleBounceOrComplaint, type BounceHandlingDeps } from '../inbound/feedback';

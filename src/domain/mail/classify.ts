@@ -11,7 +11,8 @@ export { BOUNCE_REASONS, type BounceReason } from './reasons';
  * One received message, reduced to what classification needs. `headers` are the top-level headers
  * in order; `parts` are the non-body MIME parts (attachments, message/delivery-status,
  * message/rfc822, text/rfc822-headers, message/feedback-report), content decoded.
- * src/mail/from-mime.ts builds it from raw MIME; inbound providers that post parsed fields can too.
+ * src/inbound/mime.ts mailForClassification builds it from any received message (raw MIME or a
+ * provider's parsed fields).
  */
 export interface MailForClassification {
   headers: ReadonlyArray<{ name: string; value: string }>;
