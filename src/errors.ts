@@ -65,6 +65,19 @@ export class NotFoundError extends CarteroError {
   }
 }
 
+/**
+ * What `lookup` finds, or null when it does not exist (NotFoundError). Every other failure, a store
+ * outage above all, is rethrown: it must not read as "no such thing".
+ */
+export async function orNullIfNotFound<T>(lookup: Promise<T>): Promise<T | null> {
+  try {
+    return await lookup;
+  } catch (err) {
+    if (err instanceof NotFoundError) return null;
+    throw err;
+  }
+}
+
 /** A uniqueness or state conflict (409). */
 export class ConflictError extends CarteroError {
   readonly kind = 'conflict';
