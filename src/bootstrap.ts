@@ -4,16 +4,8 @@ import type { Logger } from 'pino';
 import { ConfigError, loadConfig, type Config } from './config/env';
 import { createLogger } from './logging';
 import type { Keyring } from './security/crypto';
-import { connectStore, ensureIndexes, type Store } from './store/mongo';
-import { CaseRepository } from './store/cases';
-import { EventRepository } from './store/events';
-import { InboundRepository } from './store/inbound';
-import { MessageRepository } from './store/messages';
-import { OAuthTokenRepository } from './store/oauth-tokens';
-import { SuppressionRepository } from './store/suppressions';
-import { TenantRepository } from './store/tenants';
-import { WebhookDeliveryRepository } from './store/webhook-deliveries';
-import { BounceMailboxRepository } from './store/bounce-mailboxes';
+import { connectStore, ensureIndexes } from './store/mongo';
+import { repositories, type StoreDeps } from './store/repositories';
 import { keyringFrom } from './temporal/connection';
 
 export function packageVersion(): string {
@@ -54,34 +46,6 @@ export async function retrying<T>(what: string, logger: Logger, fn: () => Promis
       delay = Math.min(delay * 2, 5_000);
     }
   }
-}
-
-export interface StoreDeps {
-  store: Store;
-  tenants: TenantRepository;
-  messages: MessageRepository;
-  suppressions: SuppressionRepository;
-  events: EventRepository;
-  webhookDeliveries: WebhookDeliveryRepository;
-  oauthTokens: OAuthTokenRepository;
-  bounceMailboxes: BounceMailboxRepository;
-  cases: CaseRepository;
-  inbound: InboundRepository;
-}
-
-export function repositories(store: Store, keyring: Keyring): StoreDeps {
-  return {
-    store,
-    tenants: new TenantRepository(store.db, keyring),
-    messages: new MessageRepository(store.db),
-    suppressions: new SuppressionRepository(store.db),
-    events: new EventRepository(store.db),
-    webhookDeliveries: new WebhookDeliveryRepository(store.db),
-    oauthTokens: new OAuthTokenRepository(store.db, keyring),
-    bounceMailboxes: new BounceMailboxRepository(store.db, keyring),
-    cases: new CaseRepository(store.db),
-    inbound: new InboundRepository(store.db, keyring),
-  };
 }
 
 export async function openStore(config: Config, keyring: Keyring, logger: Logger): Promise<StoreDeps> {

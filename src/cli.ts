@@ -1,6 +1,7 @@
 import { readFile } from 'node:fs/promises';
-import { classifyMail } from './domain/mail/classify';
-import { mailFromRaw } from './mail/from-mime';
+import { classifyMail, type MailForClassification } from './domain/mail/classify';
+import { ValidationError } from './errors';
+import { mailFromRaw } from './inbound/mime';
 
 /**
  * Command-line tools. `parse-mail FILE.eml` prints the classifier's verdict as one JSON object
@@ -9,8 +10,6 @@ import { mailFromRaw } from './mail/from-mime';
 const USAGE = 'usage: node dist/cli.js parse-mail FILE.eml';
 
 class CliError extends Error {}
-
-const MESSAGE_HEADERS = new Set(['from', 'to', 'subject', 'date', 'message-id', 'received', 'return-path']);
 
 async function parseMail(file: string | undefined): Promise<string> {
   if (!file) throw new CliError(USAGE);
@@ -30,10 +29,13 @@ async function parseMail(file: string | undefined): Promise<string> {
     throw new CliError(`parse-mail: cannot read ${file}: ${why}`);
   }
   if (raw.length === 0) throw new CliError(`parse-mail: ${file} is empty`);
-  const mail = await mailFromRaw(raw);
-  // mailparser accepts any bytes; a message has at least one of the headers every MTA writes.
-  if (!mail.headers.some((h) => MESSAGE_HEADERS.has(h.name.toLowerCase()))) {
-    throw new CliError(`parse-mail: ${file} is not an RFC 5322 message (no From, To, Subject, Date, Message-ID or Received header)`);
+  let mail: MailForClassification;
+  try {
+    mail = await mailFromRaw(raw);
+  } catch (err) {
+    // Refused the way inbound refuses it: unreadable MIME, or none of From, To, Subject, Date, Message-ID.
+    if (err instanceof ValidationError) throw new CliError(`parse-mail: ${file}: ${err.fields[0]?.message ?? err.message}`);
+    throw err;
   }
   const v = classifyMail(mail);
   return JSON.stringify({

@@ -1,3 +1,5 @@
+import type { z } from 'zod';
+
 /**
  * One error type per failure class. HTTP mapping lives in src/api/problem.ts, Temporal mapping in
  * src/activities/failures.ts; nothing else decides status codes or retryability.
@@ -27,6 +29,21 @@ export class ValidationError extends CarteroError {
   }
 }
 
+/** zod issues → field problems with dotted paths; unknown keys are named one by one. */
+export function zodToValidationError(error: z.ZodError, prefix = ''): ValidationError {
+  const fields: FieldProblem[] = [];
+  const join = (path: PropertyKey[]) => [prefix, ...path.map(String)].filter(Boolean).join('.') || '(body)';
+  for (const issue of error.issues) {
+    if (issue.code === 'unrecognized_keys') {
+      for (const key of issue.keys) fields.push({ field: join([...issue.path, key]), message: 'unknown field' });
+    } else {
+      fields.push({ field: join(issue.path), message: issue.message });
+    }
+  }
+  const names = [...new Set(fields.map((f) => f.field))];
+  return new ValidationError(`invalid ${names.join(', ')}`, fields);
+}
+
 /** Missing or wrong credentials for the API (401). */
 export class AuthenticationError extends CarteroError {
   readonly kind = 'authentication';
@@ -45,6 +62,19 @@ export class NotFoundError extends CarteroError {
     readonly id: string,
   ) {
     super(`${resource} ${id} not found`);
+  }
+}
+
+/**
+ * What `lookup` finds, or null when it does not exist (NotFoundError). Every other failure, a store
+ * outage above all, is rethrown: it must not read as "no such thing".
+ */
+export async function orNullIfNotFound<T>(lookup: Promise<T>): Promise<T | null> {
+  try {
+    return await lookup;
+  } catch (err) {
+    if (err instanceof NotFoundError) return null;
+    throw err;
   }
 }
 

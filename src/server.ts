@@ -9,7 +9,8 @@ import { caseHitNotifier } from './cases/record';
 /** API process: Express on PORT, talking to the store and Temporal. */
 async function main(): Promise<void> {
   const { config, logger, keyring } = baseDeps('api');
-  const { store, tenants, messages, events, webhookDeliveries, cases } = await openStore(config, keyring, logger);
+  const repos = await openStore(config, keyring, logger);
+  const { store, tenants, events, cases } = repos;
   const { connection, client: temporal } = await retrying('Temporal', logger, () => connectTemporal(config, keyring));
 
   // A fresh self-hosted cluster lacks Cartero's search attributes; Temporal Cloud refuses the
@@ -34,24 +35,19 @@ async function main(): Promise<void> {
 
   let shuttingDown = false;
   // Human opens and clicks reach the message's case; hit events go through the same outbox listener.
-  const tracking = createTracking(config, logger, store.db, keyring, {
-    events,
+  const tracking = createTracking(config, logger, repos, keyring, {
     onHumanHit: caseHitNotifier({ cases, events, temporal, taskQueue: config.temporal.taskQueue }),
   });
   const app = createApp({
+    ...repos,
     tracking,
     config,
     logger,
-    store,
-    tenants,
-    messages,
     temporal,
     temporalConnection: connection,
     keyring,
     version: packageVersion(),
     isShuttingDown: () => shuttingDown,
-    events,
-    webhookDeliveries,
   });
   const server: Server = app.listen(config.http.port, config.http.host, () => {
     logger.info({ port: config.http.port, host: config.http.host }, 'API listening');

@@ -7,7 +7,8 @@ import { caseFeedbackSignaller } from './cases/record';
 import { OAuthAccess } from './activities/oauth-access';
 import { SmtpPools } from './activities/smtp-transport';
 import { OAuthProviders } from './oauth/providers';
-import { baseDeps, openStore, retrying, type StoreDeps } from './bootstrap';
+import { baseDeps, openStore, retrying } from './bootstrap';
+import type { StoreDeps } from './store/repositories';
 import type { Config } from './config/env';
 import type { Keyring } from './security/crypto';
 import { connectTemporal, connectWorkerConnection, dataConverter } from './temporal/connection';
@@ -65,7 +66,7 @@ export async function createWorker(
       messages: deps.messages,
       suppressions: deps.suppressions,
       cases: deps.cases,
-      // Bounces found by the IMAP watch (and recordMailFeedback) reach the message's case.
+      // Bounces found by the IMAP watch reach the message's case.
       signalCase: caseFeedbackSignaller({
         cases: deps.cases,
         events: deps.events,

@@ -12,10 +12,11 @@ import {
 import { classifyMail } from '../domain/mail/classify';
 import { fieldValue } from '../domain/mail/fields';
 import type { AllowableClass } from '../domain/network';
-import { mailFromRaw } from '../mail/from-mime';
+import { orNullIfNotFound } from '../errors';
+import { mailFromRaw } from '../inbound/mime';
 import type { BounceMailboxDoc, BounceMailboxRepository } from '../store/bounce-mailboxes';
 import type { TenantRepository } from '../store/tenants';
-import { handleBounceOrComplaint, type BounceHandlingDeps } from './bounces';
+import { handleBounceOrComplaint, type BounceHandlingDeps } from '../inbound/feedback';
 import { checkedAddresses, tlsServername } from './checked-address';
 
 /**
@@ -125,11 +126,14 @@ async function stoppedAlready(stopped: Promise<'cancelled'>): Promise<boolean> {
   return (await Promise.race([stopped, Promise.resolve('running' as const)])) === 'cancelled';
 }
 
-/** The settings, unless they or the tenant are gone. */
+/**
+ * The settings, unless they or the tenant are gone (the watch then stops for good). A store failure
+ * is thrown, never read as "gone": the run reconnects with backoff, or the activity is retried.
+ */
 async function current(deps: BounceMailboxWatchDeps, tenantId: string): Promise<BounceMailboxDoc | null> {
   const doc = await deps.bounceMailboxes.get(tenantId);
   if (!doc) return null;
-  const tenant = await deps.tenants.get(tenantId).catch(() => null);
+  const tenant = await orNullIfNotFound(deps.tenants.get(tenantId));
   return tenant ? doc : null;
 }
 
@@ -240,8 +244,12 @@ async function processUnseen(
     } else {
       const fetched = await client.fetchOne(uid, { uid: true, source: true }, { uid: true });
       if (!fetched || !fetched.source) continue; // expunged meanwhile
-      // A message mailparser cannot read must not stop the watch (it would be fetched again for ever).
-      const mail = await mailFromRaw(fetched.source).catch(() => null);
+      // A message that cannot be read as mail (no I/O happens here, so the fault is the message's)
+      // must not stop the watch: it would be fetched again for ever. It is counted and moved aside.
+      const mail = await mailFromRaw(fetched.source).catch((err: unknown) => {
+        log.info('bounce mailbox: unreadable message moved aside', { tenantId, uid, error: (err as Error).message });
+        return null;
+      });
       if (!mail) {
         await deps.bounceMailboxes.countProcessed(tenantId, 'unreadable', at);
         await markProcessed(client, uid, doc.settings.processedFolder);
@@ -276,6 +284,7 @@ async function markProcessed(client: ImapFlow, uid: string, folder: string): Pro
 
 async function closeQuietly(client: ImapFlow): Promise<void> {
   if (client.usable) {
+    // A polite LOGOUT, bounded: the connection is dropped just below whatever the server answers.
     await Promise.race([client.logout().catch(() => undefined), new Promise((r) => setTimeout(r, 5_000).unref())]);
   }
   client.close();

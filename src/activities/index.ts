@@ -1,5 +1,4 @@
 import { createCaseActivities, type CaseActivityDeps } from './cases';
-import { createBounceActivities, type BounceActivityDeps } from './bounces';
 import { createBounceMailboxActivities, type BounceMailboxWatchDeps } from './bounce-mailbox-watch';
 import { withFailureMapping } from './failures';
 import { createMessageActivities, type MessageActivityDeps } from './messages';
@@ -10,7 +9,6 @@ import { createWebhookActivities, type WebhookActivityDeps } from './webhooks';
 export type ActivityDeps = TenantActivityDeps &
   MessageActivityDeps &
   CaseActivityDeps &
-  BounceActivityDeps &
   WebhookActivityDeps &
   OAuthActivityDeps &
   BounceMailboxWatchDeps;
@@ -20,7 +18,6 @@ export function createActivities(deps: ActivityDeps) {
     ...createTenantActivities(deps),
     ...createMessageActivities(deps),
     ...createCaseActivities(deps),
-    ...createBounceActivities(deps),
     ...createWebhookActivities(deps),
     ...createOAuthActivities(deps),
     ...createBounceMailboxActivities(deps),

@@ -1,5 +1,6 @@
+import { log } from '@temporalio/activity';
 import type { Client } from '@temporalio/client';
-import { NotFoundError, OAuthCredentialsError } from '../errors';
+import { ConflictError, NotFoundError, OAuthCredentialsError } from '../errors';
 import type { OAuthProviders } from '../oauth/providers';
 import type { EventRepository } from '../store/events';
 import type { MessageRepository } from '../store/messages';
@@ -22,6 +23,16 @@ export type RefreshOutcome =
   | { kind: 'needs_reauth'; reason: string; settingsVersion: number }
   | { kind: 'gone'; reason: string };
 
+/**
+ * A status write that lost to a change made meanwhile (someone PATCHed new credentials: that change
+ * signals the workflow) or to the tenant's deletion (the next refresh ends the workflow) is moot.
+ * Anything else (the store down) fails the activity, which is retried; its steps repeat harmlessly.
+ */
+function changedOrGoneMeanwhile(err: unknown): void {
+  if (err instanceof ConflictError || err instanceof NotFoundError) return;
+  throw err;
+}
+
 export function createOAuthActivities(deps: OAuthActivityDeps) {
   /**
    * The tenant's credentials were refused: one `tenant.needs_reauth` event per credentials version
@@ -38,9 +49,9 @@ export function createOAuthActivities(deps: OAuthActivityDeps) {
       data: { reason: err.message, code: err.code, provider: auth.provider ?? null, mode: auth.mode ?? null, user: auth.user ?? null },
     });
     if (tenant.settings.status === 'suspended') return;
-    await deps.tenants.update(tenant._id, tenant.settingsVersion, { ...tenant.settings, status: 'needs_reauth' }, undefined).catch(() => {
-      // Changed meanwhile (someone PATCHed new credentials): that change signals the workflow.
-    });
+    await deps.tenants
+      .update(tenant._id, tenant.settingsVersion, { ...tenant.settings, status: 'needs_reauth' }, undefined)
+      .catch(changedOrGoneMeanwhile);
   }
 
   return {
@@ -76,8 +87,11 @@ export function createOAuthActivities(deps: OAuthActivityDeps) {
         // Working again (a signal after the provider side was fixed, or new credentials).
         await deps.tenants
           .update(tenantId, tenant.settingsVersion, { ...tenant.settings, status: 'active' }, undefined)
-          .catch(() => undefined);
-        await wakeWaitingSends(deps.messages, deps.temporal, tenantId, () => undefined);
+          .catch(changedOrGoneMeanwhile);
+        // A send that misses this wake-up re-reads the tenant within its 15-minute recheck; worth a line in the log.
+        await wakeWaitingSends(deps.messages, deps.temporal, tenantId, (workflowId, err) =>
+          log.warn('could not wake a send waiting for credentials', { workflowId, err: err.message }),
+        );
       }
       return { kind: 'ok', obtainedAt, expiresAt: stored.expiresAt, generation: stored.generation };
     },

@@ -2,6 +2,7 @@ import { promises as dns } from 'node:dns';
 import net from 'node:net';
 import tls from 'node:tls';
 import { addressRefusal, isIpLiteral, type AllowableClass } from '../domain/network';
+import type { ProbeResult, ProbeStep } from '../domain/smtp-probe';
 
 /**
  * A step-by-step SMTP submission probe for `POST /v1/tenants/:id/verify`.
@@ -10,32 +11,6 @@ import { addressRefusal, isIpLiteral, type AllowableClass } from '../domain/netw
  * needs to know *which* step failed (DNS, TCP, TLS, EHLO, AUTH) and the server's exact reply.
  * Sending mail still goes through nodemailer; this only diagnoses.
  */
-export type ProbeStep = 'dns' | 'tcp' | 'greeting' | 'ehlo' | 'starttls' | 'tls' | 'auth';
-
-export interface ProbeStepResult {
-  step: ProbeStep;
-  ok: boolean;
-  ms: number;
-  detail?: string;
-  /** The server's reply for this step, verbatim (multi-line replies joined with \n). */
-  reply?: string;
-}
-
-export interface ProbeResult {
-  ok: boolean;
-  host: string;
-  port: number;
-  security: 'starttls' | 'tls';
-  address?: string;
-  steps: ProbeStepResult[];
-  failedStep?: ProbeStep;
-  /** Exact reply of the server at the failed step, when the server replied. */
-  reply?: string;
-  error?: string;
-  capabilities?: string[];
-  tls?: { protocol: string | null; cipher: string; subject?: string; issuer?: string; validTo?: string };
-}
-
 export type ProbeAuth =
   { type: 'none' } | { type: 'password'; user: string; password: string } | { type: 'xoauth2'; user: string; accessToken: string };
 

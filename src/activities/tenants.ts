@@ -2,7 +2,8 @@ import type { AllowableClass } from '../domain/network';
 import { ehloNameOf } from '../domain/tenant';
 import type { TenantRepository } from '../store/tenants';
 import type { OAuthAccess } from './oauth-access';
-import { probeSmtp, type ProbeAuth, type ProbeResult } from './smtp-probe';
+import type { ProbeResult } from '../domain/smtp-probe';
+import { probeSmtp, type ProbeAuth } from './smtp-probe';
 
 export interface TenantActivityDeps {
   tenants: TenantRepository;

@@ -5,9 +5,7 @@ import type { Config } from '../config/env';
 import { loggablePath } from '../logging';
 import { NotFoundError } from '../errors';
 import type { Keyring } from '../security/crypto';
-import type { Store } from '../store/mongo';
-import type { MessageRepository } from '../store/messages';
-import type { TenantRepository } from '../store/tenants';
+import type { StoreDeps } from '../store/repositories';
 import { EncryptionCodec } from '../temporal/codec';
 import { wakeWaitingSends } from '../temporal/wake-waiting-sends';
 import { authenticate } from './auth';
@@ -16,46 +14,33 @@ import { errorHandler } from './problem';
 import { codecRoutes } from './routes/codec';
 import { messageRoutes } from './routes/messages';
 import { suppressionRoutes } from './routes/suppressions';
-import { SuppressionRepository } from '../store/suppressions';
 import { opsRoutes } from './routes/ops';
 import { tenantRoutes } from './routes/tenants';
 import { webhookRoutes } from './routes/webhooks';
-import type { WebhookDeliveryRepository } from '../store/webhook-deliveries';
 import { oauthCallbackRoutes, oauthCredentialsChanged, oauthStartRoutes, type OAuthRouteDeps } from './routes/oauth';
 import { OAuthProviders } from '../oauth/providers';
-import { OAuthTokenRepository } from '../store/oauth-tokens';
 import { bounceMailboxRoutes } from './routes/bounce-mailbox';
-import { BounceMailboxRepository } from '../store/bounce-mailboxes';
 import { trackingRoutes } from './routes/tracking';
-import { createTracking, type Tracking } from './tracking';
+import type { Tracking } from './tracking';
 import { caseRoutes } from './routes/cases';
 import { inboundMessageRoutes, inboundSettingsRoutes, inboundWebhookRoutes } from './routes/inbound';
-import { CaseRepository } from '../store/cases';
-import { EventRepository } from '../store/events';
-import { InboundRepository } from '../store/inbound';
 import { brevoAttachmentFetcher } from '../inbound/providers/brevo';
 import { confirmSnsSubscription, fetchSnsCertificate, SnsVerifier, type CertFetcher } from '../inbound/sns';
 import type { AdapterContext } from '../inbound/request';
 
-export interface AppDeps {
+/** The repositories are the process's own (src/store/repositories.ts), built once and passed in. */
+export interface AppDeps extends StoreDeps {
   config: Config;
   logger: Logger;
-  store: Store;
-  tenants: TenantRepository;
-  messages: MessageRepository;
   temporal: Client;
   temporalConnection: Connection;
   keyring: Keyring;
   version: string;
   isShuttingDown?: () => boolean;
   onDeliverySettingsChanged?: (tenantId: string) => Promise<void>;
-  events: EventRepository;
-  webhookDeliveries: WebhookDeliveryRepository;
-  /** Opens/clicks/unsubscribe; created here when not given (then nobody flushes it at shutdown). */
-  tracking?: Tracking;
-  /** Inbound and cases; built from `store` when not given. Fetchers are injectable for tests. */
-  cases?: CaseRepository;
-  inbound?: InboundRepository;
+  /** Opens/clicks/unsubscribe; its owner flushes it at shutdown (src/server.ts). */
+  tracking: Tracking;
+  /** Inbound fetchers, injectable for tests. */
   snsCertFetcher?: CertFetcher;
   snsConfirm?: (subscribeUrl: string) => Promise<void>;
   brevoAttachment?: AdapterContext['brevoAttachment'];
@@ -66,14 +51,14 @@ export function createApp(deps: AppDeps): Express {
   app.disable('x-powered-by');
   app.set('trust proxy', false);
   const metrics = createApiMetrics();
-  const tracking = deps.tracking ?? createTracking(deps.config, deps.logger, deps.store.db, deps.keyring);
+  const { tracking, cases, inbound } = deps;
   // First, before metrics and logging middleware: the pixel and redirect are the hot path.
   app.use(
     trackingRoutes({
       tokens: tracking.tokens,
       buffer: tracking.buffer,
       messages: deps.messages,
-      suppressions: new SuppressionRepository(deps.store.db),
+      suppressions: deps.suppressions,
       registry: metrics.registry,
     }),
   );
@@ -101,18 +86,15 @@ export function createApp(deps: AppDeps): Express {
 
   // The consent callback is reached by a browser coming back from the provider: its signed state is
   // the credential, not an API key.
-  const oauthTokens = new OAuthTokenRepository(deps.store.db, deps.keyring);
   const oauthDeps: OAuthRouteDeps = {
     tenants: deps.tenants,
-    oauthTokens,
+    oauthTokens: deps.oauthTokens,
     providers: new OAuthProviders(deps.config.oauth),
     keyring: deps.keyring,
     config: deps.config.oauth,
     onCredentialsChanged: (tenantId) => onDeliverySettingsChanged(deps, tenantId),
   };
   app.use(oauthCallbackRoutes(oauthDeps));
-  const cases = deps.cases ?? new CaseRepository(deps.store.db);
-  const inbound = deps.inbound ?? new InboundRepository(deps.store.db, deps.keyring);
   // Inbound webhooks authenticate by their URL key and the provider's own scheme, not by API key.
   app.use(
     inboundWebhookRoutes({
@@ -120,7 +102,7 @@ export function createApp(deps: AppDeps): Express {
       inbound,
       cases,
       messages: deps.messages,
-      events: deps.events ?? new EventRepository(deps.store.db),
+      events: deps.events,
       temporal: deps.temporal,
       taskQueue: deps.config.temporal.taskQueue,
       subjectWindowMs: deps.config.inbound.subjectWindowMs,
@@ -129,7 +111,7 @@ export function createApp(deps: AppDeps): Express {
       sns: new SnsVerifier(deps.snsCertFetcher ?? fetchSnsCertificate),
       snsConfirm: deps.snsConfirm ?? confirmSnsSubscription,
       brevoAttachment: deps.brevoAttachment ?? brevoAttachmentFetcher(),
-      suppressions: new SuppressionRepository(deps.store.db),
+      suppressions: deps.suppressions,
     }),
   );
 
@@ -177,7 +159,7 @@ export function createApp(deps: AppDeps): Express {
   app.use(inboundSettingsRoutes({ tenants: deps.tenants, inbound }));
   app.use(inboundMessageRoutes({ inbound }));
   app.use(caseRoutes({ cases, temporal: deps.temporal, taskQueue: deps.config.temporal.taskQueue }));
-  app.use(suppressionRoutes({ tenants: deps.tenants, suppressions: new SuppressionRepository(deps.store.db) }));
+  app.use(suppressionRoutes({ tenants: deps.tenants, suppressions: deps.suppressions }));
   app.use(
     webhookRoutes({
       tenants: deps.tenants,
@@ -191,7 +173,7 @@ export function createApp(deps: AppDeps): Express {
   app.use(
     bounceMailboxRoutes({
       tenants: deps.tenants,
-      bounceMailboxes: new BounceMailboxRepository(deps.store.db, deps.keyring),
+      bounceMailboxes: deps.bounceMailboxes,
       temporal: deps.temporal,
       taskQueue: deps.config.temporal.taskQueue,
       allowPrivateNetworks: deps.config.smtp.allowPrivateNetworks,

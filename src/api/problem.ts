@@ -2,7 +2,6 @@ import type { ErrorRequestHandler, Response } from 'express';
 import { isTransientStoreError } from '../store/mongo';
 import { loggablePath } from '../logging';
 import type { Logger } from 'pino';
-import type { z } from 'zod';
 import {
   AuthenticationError,
   CarteroError,
@@ -60,21 +59,6 @@ export function sendProblem(res: Response, problem: Problem): void {
   if (problem.status === 401) res.setHeader('WWW-Authenticate', 'Bearer realm="cartero"');
   if (problem.status === 503) res.setHeader('Retry-After', '5');
   res.status(problem.status).type('application/problem+json').send(JSON.stringify(problem));
-}
-
-/** zod issues → field problems with dotted paths; unknown keys are named one by one. */
-export function zodToValidationError(error: z.ZodError, prefix = ''): ValidationError {
-  const fields: FieldProblem[] = [];
-  const join = (path: PropertyKey[]) => [prefix, ...path.map(String)].filter(Boolean).join('.') || '(body)';
-  for (const issue of error.issues) {
-    if (issue.code === 'unrecognized_keys') {
-      for (const key of issue.keys) fields.push({ field: join([...issue.path, key]), message: 'unknown field' });
-    } else {
-      fields.push({ field: join(issue.path), message: issue.message });
-    }
-  }
-  const names = [...new Set(fields.map((f) => f.field))];
-  return new ValidationError(`invalid ${names.join(', ')}`, fields);
 }
 
 interface BodyParserError extends Error {

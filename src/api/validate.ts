@@ -1,7 +1,6 @@
 import type { Request } from 'express';
 import type { z } from 'zod';
-import { UnsupportedMediaTypeError, ValidationError } from '../errors';
-import { zodToValidationError } from './problem';
+import { UnsupportedMediaTypeError, ValidationError, zodToValidationError } from '../errors';
 
 /** Parses a JSON body with a schema; anything else is a 415 or a 400 naming the field. */
 export function parseBody<S extends z.ZodType>(req: Request, schema: S): z.infer<S> {

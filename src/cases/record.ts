@@ -1,7 +1,6 @@
-import type { CaseFeedbackSignal } from '../activities/bounces';
-import type { HitNotice } from '../api/tracking/write-hits';
+import type { HitNotice } from '../domain/tracking/notice';
 import type { Client } from '@temporalio/client';
-import type { CaseEventKind, CaseSignalEvent } from '../domain/cases';
+import type { CaseEventKind, CaseFeedbackSignal, CaseSignalEvent } from '../domain/cases';
 import type { CaseRepository } from '../store/cases';
 import type { EventRepository } from '../store/events';
 import { NotFoundError } from '../errors';

@@ -32,6 +32,18 @@ export interface CaseSignalEvent {
   subject?: string | null;
 }
 
+/**
+ * A bounce, complaint or delay notice that matched one of a case's messages, as the bounce handling
+ * (src/inbound/feedback.ts) tells the case seam (src/cases/record.ts caseFeedbackSignaller).
+ */
+export interface CaseFeedbackSignal {
+  tenantId: string;
+  caseId: string;
+  messageId: string;
+  kind: 'bounced' | 'complained' | 'delayed';
+  recipients: Array<{ address: string; reason: string; hard: boolean; status: string | null }>;
+}
+
 export type CaseStatus = 'open' | 'closed';
 
 export interface CaseSummary {

@@ -1,10 +1,10 @@
-import { handleBounceOrComplaint, type BounceHandlingDeps } from '../activities/bounces';
+import { handleBounceOrComplaint, type BounceHandlingDeps } from './feedback';
 import { caseFeedbackSignaller, type CaseRecorderDeps } from '../cases/record';
 import type { InboundDoc, InboundRepository } from '../store/inbound';
 
 /**
  * Bounces, delay notices and complaints received as mail: stored and classified by ingestion, never
- * threaded as replies, then handed to the bounce handling (src/activities/bounces.ts: match our
+ * threaded as replies, then handed to the bounce handling (src/inbound/feedback.ts: match our
  * message by the returned Message-ID, per-recipient feedback, suppression, outbox events). When the
  * notice matches a message of a case, the case hears of it (`bounced` signal).
  */

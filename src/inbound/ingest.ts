@@ -6,7 +6,7 @@ import { recordCaseEvent, type CaseRecorderDeps } from '../cases/record';
 import type { EventRepository } from '../store/events';
 import type { InboundDoc, InboundRepository, StoredPart } from '../store/inbound';
 import type { MessageRepository } from '../store/messages';
-import { BODY_BUDGET_CHARS } from './mime';
+import { BODY_BUDGET_CHARS, mailForClassification } from './mime';
 import { findCase, type ThreadingDeps } from './threading';
 import type { BounceHandler } from './bounces';
 
@@ -52,16 +52,9 @@ export const newCaseIdFor = (inboundId: string) => `c_${inboundId.slice(2, 26)}`
  * and threaded as a reply (a person can look at it) with the failure as the rule, never lost to a
  * 500 that the provider would retry for days.
  */
-function verdictFor(mail: InboundEmail): MailVerdict {
+async function verdictFor(mail: InboundEmail): Promise<MailVerdict> {
   try {
-    return classifyMail({
-      headers: mail.headers,
-      subject: mail.subject,
-      from: mail.from?.address ?? null,
-      text: mail.text,
-      html: mail.html,
-      parts: mail.parts.map((p) => ({ contentType: p.contentType, filename: p.filename, content: p.content })),
-    });
+    return classifyMail(await mailForClassification(mail));
   } catch (err) {
     return { kind: 'human', rule: `unclassified: ${(err as Error).message.slice(0, 200)}`, bounces: [], originalMessageId: null };
   }
@@ -88,7 +81,7 @@ export async function ingestEmail(deps: IngestDeps, tenantId: string, mail: Inbo
 }
 
 async function store(deps: IngestDeps, tenantId: string, id: string, mail: InboundEmail, now: Date): Promise<InboundDoc> {
-  const verdict = verdictFor(mail);
+  const verdict = await verdictFor(mail);
   const threaded = verdict.kind === 'human' || verdict.kind === 'autoreply';
   const decision = threaded
     ? await findCase(deps, tenantId, mail, now)

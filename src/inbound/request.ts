@@ -187,7 +187,7 @@ export function keepOrDrop(
     contentId?: string | null;
     inline?: boolean;
   },
-  limits: InboundLimits,
+  limits: Pick<InboundLimits, 'maxAttachmentBytes'>,
   parts: InboundPart[],
   dropped: DroppedPart[],
 ): void {

@@ -1,7 +1,6 @@
 import { X509Certificate, verify } from 'node:crypto';
 import { z } from 'zod';
-import { AuthenticationError } from '../errors';
-import { fieldError } from './request';
+import { AuthenticationError, ValidationError } from '../errors';
 
 /**
  * Amazon SNS HTTP(S) message signatures (SignatureVersion 1 = SHA1withRSA, 2 = SHA256withRSA).
@@ -116,7 +115,10 @@ export const fetchSnsCertificate: CertFetcher = async (url) => {
 };
 
 export async function confirmSnsSubscription(url: string): Promise<void> {
-  if (!isSnsUrl(url)) throw fieldError('SubscribeURL', 'is not an https URL on an Amazon SNS host');
+  if (!isSnsUrl(url)) {
+    const message = 'is not an https URL on an Amazon SNS host';
+    throw new ValidationError(`invalid SubscribeURL: ${message}`, [{ field: 'SubscribeURL', message }]);
+  }
   const res = await fetch(url, { signal: AbortSignal.timeout(10_000), redirect: 'error' });
   if (!res.ok) throw new Error(`SNS subscription confirmation answered HTTP ${res.status}`);
 }

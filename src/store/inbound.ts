@@ -144,7 +144,11 @@ export class InboundRepository {
     return id;
   }
 
-  /** Removes files uploaded by a delivery that lost the race to store the message. */
+  /**
+   * Removes files uploaded by a delivery that lost the race to store the message, or whose store
+   * failed. Best effort: a file left behind is referenced by no document and harms nothing, while a
+   * throw here would fail a delivery that was stored (lost race) or hide the error that matters.
+   */
   async deleteFiles(ids: ObjectId[]): Promise<void> {
     for (const id of ids) await this.bucket.delete(id).catch(() => undefined);
   }

@@ -119,6 +119,8 @@ export async function oauthToken(input: OAuthTokenInput): Promise<void> {
         completed++;
         for (;;) {
           if (await condition(() => credentialsChanged, REAUTH_RECHECK_MS)) break;
+          // The activity gives up only when the tenant is gone (NotFoundError): null ends the wait, and
+          // the next refresh finds the tenant gone and ends the workflow.
           const version = await tenantSettingsVersion(input.tenantId).catch(() => null);
           if (version === null || version !== state.versionAtFailure) break;
         }

@@ -173,7 +173,9 @@ export async function sendMessage(input: SendMessageInput): Promise<{ status: Me
         failures++;
         show('retrying');
         if (next.cls === 'throttled' && prep.rules.length > 0) {
-          // Push the tenant's next slots back, not just this message.
+          // Push the tenant's next slots back, not just this message. A limiter that is not running
+          // (ended idle) has no slots to push back: the next request starts a fresh one, so a failed
+          // signal is nothing to act on; this message retries after its own delay either way.
           await getExternalWorkflowHandle(rateLimiterWorkflowId(input.tenantId))
             .signal(throttleSignal, { untilMs: Date.now() + input.policy.throttlePauseMs })
             .catch(() => undefined);

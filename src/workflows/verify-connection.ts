@@ -1,6 +1,6 @@
 import { proxyActivities } from '@temporalio/workflow';
 import type { Activities } from '../activities';
-import type { ProbeResult } from '../activities/smtp-probe';
+import type { ProbeResult } from '../domain/smtp-probe';
 
 // A diagnosis must reflect one attempt: retrying would hide a flaky server from the person onboarding it.
 const { verifySmtpConnection } = proxyActivities<Activities>({

@@ -1,9 +1,9 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import { freePort } from '../../src/embedded/processes';
-import { handleBounceOrComplaint } from '../../src/activities/bounces';
+import { handleBounceOrComplaint } from '../../src/inbound/feedback';
 import { classifyMail, type MailVerdict } from '../../src/domain/mail/classify';
-import { mailFromRaw } from '../../src/mail/from-mime';
+import { mailFromRaw } from '../../src/inbound/mime';
 import { EventRepository } from '../../src/store/events';
 import { makeTestPki, type TestPki } from '../support/certs';
 import { startPostfix, type PostfixInstance } from '../support/postfix';

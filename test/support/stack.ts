@@ -7,7 +7,7 @@ import type { Client, Connection } from '@temporalio/client';
 import type { NativeConnection, Worker } from '@temporalio/worker';
 import { Runtime, DefaultLogger } from '@temporalio/worker';
 import { createApp, type AppDeps } from '../../src/api/app';
-import type { StoreDeps } from '../../src/bootstrap';
+import { repositories, type StoreDeps } from '../../src/store/repositories';
 import { loadConfig, type Config } from '../../src/config/env';
 import { createLogger } from '../../src/logging';
 import { Keyring } from '../../src/security/crypto';
@@ -18,7 +18,6 @@ import type { TenantRepository } from '../../src/store/tenants';
 import type { EventRepository } from '../../src/store/events';
 import type { WebhookDeliveryRepository } from '../../src/store/webhook-deliveries';
 import { ensureWebhookSweeper, webhookSweeperWorkflowId } from '../../src/temporal/handoffs/webhook-delivery';
-import { repositories } from '../../src/bootstrap';
 import { connectTemporal, connectWorkerConnection } from '../../src/temporal/connection';
 import { createWorker } from '../../src/worker';
 import { eventually } from './smtp-peer';
@@ -102,25 +101,18 @@ export async function startStack(
     running = worker.run();
     await ensureWebhookSweeper(client, config.temporal.taskQueue);
   }
-  const tracking = createTracking(config, logger, store.db, keyring, {
-    events: repos.events,
+  const tracking = createTracking(config, logger, repos, keyring, {
     onHumanHit: caseHitNotifier({ cases: repos.cases, events: repos.events, temporal: client, taskQueue: config.temporal.taskQueue }),
   });
   const app = createApp({
+    ...repos,
     tracking,
     config,
     logger,
-    store,
-    tenants,
-    messages: repos.messages,
     temporal: client,
     temporalConnection: connection as Connection,
     keyring,
     version: 'test',
-    events: repos.events,
-    webhookDeliveries: repos.webhookDeliveries,
-    cases: repos.cases,
-    inbound: repos.inbound,
     ...options.app,
   });
   const server: Server = await new Promise((resolve) => {

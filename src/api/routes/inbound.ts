@@ -2,7 +2,7 @@ import express, { Router, type Request } from 'express';
 import { z } from 'zod';
 import { INBOUND_PROVIDERS, type InboundProvider } from '../../domain/inbound/email';
 import { tenantIdSchema } from '../../domain/tenant';
-import { AuthenticationError, NotFoundError, ValidationError } from '../../errors';
+import { AuthenticationError, NotFoundError, orNullIfNotFound, ValidationError } from '../../errors';
 import { inboundBounceHandler, type BounceHandler } from '../../inbound/bounces';
 import type { SuppressionRepository } from '../../store/suppressions';
 import { ingestEmail, inboundIdFor, type IngestDeps, type IngestResult } from '../../inbound/ingest';
@@ -63,7 +63,8 @@ export function inboundWebhookRoutes(deps: InboundRouteDeps): Router {
       if (req.path.endsWith('/mime') && provider.data !== 'mailgun') throw new NotFoundError('route', `POST ${req.path}`);
       const key = inboundKeySchema.safeParse(req.params.inboundKey);
       const tenantId = key.success ? await deps.inbound.tenantForKey(key.data) : null;
-      const tenant = tenantId ? await deps.tenants.get(tenantId).catch(() => null) : null;
+      // Only a missing tenant is "unknown key"; a store failure answers 5xx so the provider retries.
+      const tenant = tenantId ? await orNullIfNotFound(deps.tenants.get(tenantId)) : null;
       if (!tenant || tenant.inboundKey !== key.data) throw new NotFoundError('inbound key', '(given)');
       const settingsDoc = await deps.inbound.getSettings(tenant._id, provider.data);
       const ctx: AdapterContext = {

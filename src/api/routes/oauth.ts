@@ -3,7 +3,7 @@ import { z } from 'zod';
 import type { OAuthConfig } from '../../config/env';
 import { CONSENT_PROVIDERS, consentProblem } from '../../domain/oauth';
 import { tenantIdSchema } from '../../domain/tenant';
-import { CarteroError, ConflictError, ConsentError, OAuthCredentialsError, ValidationError } from '../../errors';
+import { CarteroError, ConflictError, ConsentError, OAuthCredentialsError, orNullIfNotFound, ValidationError } from '../../errors';
 import type { OAuthProviders } from '../../oauth/providers';
 import { newPkce, signState, verifyState } from '../../oauth/state';
 import {
@@ -81,7 +81,8 @@ export function oauthCallbackRoutes(deps: OAuthRouteDeps): Router {
       if (!(await deps.oauthTokens.useState(state.sid, state.tenantId))) {
         throw new ConsentError('this consent link was already used; start the consent again', 'replayed_state');
       }
-      // Used ids only need to outlive their states' expiry (no TTL indexes on FerretDB).
+      // Used ids only need to outlive their states' expiry (no TTL indexes on FerretDB). Housekeeping
+      // off the response path: a failure only leaves old ids for the next callback to clear.
       void deps.oauthTokens.forgetStatesUsedBefore(new Date(Date.now() - 2 * deps.config.stateTtlMs)).catch(() => undefined);
       if (q.data.error) {
         const denied = q.data.error === 'access_denied';
@@ -169,7 +170,8 @@ async function completeConsent(
  * needed); a tenant that left OAuth2 lets its workflow notice and end.
  */
 export async function oauthCredentialsChanged(target: TokenWorkflowTarget, tenants: TenantRepository, tenantId: string): Promise<void> {
-  const tenant = await tenants.get(tenantId).catch(() => null);
+  // A deleted tenant's workflow is told below and ends; a store failure surfaces (as Temporal's do).
+  const tenant = await orNullIfNotFound(tenants.get(tenantId));
   if (tenant?.auth.type === 'oauth2') {
     await signalCredentialsChanged(target, tenantId);
     return;

@@ -2,7 +2,7 @@ import { randomBytes } from 'node:crypto';
 import { Router, type Request } from 'express';
 import type { Client } from '@temporalio/client';
 import { WorkflowFailedError } from '@temporalio/client';
-import type { ProbeResult } from '../../activities/smtp-probe';
+import type { ProbeResult } from '../../domain/smtp-probe';
 import { addressRefusal, isIpLiteral, type AllowableClass } from '../../domain/network';
 import {
   deliverySettingsChanged,

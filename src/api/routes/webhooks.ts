@@ -4,7 +4,7 @@ import type { Client } from '@temporalio/client';
 import { z } from 'zod';
 import { DELIVERY_STATES, laneOf } from '../../domain/webhooks';
 import { EVENT_TYPES } from '../../domain/events';
-import { ConflictError, DependencyUnavailableError, NotFoundError } from '../../errors';
+import { ConflictError, DependencyUnavailableError, NotFoundError, zodToValidationError } from '../../errors';
 import type { EventRepository } from '../../store/events';
 import type { TenantRepository } from '../../store/tenants';
 import { deliveryIdFor, type DeliveryDoc, type WebhookDeliveryRepository } from '../../store/webhook-deliveries';
@@ -12,7 +12,6 @@ import { signalEvents } from '../../temporal/handoffs/webhook-delivery';
 import { principalOf } from '../auth';
 import { decodeCursor, nextCursor } from '../pagination';
 import { tenantFor } from '../tenant-scope';
-import { zodToValidationError } from '../problem';
 import { parseBody, parseParam } from '../validate';
 
 /** The delivery log, manual redelivery and a test event (docs/webhooks.md). */

@@ -155,6 +155,18 @@ export class HitBuffer {
     this.opts.logger.error({ hits: hits.length, why }, 'tracking hits dropped');
   }
 
+  /**
+   * A claimed spool file that could not be put back or deleted stays claimed: once the claim is
+   * ABANDONED_CLAIM_MS old a replay takes it again, so no hit is lost (written ones again, which
+   * their ids make harmless). Worth a warning, not a failed replay.
+   */
+  private claimLeft(file: string, action: 'put back' | 'delete', err: unknown): void {
+    this.opts.logger.warn(
+      { file, err: (err as Error).message },
+      `tracking spool: could not ${action} a claimed file; replayed again later`,
+    );
+  }
+
   /** Claims (rename), writes and deletes the oldest spool file; puts it back on failure. */
   private async replayOneSpoolFile(): Promise<void> {
     const dir = this.opts.spoolDir;
@@ -168,6 +180,7 @@ export class HitBuffer {
     for (const name of names) {
       let original = name;
       if (CLAIMED.test(name)) {
+        // Gone meanwhile: its claimer finished it (or put it back under its own name).
         const st = await stat(path.join(dir, name)).catch(() => null);
         if (!st || Date.now() - st.mtimeMs < ABANDONED_CLAIM_MS) continue;
         original = name.replace(CLAIMED, '');
@@ -182,7 +195,7 @@ export class HitBuffer {
       try {
         text = await readFile(claimed, 'utf8');
       } catch {
-        await rename(claimed, path.join(dir, original)).catch(() => undefined);
+        await rename(claimed, path.join(dir, original)).catch((err: unknown) => this.claimLeft(original, 'put back', err));
         return;
       }
       // A line cut short (a process killed mid-write) is dropped, not allowed to stop the replay.
@@ -200,12 +213,12 @@ export class HitBuffer {
         this.opts.logger.warn({ file: original, unreadable }, 'tracking spool file had unreadable lines; they are dropped');
       for (let i = 0; i < hits.length; i += this.opts.flushHits) {
         if (!(await this.writeBatch(hits.slice(i, i + this.opts.flushHits)))) {
-          await rename(claimed, path.join(dir, original)).catch(() => undefined);
+          await rename(claimed, path.join(dir, original)).catch((err: unknown) => this.claimLeft(original, 'put back', err));
           return;
         }
       }
       this.stats.replayed += hits.length;
-      await unlink(claimed).catch(() => undefined);
+      await unlink(claimed).catch((err: unknown) => this.claimLeft(original, 'delete', err));
       return;
     }
   }

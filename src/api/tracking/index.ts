@@ -1,13 +1,11 @@
-import type { Db } from 'mongodb';
 import type { Logger } from 'pino';
 import type { Config } from '../../config/env';
 import { parseCidrs, type Cidr } from '../../domain/tracking/classify';
 import { TrackingTokens } from '../../domain/tracking/token';
 import type { Keyring } from '../../security/crypto';
-import { EventRepository } from '../../store/events';
+import type { StoreDeps } from '../../store/repositories';
 import type { MessageDoc } from '../../store/messages';
 import { TrackingRepository } from '../../store/tracking';
-import { MessageRepository } from '../../store/messages';
 import { HitBuffer } from './hit-buffer';
 import { createHitWriter, trackingSummaryOf, type HitWriterDeps } from './write-hits';
 
@@ -43,17 +41,17 @@ export function trackingTokens(keyring: Keyring): TrackingTokens {
 export function createTracking(
   config: Config,
   logger: Logger,
-  db: Db,
+  repos: Pick<StoreDeps, 'store' | 'messages' | 'events'>,
   keyring: Keyring,
-  extra: Partial<Pick<HitWriterDeps, 'onHumanHit' | 'events'>> = {},
+  extra: Pick<HitWriterDeps, 'onHumanHit'> = {},
 ): Tracking {
-  const repo = new TrackingRepository(db);
-  const messages = new MessageRepository(db);
+  // Only tracking reads and writes hits: its repository is built here, once per process.
+  const repo = new TrackingRepository(repos.store.db);
   const scannerNetworks = parseCidrs(config.tracking.scannerCidrs);
   const write = createHitWriter({
-    messages,
+    messages: repos.messages,
     tracking: repo,
-    events: extra.events ?? new EventRepository(db),
+    events: repos.events,
     scannerNetworks,
     logger,
     ...(extra.onHumanHit ? { onHumanHit: extra.onHumanHit } : {}),

@@ -2,6 +2,7 @@ import type { Logger } from 'pino';
 import { classifyHits, type Cidr, type Hit, type HitClass, type HitKind, type Verdict } from '../../domain/tracking/classify';
 import { summarize, type TrackingSummary } from '../../domain/tracking/summary';
 import type { EventInput } from '../../domain/events';
+import type { HitNotice } from '../../domain/tracking/notice';
 import type { EventRepository } from '../../store/events';
 import type { MessageDoc, MessageRepository } from '../../store/messages';
 import {
@@ -16,19 +17,6 @@ import {
   type TrackingWrite,
 } from '../../store/tracking';
 import type { PendingHit } from './hit-buffer';
-
-/**
- * Writes a batch of hits (off the response path, from HitBuffer): per message, store the new
- * hits, classify the message's whole sequence, and append `message.opened` / `message.clicked`
- * to the events outbox for every hit — human and machine alike, with `machine` and the deciding
- * `rule`, so the product sees what we saw and can filter (docs/tracking.md). Every step is
- * idempotent (hits by id, events by `message.opened:<hit id>`), so a retried batch is harmless.
- */
-export interface HitNotice {
-  message: MessageDoc;
-  hit: Hit;
-  verdict: Verdict;
-}
 
 export interface HitWriterDeps {
   messages: MessageRepository;
@@ -88,6 +76,13 @@ interface Recent {
   ids: Set<string>;
 }
 
+/**
+ * Writes a batch of hits (off the response path, from HitBuffer): per message, store the new
+ * hits, classify the message's whole sequence, and append `message.opened` / `message.clicked`
+ * to the events outbox for every hit — human and machine alike, with `machine` and the deciding
+ * `rule`, so the product sees what we saw and can filter (docs/tracking.md). Every step is
+ * idempotent (hits by id, events by `message.opened:<hit id>`), so a retried batch is harmless.
+ */
 export function createHitWriter(deps: HitWriterDeps): (batch: PendingHit[]) => Promise<void> {
   const cache = new Map<string, Recent>();
 

@@ -11,7 +11,8 @@ export { BOUNCE_REASONS, type BounceReason } from './reasons';
  * One received message, reduced to what classification needs. `headers` are the top-level headers
  * in order; `parts` are the non-body MIME parts (attachments, message/delivery-status,
  * message/rfc822, text/rfc822-headers, message/feedback-report), content decoded.
- * src/mail/from-mime.ts builds it from raw MIME; inbound providers that post parsed fields can too.
+ * src/inbound/mime.ts mailForClassification builds it from any received message (raw MIME or a
+ * provider's parsed fields).
  */
 export interface MailForClassification {
   headers: ReadonlyArray<{ name: string; value: string }>;
@@ -20,17 +21,6 @@ export interface MailForClassification {
   text: string;
   html: string | null;
   parts: ReadonlyArray<{ contentType: string; filename: string | null; content: Buffer }>;
-}
-
-export interface Bounce {
-  recipient: string;
-  /** Enhanced status code (RFC 3463), e.g. `5.1.1`, when the report or the diagnostic has one. */
-  status: string | null;
-  /** The address is dead (unknown user or domain, moved, null MX): suppress it. */
-  hard: boolean;
-  reason: BounceReason;
-  /** The remote server's reply or the MTA's explanation, verbatim apart from whitespace. */
-  diagnostic: string | null;
 }
 
 export type MailKind = 'bounce' | 'complaint' | 'autoreply' | 'human' | 'delay';

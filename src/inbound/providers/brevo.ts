@@ -8,7 +8,7 @@ import {
   type InboundEmail,
   type InboundPart,
 } from '../../domain/inbound/email';
-import { zodToValidationError } from '../../api/problem';
+import { zodToValidationError } from '../../errors';
 import { checkConfiguredAuth, keepOrDrop, parseJsonBody, type AdapterContext, type AdapterResult, type InboundRequest } from '../request';
 
 /**

@@ -1,7 +1,6 @@
 import { z } from 'zod';
 import { cleanAddress } from '../../domain/inbound/email';
-import { AuthenticationError } from '../../errors';
-import { zodToValidationError } from '../../api/problem';
+import { AuthenticationError, zodToValidationError } from '../../errors';
 import { fromRawMime } from '../mime';
 import { snsMessageSchema } from '../sns';
 import { fieldError, parseJsonBody, type AdapterContext, type AdapterResult, type InboundRequest } from '../request';

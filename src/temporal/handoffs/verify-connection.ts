@@ -1,6 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import type { Client } from '@temporalio/client';
-import type { ProbeResult } from '../../activities/smtp-probe';
+import type { ProbeResult } from '../../domain/smtp-probe';
 import { TenantIdKey } from '../search-attributes';
 import { tenantItemWorkflowId } from './ids';
 

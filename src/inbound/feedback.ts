@@ -1,4 +1,5 @@
 import { matchRecipient, messageIdFromRfc, statusAfterBounces } from '../domain/bounce-match';
+import type { CaseFeedbackSignal } from '../domain/cases';
 import type { MailVerdict } from '../domain/mail/classify';
 import type { EventRepository } from '../store/events';
 import type { MessageDoc, MessageRepository, RecipientFeedback } from '../store/messages';
@@ -6,26 +7,21 @@ import type { SuppressionRepository } from '../store/suppressions';
 
 /** Where a bounce or complaint came from (recorded on the suppression and the event). */
 export interface FeedbackSource {
-  /** `inbound:<provider>` (inbound routes), `imap` (bounce-mailbox watch), `cli`, `test`. */
+  /** `inbound:<provider>` (inbound routes), `imap` (bounce-mailbox watch), `test`. */
   channel: string;
   /** The notice's own Message-ID or provider id; makes delay events unique per notice. */
   noticeId: string | null;
-}
-
-/** What the case workflow is told (`signalCase` is src/cases/record.ts caseFeedbackSignaller). */
-export interface CaseFeedbackSignal {
-  tenantId: string;
-  caseId: string;
-  messageId: string;
-  kind: 'bounced' | 'complained' | 'delayed';
-  recipients: Array<{ address: string; reason: string; hard: boolean; status: string | null }>;
 }
 
 export interface BounceHandlingDeps {
   messages: MessageRepository;
   suppressions: SuppressionRepository;
   events: EventRepository;
-  /** Seam for the case workflow; a no-op until case workflows exist. */
+  /**
+   * The case seam (src/cases/record.ts caseFeedbackSignaller, wired by the worker and the inbound
+   * routes): a matched notice on a message of a case becomes a case event. Tests that only look at
+   * the store leave it out.
+   */
   signalCase?: (signal: CaseFeedbackSignal) => Promise<void>;
 }
 
@@ -159,15 +155,4 @@ export async function handleBounceOrComplaint(
     await deps.signalCase({ tenantId, caseId: doc.caseId, messageId: doc._id, kind: caseKind, recipients: signalled });
   }
   return { messageId: doc._id, recipients: results };
-}
-
-export type BounceActivityDeps = Pick<BounceHandlingDeps, 'messages' | 'suppressions' | 'events' | 'signalCase'>;
-
-/** The same as an activity, for workflows that receive notices (the bounce-mailbox watch, inbound). */
-export function createBounceActivities(deps: BounceActivityDeps) {
-  return {
-    async recordMailFeedback(input: { tenantId: string; verdict: MailVerdict; source: FeedbackSource }): Promise<BounceHandlingResult> {
-      return handleBounceOrComplaint(deps, input.tenantId, input.verdict, input.source);
-    },
-  };
 }
