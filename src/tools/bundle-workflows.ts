@@ -2,7 +2,7 @@ import { writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { bundleWorkflowCode } from '@temporalio/worker';
 
-const BUNDLE_ALLOWED = /^(@temporalio\/|long$|ms$|nexus-rpc$)/;
+const BUNDLE_ALLOWED = /^(?:@temporalio\/|long$|ms$|nexus-rpc$)/;
 
 /** Builds the workflow bundle once at build time: `node dist/tools/bundle-workflows.js [out]`. */
 async function main(): Promise<void> {
