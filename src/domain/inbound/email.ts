@@ -87,8 +87,6 @@ export function parseMessageIds(value: string | null | undefined, max = 100): st
   return out;
 }
 
-export const firstMessageId = (value: string | null | undefined): string | null => parseMessageIds(value, 1)[0] ?? null;
-
 const ADDRESS = /^[^\s@<>()",;:\\[\]]{1,64}@[A-Z0-9.-]{1,253}$/i;
 
 /** A mailbox as stored: lower-cased domain, no display-name tricks, or null when not an address. */

@@ -5,8 +5,6 @@ import { addressIn, fieldValue, headerFields, messageIdIn } from './fields';
 import { parseTextNdr } from './ndr-text';
 import { outcomeFor, type BounceReason } from './reasons';
 
-export { BOUNCE_REASONS, type BounceReason } from './reasons';
-
 /**
  * One received message, reduced to what classification needs. `headers` are the top-level headers
  * in order; `parts` are the non-body MIME parts (attachments, message/delivery-status,
@@ -20,17 +18,6 @@ export interface MailForClassification {
   text: string;
   html: string | null;
   parts: ReadonlyArray<{ contentType: string; filename: string | null; content: Buffer }>;
-}
-
-export interface Bounce {
-  recipient: string;
-  /** Enhanced status code (RFC 3463), e.g. `5.1.1`, when the report or the diagnostic has one. */
-  status: string | null;
-  /** The address is dead (unknown user or domain, moved, null MX): suppress it. */
-  hard: boolean;
-  reason: BounceReason;
-  /** The remote server's reply or the MTA's explanation, verbatim apart from whitespace. */
-  diagnostic: string | null;
 }
 
 export type MailKind = 'bounce' | 'complaint' | 'autoreply' | 'human' | 'delay';

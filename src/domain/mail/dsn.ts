@@ -1,6 +1,5 @@
 import { addressIn, fieldGroups, fieldValue } from './fields';
-import { outcomeFor } from './reasons';
-import type { Bounce } from './classify';
+import { outcomeFor, type Bounce } from './reasons';
 
 /** One per-recipient block of an RFC 3464 delivery-status report. */
 export interface DsnRecipient {

@@ -1,6 +1,5 @@
 import { addressIn } from './fields';
-import { outcomeFor } from './reasons';
-import type { Bounce } from './classify';
+import { outcomeFor, type Bounce } from './reasons';
 
 /**
  * Non-standard (plain-text) bounce formats. Each format is recognised by the fixed sentence its MTA

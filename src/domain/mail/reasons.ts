@@ -215,6 +215,18 @@ export function reasonFromText(text: string | null): BounceReason | null {
   return null;
 }
 
+/** One failed (or delayed) recipient as a bounce report states it. */
+export interface Bounce {
+  recipient: string;
+  /** Enhanced status code (RFC 3463), e.g. `5.1.1`, when the report or the diagnostic has one. */
+  status: string | null;
+  /** The address is dead (unknown user or domain, moved, null MX): suppress it. */
+  hard: boolean;
+  reason: BounceReason;
+  /** The remote server's reply or the MTA's explanation, verbatim apart from whitespace. */
+  diagnostic: string | null;
+}
+
 export interface RecipientOutcome {
   status: string | null;
   hard: boolean;
