@@ -49,8 +49,8 @@ function load(url: string, paths: string[], durationSec: number): Promise<LoadRe
 /** Tracked URLs as the composed MIME holds them (quoted-printable undone). */
 function trackedPaths(mime: string): { open: string; click: string } {
   const text = mime.replace(/=\r?\n/g, '').replace(/=3D/gi, '=');
-  const open = /\/t\/o\/[A-Za-z0-9_-]+/.exec(text)?.[0];
-  const click = /\/t\/c\/[A-Za-z0-9_-]+/.exec(text)?.[0];
+  const open = /\/t\/o\/[\w-]+/.exec(text)?.[0];
+  const click = /\/t\/c\/[\w-]+/.exec(text)?.[0];
   if (!open || !click) throw new Error('no tracked links in the composed message');
   return { open, click };
 }

@@ -12,4 +12,7 @@ echo "cartero: compiling tests..."
 rm -rf .build-test
 npx tsc -p tsconfig.test.json
 node .build-test/src/tools/bundle-workflows.js >/dev/null
+# Lint before the suites so a violation fails `npm test` quickly. CARTERO_TEST_LINT=0 skips it for a local
+# re-run of one suite (.ci/run must not set it).
+if [ "${CARTERO_TEST_LINT:-1}" != "0" ]; then bash scripts/lint.sh; fi
 exec node .build-test/test/support/run-tests.js "$@"

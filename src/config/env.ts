@@ -48,13 +48,13 @@ const envSchema = z.object({
   CARTERO_ENCRYPTION_KEYS: z.string().min(1),
   CARTERO_ENCRYPTION_ACTIVE_KEY_ID: z
     .string()
-    .regex(/^[A-Za-z0-9_-]{1,32}$/)
+    .regex(/^[\w-]{1,32}$/)
     .optional(),
 
   MONGODB_URI: z.string().regex(/^mongodb(\+srv)?:\/\//, 'must be a mongodb:// or mongodb+srv:// URI'),
   MONGODB_DB: z
     .string()
-    .regex(/^[A-Za-z0-9_-]{1,63}$/)
+    .regex(/^[\w-]{1,63}$/)
     .default('cartero'),
   MONGODB_MAX_POOL_SIZE: z.coerce.number().int().min(1).max(500).default(20),
 
@@ -238,6 +238,13 @@ export class ConfigError extends Error {
   }
 }
 
+/** `https://x//` → `https://x`. A loop, not /\/+$/: that regex rescans a long run of slashes from each of them. */
+function withoutTrailingSlashes(url: string): string {
+  let end = url.length;
+  while (end > 0 && url[end - 1] === '/') end--;
+  return url.slice(0, end);
+}
+
 /** `kid1:base64key,kid2:base64key`; every key must decode to exactly 32 bytes (AES-256). */
 export function parseEncryptionKeys(raw: string): Map<string, Buffer> {
   const keys = new Map<string, Buffer>();
@@ -248,7 +255,7 @@ export function parseEncryptionKeys(raw: string): Map<string, Buffer> {
     const idx = entry.indexOf(':');
     if (idx <= 0) throw new Error(`entry "${entry.slice(0, 8)}…" is not kid:base64key`);
     const kid = entry.slice(0, idx);
-    if (!/^[A-Za-z0-9_-]{1,32}$/.test(kid)) throw new Error(`key id "${kid}" must match [A-Za-z0-9_-]{1,32}`);
+    if (!/^[\w-]{1,32}$/.test(kid)) throw new Error(`key id "${kid}" must match [A-Za-z0-9_-]{1,32}`);
     const key = Buffer.from(entry.slice(idx + 1), 'base64');
     if (key.length !== 32) throw new Error(`key "${kid}" must be 32 bytes base64-encoded, got ${key.length}`);
     if (keys.has(kid)) throw new Error(`key id "${kid}" appears twice`);
@@ -357,15 +364,15 @@ export function loadConfig(source: NodeJS.ProcessEnv = process.env): Config {
     },
     oauth: {
       google: { authorizeUrl: e.OAUTH_GOOGLE_AUTHORIZE_URL, tokenUrl: e.OAUTH_GOOGLE_TOKEN_URL },
-      microsoft: { authorityHost: e.OAUTH_MICROSOFT_AUTHORITY_HOST.replace(/\/+$/, '') },
-      redirectUrl: e.OAUTH_REDIRECT_URL ?? `${publicBaseUrl.replace(/\/+$/, '')}/v1/oauth/callback`,
+      microsoft: { authorityHost: withoutTrailingSlashes(e.OAUTH_MICROSOFT_AUTHORITY_HOST) },
+      redirectUrl: e.OAUTH_REDIRECT_URL ?? `${withoutTrailingSlashes(publicBaseUrl)}/v1/oauth/callback`,
       refreshMarginMs: e.OAUTH_REFRESH_MARGIN_MS,
       stateTtlMs: e.OAUTH_STATE_TTL_MS,
       ...(extraCa !== undefined ? { extraCa } : {}),
       allowPrivateNetworks: e.OAUTH_ALLOW_PRIVATE_NETWORKS,
     },
     tracking: {
-      baseUrl: (e.TRACKING_BASE_URL ?? e.PUBLIC_BASE_URL ?? `http://localhost:${e.PORT}`).replace(/\/+$/, ''),
+      baseUrl: withoutTrailingSlashes(e.TRACKING_BASE_URL ?? e.PUBLIC_BASE_URL ?? `http://localhost:${e.PORT}`),
       flushMs: e.TRACKING_FLUSH_MS,
       flushHits: e.TRACKING_FLUSH_HITS,
       bufferMax: e.TRACKING_BUFFER_MAX,

@@ -138,4 +138,4 @@ export function applyCaseEvent(state: CaseState, e: CaseSignalEvent): CaseState 
 }
 
 /** Case ids: chosen by the product (`caseId` on a message) or generated; safe in ids and addresses. */
-export const CASE_ID_PATTERN = /^[A-Za-z0-9_-]{1,64}$/;
+export const CASE_ID_PATTERN = /^[\w-]{1,64}$/;

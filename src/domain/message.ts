@@ -34,8 +34,8 @@ export type RecipientStatus = 'pending' | 'sent' | 'bounced' | 'suppressed' | 'f
 const CONTROL = /[\u0000-\u001f\u007f]/;
 // Local part: dot-atom (RFC 5322 §3.2.3) — quoted local parts are legal but no tenant server we
 // target needs them and they are a classic injection vector, so they are refused.
-const LOCAL = /^[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+(\.[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+)*$/;
-const DOMAIN = /^(?=.{1,253}$)([A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?\.)+[A-Za-z]{2,63}$/;
+const LOCAL = /^[\w!#$%&'*+/=?^`{|}~-]+(?:\.[\w!#$%&'*+/=?^`{|}~-]+)*$/;
+const DOMAIN = /^(?=.{1,253}$)(?:[A-Z0-9](?:[A-Z0-9-]{0,61}[A-Z0-9])?\.)+[A-Z]{2,63}$/i;
 
 export function addressProblem(address: string): string | null {
   if (CONTROL.test(address)) return 'must not contain control characters (CR, LF…)';
@@ -102,7 +102,7 @@ const headersSchema = z
   .record(
     z
       .string()
-      .regex(/^[!-9;-~]{1,76}$/, 'header names are printable ASCII without spaces or colons')
+      .regex(/^[\x21-\x39\x3b-\x7e]{1,76}$/, 'header names are printable ASCII without spaces or colons')
       .refine((n) => !RESERVED_HEADERS.has(n.toLowerCase()), 'this header is set by Cartero and cannot be given'),
     z
       .string()
@@ -119,16 +119,18 @@ const attachmentSchema = z.strictObject({
     .refine((s) => !CONTROL.test(s) && !/[\\/]/.test(s), 'must be a plain file name without control characters or slashes'),
   contentType: z
     .string()
-    .regex(/^[a-z0-9!#$&^_.+-]+\/[a-z0-9!#$&^_.+-]+$/i, 'must be a MIME type like application/pdf')
+    .regex(/^[\w!#$&^.+-]+\/[\w!#$&^.+-]+$/, 'must be a MIME type like application/pdf')
     .max(127),
+  // Base64 lines, then padding and/or trailing whitespace. Written so the line breaks the alphabet allows and the
+  // trailing \s* never compete for the same characters (a long run of line breaks would otherwise be rescanned).
   contentBase64: z
     .string()
     .min(1)
-    .regex(/^[A-Za-z0-9+/\r\n]*={0,2}\s*$/, 'must be base64'),
+    .regex(/^[A-Z0-9+/\r\n]*(?:(?:={1,2}|[^\S\r\n])\s*)?$/i, 'must be base64'),
   /** Makes the attachment inline, referenced from the HTML as cid:<contentId>. */
   contentId: z
     .string()
-    .regex(/^[A-Za-z0-9._%+-]{1,100}(@[A-Za-z0-9.-]{1,100})?$/, 'must be a simple token like logo@acme')
+    .regex(/^[\w.%+-]{1,100}(@[A-Z0-9.-]{1,100})?$/i, 'must be a simple token like logo@acme')
     .optional(),
 });
 
@@ -156,7 +158,7 @@ export const messageCreateSchema = z
     headers: headersSchema.default({}),
     caseId: z
       .string()
-      .regex(/^[A-Za-z0-9_-]{1,64}$/)
+      .regex(/^[\w-]{1,64}$/)
       .optional(),
     inReplyTo: z
       .string()

@@ -6,7 +6,6 @@ import type { AuthInput } from './tenant';
  * and when a token is refreshed.
  */
 export type OAuth2Auth = Extract<AuthInput, { type: 'oauth2' }>;
-export type OAuthProvider = OAuth2Auth['provider'];
 
 /** Google: full mail access is the only scope Gmail's SMTP accepts for XOAUTH2. */
 export const GOOGLE_MAIL_SCOPE = 'https://mail.google.com/';

@@ -27,8 +27,8 @@ export interface SmtpReply {
   text: string;
 }
 
-const GREYLIST_PATTERN = /grey ?list|gray ?list|try again later|4\.2\.0|4\.7\.1.*(later|policy)|deferred.*later/i;
-const THROTTLE_PATTERN = /rate.?limit|too many (messages|connections|recipients)|throttl|slow down|exceeded.*(limit|quota)/i;
+const GREYLIST_PATTERN = /grey ?list|gray ?list|try again later|4\.2\.0|4\.7\.1.*(?:later|policy)|deferred.*later/i;
+const THROTTLE_PATTERN = /rate.?limit|too many (?:messages|connections|recipients)|throttl|slow down|exceeded.*(?:limit|quota)/i;
 
 export function enhancedCodeOf(text: string): string | undefined {
   const m = /\b([245]\.\d{1,3}\.\d{1,3})\b/.exec(text);

@@ -12,7 +12,6 @@ export const suppressionCreateSchema = z.strictObject({
     .max(500)
     .refine((s) => !/[\u0000-\u001f\u007f]/.test(s), 'must not contain control characters'),
 });
-export type SuppressionCreateInput = z.infer<typeof suppressionCreateSchema>;
 
 export const suppressionListQuerySchema = z.strictObject({
   tenantId: z.string().min(1).max(40).optional(),

@@ -8,7 +8,7 @@ import { GENERIC_DEFAULTS, PRESETS, PRESET_NAMES, presetHost, type CountBy, type
  * never silently dropped (a typo like `smtp.prot` must not fall back to a default).
  */
 const CONTROL_CHARS = /[\u0000-\u001f\u007f]/;
-const HOSTNAME = /^(?=.{1,253}$)(?!-)[A-Za-z0-9-]{1,63}(?<!-)(\.(?!-)[A-Za-z0-9-]{1,63}(?<!-))*\.?$/;
+const HOSTNAME = /^(?=.{1,253}$)(?!-)[A-Z0-9-]{1,63}(?<!-)(?:\.(?!-)[A-Z0-9-]{1,63}(?<!-))*\.?$/i;
 
 export const tenantIdSchema = z
   .string()
@@ -63,7 +63,7 @@ const privateKeyPemSchema = z
   .string()
   .max(16 * 1024)
   .refine(
-    (s) => /-----BEGIN (RSA )?PRIVATE KEY-----/.test(s) && !/[\u0000-\u0009\u000b\u000c\u000e-\u001f\u007f]/.test(s),
+    (s) => /-----BEGIN (?:RSA )?PRIVATE KEY-----/.test(s) && !/[\u0000-\u0009\v\f\u000e-\u001f\u007f]/.test(s),
     'must be a PEM private key',
   );
 

@@ -72,7 +72,8 @@ function spawnLogged(name: string, bin: string, args: string[], logFile: string,
 async function waitFor(name: string, managed: Managed, logFile: string, check: () => Promise<void>, timeoutMs: number): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   let lastErr = '';
-  let exitCode: number | null = null;
+  // Set by the 'exit' listener; the cast keeps TypeScript from narrowing it to null for the loop below.
+  let exitCode = null as number | null;
   managed.child.once('exit', (code) => {
     exitCode = code ?? -1;
   });

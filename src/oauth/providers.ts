@@ -194,7 +194,7 @@ export class OAuthProviders {
     const entraTenantId = 'entraTenantId' in auth ? auth.entraTenantId : 'common';
     const authority = (
       'authority' in auth && auth.authority ? auth.authority : `${this.cfg.microsoft.authorityHost}/${entraTenantId}`
-    ).replace(/\/+$/, '');
+    ).replace(/(?<!\/)\/+$/, '');
     // Metadata given up front: no discovery round trip, and a private or test authority works the
     // same as Entra's (MSAL accepts any https authority listed in knownAuthorities).
     const metadata = {

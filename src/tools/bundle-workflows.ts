@@ -3,7 +3,7 @@ import path from 'node:path';
 import { bundleWorkflowCode } from '@temporalio/worker';
 import { WORKFLOW_BUNDLE_IGNORED_MODULES } from '../temporal/handoffs/bundle';
 
-const BUNDLE_ALLOWED = /^(@temporalio\/|long$|ms$|nexus-rpc$)/;
+const BUNDLE_ALLOWED = /^(?:@temporalio\/|long$|ms$|nexus-rpc$)/;
 
 /** Builds the workflow bundle once at build time: `node dist/tools/bundle-workflows.js [out]`. */
 async function main(): Promise<void> {

@@ -72,7 +72,7 @@ test('12 queued messages at 5/minute: never 6 arrivals in any 60 s window, FIFO,
   );
   assert.ok(
     bursts[0]!.every((i) => i < 8),
-    `first burst ${bursts[0]} not among the first accepted`,
+    `first burst ${bursts[0]!.join(',')} not among the first accepted`,
   );
   assert.ok(Math.max(...bursts[1]!) < Math.min(...bursts[2]!), `later bursts out of order: ${JSON.stringify(bursts)}`);
 

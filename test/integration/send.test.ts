@@ -62,7 +62,10 @@ async function eventsOf(tenantId: string, count: number): Promise<string[]> {
     async () => {
       got = (await stack.repos.events.listForTenant(tenantId))
         .filter((e) => e.type.startsWith('message.'))
-        .map((e) => `${e.type}${typeof e.data.recipient === 'string' ? `:${e.data.recipient}` : ''}:${String(e.data.status ?? '')}`);
+        .map(
+          (e) =>
+            `${e.type}${typeof e.data.recipient === 'string' ? `:${e.data.recipient}` : ''}:${typeof e.data.status === 'string' ? e.data.status : ''}`,
+        );
       return got.length >= count;
     },
     10_000,

@@ -69,7 +69,7 @@ export function snsEnvelope(
     ...(fields.Type === 'Notification' ? { UnsubscribeURL: 'https://sns.eu-west-1.amazonaws.com/?Action=Unsubscribe' } : {}),
   };
   m.Signature = sign(m.SignatureVersion === '1' ? 'sha1' : 'sha256', Buffer.from(stringToSign(m)), key).toString('base64');
-  return m as unknown as Record<string, string>;
+  return m;
 }
 
 /** An SES receipt notification (SNS action, BASE64 encoding) carrying `raw`. */

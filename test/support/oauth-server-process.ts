@@ -47,7 +47,7 @@ process.on('message', (raw) => {
     for (const t of seenRefreshTokens) revoked.add(t);
     return;
   }
-  cfg = msg as OAuthServerConfig;
+  cfg = msg;
   void start();
 });
 
@@ -113,11 +113,7 @@ async function start(): Promise<void> {
         issuer: claims.iss,
         audience: GOOGLE_AUD,
       });
-      if (
-        !String(payload.scope ?? '')
-          .split(' ')
-          .includes('https://mail.google.com/')
-      )
+      if (!(typeof payload.scope === 'string' ? payload.scope : '').split(' ').includes('https://mail.google.com/'))
         throw new Error('scope https://mail.google.com/ missing');
       if (typeof payload.sub !== 'string') throw new Error('no subject: domain-wide delegation needs one');
       Object.assign(req, { assertedSubject: payload.sub, originalGrant: JWT_BEARER });

@@ -431,7 +431,7 @@ service auth {
   dovecot.stderr!.on('data', (d: Buffer) => (dovecotStderr += d.toString()));
   dovecot.once('error', (err) => (dovecotStderr += `spawn error: ${err.message}\n`));
   const authSocket = path.join(queue, 'private', 'auth');
-  const dovecotGone = () => dovecot!.exitCode !== null || dovecot!.signalCode !== null || dovecot!.pid === undefined;
+  const dovecotGone = () => dovecot.exitCode !== null || dovecot.signalCode !== null || dovecot.pid === undefined;
   await waitUntil(() => existsSync(authSocket) || dovecotGone(), 15_000);
   if (!existsSync(authSocket)) {
     return fail(

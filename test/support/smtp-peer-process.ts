@@ -123,7 +123,7 @@ process.on('message', (raw) => {
           });
           if (reason === null) return callback(null, { user: auth.username });
           if (cfg.oauth?.failStyle === 'reply') return callback(smtpError({ code: 535, text: '5.7.3 Authentication unsuccessful' }));
-          callback(null, { data: { status: '401', schemes: 'bearer', scope: 'https://mail.google.com/' } } as unknown as { user: string });
+          callback(null, { data: { status: '401', schemes: 'bearer', scope: 'https://mail.google.com/' } });
         });
         return;
       }

@@ -3,7 +3,7 @@ import os from 'node:os';
 import path from 'node:path';
 import type { Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import type { Client, Connection } from '@temporalio/client';
+import type { Client } from '@temporalio/client';
 import type { NativeConnection, Worker } from '@temporalio/worker';
 import { Runtime, DefaultLogger } from '@temporalio/worker';
 import { createApp, type AppDeps } from '../../src/api/app';
@@ -110,7 +110,7 @@ export async function startStack(
     config,
     logger,
     temporal: client,
-    temporalConnection: connection as Connection,
+    temporalConnection: connection,
     keyring,
     version: 'test',
     ...options.app,

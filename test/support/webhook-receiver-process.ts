@@ -42,7 +42,7 @@ const server = createServer((req, res) => {
     const raw = Buffer.concat(chunks).toString('utf8');
     const path = req.url ?? '/';
     const secret = cfg.secrets[path];
-    const header = (n: string) => (typeof req.headers[n] === 'string' ? (req.headers[n] as string) : undefined);
+    const header = (n: string) => (typeof req.headers[n] === 'string' ? req.headers[n] : undefined);
     const validSignature =
       secret !== undefined &&
       verifyWebhookSignature(

@@ -24,7 +24,7 @@ test('bounce mailbox input: each bad field is named', () => {
   const field = (input: Record<string, unknown>) => {
     const r = bounceMailboxPutSchema.safeParse(input);
     assert.equal(r.success, false, JSON.stringify(input));
-    return r.error!.issues.map((i) => i.path.join('.'));
+    return r.error.issues.map((i) => i.path.join('.'));
   };
   assert.deepEqual(field({ ...base, host: 'bad host' }), ['host']);
   assert.deepEqual(field({ ...base, port: 70000 }), ['port']);

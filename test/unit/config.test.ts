@@ -12,7 +12,7 @@ const valid = () => ({
 
 function problems(env: Record<string, string | undefined>): string[] {
   try {
-    loadConfig(env as NodeJS.ProcessEnv);
+    loadConfig(env);
   } catch (err) {
     assert.ok(err instanceof ConfigError);
     return err.problems;

@@ -29,7 +29,7 @@ function reencode(b: Buffer): string {
 describe('tracking tokens', () => {
   test('round-trip: claims come back exactly, URL-safe and compact', () => {
     const t = tokens.sign(click);
-    assert.match(t, /^[A-Za-z0-9_-]+$/);
+    assert.match(t, /^[\w-]+$/);
     assert.deepEqual(tokens.verify(t, 'click'), { ...click, keyId: 'k1' });
     const o = tokens.sign(open);
     assert.deepEqual(tokens.verify(o, 'open'), { ...open, keyId: 'k1' });

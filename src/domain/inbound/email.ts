@@ -87,9 +87,7 @@ export function parseMessageIds(value: string | null | undefined, max = 100): st
   return out;
 }
 
-export const firstMessageId = (value: string | null | undefined): string | null => parseMessageIds(value, 1)[0] ?? null;
-
-const ADDRESS = /^[^\s@<>()",;:\\[\]]{1,64}@[A-Za-z0-9.-]{1,253}$/;
+const ADDRESS = /^[^\s@<>()",;:\\[\]]{1,64}@[A-Z0-9.-]{1,253}$/i;
 
 /** A mailbox as stored: lower-cased domain, no display-name tricks, or null when not an address. */
 export function cleanAddress(address: string | null | undefined, name?: string | null): InboundAddress | null {
@@ -128,7 +126,7 @@ export function parseAddressList(value: string | null | undefined): InboundAddre
   return out;
 }
 
-const PREFIX = /^\s*(?:(?:re|fwd?|aw|wg|rv|enc|tr|sv|vs|antw|rif|r)\s*(?:\[\d+\]|\(\d+\))?\s*[:：]\s*)+/i;
+const PREFIX = /^\s*(?:(?:re|fwd?|aw|wg|rv|enc|tr|sv|vs|antw|rif|r)\s*(?:(?:\[\d+\]|\(\d+\))\s*)?[:：]\s*)+/i;
 
 /**
  * A subject as threading compares it: reply/forward prefixes in the usual languages (Re:, RE:,
@@ -137,7 +135,7 @@ const PREFIX = /^\s*(?:(?:re|fwd?|aw|wg|rv|enc|tr|sv|vs|antw|rif|r)\s*(?:\[\d+\]
 export function normalizeSubject(subject: string): string {
   let s = cleanHeaderValue(subject);
   for (let i = 0; i < 10; i++) {
-    const next = s.replace(PREFIX, '').replace(/^\[[^\]]{0,40}\]\s*/, (tag) => (/^\[(ext|external|externo)\]/i.test(tag) ? '' : tag));
+    const next = s.replace(PREFIX, '').replace(/^\[[^\]]{0,40}\]\s*/, (tag) => (/^\[(?:ext|external|externo)\]/i.test(tag) ? '' : tag));
     if (next === s) break;
     s = next;
   }

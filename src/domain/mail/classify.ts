@@ -5,8 +5,6 @@ import { addressIn, fieldValue, headerFields, messageIdIn } from './fields';
 import { parseTextNdr } from './ndr-text';
 import { outcomeFor, type BounceReason } from './reasons';
 
-export { BOUNCE_REASONS, type BounceReason } from './reasons';
-
 /**
  * One received message, reduced to what classification needs. `headers` are the top-level headers
  * in order; `parts` are the non-body MIME parts (attachments, message/delivery-status,
@@ -42,9 +40,9 @@ const RETURNED_TYPES = new Set([
   'message/global-headers',
   'message/rfc822-headers',
 ]);
-const BOUNCE_SENDER = /^(mailer-daemon|mail-daemon|mailerdaemon|postmaster|mdaemon|mail delivery (subsystem|system))\b/i;
+const BOUNCE_SENDER = /^(?:mailer-daemon|mail-daemon|mailerdaemon|postmaster|mdaemon|mail delivery (?:subsystem|system))\b/i;
 const BOUNCE_SUBJECT =
-  /undeliver(able|ed)|delivery (status notification|failure|has failed|failed|problem|incomplete)|returned mail|mail delivery (failed|failure|system)|failure notice|could not be delivered|non[- ]?remis|no se (ha podido|pudo) entregar|(mensaje|correo) no entregado|devuelto|unzustellbar|nondeliverable/i;
+  /undeliver(?:able|ed)|delivery (?:status notification|failure|has failed|failed|problem|incomplete)|returned mail|mail delivery (?:failed|failure|system)|failure notice|could not be delivered|non[- ]?remis|no se (?:ha podido|pudo) entregar|(?:mensaje|correo) no entregado|devuelto|unzustellbar|nondeliverable/i;
 
 const partText = (p: { content: Buffer }) => p.content.toString('utf8');
 const typeOf = (p: { contentType: string }) => p.contentType.toLowerCase().split(';')[0]!.trim();
@@ -61,7 +59,7 @@ export function classifyMail(mail: MailForClassification): MailVerdict {
   if (feedback || reportType === 'feedback-report')
     return complaint(mail, feedback ? partText(feedback) : '', returnedText, originalMessageId);
 
-  const statusPart = mail.parts.find((p) => /^message\/(global-)?delivery-status$/.test(typeOf(p)));
+  const statusPart = mail.parts.find((p) => /^message\/(?:global-)?delivery-status$/.test(typeOf(p)));
   const statusText = statusPart ? partText(statusPart) : /^Final-Recipient:/im.test(mail.text) ? mail.text : null;
   if (statusText) {
     const recipients = parseDeliveryStatus(statusText);
@@ -106,7 +104,9 @@ function looksLikeBounce(mail: MailForClassification): boolean {
 
 /** Returned headers pasted into the body (qmail, Exim, Yahoo, Domino): the first Message-ID line. */
 function inlineMessageId(text: string): string | null {
-  const m = /^\s*Message-ID:\s*(<[^<>\s]+@[^<>\s]+>)/im.exec(text);
+  // A line start spelled out rather than /^\s*…/m: that \s* crosses line breaks, so every blank line would be
+  // rescanned from each line start before it (quadratic on a body of blank lines).
+  const m = /(?:^|[\n\r\u2028\u2029])[^\S\n\r\u2028\u2029]*Message-ID:\s*(<[^\s<>][^\s<>@]*@[^\s<>]+>)/i.exec(text);
   return m?.[1] ?? null;
 }
 

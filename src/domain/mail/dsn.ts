@@ -41,6 +41,6 @@ export function parseDeliveryStatus(text: string): DsnRecipient[] {
 /** `smtp; 550 5.1.1 <a@b>: User unknown` → `550 5.1.1 <a@b>: User unknown`. */
 function diagnosticOf(value: string | null): string | null {
   if (!value) return null;
-  const stripped = value.replace(/^[A-Za-z0-9-]+\s*;\s*/, '').trim();
+  const stripped = value.replace(/^[A-Z0-9-]+\s*;\s*/i, '').trim();
   return stripped || null;
 }

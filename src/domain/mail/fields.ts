@@ -22,7 +22,8 @@ export function fieldGroups(text: string): Field[][] {
       last.value = `${last.value} ${line.trim()}`;
       continue;
     }
-    const m = /^([!-9;-~]+)[ \t]*:[ \t]*(.*)$/.exec(line);
+    // Field names are printable ASCII but ':' (RFC 5322 ftext); the value is trimmed below.
+    const m = /^([\x21-\x39\x3b-\x7e]+)[ \t]*:(.*)$/.exec(line);
     if (m?.[1] !== undefined && m[2] !== undefined) current.push({ name: m[1].toLowerCase(), value: m[2].trim() });
   }
   if (current.length) groups.push(current);
@@ -41,12 +42,15 @@ export function fieldValue(fields: ReadonlyArray<{ name: string; value: string }
   return fields.find((f) => f.name.toLowerCase() === wanted)?.value ?? null;
 }
 
-const ADDRESS = /[A-Za-z0-9.!#$%&'*+/=?^_`{|}~-]+@[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?)+/;
+// Starts only where a run of local-part characters starts: trying every position inside a long run
+// without an '@' would make the search quadratic.
+const ADDRESS =
+  /(?<![\w.!#$%&'*+/=?^`{|}~-])[\w.!#$%&'*+/=?^`{|}~-]+@[A-Z0-9](?:[A-Z0-9-]*[A-Z0-9])?(?:\.[A-Z0-9](?:[A-Z0-9-]*[A-Z0-9])?)+/i;
 
 /** The first e-mail address in a text (`rfc822; a@b`, `<a@b>`, `"Name" <a@b>`), lowercased. */
 export function addressIn(text: string | null): string | null {
   if (!text) return null;
-  const bracketed = /<([^<>\s]+@[^<>\s]+)>/.exec(text);
+  const bracketed = /<([^\s<>][^\s<>@]*@[^\s<>]+)>/.exec(text);
   const found = bracketed?.[1] ?? ADDRESS.exec(text)?.[0];
   return found ? found.replace(/^rfc822;/i, '').toLowerCase() : null;
 }
@@ -54,6 +58,6 @@ export function addressIn(text: string | null): string | null {
 /** A Message-ID with its angle brackets, or null. */
 export function messageIdIn(text: string | null): string | null {
   if (!text) return null;
-  const m = /<[^<>\s]+@[^<>\s]+>/.exec(text);
+  const m = /<[^\s<>][^\s<>@]*@[^\s<>]+>/.exec(text);
   return m ? m[0] : null;
 }

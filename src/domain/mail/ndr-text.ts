@@ -21,9 +21,10 @@ interface Format {
 }
 
 const NL = /\r\n?/g;
-const ADDRESS_LINE = /^\s*<?([^\s<>@]+@[^\s<>@:]+?)>?:?\s*(.*)$/;
+// The domain is taken whole (the lookahead), so it cannot trade characters with the free text after it.
+const ADDRESS_LINE = /^\s*<?[^\s<>@]+@[^\s<>@:]+(?![^\s<>@:])>?:?\s*(?:\S.*)?$/;
 const COPY_MARKER =
-  /^\s*-{2,}.*(below this line|copy of the (original )?message|original message|this is a copy)|^\s*(return-path|received):/i;
+  /^\s*-{2}.*(?:below this line|copy of the (?:original )?message|original message|this is a copy)|^\s*(?:return-path|received):/i;
 
 /** Text between `start` (a regex over the whole body) and the returned copy. */
 function section(body: string, start: RegExp): string[] {
@@ -44,14 +45,48 @@ const clean = (lines: string[]): string | null => {
   return t || null;
 };
 
-/** The most telling part of a diagnostic: the remote server's reply when it is quoted. */
+/** Phrases that introduce the remote server's own words in a diagnostic. */
+const REPLY_INTRO =
+  /remote (?:host|server) (?:said|returned)|the error that the other server returned was|the response (?:from the remote server )?was|<<<|<--/gi;
+const LINE_BREAK = /[\n\r\u2028\u2029]/g;
+const isSpace = (c: string | undefined) => c !== undefined && /\s/.test(c);
+
+/**
+ * The most telling part of a diagnostic: the remote server's reply when it is quoted. Spelled out rather than
+ * /(?:intro)\s*:?\s*'?(.+?)'?$/i, which backtracks polynomially on attacker-written text, with the same result:
+ * the first intro with text after it on its line, leading blanks, colon and quote dropped, and a closing quote.
+ */
 function remoteReply(diag: string | null): string | null {
   if (!diag) return null;
-  const said =
-    /(?:remote (?:host|server) (?:said|returned)|the error that the other server returned was|the response (?:from the remote server )?was|<<<|<--)\s*:?\s*'?(.+?)'?$/i.exec(
-      diag,
-    );
-  return said?.[1]?.trim() || diag;
+  let lastBreak = -1;
+  for (const b of diag.matchAll(LINE_BREAK)) lastBreak = b.index;
+  const intro = new RegExp(REPLY_INTRO);
+  for (let m = intro.exec(diag); m; intro.lastIndex = m.index + 1, m = intro.exec(diag)) {
+    let i = m.index + m[0].length;
+    if (i === diag.length) continue;
+    while (isSpace(diag[i])) i++;
+    if (diag[i] === ':') {
+      i++;
+      while (isSpace(diag[i])) i++;
+    }
+    if (diag[i] === "'") i++;
+    // The reply is at least one character: when the blanks, colon or quote took everything, the last one is it.
+    if (i === diag.length) i--;
+    if (lastBreak >= i) continue;
+    const reply = diag.length - i > 1 && diag.endsWith("'") ? diag.slice(i, -1) : diag.slice(i);
+    return reply.trim() || diag;
+  }
+  return diag;
+}
+
+/**
+ * A sentence without its trailing whitespace and full stop, as `(.+?)\.?\s*$` would capture it (never empty),
+ * without that pattern's backtracking between `.+?` and `\s*`.
+ */
+function withoutFinalStop(text: string): string {
+  const t = text.trimEnd();
+  if (t === '') return text.slice(0, 1);
+  return t.length > 1 && t.endsWith('.') ? t.slice(0, -1) : t;
 }
 
 /**
@@ -71,7 +106,7 @@ function angleBlocks(lines: string[]): Array<{ recipient: string; diagnostic: st
     current = null;
   };
   for (const line of lines) {
-    const m = /^<([^\s<>]+@[^\s<>]+)>:?\s*(.*)$/.exec(line.trim());
+    const m = /^<([^\s<>][^\s<>@]*@[^\s<>]+)>:?\s*(\S.*)?$/.exec(line.trim());
     if (m?.[1]) {
       flush();
       current = { recipient: m[1].toLowerCase(), lines: m[2] ? [m[2]] : [] };
@@ -89,7 +124,7 @@ function angleBlocks(lines: string[]): Array<{ recipient: string; diagnostic: st
 function indentedBlocks(lines: string[]): Array<{ recipient: string; diagnostic: string | null }> {
   const out: Array<{ recipient: string; lines: string[] }> = [];
   for (const line of lines) {
-    const addr = /^ {1,3}(\S+@\S+?)(?:\s*$|\s+<)/.exec(line) ?? /^ {1,3}(\S+@\S+)\s*$/.exec(line);
+    const addr = /^ {1,3}(\S[^\s@]*@\S+)(?:\s*$|\s+<)/.exec(line) ?? /^ {1,3}(\S[^\s@]*@\S+)\s*$/.exec(line);
     if (addr?.[1] && !/^\s{4}/.test(line)) {
       const recipient = addressIn(addr[1]);
       if (recipient) out.push({ recipient, lines: [] });
@@ -106,7 +141,7 @@ function listedWith(lines: string[], diagnostic: RegExp): Array<{ recipient: str
   const seen = new Set<string>();
   lines.forEach((line, i) => {
     const recipient = addressIn(line);
-    if (!recipient || seen.has(recipient) || /^\s*(from|to|subject|sent|date)\s*:/i.test(line)) return;
+    if (!recipient || seen.has(recipient) || /^\s*(?:from|to|subject|sent|date)\s*:/i.test(line)) return;
     if (diagnostic.test(line) && out.length) return;
     seen.add(recipient);
     const rest = lines.slice(i).join('\n');
@@ -120,18 +155,18 @@ const FORMATS: Format[] = [
   {
     name: 'qmail',
     signature: /this is the qmail-send program|I'm afraid I wasn't able to deliver your message to the following addresses/i,
-    extract: (b) => angleBlocks(section(b, /to the following addresses\.?[^\n]*\n/i)),
+    extract: (b) => angleBlocks(section(b, /to the following addresses[^\n]*\n/i)),
   },
   {
     name: 'yahoo',
     signature: /Sorry, we were unable to deliver your message to the following address/i,
-    extract: (b) => angleBlocks(section(b, /to the following address(es)?\.?[^\n]*\n/i)),
+    extract: (b) => angleBlocks(section(b, /to the following address[^\n]*\n/i)),
   },
   {
     name: 'courier',
     signature: /Your message to the following recipients cannot be delivered/i,
     delay: /has not been delivered to the following recipients|will continue trying/i,
-    extract: (b) => angleBlocks(section(b, /(cannot be delivered|has not been delivered)[^\n]*\n/i)),
+    extract: (b) => angleBlocks(section(b, /(?:cannot be delivered|has not been delivered)[^\n]*\n/i)),
   },
   {
     name: 'postfix',
@@ -145,22 +180,25 @@ const FORMATS: Format[] = [
     delay: /has not yet been delivered to one or more of its\s+recipients/i,
     extract: (b) =>
       indentedBlocks(
-        section(b, /(The following address\(es\) failed|address(es)? to which the message has not yet been delivered (is|are)):?[^\n]*\n/i),
+        section(
+          b,
+          /(?:The following address\(es\) failed|address(?:es)? to which the message has not yet been delivered (?:is|are))[^\n]*\n/i,
+        ),
       ),
   },
   {
     name: 'sendmail',
-    signature: /-{3,} The following addresses had (permanent fatal|transient non-fatal) errors -{3,}/i,
+    signature: /-{3} The following addresses had (?:permanent fatal|transient non-fatal) errors -{3}/i,
     delay: /transient non-fatal errors|Warning: could not send message for past/i,
     extract: (b) =>
-      section(b, /The following addresses had (permanent fatal|transient non-fatal) errors -+\n/i)
+      section(b, /The following addresses had (?:permanent fatal|transient non-fatal) errors -+\n/i)
         .join('\n')
         .split(/\n\s*\n/)[0]!
         .split('\n')
         .map((l, i, all) => {
           const recipient = addressIn(l);
           if (!recipient || /reason:/i.test(l)) return null;
-          const reason = /\(reason:\s*(.+?)\)\s*$/.exec(all[i + 1] ?? '')?.[1] ?? null;
+          const reason = /\(reason:\s*(\S.*?|\s)\)\s*$/.exec(all[i + 1] ?? '')?.[1] ?? null;
           return { recipient, diagnostic: reason };
         })
         .filter((x): x is { recipient: string; diagnostic: string | null } => x !== null),
@@ -171,17 +209,22 @@ const FORMATS: Format[] = [
       /Delivery to the following recipients? (failed permanently|has been delayed)|Your message wasn't delivered to|There was a temporary problem delivering your message to/i,
     delay: /has been delayed|temporary problem delivering|will retry for/i,
     extract: (b) => {
-      const modern =
-        /Your message wasn't delivered to (\S+@\S+?) because (.+?)\.?\s*$/im.exec(b) ??
-        /temporary problem delivering your message to (\S+@\S+?)\.?\s/i.exec(b);
+      const wasnt = /Your message wasn't delivered to (\S[^\s@]*@\S+) because (.+)$/im.exec(b);
+      const modern = wasnt ?? /temporary problem delivering your message to (\S[^\s@]*@\S+?)\.?\s/i.exec(b);
       const remote =
-        /(?:The (?:error that the other server returned|response from the remote server) was|The response was):\s*\n\s*(.+)/i
+        /(?:The (?:error that the other server returned|response from the remote server) was|The response was):[^\S\n]*\n\s*(.+)/i
           .exec(b)?.[1]
           ?.trim() ?? null;
-      if (modern?.[1]) return [{ recipient: addressIn(modern[1]) ?? modern[1], diagnostic: remote ?? modern[2] ?? null }];
+      if (modern?.[1])
+        return [
+          {
+            recipient: addressIn(modern[1]) ?? modern[1],
+            diagnostic: remote ?? (wasnt?.[2] === undefined ? null : withoutFinalStop(wasnt[2])),
+          },
+        ];
       return listedWith(
-        section(b, /Delivery to the following recipients? (failed permanently|has been delayed):/i),
-        /(?:returned was|response was):\s*\n\s*(.+)/i,
+        section(b, /Delivery to the following recipients? (?:failed permanently|has been delayed):/i),
+        /(?:returned was|response was):[^\S\n]*\n\s*(.+)/i,
       ).map((r) => ({
         recipient: r.recipient,
         diagnostic: r.diagnostic ?? remote,
@@ -197,16 +240,16 @@ const FORMATS: Format[] = [
       listedWith(
         section(
           b,
-          /(Delivery has failed to these recipients or groups|Delivery is delayed to these recipients or groups|The following recipient\(s\) (cannot|could not) be reached):?/i,
-        ).filter((l) => !/^\s*(generating server|original message headers)/i.test(l)),
-        /Remote Server returned '([^']+)'|<[^<>#]*#[245]\.\d+\.\d+\s+(?:smtp;)?([^>]*)>/i,
+          /(?:Delivery has failed to these recipients or groups|Delivery is delayed to these recipients or groups|The following recipient\(s\) (?:cannot|could not) be reached):?/i,
+        ).filter((l) => !/^\s*(?:generating server|original message headers)/i.test(l)),
+        /Remote Server returned '([^']+)'|<[^<>#]*#[245]\.\d+\.\d+\s+(?!\s)(?:smtp;)?([^>]*)>/i,
       ),
   },
   {
     name: 'domino',
-    signature: /was not delivered to:\s+\S+@\S+\s+because:/i,
+    signature: /was not delivered to:\s+\S[^\s@]*@\S+\s+because:/i,
     extract: (b) => {
-      const m = /was not delivered to:\s+(\S+@\S+)\s+because:\s*\n?\s*(.+)/i.exec(b);
+      const m = /was not delivered to:\s+(\S[^\s@]*@\S+)\s+because:\s*(.+)/i.exec(b);
       return m?.[1] ? [{ recipient: addressIn(m[1]) ?? m[1], diagnostic: m[2]?.trim() ?? null }] : [];
     },
   },

@@ -121,7 +121,7 @@ const TEXT_RULES: ReadonlyArray<readonly [BounceReason, RegExp]> = [
   ['virusdetected', /\bvirus|malware|infected|trojan|malicious (content|attachment|payload)/i],
   [
     'norelaying',
-    /relay(ing)? (access )?(is )?(denied|not permitted|not allowed|prohibited)|(not permitted|not allowed|unable) to relay|we do not relay|relaying denied|no relaying/i,
+    /relay(ing)? (access )?(is )?(denied|not permitted|not allowed|prohibited)|(not permitted|not allowed|unable) to relay|we do not relay|no relaying/i,
   ],
   ['notaccept', /does not accept (e-?)?mail|(is )?not accepting (e-?)?mail|accepts no mail|null ?mx/i],
   ['hasmoved', /has moved|user has moved|no longer (with|at|in use|available at this address)|address has changed/i],
@@ -131,7 +131,7 @@ const TEXT_RULES: ReadonlyArray<readonly [BounceReason, RegExp]> = [
   ],
   [
     'mailboxfull',
-    /mailbox (is )?full|over ?quota|quota (exceeded|full)|exceeded (the |their |his |her )?(storage|quota)|mailbox (size )?limit exceeded|insufficient (disk )?space|(user|mailbox|recipient) has exceeded|out of storage|too many messages in (the|this) mailbox|buz[oó]n (lleno|completo)|mailbox has exceeded/i,
+    /mailbox (is )?full|over ?quota|quota (exceeded|full)|exceeded (the |their |his |her )?(storage|quota)|mailbox (size )?limit exceeded|insufficient (disk )?space|(user|mailbox|recipient) has exceeded|out of storage|too many messages in (the|this) mailbox|buz[oó]n (lleno|completo)/i,
   ],
   [
     'hostunknown',
@@ -139,7 +139,7 @@ const TEXT_RULES: ReadonlyArray<readonly [BounceReason, RegExp]> = [
   ],
   [
     'userunknown',
-    /user ?unknown|unknown (user|recipient|local part|address|mailbox)|no such (user|mailbox|recipient|address|account|local user)|(user|recipient|mailbox|address|account)( name)? (does ?n[o']t|does not) exist|(mailbox|recipient|user|address) (is )?(not found|unavailable)|invalid (recipient|mailbox|address|user)|not a valid (mailbox|recipient|user)|recipientnotfound|no mailbox here|unrouteable address|bad destination mailbox|address (couldn't|could not) be found|not listed in (the )?(domino )?directory|account (that you tried to reach )?does not exist|usuario (desconocido|inexistente)|no existe/i,
+    /user ?unknown|unknown (user|recipient|local part|address|mailbox)|no such (user|mailbox|recipient|address|account|local user)|(user|recipient|mailbox|address|account)( name)? does ?n[o']t exist|(mailbox|recipient|user|address) (is )?(not found|unavailable)|invalid (recipient|mailbox|address|user)|not a valid (mailbox|recipient|user)|recipientnotfound|no mailbox here|unrouteable address|bad destination mailbox|address (couldn't|could not) be found|not listed in (the )?(domino )?directory|account (that you tried to reach )?does not exist|usuario (desconocido|inexistente)|no existe/i,
   ],
   [
     'ratelimited',
@@ -148,7 +148,7 @@ const TEXT_RULES: ReadonlyArray<readonly [BounceReason, RegExp]> = [
   ['toomanyconn', /too many (concurrent |simultaneous )?(smtp )?(connections|sessions)|connection (rate )?limit/i],
   [
     'authfailure',
-    /\bspf\b|\bdkim\b|\bdmarc\b|\barc\b (validation|fail)|not (been )?authenticated|unauthenticated (email|mail|sender)|sender (domain|address) (is )?not (verified|authenticated)/i,
+    /\bspf\b|\bdkim\b|\bdmarc\b|\barc (validation|fail)|not (been )?authenticated|unauthenticated (email|mail|sender)|sender (domain|address) (is )?not (verified|authenticated)/i,
   ],
   [
     'securityerror',
@@ -157,11 +157,11 @@ const TEXT_RULES: ReadonlyArray<readonly [BounceReason, RegExp]> = [
   ['spamdetected', /\bspam\b|\bjunk\b|unsolicited|bulk (e-?)?mail|spam ?score|content (was )?rejected as|looks like spam|classified as/i],
   [
     'blocked',
-    /block ?list|black ?list|deny ?list|\bbanned\b|spamhaus|barracuda|spamcop|\brbl\b|\bdnsbl\b|listed (at|in|on|by)|poor reputation|bad reputation|reputation|client host .*(rejected|blocked)|reverse (dns|lookup)|\bptr\b|(ip|address|host) .*(is )?blocked|blocked (using|by)|access denied|connection refused by|\bblocked\b/i,
+    /block ?list|black ?list|deny ?list|\bbanned\b|spamhaus|barracuda|spamcop|\brbl\b|\bdnsbl\b|listed (at|in|on|by)|poor reputation|bad reputation|reputation|client host .*(rejected|blocked)|reverse (dns|lookup)|\bptr\b|(ip|address|host) .*blocked|blocked (using|by)|access denied|connection refused by|\bblocked\b/i,
   ],
   [
     'filtered',
-    /filtered|(recipient|user)'?s? (filter|settings|rules)|(has|have) blocked (you|your|the sender)|rejected by (the )?recipient|refused by (the )?recipient|delivery (not authorized|restricted)|not authorized to (send|receive)/i,
+    /filtered|(recipient|user)'?s? (filter|settings|rules)|(has|have) blocked (you|the sender)|rejected by (the )?recipient|refused by (the )?recipient|delivery (not authorized|restricted)|not authorized to (send|receive)/i,
   ],
   [
     'rejected',
@@ -197,7 +197,7 @@ const TEXT_RULES: ReadonlyArray<readonly [BounceReason, RegExp]> = [
 
 /** The enhanced status code (x.y.z) in a text, or null. */
 export function statusIn(text: string): string | null {
-  const m = /(?:^|[\s#(\[;:"'-])([245]\.\d{1,3}\.\d{1,3})(?![\d.])/.exec(text);
+  const m = /(?:^|[\s#([;:"'-])([245]\.\d{1,3}\.\d{1,3})(?![\d.])/.exec(text);
   return m?.[1] ?? null;
 }
 
@@ -244,6 +244,6 @@ export function outcomeFor(input: { status: string | null; diagnostic: string | 
   const textual = reasonFromText(input.diagnostic);
   const gaveUp = input.failed && status !== null && status.startsWith('4');
   const reason: BounceReason = gaveUp ? 'expired' : (textual ?? reasonFromStatus(status) ?? 'undefined');
-  const permanent = status ? status.startsWith('5') : !/(^|\D)4\d\d(\D|$)/.test(input.diagnostic ?? '') && input.failed;
+  const permanent = status ? status.startsWith('5') : !/(?:^|\D)4\d\d(?:\D|$)/.test(input.diagnostic ?? '') && input.failed;
   return { status, reason, hard: input.failed && permanent && HARD_REASONS.has(reason) };
 }

@@ -106,7 +106,7 @@ export const visitorOf = (h: Pick<Hit, 'recipient' | 'ip' | 'userAgent'>): strin
 export function classifyHits(hits: readonly Hit[], ctx: ClassifyContext): Verdict[] {
   const order = hits.map((_, i) => i).sort((a, b) => hits[a]!.at - hits[b]!.at || (hits[a]!.id < hits[b]!.id ? -1 : 1));
   const bursts = burstMembers(hits, order);
-  const out: Verdict[] = new Array(hits.length);
+  const out = new Array<Verdict>(hits.length);
   const lastProxyOpen = new Map<string, number>();
   for (const i of order) {
     const h = hits[i]!;

@@ -92,7 +92,7 @@ export function rewriteHtml(html: string, opts: RewriteOptions): RewriteResult {
       }
     }
     for (const c of el.childNodes) visit(c, blocked);
-    if ('content' in el) for (const c of (el as DefaultTreeAdapterMap['template']).content.childNodes) visit(c, blocked);
+    if ('content' in el) for (const c of el.content.childNodes) visit(c, blocked);
   };
   visit(doc, false);
 

@@ -44,7 +44,7 @@ const LABEL = Buffer.from('cartero/tracking-token/v1\0', 'utf8');
 /** Longer strings are refused before decoding (a URL of 2 KB plus the ids fits well under it). */
 export const MAX_TOKEN_CHARS = 4096;
 export const MAX_TRACKED_URL_BYTES = 2048;
-const B64URL = /^[A-Za-z0-9_-]+$/;
+const B64URL = /^[\w-]+$/;
 
 export class TrackingTokens {
   private readonly derived = new Map<string, Buffer>();
