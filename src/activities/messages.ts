@@ -1,5 +1,5 @@
 import type { Client } from '@temporalio/client';
-import { decideAfterAttempt, type NextStep, type RecipientState } from '../domain/delivery';
+import { decideAfterAttempt, type NextStep } from '../domain/delivery';
 import { TERMINAL_STATUSES, type MessageStatus } from '../domain/message';
 import { rulesFromLimits, type WindowRule } from '../domain/rate-limit';
 import type { RetryPolicy } from '../domain/retry';
@@ -159,7 +159,7 @@ export function createMessageActivities(deps: MessageActivityDeps) {
       clearInterval(beat);
       lease?.release();
     }
-    const decision = decideAfterAttempt(existing.recipients as RecipientState[], pending, outcome, {
+    const decision = decideAfterAttempt(existing.recipients, pending, outcome, {
       policy: input.policy,
       elapsedMs: input.elapsedMs,
       failuresSoFar: input.failuresSoFar,

@@ -89,9 +89,9 @@ export function createOAuthActivities(deps: OAuthActivityDeps) {
           .update(tenantId, tenant.settingsVersion, { ...tenant.settings, status: 'active' }, undefined)
           .catch(changedOrGoneMeanwhile);
         // A send that misses this wake-up re-reads the tenant within its 15-minute recheck; worth a line in the log.
-        await wakeWaitingSends(deps.messages, deps.temporal, tenantId, (workflowId, err) =>
-          log.warn('could not wake a send waiting for credentials', { workflowId, err: err.message }),
-        );
+        await wakeWaitingSends(deps.messages, deps.temporal, tenantId, (workflowId, err) => {
+          log.warn('could not wake a send waiting for credentials', { workflowId, err: err.message });
+        });
       }
       return { kind: 'ok', obtainedAt, expiresAt: stored.expiresAt, generation: stored.generation };
     },

@@ -246,7 +246,7 @@ export async function probeSmtp(opts: ProbeOptions): Promise<ProbeResult> {
       socket = await run(
         'tls',
         () => handshake(tls.connect({ socket: raw, ...tlsOptions() })),
-        (s) => describeTls(s as tls.TLSSocket),
+        (s) => describeTls(s),
       );
     }
     reader.attach(socket);

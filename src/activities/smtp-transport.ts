@@ -143,7 +143,7 @@ interface NodemailerError extends Error {
 }
 
 const TLS_PATTERN =
-  /certificate|self[- ]signed|altname|unable to verify|unable to get (local )?issuer|SSL|TLS|handshake|wrong version number/i;
+  /certificate|self[- ]signed|altname|unable to verify|unable to get (?:local )?issuer|SSL|TLS|handshake|wrong version number/i;
 
 function replyOf(err: NodemailerError): SmtpReply {
   const text = err.response ?? err.message;

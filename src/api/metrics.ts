@@ -28,7 +28,7 @@ export function createApiMetrics(): ApiMetrics {
       const end = duration.startTimer();
       res.on('finish', () => {
         // The route pattern, not the URL: ids in labels would explode the series count.
-        const route = (req.route?.path as string | undefined) ?? 'unmatched';
+        const route = (req.route as { path?: string } | undefined)?.path ?? 'unmatched';
         end({ method: req.method, route });
         requests.inc({ method: req.method, route, status: String(res.statusCode) });
       });

@@ -65,7 +65,7 @@ export async function fromRawMime(
     const colon = h.line.indexOf(':');
     return { name: h.line.slice(0, colon).trim(), value: cleanHeaderValue(h.line.slice(colon + 1)) };
   });
-  if (headers.length === 0 || !headers.some((h) => /^(from|subject|message-id|to|date)$/i.test(h.name))) {
+  if (headers.length === 0 || !headers.some((h) => /^(?:from|subject|message-id|to|date)$/i.test(h.name))) {
     throw fieldError('(body)', 'not an RFC 5322 message: no From, To, Subject, Date or Message-ID header');
   }
   const parts: InboundPart[] = [];

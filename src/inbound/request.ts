@@ -54,7 +54,7 @@ export function parseJsonBody(req: InboundRequest): unknown {
 
 /** `Authorization: Basic` against the configured user and password, in constant time. */
 export function checkBasicAuth(req: InboundRequest, username: string, password: string): void {
-  const m = /^Basic\s+([A-Za-z0-9+/=]+)\s*$/i.exec(header(req, 'authorization') ?? '');
+  const m = /^Basic\s+([A-Z0-9+/=]+)\s*$/i.exec(header(req, 'authorization') ?? '');
   if (!m) throw new AuthenticationError('missing Authorization: Basic credentials');
   const given = Buffer.from(m[1]!, 'base64').toString('utf8');
   if (!constantTimeEqual(given, `${username}:${password}`)) throw new AuthenticationError('wrong basic-auth credentials');
@@ -166,7 +166,7 @@ export function parseHeaderBlock(block: string): Array<{ name: string; value: st
       out[out.length - 1]!.value = cleanHeaderValue(`${out[out.length - 1]!.value} ${line.trim()}`);
       continue;
     }
-    const m = /^([!-9;-~]{1,76}):\s?(.*)$/.exec(line);
+    const m = /^([\x21-\x39\x3b-\x7e]{1,76}):\s?(.*)$/.exec(line);
     if (m) out.push({ name: m[1]!, value: cleanHeaderValue(m[2]!) });
     if (out.length >= 500) break;
   }

@@ -14,7 +14,7 @@ export type CertFetcher = (url: string) => Promise<string>;
 export const snsMessageSchema = z.object({
   Type: z.enum(['Notification', 'SubscriptionConfirmation', 'UnsubscribeConfirmation']),
   MessageId: z.string().min(1).max(200),
-  TopicArn: z.string().regex(/^arn:aws[a-z-]*:sns:[a-z0-9-]+:\d{12}:[A-Za-z0-9_.-]{1,256}$/, 'must be an SNS topic ARN'),
+  TopicArn: z.string().regex(/^arn:aws[a-z-]*:sns:[a-z0-9-]+:\d{12}:[\w.-]{1,256}$/, 'must be an SNS topic ARN'),
   Message: z.string(),
   Timestamp: z.string().min(1).max(64),
   SignatureVersion: z.enum(['1', '2']),
@@ -27,7 +27,7 @@ export const snsMessageSchema = z.object({
 });
 export type SnsMessage = z.infer<typeof snsMessageSchema>;
 
-const SNS_HOST = /^sns\.[a-z0-9-]+\.amazonaws\.com(\.cn)?$/;
+const SNS_HOST = /^sns\.[a-z0-9-]+\.amazonaws\.com(?:\.cn)?$/;
 
 /** An https URL on an SNS host; anything else is refused before any request is made. */
 export function isSnsUrl(raw: string, pathPattern?: RegExp): boolean {

@@ -50,7 +50,7 @@ export class OAuthProviders {
 
   constructor(private readonly cfg: OAuthConfig) {
     this.fetch = createIdpFetch({ allowPrivateNetworks: cfg.allowPrivateNetworks, ...(cfg.extraCa ? { extraCa: cfg.extraCa } : {}) });
-    this.gaxios = new gaxios.Gaxios({ fetchImplementation: this.fetch as typeof fetch, retry: false });
+    this.gaxios = new gaxios.Gaxios({ fetchImplementation: this.fetch, retry: false });
     const tokenUrl = new URL(cfg.google.tokenUrl);
     this.gaxios.interceptors.request.add({
       resolved: async (opts) => {

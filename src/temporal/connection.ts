@@ -1,7 +1,7 @@
 import { readFileSync } from 'node:fs';
 import { Client, Connection, type ConnectionOptions } from '@temporalio/client';
 import type { DataConverter } from '@temporalio/common';
-import { NativeConnection, type NativeConnectionOptions } from '@temporalio/worker';
+import { NativeConnection } from '@temporalio/worker';
 import { temporal } from '@temporalio/proto';
 import type { Config } from '../config/env';
 import { Keyring } from '../security/crypto';
@@ -39,7 +39,7 @@ export async function connectTemporal(config: Config, keyring: Keyring): Promise
 }
 
 export async function connectWorkerConnection(config: Config): Promise<NativeConnection> {
-  const tls = tlsOptions(config) as NativeConnectionOptions['tls'];
+  const tls = tlsOptions(config);
   return NativeConnection.connect({
     address: config.temporal.address,
     ...(tls ? { tls } : {}),

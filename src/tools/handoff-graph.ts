@@ -1,5 +1,12 @@
 import { readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
+import { BOUNCE_MAILBOX_WATCH_WORKFLOW } from '../temporal/handoffs/bounce-mailbox-watch';
+import { CASE_WORKFLOW } from '../temporal/handoffs/case';
+import { OAUTH_TOKEN_WORKFLOW } from '../temporal/handoffs/oauth-token';
+import { RATE_LIMITER_WORKFLOW } from '../temporal/handoffs/rate-limiter';
+import { SEND_MESSAGE_WORKFLOW } from '../temporal/handoffs/send-message';
+import { VERIFY_CONNECTION_WORKFLOW } from '../temporal/handoffs/verify-connection';
+import { WEBHOOK_DELIVERY_WORKFLOW } from '../temporal/handoffs/webhook-delivery';
 
 /**
  * Who starts, signals, updates or queries which workflow, read from the imports of the hand-off
@@ -11,13 +18,13 @@ const END = '<!-- handoff-graph:end -->';
 
 /** Hand-off module → the workflow it owns, as the Web UI names its type. */
 const OWNED: Record<string, string> = {
-  'send-message': 'sendMessage',
-  case: 'caseWorkflow',
-  'rate-limiter': 'rateLimiter',
-  'oauth-token': 'oauthToken',
-  'webhook-delivery': 'webhookDelivery',
-  'bounce-mailbox-watch': 'bounceMailboxWatch',
-  'verify-connection': 'verifyTenantConnection',
+  'send-message': SEND_MESSAGE_WORKFLOW,
+  case: CASE_WORKFLOW,
+  'rate-limiter': RATE_LIMITER_WORKFLOW,
+  'oauth-token': OAUTH_TOKEN_WORKFLOW,
+  'webhook-delivery': WEBHOOK_DELIVERY_WORKFLOW,
+  'bounce-mailbox-watch': BOUNCE_MAILBOX_WATCH_WORKFLOW,
+  'verify-connection': VERIFY_CONNECTION_WORKFLOW,
 };
 
 function sources(dir: string): string[] {
@@ -37,18 +44,19 @@ export function handoffGraph(root: string): string {
     const rel = path.relative(src, file).replace(/\\/g, '/');
     if (rel.startsWith('temporal/handoffs/') || rel.startsWith('tools/')) continue;
     const text = readFileSync(file, 'utf8');
-    for (const m of text.matchAll(/import\s*\{([^}]*)\}\s*from\s*'[./]*\/?(?:temporal\/)?handoffs\/([\w-]+)'/g)) {
+    for (const m of text.matchAll(/import\s*\{([^}]*)\}\s*from\s*'[./]*(?:temporal\/)?handoffs\/([\w-]+)'/g)) {
       const workflow = OWNED[m[2]!];
       // A workflow registering its own handlers is not a hand-off to it.
       if (!workflow || rel === `workflows/${m[2]!}.ts`) continue;
       const names = m[1]!
         .split(',')
-        .map(
-          (n) =>
-            n
-              .trim()
-              .replace(/^type\s+/, '')
-              .split(/\s+as\s+/)[0]!,
+        // `a as b` takes `a`; names are identifiers, so splitting on single spaces is enough.
+        .map((n) =>
+          n
+            .trim()
+            .replace(/^type /, '')
+            .split(' as ')[0]!
+            .trim(),
         )
         .filter((n) => ACTS.test(n));
       if (names.length === 0) continue;
@@ -60,7 +68,7 @@ export function handoffGraph(root: string): string {
       edges.set(caller, byWorkflow);
     }
   }
-  const id = (s: string) => s.replace(/[^A-Za-z0-9]/g, '_');
+  const id = (s: string) => s.replace(/[^A-Z0-9]/gi, '_');
   const lines = ['```mermaid', 'flowchart LR'];
   for (const w of Object.values(OWNED).sort()) lines.push(`  wf_${w}{{"${w}"}}`);
   for (const caller of [...edges.keys()].sort()) {

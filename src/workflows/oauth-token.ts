@@ -9,6 +9,7 @@ import {
   type OAuthTokenInput,
   type OAuthTokenState,
   type RefreshAnswer,
+  type RefreshRequest,
 } from '../temporal/handoffs/oauth-token';
 
 /**
@@ -74,7 +75,7 @@ export async function oauthToken(input: OAuthTokenInput): Promise<void> {
     },
     {
       // Refused before it is recorded: a request for another tenant's token gets nothing of this one.
-      validator: ({ to }) => {
+      validator: ({ to }: RefreshRequest) => {
         if (!to || !addressedHere(to, input.tenantId)) throw new Error('this refresh was not addressed to this tenant');
       },
     },

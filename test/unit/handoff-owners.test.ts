@@ -97,7 +97,7 @@ test('the check itself finds what it looks for', () => {
     'getHandle(`oauth-${id}`)',
     'const w = `oauth-${tenantId}`;',
   ];
-  const literal = new RegExp(`['"\`](?:sendMessage|settingsChanged)['"\`]`);
+  const literal = /['"`](?:sendMessage|settingsChanged)['"`]/;
   for (const line of bad)
     assert.ok(
       [...CALL_WITH_LITERAL, literal, ...ID_BY_HAND].some((re) => re.test(line)),

@@ -33,7 +33,7 @@ export interface InboundRouteDeps extends Omit<IngestDeps, 'onBounce'> {
 }
 
 const providerSchema = z.enum(INBOUND_PROVIDERS);
-const inboundKeySchema = z.string().regex(/^[A-Za-z0-9_-]{8,100}$/, 'not an inbound key');
+const inboundKeySchema = z.string().regex(/^[\w-]{8,100}$/, 'not an inbound key');
 
 const ADAPTERS: Record<InboundProvider, (req: InboundRequest, ctx: AdapterContext, deps: InboundRouteDeps) => Promise<AdapterResult>> = {
   brevo: (req, ctx) => parseBrevo(req, ctx),
@@ -116,7 +116,7 @@ const SETTINGS_SCHEMAS = {
   mailgun: z.strictObject({ signingKey: z.string().min(8).max(500) }),
   ses: z.strictObject({
     topicArns: z
-      .array(z.string().regex(/^arn:aws[a-z-]*:sns:[a-z0-9-]+:\d{12}:[A-Za-z0-9_.-]{1,256}$/, 'must be an SNS topic ARN'))
+      .array(z.string().regex(/^arn:aws[a-z-]*:sns:[a-z0-9-]+:\d{12}:[\w.-]{1,256}$/, 'must be an SNS topic ARN'))
       .min(1)
       .max(20),
   }),

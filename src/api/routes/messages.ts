@@ -50,7 +50,7 @@ const listQuerySchema = z.strictObject({
   status: z.enum(MESSAGE_STATUSES).optional(),
   caseId: z
     .string()
-    .regex(/^[A-Za-z0-9_-]{1,64}$/)
+    .regex(/^[\w-]{1,64}$/)
     .optional(),
   limit: z.coerce.number().int().min(1).max(200).default(50),
   cursor: z.string().max(200).optional(),

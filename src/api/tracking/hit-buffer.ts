@@ -33,8 +33,8 @@ export interface HitBufferOptions {
   writeTimeoutMs?: number;
 }
 
-const SPOOL_FILE = /^hits-\d+-[A-Za-z0-9_-]+\.ndjson$/;
-const CLAIMED = /\.claimed-[A-Za-z0-9_-]+$/;
+const SPOOL_FILE = /^hits-\d+-[\w-]+\.ndjson$/;
+const CLAIMED = /\.claimed-[\w-]+$/;
 /** A claimed spool file untouched this long belongs to a process that died while replaying it. */
 const ABANDONED_CLAIM_MS = 10 * 60_000;
 

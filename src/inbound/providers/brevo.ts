@@ -62,7 +62,7 @@ export async function parseBrevo(req: InboundRequest, ctx: AdapterContext): Prom
   for (const it of parsed.data.items) {
     const headers: Array<{ name: string; value: string }> = [];
     for (const [name, v] of Object.entries(it.Headers ?? {})) {
-      if (!/^[!-9;-~]{1,76}$/.test(name)) continue;
+      if (!/^[\x21-\x39\x3b-\x7e]{1,76}$/.test(name)) continue;
       for (const value of Array.isArray(v) ? v : [v]) if (value !== null) headers.push({ name, value: cleanHeaderValue(String(value)) });
     }
     const h = (name: string) => headers.find((x) => x.name.toLowerCase() === name)?.value ?? null;

@@ -74,7 +74,7 @@ export async function parseMailgun(req: InboundRequest, ctx: AdapterContext): Pr
     headers = list
       .filter(
         (x): x is [string, string] =>
-          Array.isArray(x) && typeof x[0] === 'string' && typeof x[1] === 'string' && /^[!-9;-~]{1,76}$/.test(x[0]),
+          Array.isArray(x) && typeof x[0] === 'string' && typeof x[1] === 'string' && /^[\x21-\x39\x3b-\x7e]{1,76}$/.test(x[0]),
       )
       .slice(0, 500)
       .map(([name, value]) => ({ name, value: cleanHeaderValue(value) }));

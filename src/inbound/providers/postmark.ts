@@ -65,7 +65,7 @@ export async function parsePostmark(req: InboundRequest, ctx: AdapterContext): P
     };
   }
   const headers = (p.Headers ?? [])
-    .filter((x) => /^[!-9;-~]{1,76}$/.test(x.Name))
+    .filter((x) => /^[\x21-\x39\x3b-\x7e]{1,76}$/.test(x.Name))
     .map((x) => ({ name: x.Name, value: cleanHeaderValue(x.Value) }));
   const h = (name: string) => headers.find((x) => x.name.toLowerCase() === name)?.value ?? null;
   const parts: InboundPart[] = [];
@@ -73,7 +73,7 @@ export async function parsePostmark(req: InboundRequest, ctx: AdapterContext): P
   (p.Attachments ?? []).forEach((a, i) => {
     const filename = a.Name ? cleanHeaderValue(a.Name, 255) : null;
     const contentType = a.ContentType ?? 'application/octet-stream';
-    if (!/^[A-Za-z0-9+/=\s]*$/.test(a.Content)) {
+    if (!/^[A-Z0-9+/=\s]*$/i.test(a.Content)) {
       dropped.push({ filename, contentType, size: a.ContentLength ?? null, reason: `Attachments.${i}.Content is not base64` });
       return;
     }
