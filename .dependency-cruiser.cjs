@@ -53,6 +53,24 @@ module.exports = {
       },
     },
     {
+      name: 'handoffs-are-bundle-safe',
+      comment:
+        'The owner modules in src/temporal/handoffs are imported by workflows too, so they are part of the workflow ' +
+        'bundle: at run time they may import only the SDK (@temporalio/client is replaced by an empty module in the ' +
+        'bundle, src/temporal/handoffs/bundle.ts), src/domain and search-attributes; no Node built-ins, no stores.',
+      severity: 'error',
+      from: { path: '^src/temporal/handoffs/' },
+      to: {
+        dependencyTypesNot: ['type-only'],
+        pathNot: [
+          '(^|/)node_modules/@temporalio/(workflow|common|client)/',
+          '^src/temporal/handoffs/',
+          '^src/domain/',
+          '^src/temporal/search-attributes\\.ts$',
+        ],
+      },
+    },
+    {
       name: 'domain-is-pure',
       comment:
         'src/domain is importable by workflows and tests without a database, network or clock: it imports only ' +

@@ -1,4 +1,3 @@
-import { randomBytes } from 'node:crypto';
 import type { Client } from '@temporalio/client';
 import type { ProbeResult } from '../../domain/smtp-probe';
 import { TenantIdKey } from '../search-attributes';
@@ -12,11 +11,14 @@ export type VerifyConnectionWorkflow = (tenantId: string) => Promise<ProbeResult
 export const verifyWorkflowId = (tenantId: string, at: number, nonce: string): string =>
   tenantItemWorkflowId('verify', tenantId, `${at.toString(36)}-${nonce}`);
 
-/** Runs the probe and waits for its result (a failed run throws WorkflowFailedError). */
+/**
+ * Runs the probe and waits for its result (a failed run throws WorkflowFailedError). The nonce only keeps
+ * two runs of the same millisecond apart (no Node built-ins here: this module is bundle-safe).
+ */
 export async function runVerification(client: Client, taskQueue: string, tenantId: string): Promise<ProbeResult> {
   return client.workflow.execute<VerifyConnectionWorkflow>(VERIFY_CONNECTION_WORKFLOW, {
     taskQueue,
-    workflowId: verifyWorkflowId(tenantId, Date.now(), randomBytes(3).toString('hex')),
+    workflowId: verifyWorkflowId(tenantId, Date.now(), Math.random().toString(36).slice(2, 8)),
     args: [tenantId],
     workflowExecutionTimeout: '3 minutes',
     typedSearchAttributes: [{ key: TenantIdKey, value: tenantId }],
