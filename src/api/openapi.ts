@@ -4,10 +4,12 @@ import { tenantCreateSchema, tenantPatchSchema } from '../domain/tenant';
 import { CASE_EVENT_KINDS } from '../domain/cases';
 import { INBOUND_PROVIDERS } from '../domain/inbound/email';
 import { inboundSettingsSchemas } from './routes/inbound';
-import { suppressionCreateSchema } from '../domain/suppression';
+import { suppressedAddressParam, suppressionCreateSchema } from '../domain/suppression';
 import { EVENT_TYPES } from '../domain/events';
 import { DELIVERY_STATES } from '../domain/webhooks';
 import { bounceMailboxPutSchema, WATCH_STATES } from '../domain/bounce-mailbox';
+import { MAX_TOKEN_CHARS } from '../domain/tracking/token';
+import { caseIdSchema, deliveryIdSchema, inboundKeySchema, inboundMessageIdSchema, messageIdSchema, tenantIdSchema } from './params';
 
 /**
  * The OpenAPI 3.1 document, with request schemas generated from the same zod schemas that validate
@@ -35,8 +37,26 @@ const common = {
   '413': problem('Body over the size limit'),
   '415': problem('Body is not application/json'),
 };
-const idParam = { name: 'id', in: 'path', required: true, schema: { type: 'string' } };
-const tokenParam = { name: 'token', in: 'path', required: true, schema: { type: 'string', pattern: '^[A-Za-z0-9_-]+$' } };
+const pathParam = (name: string, s: z.ZodType, description?: string) => ({
+  name,
+  in: 'path',
+  required: true,
+  schema: schema(s),
+  ...(description ? { description } : {}),
+});
+const tenantIdParam = pathParam('id', tenantIdSchema);
+const messageIdParam = pathParam('id', messageIdSchema);
+const caseIdParam = pathParam('id', caseIdSchema);
+const inboundMessageIdParam = pathParam('id', inboundMessageIdSchema);
+const deliveryIdParam = pathParam('id', deliveryIdSchema);
+const tokenParam = {
+  name: 'token',
+  in: 'path',
+  required: true,
+  schema: { type: 'string', pattern: '^[\\w-]+$', maxLength: MAX_TOKEN_CHARS },
+};
+const tenantQuery = { name: 'tenantId', in: 'query', schema: schema(tenantIdSchema), description: 'required with the admin key' };
+const cursorQuery = { name: 'cursor', in: 'query', schema: { type: 'string', maxLength: 200 } };
 
 export function buildOpenApi(version: string): Json {
   return {
@@ -266,7 +286,7 @@ export function buildOpenApi(version: string): Json {
         },
       },
       '/v1/tenants/{id}': {
-        parameters: [idParam],
+        parameters: [tenantIdParam],
         get: { summary: 'Read a tenant', responses: { '200': json('The tenant', 'Tenant'), ...common } },
         patch: {
           summary: 'Change a tenant: nested objects merge, `auth` is replaced whole, `null` removes a limit or the webhook',
@@ -281,11 +301,11 @@ export function buildOpenApi(version: string): Json {
         delete: { summary: 'Delete a tenant (admin key)', responses: { '204': { description: 'Deleted' }, ...common } },
       },
       '/v1/tenants/{id}/api-key': {
-        parameters: [idParam],
+        parameters: [tenantIdParam],
         post: { summary: 'Issue a new API key, revoking the old one (admin key)', responses: { '201': json('`{apiKey}`'), ...common } },
       },
       '/v1/tenants/{id}/verify': {
-        parameters: [idParam],
+        parameters: [tenantIdParam],
         post: {
           summary: "Test the tenant's SMTP server: DNS, TCP, TLS, EHLO, AUTH; reports the failed step and the server's exact reply",
           responses: {
@@ -296,7 +316,10 @@ export function buildOpenApi(version: string): Json {
         },
       },
       '/v1/tenants/{id}/oauth/{provider}/start': {
-        parameters: [idParam, { name: 'provider', in: 'path', required: true, schema: { type: 'string', enum: ['google', 'microsoft'] } }],
+        parameters: [
+          tenantIdParam,
+          { name: 'provider', in: 'path', required: true, schema: { type: 'string', enum: ['google', 'microsoft'] } },
+        ],
         get: {
           summary:
             "Start the OAuth2 consent for a tenant's delegated mode (refresh_token): 302 to the provider's consent page with a signed, expiring, single-use state and PKCE",
@@ -342,17 +365,17 @@ export function buildOpenApi(version: string): Json {
         get: {
           summary: "List the tenant's messages, newest first",
           parameters: [
-            { name: 'tenantId', in: 'query', schema: { type: 'string' }, description: 'required with the admin key' },
+            tenantQuery,
             { name: 'status', in: 'query', schema: { type: 'string', enum: [...MESSAGE_STATUSES] } },
-            { name: 'caseId', in: 'query', schema: { type: 'string' } },
+            { name: 'caseId', in: 'query', schema: schema(caseIdSchema) },
             { name: 'limit', in: 'query', schema: { type: 'integer', minimum: 1, maximum: 200, default: 50 } },
-            { name: 'cursor', in: 'query', schema: { type: 'string' } },
+            cursorQuery,
           ],
           responses: { '200': json('`{items: Message[], nextCursor}`'), ...common },
         },
       },
       '/v1/messages/{id}': {
-        parameters: [idParam],
+        parameters: [messageIdParam],
         get: {
           summary:
             'Status, per-recipient results and attempts; `tracking`: opens and clicks by class (human/machine), link and recipient, and the rules that decided',
@@ -366,13 +389,7 @@ export function buildOpenApi(version: string): Json {
       '/v1/inbound/{provider}/{inboundKey}': {
         parameters: [
           { name: 'provider', in: 'path', required: true, schema: { type: 'string', enum: [...INBOUND_PROVIDERS] } },
-          {
-            name: 'inboundKey',
-            in: 'path',
-            required: true,
-            schema: { type: 'string' },
-            description: "The tenant's inbound key (GET /v1/tenants/{id} → inbound.key)",
-          },
+          pathParam('inboundKey', inboundKeySchema, "The tenant's inbound key (GET /v1/tenants/{id} → inbound.key)"),
         ],
         post: {
           summary:
@@ -380,11 +397,14 @@ export function buildOpenApi(version: string): Json {
           security: [],
           requestBody: {
             required: true,
+            description:
+              'By provider: application/json for brevo and postmark (ses: SNS posts JSON as text/plain); multipart/form-data for sendgrid (parsed or raw) and mailgun; application/x-www-form-urlencoded for mailgun; message/rfc822 for mime (Authorization: Bearer <inbound secret>)',
             content: {
-              'application/json': { schema: { type: 'object' }, description: 'brevo, postmark; ses (SNS posts it as text/plain)' },
-              'multipart/form-data': { schema: { type: 'object' }, description: 'sendgrid (parsed or raw), mailgun' },
-              'application/x-www-form-urlencoded': { schema: { type: 'object' }, description: 'mailgun' },
-              'message/rfc822': { schema: { type: 'string' }, description: 'mime (Authorization: Bearer <inbound secret>)' },
+              'application/json': { schema: { type: 'object' } },
+              'text/plain': { schema: { type: 'string' } },
+              'multipart/form-data': { schema: { type: 'object' } },
+              'application/x-www-form-urlencoded': { schema: { type: 'object' } },
+              'message/rfc822': { schema: { type: 'string' } },
             },
           },
           responses: {
@@ -399,7 +419,7 @@ export function buildOpenApi(version: string): Json {
         },
       },
       '/v1/inbound/mailgun/{inboundKey}/mime': {
-        parameters: [{ name: 'inboundKey', in: 'path', required: true, schema: { type: 'string' } }],
+        parameters: [pathParam('inboundKey', inboundKeySchema)],
         post: {
           summary: 'Mailgun raw-MIME route target (Mailgun posts `body-mime` only to URLs ending in `mime`); same answers as above',
           security: [],
@@ -419,7 +439,10 @@ export function buildOpenApi(version: string): Json {
         },
       },
       '/v1/tenants/{id}/inbound/{provider}': {
-        parameters: [idParam, { name: 'provider', in: 'path', required: true, schema: { type: 'string', enum: [...INBOUND_PROVIDERS] } }],
+        parameters: [
+          tenantIdParam,
+          { name: 'provider', in: 'path', required: true, schema: { type: 'string', enum: [...INBOUND_PROVIDERS] } },
+        ],
         put: {
           summary:
             "Set a provider's inbound credentials: brevo/sendgrid/postmark basic auth (`username`,`password`), brevo `bearerToken`/`apiKey`, mailgun `signingKey`, ses `topicArns`, mime `bearerToken` (generated and shown once if omitted)",
@@ -437,7 +460,7 @@ export function buildOpenApi(version: string): Json {
         delete: { summary: "Remove a provider's inbound settings", responses: { '204': { description: 'Removed' }, ...common } },
       },
       '/v1/inbound-messages/{id}': {
-        parameters: [idParam],
+        parameters: [inboundMessageIdParam],
         get: {
           summary:
             'A received message: addresses, subject, text, HTML, headers, parts (metadata), dropped parts with reasons, classification, threading rule, case',
@@ -445,14 +468,17 @@ export function buildOpenApi(version: string): Json {
         },
       },
       '/v1/inbound-messages/{id}/parts/{index}': {
-        parameters: [idParam, { name: 'index', in: 'path', required: true, schema: { type: 'integer', minimum: 0 } }],
+        parameters: [
+          inboundMessageIdParam,
+          { name: 'index', in: 'path', required: true, schema: { type: 'integer', minimum: 0, maximum: 10_000 } },
+        ],
         get: {
           summary: 'Download one stored part (attachment or inline image)',
           responses: { '200': { description: 'The bytes, as an attachment' }, ...common },
         },
       },
       '/v1/cases/{id}': {
-        parameters: [idParam, { name: 'tenantId', in: 'query', schema: { type: 'string' }, description: 'required with the admin key' }],
+        parameters: [caseIdParam, tenantQuery],
         get: {
           summary: 'A case: participants, counts, last activity, open/closed',
           responses: { '200': json('The case', 'Case'), ...common },
@@ -460,10 +486,10 @@ export function buildOpenApi(version: string): Json {
       },
       '/v1/cases/{id}/timeline': {
         parameters: [
-          idParam,
-          { name: 'tenantId', in: 'query', schema: { type: 'string' }, description: 'required with the admin key' },
+          caseIdParam,
+          tenantQuery,
           { name: 'limit', in: 'query', schema: { type: 'integer', minimum: 1, maximum: 500, default: 100 } },
-          { name: 'cursor', in: 'query', schema: { type: 'string' } },
+          cursorQuery,
         ],
         get: {
           summary: "A case's events, oldest first (inbound, autoreply, sent, delivery_failed, opened, clicked, bounced, closed, reopened)",
@@ -471,14 +497,14 @@ export function buildOpenApi(version: string): Json {
         },
       },
       '/v1/cases/{id}/close': {
-        parameters: [idParam, { name: 'tenantId', in: 'query', schema: { type: 'string' } }],
+        parameters: [caseIdParam, tenantQuery],
         post: {
           summary: 'Close a case (a workflow update; a later human reply reopens it)',
           responses: { '200': json('The case after the change', 'Case'), '503': problem('Temporal unavailable'), ...common },
         },
       },
       '/v1/cases/{id}/reopen': {
-        parameters: [idParam, { name: 'tenantId', in: 'query', schema: { type: 'string' } }],
+        parameters: [caseIdParam, tenantQuery],
         post: {
           summary: 'Reopen a case',
           responses: { '200': json('The case after the change', 'Case'), '503': problem('Temporal unavailable'), ...common },
@@ -488,9 +514,9 @@ export function buildOpenApi(version: string): Json {
         get: {
           summary: "List the tenant's suppressed addresses (hard bounces, complaints, unsubscribes, manual), newest first",
           parameters: [
-            { name: 'tenantId', in: 'query', schema: { type: 'string' }, description: 'required with the admin key' },
+            tenantQuery,
             { name: 'limit', in: 'query', schema: { type: 'integer', minimum: 1, maximum: 500, default: 100 } },
-            { name: 'cursor', in: 'query', schema: { type: 'string' } },
+            cursorQuery,
           ],
           responses: { '200': json('`{items: Suppression[], nextCursor}`'), ...common },
         },
@@ -501,10 +527,7 @@ export function buildOpenApi(version: string): Json {
         },
       },
       '/v1/suppressions/{address}': {
-        parameters: [
-          { name: 'address', in: 'path', required: true, schema: { type: 'string' } },
-          { name: 'tenantId', in: 'query', schema: { type: 'string' }, description: 'required with the admin key' },
-        ],
+        parameters: [pathParam('address', suppressedAddressParam), tenantQuery],
         get: { summary: 'One suppressed address', responses: { '200': json('The entry'), ...common } },
         delete: {
           summary: 'Remove an address from the suppression list (sends to it resume)',
@@ -512,7 +535,7 @@ export function buildOpenApi(version: string): Json {
         },
       },
       '/v1/tenants/{id}/bounce-mailbox': {
-        parameters: [idParam],
+        parameters: [tenantIdParam],
         put: {
           summary:
             "Set the tenant's bounce mailbox (IMAP) and start or restart its watch; the password may be omitted to keep the stored one",
@@ -534,21 +557,21 @@ export function buildOpenApi(version: string): Json {
         get: {
           summary: "The tenant's webhook delivery log, newest first, with every attempt",
           parameters: [
-            { name: 'tenantId', in: 'query', schema: { type: 'string' }, description: 'required with the admin key' },
+            tenantQuery,
             { name: 'state', in: 'query', schema: { type: 'string', enum: [...DELIVERY_STATES] } },
             { name: 'eventType', in: 'query', schema: { type: 'string', enum: [...EVENT_TYPES] } },
             { name: 'limit', in: 'query', schema: { type: 'integer', minimum: 1, maximum: 200, default: 50 } },
-            { name: 'cursor', in: 'query', schema: { type: 'string' } },
+            cursorQuery,
           ],
           responses: { '200': json('`{items: WebhookDelivery[], nextCursor}`'), ...common },
         },
       },
       '/v1/webhooks/deliveries/{id}': {
-        parameters: [idParam],
+        parameters: [deliveryIdParam],
         get: { summary: 'One delivery with its attempts', responses: { '200': json('The delivery', 'WebhookDelivery'), ...common } },
       },
       '/v1/webhooks/deliveries/{id}/redeliver': {
-        parameters: [idParam],
+        parameters: [deliveryIdParam],
         post: {
           summary: 'Send a finished (delivered, failed or skipped) delivery again, as a new round with its own retries; same webhook-id',
           responses: {

@@ -2,13 +2,14 @@ import { randomBytes } from 'node:crypto';
 import { Router, type Request } from 'express';
 import type { Client } from '@temporalio/client';
 import { z } from 'zod';
-import { CASE_ID_PATTERN, emptyCounts, type CaseSummary } from '../../domain/cases';
+import { emptyCounts, type CaseSummary } from '../../domain/cases';
 import { tenantIdSchema } from '../../domain/tenant';
 import { DependencyUnavailableError, ValidationError } from '../../errors';
 import type { CaseDoc, CaseEventDoc, CaseRepository } from '../../store/cases';
 import { updateCaseStatus } from '../../temporal/handoffs/case';
 import { principalOf } from '../auth';
 import { parseParam } from '../validate';
+import { caseIdSchema } from '../params';
 
 export interface CaseRouteDeps {
   cases: CaseRepository;
@@ -16,7 +17,6 @@ export interface CaseRouteDeps {
   taskQueue: string;
 }
 
-const caseIdSchema = z.string().regex(CASE_ID_PATTERN, 'must be 1-64 characters of A-Z, a-z, 0-9, _ and -');
 const tenantQuery = z.strictObject({ tenantId: tenantIdSchema.optional() });
 const timelineQuery = z.strictObject({
   tenantId: tenantIdSchema.optional(),

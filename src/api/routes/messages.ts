@@ -9,6 +9,7 @@ import { principalOf } from '../auth';
 import { tenantFor as resolveTenant } from '../tenant-scope';
 import { decodeCursor, nextCursor } from '../pagination';
 import { parseBody, parseParam } from '../validate';
+import { caseIdSchema, messageIdSchema, tenantQuerySchema } from '../params';
 
 export interface MessageRouteDeps extends OutboundDeps {
   tenants: TenantRepository;
@@ -46,12 +47,9 @@ export function messageView(doc: MessageDoc) {
 }
 
 const listQuerySchema = z.strictObject({
-  tenantId: z.string().min(1).max(40).optional(),
+  tenantId: tenantQuerySchema,
   status: z.enum(MESSAGE_STATUSES).optional(),
-  caseId: z
-    .string()
-    .regex(/^[\w-]{1,64}$/)
-    .optional(),
+  caseId: caseIdSchema.optional(),
   limit: z.coerce.number().int().min(1).max(200).default(50),
   cursor: z.string().max(200).optional(),
 });
@@ -71,7 +69,7 @@ export function messageRoutes(deps: MessageRouteDeps): Router {
   });
 
   r.get('/v1/messages/:id', async (req, res) => {
-    const id = parseParam(req.params.id, 'id', z.string().regex(/^m_[A-Za-z0-9]{10,40}$/));
+    const id = parseParam(req.params.id, 'id', messageIdSchema);
     const p = principalOf(req);
     const doc = p.kind === 'tenant' ? await deps.messages.get(p.tenantId, id) : await deps.messages.findAny(id);
     if (!doc) throw new NotFoundError('message', id);
@@ -98,7 +96,7 @@ export function messageRoutes(deps: MessageRouteDeps): Router {
   });
 
   r.delete('/v1/messages/:id', async (req, res) => {
-    const id = parseParam(req.params.id, 'id', z.string().regex(/^m_[A-Za-z0-9]{10,40}$/));
+    const id = parseParam(req.params.id, 'id', messageIdSchema);
     const p = principalOf(req);
     const owner = p.kind === 'tenant' ? p.tenantId : (await deps.messages.findAny(id))?.tenantId;
     if (!owner) throw new NotFoundError('message', id);

@@ -7,13 +7,14 @@ import type { TenantRepository } from '../../store/tenants';
 import { decodeCursor, nextCursor } from '../pagination';
 import { tenantFor } from '../tenant-scope';
 import { parseBody, parseParam } from '../validate';
+import { tenantQuerySchema } from '../params';
 
 export interface SuppressionRouteDeps {
   tenants: TenantRepository;
   suppressions: SuppressionRepository;
 }
 
-const tenantQuery = z.strictObject({ tenantId: z.string().min(1).max(40).optional() });
+const tenantQuery = z.strictObject({ tenantId: tenantQuerySchema });
 
 function parseQuery<S extends z.ZodType>(query: unknown, schema: S): z.infer<S> {
   const q = schema.safeParse(query);

@@ -13,6 +13,7 @@ import { principalOf } from '../auth';
 import { decodeCursor, nextCursor } from '../pagination';
 import { tenantFor } from '../tenant-scope';
 import { parseBody, parseParam } from '../validate';
+import { deliveryIdSchema, tenantQuerySchema } from '../params';
 
 /** The delivery log, manual redelivery and a test event (docs/webhooks.md). */
 export interface WebhookRouteDeps {
@@ -51,14 +52,13 @@ export function deliveryView(d: DeliveryDoc) {
 }
 
 const listQuerySchema = z.strictObject({
-  tenantId: z.string().min(1).max(40).optional(),
+  tenantId: tenantQuerySchema,
   state: z.enum(DELIVERY_STATES).optional(),
   eventType: z.enum(EVENT_TYPES).optional(),
   limit: z.coerce.number().int().min(1).max(200).default(50),
   cursor: z.string().max(200).optional(),
 });
-const deliveryIdSchema = z.string().regex(/^msg_[0-9a-f]{32}$/, 'not a delivery id');
-const testBodySchema = z.strictObject({ tenantId: z.string().min(1).max(40).optional() });
+const testBodySchema = z.strictObject({ tenantId: tenantQuerySchema });
 
 export function webhookRoutes(deps: WebhookRouteDeps): Router {
   const r = Router();
