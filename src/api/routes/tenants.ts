@@ -88,12 +88,15 @@ export function tenantRoutes(deps: TenantRouteDeps): Router {
   });
 
   r.delete('/v1/tenants/:id', async (req, res) => {
+    // Another tenant's key learns nothing (404), its own key is told it needs the admin (403).
+    requireTenantAccess(req, idOf(req));
     requireAdmin(req);
     await deps.tenants.delete(idOf(req));
     res.status(204).end();
   });
 
   r.post('/v1/tenants/:id/api-key', async (req, res) => {
+    requireTenantAccess(req, idOf(req));
     requireAdmin(req);
     const apiKey = await deps.tenants.rotateApiKey(idOf(req));
     res.status(201).json({ apiKey });
