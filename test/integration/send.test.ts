@@ -256,6 +256,15 @@ describe('sending', () => {
     await until(t.key, a.id, ['sent']);
     await new Promise((r) => setTimeout(r, 500));
     assert.equal(p.messages().length, 1);
+    // Repeated after the message was sent (its workflow completed): still the same message, and no
+    // second run of its workflow (the id may not be reused).
+    const handle = stack.temporal.workflow.getHandle(sendWorkflowId(t.id, a.id));
+    const first = await handle.describe();
+    const c = await send(t.key, message({ idempotencyKey: 'order-1234-confirmation' }));
+    assert.equal(c.id, a.id);
+    const after = await handle.describe();
+    assert.equal(after.runId, first.runId, 'a second run of the send workflow was started');
+    assert.equal(after.status.name, 'COMPLETED');
   });
 
   test('inReplyTo builds In-Reply-To and References from the stored thread and keeps the case', async () => {

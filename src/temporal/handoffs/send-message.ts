@@ -47,6 +47,8 @@ export async function startSendMessage(client: Client, taskQueue: string, s: Sen
     await client.workflow.start<SendMessageWorkflow>(SEND_MESSAGE_WORKFLOW, {
       taskQueue,
       workflowId: s.workflowId,
+      // One run per message, ever: a request repeated after the message finished must not start it again.
+      workflowIdReusePolicy: 'REJECT_DUPLICATE',
       args: [s.input],
       typedSearchAttributes: [
         { key: TenantIdKey, value: s.input.tenantId },
