@@ -4,6 +4,7 @@ import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import readline from 'node:readline';
 import { portInUse, startFerretDb, startTemporalDev, type Managed } from './embedded/processes';
+import { isSameProcess, readRunRecord, removeRunRecord, stopLeftovers, writeRunRecord, type RunRecord } from './embedded/run-record';
 
 /**
  * `npm start`: the whole service on one machine with embedded defaults. Starts the Temporal dev
@@ -12,7 +13,8 @@ import { portInUse, startFerretDb, startTemporalDev, type Managed } from './embe
  * .data/ (git-ignored), so workflows, tenants and the dev keys survive a restart.
  */
 const root = path.resolve(__dirname, '..');
-const dataDir = path.join(root, '.data');
+const dataDir = process.env.CARTERO_DATA_DIR ? path.resolve(process.env.CARTERO_DATA_DIR) : path.join(root, '.data');
+const runFile = path.join(dataDir, 'run', 'npm-start.json');
 const toolsBin = path.join(root, '.tools', 'bin');
 
 interface DevSecrets {
@@ -57,6 +59,30 @@ async function main(): Promise<void> {
   // The Web UI cannot send the admin key; the dev API listens on loopback only.
   env.CODEC_ENDPOINT_AUTH ??= 'none';
 
+  const temporalPort = Number(env.CARTERO_DEV_TEMPORAL_PORT ?? 7233);
+
+  // A launcher that died without stopping its servers left them running: stop them first.
+  const previous = readRunRecord(runFile);
+  if (previous) {
+    if (previous.launcher !== process.pid && isSameProcess(previous.launcher, 'dev.js')) {
+      process.stderr.write(`cartero: another npm start is running (pid ${previous.launcher}); stop it first (Ctrl-C in its terminal)\n`);
+      process.exit(1);
+    }
+    const stopped = await stopLeftovers(previous);
+    if (stopped.length > 0) {
+      process.stdout.write(
+        `cartero: the previous npm start (pid ${previous.launcher}) ended without stopping ${stopped.join(', ')}; stopped them\n`,
+      );
+    }
+    removeRunRecord(runFile);
+  }
+  const record: RunRecord = { launcher: process.pid, startedAt: new Date().toISOString(), processes: [] };
+  const remember = (name: string, child: ChildProcess, command: string) => {
+    if (child.pid) record.processes.push({ name, pid: child.pid, command });
+    writeRunRecord(runFile, record);
+  };
+  writeRunRecord(runFile, record);
+
   const servers: Managed[] = [];
   const apps: Array<{ name: string; child: ChildProcess }> = [];
   let stopping = false;
@@ -78,6 +104,7 @@ async function main(): Promise<void> {
     );
     process.stdout.write('cartero: stopping embedded servers...\n');
     for (const s of servers.reverse()) await s.stop();
+    removeRunRecord(runFile);
     process.stdout.write('cartero: stopped.\n');
     process.exit(code);
   };
@@ -87,35 +114,38 @@ async function main(): Promise<void> {
 
   try {
     if (!env.TEMPORAL_ADDRESS) {
-      if (await portInUse(7233)) throw new Error('port 7233 is taken: stop the other Temporal server or set TEMPORAL_ADDRESS');
+      if (await portInUse(temporalPort))
+        throw new Error(
+          `port ${temporalPort} is taken: stop the other Temporal server, or set CARTERO_DEV_TEMPORAL_PORT or TEMPORAL_ADDRESS`,
+        );
       process.stdout.write('cartero: starting Temporal dev server (SQLite in .data/temporal.db)...\n');
-      servers.push(
-        await startTemporalDev({
-          bin: path.join(toolsBin, 'temporal'),
-          port: 7233,
-          uiPort: 8233,
-          dbFile: path.join(dataDir, 'temporal.db'),
-          namespace: env.TEMPORAL_NAMESPACE ?? 'default',
-          codecEndpoint: `http://localhost:${port}/codec`,
-          logFile: path.join(dataDir, 'logs', 'temporal.log'),
-          detached: true,
-        }),
-      );
-      env.TEMPORAL_ADDRESS = '127.0.0.1:7233';
+      const temporal = await startTemporalDev({
+        bin: path.join(toolsBin, 'temporal'),
+        port: temporalPort,
+        uiPort: temporalPort + 1000,
+        dbFile: path.join(dataDir, 'temporal.db'),
+        namespace: env.TEMPORAL_NAMESPACE ?? 'default',
+        codecEndpoint: `http://localhost:${port}/codec`,
+        logFile: path.join(dataDir, 'logs', 'temporal.log'),
+        detached: true,
+      });
+      servers.push(temporal);
+      remember('temporal', temporal.child, path.join(toolsBin, 'temporal'));
+      env.TEMPORAL_ADDRESS = `127.0.0.1:${temporalPort}`;
     }
     if (!env.MONGODB_URI) {
       const mongoPort = Number(env.CARTERO_DEV_MONGO_PORT ?? 27117);
       if (await portInUse(mongoPort)) throw new Error(`port ${mongoPort} is taken: set CARTERO_DEV_MONGO_PORT or MONGODB_URI`);
       process.stdout.write(`cartero: starting FerretDB on :${mongoPort} (SQLite in .data/ferretdb/)...\n`);
-      servers.push(
-        await startFerretDb({
-          bin: path.join(toolsBin, 'ferretdb'),
-          port: mongoPort,
-          dataDir: path.join(dataDir, 'ferretdb'),
-          logFile: path.join(dataDir, 'logs', 'ferretdb.log'),
-          detached: true,
-        }),
-      );
+      const ferret = await startFerretDb({
+        bin: path.join(toolsBin, 'ferretdb'),
+        port: mongoPort,
+        dataDir: path.join(dataDir, 'ferretdb'),
+        logFile: path.join(dataDir, 'logs', 'ferretdb.log'),
+        detached: true,
+      });
+      servers.push(ferret);
+      remember('ferretdb', ferret.child, path.join(toolsBin, 'ferretdb'));
       env.MONGODB_URI = `mongodb://127.0.0.1:${mongoPort}/`;
     }
 
@@ -134,6 +164,7 @@ async function main(): Promise<void> {
         }
       });
       apps.push({ name: label, child });
+      remember(label, child, path.join(__dirname, `${name}.js`));
     }
 
     // Wait for the API to answer before printing the URLs people will click.
@@ -153,8 +184,8 @@ async function main(): Promise<void> {
       '',
       'Cartero is running.',
       `  API            http://localhost:${port}   (OpenAPI: /openapi.json, health: /readyz, metrics: /metrics)`,
-      env.TEMPORAL_ADDRESS === '127.0.0.1:7233' && servers.some((s) => s.name === 'temporal')
-        ? '  Temporal UI    http://localhost:8233'
+      servers.some((s) => s.name === 'temporal')
+        ? `  Temporal UI    http://localhost:${temporalPort + 1000}`
         : `  Temporal       ${env.TEMPORAL_ADDRESS}`,
       `  MongoDB        ${env.MONGODB_URI?.replace(/\/\/[^@/]*@/, '//***@')}`,
       adminKeyInvented
