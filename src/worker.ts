@@ -15,6 +15,7 @@ import { connectTemporal, connectWorkerConnection, dataConverter } from './tempo
 import { WebhookDispatcher } from './temporal/webhook-dispatch';
 import { ensureWebhookSweeper } from './temporal/handoffs/webhook-delivery';
 import { retireLegacyCaseWorkflows } from './temporal/handoffs/case';
+import { ensureReconcileSchedule } from './temporal/handoffs/reconciler';
 import { WORKFLOW_BUNDLE_IGNORED_MODULES } from './temporal/handoffs/bundle';
 
 /**
@@ -88,6 +89,8 @@ export async function createWorker(
       oauthProviders: new OAuthProviders(config.oauth),
       oauth,
       bounceMailboxes: deps.bounceMailboxes,
+      policy: config.send.policy,
+      permitMarginMs: config.send.permitMarginMs,
     }),
     dataConverter: dataConverter(deps.keyring),
     shutdownGraceTime: config.shutdownGraceMs,
@@ -113,6 +116,12 @@ async function main(): Promise<void> {
     warn: (msg, fields) => logger.warn(fields, msg),
   });
   await retrying('Temporal (webhook sweeper)', logger, () => ensureWebhookSweeper(client, config.temporal.taskQueue));
+  await retrying('Temporal (reconcile schedule)', logger, () =>
+    ensureReconcileSchedule(client, config.temporal.taskQueue, config.reconcile.intervalMs, {
+      graceMs: config.reconcile.graceMs,
+      notAcceptedGraceMs: config.reconcile.notAcceptedGraceMs,
+    }),
+  );
   // Once per deployment that still has case workflows under ambiguous ids; harmless (and quick) after.
   void retireLegacyCaseWorkflows(client).then(
     (n) => n > 0 && logger.info({ retired: n }, 'asked case workflows under legacy ids to save and end'),

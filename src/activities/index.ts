@@ -3,6 +3,7 @@ import { createBounceMailboxActivities, type BounceMailboxWatchDeps } from './bo
 import { withFailureMapping } from './failures';
 import { createMessageActivities, type MessageActivityDeps } from './messages';
 import { createOAuthActivities, type OAuthActivityDeps } from './oauth';
+import { createReconcileActivities, type ReconcileActivityDeps } from './reconcile';
 import { createTenantActivities, type TenantActivityDeps } from './tenants';
 import { createWebhookActivities, type WebhookActivityDeps } from './webhooks';
 
@@ -11,7 +12,8 @@ export type ActivityDeps = TenantActivityDeps &
   CaseActivityDeps &
   WebhookActivityDeps &
   OAuthActivityDeps &
-  BounceMailboxWatchDeps;
+  BounceMailboxWatchDeps &
+  ReconcileActivityDeps;
 
 export function createActivities(deps: ActivityDeps) {
   return withFailureMapping({
@@ -21,6 +23,7 @@ export function createActivities(deps: ActivityDeps) {
     ...createWebhookActivities(deps),
     ...createOAuthActivities(deps),
     ...createBounceMailboxActivities(deps),
+    ...createReconcileActivities(deps),
   });
 }
 

@@ -123,6 +123,22 @@ const envSchema = z.object({
   /** Webhook URLs may resolve to these classes; empty in production. */
   WEBHOOK_ALLOW_PRIVATE_NETWORKS: privateNetworks,
   WEBHOOK_SWEEP_INTERVAL_MS: z.coerce.number().int().min(100).default(60_000),
+  /** Reconciliation of messages whose workflow never started (docs/operations.md); read by the worker. */
+  RECONCILE_INTERVAL_MS: z.coerce
+    .number()
+    .int()
+    .min(1_000)
+    .default(5 * 60_000),
+  RECONCILE_GRACE_MS: z.coerce
+    .number()
+    .int()
+    .min(0)
+    .default(2 * 60_000),
+  RECONCILE_NOT_ACCEPTED_GRACE_MS: z.coerce
+    .number()
+    .int()
+    .min(0)
+    .default(60 * 60_000),
   // OAuth2 (docs/oauth.md). Endpoints default to the providers' real ones; tests and air-gapped
   // setups point them elsewhere.
   OAUTH_GOOGLE_AUTHORIZE_URL: z.url().default('https://accounts.google.com/o/oauth2/v2/auth'),
@@ -215,6 +231,7 @@ export interface Config {
   shutdownGraceMs: number;
   send: { messageBodyLimitBytes: number; policy: RetryPolicy; permitMarginMs: number };
   webhooks: { policy: WebhookPolicy; allowPrivateNetworks: PrivateNetworkClass[]; sweepIntervalMs: number };
+  reconcile: { intervalMs: number; graceMs: number; notAcceptedGraceMs: number };
   oauth: OAuthConfig;
   tracking: { baseUrl: string; flushMs: number; flushHits: number; bufferMax: number; spoolDir: string | null; scannerCidrs: string[] };
   inbound: { bodyLimitBytes: number; maxAttachmentBytes: number; maxMimeParts: number; subjectWindowMs: number; mailgunMaxAgeMs: number };
@@ -361,6 +378,11 @@ export function loadConfig(source: NodeJS.ProcessEnv = process.env): Config {
       },
       allowPrivateNetworks: e.WEBHOOK_ALLOW_PRIVATE_NETWORKS,
       sweepIntervalMs: e.WEBHOOK_SWEEP_INTERVAL_MS,
+    },
+    reconcile: {
+      intervalMs: e.RECONCILE_INTERVAL_MS,
+      graceMs: e.RECONCILE_GRACE_MS,
+      notAcceptedGraceMs: e.RECONCILE_NOT_ACCEPTED_GRACE_MS,
     },
     oauth: {
       google: { authorizeUrl: e.OAUTH_GOOGLE_AUTHORIZE_URL, tokenUrl: e.OAUTH_GOOGLE_TOKEN_URL },

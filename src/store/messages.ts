@@ -60,6 +60,8 @@ export interface MessageDoc {
    */
   body: { mime: Binary } | { inline: true } | { gridfsId: ObjectId };
   workflowId: string;
+  /** Set when the API answered 503 because the workflow could not be started (src/outbound/accept.ts). */
+  notAcceptedAt?: Date;
   createdAt: Date;
   updatedAt: Date;
   completedAt: Date | null;
@@ -114,6 +116,8 @@ export class MessageRepository {
     await col.createIndex({ tenantId: 1, status: 1, createdAt: -1 }, { name: 'tenant_status' });
     await col.createIndex({ tenantId: 1, caseId: 1, createdAt: -1 }, { name: 'tenant_case' });
     await col.createIndex({ tenantId: 1, messageId: 1 }, { name: 'tenant_messageId' });
+    // The reconciler's scan of unfinished messages (src/activities/reconcile.ts).
+    await col.createIndex({ status: 1, updatedAt: 1 }, { name: 'status_updated' });
   }
 
   /**
@@ -172,7 +176,23 @@ export class MessageRepository {
 
   /** Says on a stored message why it is not yet accepted (its workflow could not be started). */
   async markNotAccepted(id: string, reason: string): Promise<void> {
-    await this.col.updateOne({ _id: id }, { $set: { reason } });
+    await this.col.updateOne({ _id: id }, { $set: { reason, notAcceptedAt: new Date() } });
+  }
+
+  /**
+   * Messages still as the API stored them (`queued`, `scheduled`) and untouched since `before`, in
+   * (updatedAt, _id) order after `after`: the reconciler's candidates (src/activities/reconcile.ts).
+   * A message whose workflow ran has moved on from `queued` (or is `scheduled` with a running timer).
+   */
+  async acceptedUntouchedSince(before: Date, limit: number, after?: { updatedAt: Date; _id: string }): Promise<MessageDoc[]> {
+    const page = after
+      ? { $or: [{ updatedAt: { $gt: after.updatedAt, $lt: before } }, { updatedAt: after.updatedAt, _id: { $gt: after._id } }] }
+      : { updatedAt: { $lt: before } };
+    return this.col
+      .find({ status: { $in: ['queued', 'scheduled'] }, ...page }, { projection: { body: 0 } })
+      .sort({ updatedAt: 1, _id: 1 })
+      .limit(limit)
+      .toArray();
   }
 
   /** Writes the recipient list, as the caller just read it, with those found on the suppression list marked `suppressed`. */

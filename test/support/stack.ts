@@ -75,7 +75,12 @@ export function testEnv(overrides: Record<string, string> = {}): Record<string, 
 
 export async function startStack(
   overrides: Record<string, string> = {},
-  options: { worker?: boolean; app?: Pick<AppDeps, 'snsCertFetcher' | 'snsConfirm' | 'brevoAttachment'> } = {},
+  options: {
+    worker?: boolean;
+    app?: Pick<AppDeps, 'snsCertFetcher' | 'snsConfirm' | 'brevoAttachment'>;
+    /** Fault injection: the API's Temporal client (the worker keeps the real one). */
+    apiTemporal?: (client: Client) => Client;
+  } = {},
 ): Promise<Stack> {
   if (!runtimeInstalled) {
     Runtime.install({ logger: new DefaultLogger('WARN'), shutdownSignals: [] });
@@ -109,7 +114,7 @@ export async function startStack(
     tracking,
     config,
     logger,
-    temporal: client,
+    temporal: options.apiTemporal ? options.apiTemporal(client) : client,
     temporalConnection: connection,
     keyring,
     version: 'test',

@@ -61,6 +61,8 @@ export function parseWorkflowId(id: string): ParsedWorkflowId | null {
 
 /** The webhook sweeper is per deployment (task queue), not per tenant. */
 export const webhookSweeperWorkflowId = (taskQueue: string): string => `webhook-sweeper-${taskQueue}`;
+/** So is the reconciler's schedule (its runs are named by Temporal from it). */
+export const reconcileScheduleId = (taskQueue: string): string => `reconcile-${taskQueue}`;
 
 /**
  * Tenant-scoped hand-offs carry the tenant (and item) they were addressed for, and every handler

@@ -1,5 +1,5 @@
 import type { Client } from '@temporalio/client';
-import { WorkflowExecutionAlreadyStartedError } from '@temporalio/common';
+import { WorkflowExecutionAlreadyStartedError, WorkflowNotFoundError } from '@temporalio/common';
 import { defineQuery, defineSignal } from '@temporalio/workflow';
 import type { MessageStatus } from '../../domain/message';
 import type { RetryPolicy } from '../../domain/retry';
@@ -71,6 +71,17 @@ export async function signalCancel(client: Client, workflowId: string, tenantId:
 
 export async function signalSettingsChanged(client: Client, workflowId: string, tenantId: string, messageId: string): Promise<void> {
   await client.workflow.getHandle(workflowId).signal(settingsChangedSignal, { tenantId, item: messageId });
+}
+
+/** Whether a message's workflow exists, and how it ended if it did. */
+export async function sendRunState(client: Client, workflowId: string): Promise<'missing' | 'running' | 'completed' | 'ended-otherwise'> {
+  try {
+    const d = await client.workflow.getHandle(workflowId).describe();
+    return d.status.name === 'RUNNING' ? 'running' : d.status.name === 'COMPLETED' ? 'completed' : 'ended-otherwise';
+  } catch (err) {
+    if (err instanceof WorkflowNotFoundError) return 'missing';
+    throw err;
+  }
 }
 
 export async function querySendState(client: Client, workflowId: string): Promise<{ status: MessageStatus; attempts: number }> {
