@@ -4,6 +4,7 @@ import { BOUNCE_MAILBOX_WATCH_WORKFLOW } from '../temporal/handoffs/bounce-mailb
 import { CASE_WORKFLOW } from '../temporal/handoffs/case';
 import { OAUTH_TOKEN_WORKFLOW } from '../temporal/handoffs/oauth-token';
 import { RATE_LIMITER_WORKFLOW } from '../temporal/handoffs/rate-limiter';
+import { RECONCILER_WORKFLOW } from '../temporal/handoffs/reconciler';
 import { SEND_MESSAGE_WORKFLOW } from '../temporal/handoffs/send-message';
 import { VERIFY_CONNECTION_WORKFLOW } from '../temporal/handoffs/verify-connection';
 import { WEBHOOK_DELIVERY_WORKFLOW } from '../temporal/handoffs/webhook-delivery';
@@ -25,6 +26,7 @@ const OWNED: Record<string, string> = {
   'webhook-delivery': WEBHOOK_DELIVERY_WORKFLOW,
   'bounce-mailbox-watch': BOUNCE_MAILBOX_WATCH_WORKFLOW,
   'verify-connection': VERIFY_CONNECTION_WORKFLOW,
+  reconciler: RECONCILER_WORKFLOW,
 };
 
 function sources(dir: string): string[] {
@@ -35,7 +37,7 @@ function sources(dir: string): string[] {
 }
 
 /** Names a module takes from a hand-off module that act on a workflow: calls and handler definitions. */
-const ACTS = /^(?:start|signal|request|update|query|run|ensure|wake|retire)[A-Z]\w*$|^[a-z]\w*(?:Signal|Update|Query)$/;
+const ACTS = /^(?:start|signal|request|update|query|run|ensure|wake|retire|trigger|send)[A-Z]\w*$|^[a-z]\w*(?:Signal|Update|Query)$/;
 
 export function handoffGraph(root: string): string {
   const edges = new Map<string, Map<string, Set<string>>>();
