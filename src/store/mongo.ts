@@ -19,7 +19,13 @@ export interface Store {
  * Connects with short server-selection timeouts so a dead store turns into a 503 quickly instead
  * of a request hanging for the driver's 30 s default.
  */
-export async function connectStore(uri: string, dbName: string, maxPoolSize = 20): Promise<Store> {
+/** `monitorCommands`: emit the driver's command events (bench/send counts store commands per message). */
+export async function connectStore(
+  uri: string,
+  dbName: string,
+  maxPoolSize = 20,
+  options: { monitorCommands?: boolean } = {},
+): Promise<Store> {
   const client = new MongoClient(uri, {
     serverSelectionTimeoutMS: 5_000,
     connectTimeoutMS: 5_000,
@@ -27,6 +33,7 @@ export async function connectStore(uri: string, dbName: string, maxPoolSize = 20
     // SQLITE_BUSY; MongoDB is well served by a modest pool per process too.
     maxPoolSize,
     appName: 'cartero',
+    ...(options.monitorCommands ? { monitorCommands: true } : {}),
   });
   try {
     await client.connect();

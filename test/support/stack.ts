@@ -78,6 +78,8 @@ export async function startStack(
   options: {
     worker?: boolean;
     app?: Pick<AppDeps, 'snsCertFetcher' | 'snsConfirm' | 'brevoAttachment'>;
+    /** The driver emits command events on `store.client` (bench/send counts store commands). */
+    monitorCommands?: boolean;
     /** Fault injection: the API's Temporal client (the worker keeps the real one). */
     apiTemporal?: (client: Client) => Client;
   } = {},
@@ -90,7 +92,9 @@ export async function startStack(
   const config = loadConfig(env);
   const logger = createLogger(config.logLevel, 'test');
   const keyring = new Keyring(config.encryption.keys, config.encryption.activeKeyId);
-  const store = await connectStore(config.mongo.uri, config.mongo.db, config.mongo.maxPoolSize);
+  const store = await connectStore(config.mongo.uri, config.mongo.db, config.mongo.maxPoolSize, {
+    monitorCommands: options.monitorCommands ?? false,
+  });
   await ensureIndexes(store.db);
   const repos = repositories(store, keyring);
   const { tenants } = repos;
