@@ -42,6 +42,10 @@ const envSchema = z.object({
   PORT: port.default(3000),
   HOST: z.string().min(1).default('0.0.0.0'),
   PUBLIC_BASE_URL: z.url().optional(),
+  /** Operators' listener: /metrics and the detailed /readyz (docs/operations.md). 0 = none. */
+  METRICS_PORT: z.coerce.number().int().min(0).max(65535).default(9464),
+  /** Loopback by default: bind it wider only on a network that only the scraper reaches. */
+  METRICS_HOST: z.string().min(1).default('127.0.0.1'),
   LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
 
   CARTERO_ADMIN_KEY: z.string().min(24, 'must be at least 24 characters'),
@@ -199,6 +203,8 @@ export type Env = z.infer<typeof envSchema>;
 export interface Config {
   env: Env['NODE_ENV'];
   http: { port: number; host: string; publicBaseUrl: string; bodyLimitBytes: number };
+  /** Where /metrics and the detailed /readyz are served; null = not served. */
+  metrics: { port: number; host: string } | null;
   logLevel: Env['LOG_LEVEL'];
   adminKey: string;
   encryption: { keys: Map<string, Buffer>; activeKeyId: string };
@@ -312,6 +318,7 @@ export function loadConfig(source: NodeJS.ProcessEnv = process.env): Config {
       publicBaseUrl,
       bodyLimitBytes: e.API_BODY_LIMIT_BYTES,
     },
+    metrics: e.METRICS_PORT === 0 ? null : { port: e.METRICS_PORT, host: e.METRICS_HOST },
     logLevel: e.LOG_LEVEL,
     adminKey: e.CARTERO_ADMIN_KEY,
     encryption: { keys, activeKeyId },
