@@ -59,6 +59,7 @@ export function createApp(deps: AppDeps): Express {
     trackingRoutes({
       tokens: tracking.tokens,
       buffer: tracking.buffer,
+      guard: tracking.guard,
       messages: deps.messages,
       suppressions: deps.suppressions,
       registry: metrics.registry,

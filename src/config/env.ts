@@ -161,6 +161,19 @@ const envSchema = z.object({
   TRACKING_BUFFER_MAX: z.coerce.number().int().min(100).max(10_000_000).default(100_000),
   /** Directory for spilled hits (`none` disables spilling: hits past the buffer are dropped and counted). */
   TRACKING_SPOOL_DIR: z.string().min(1).optional(),
+  /** The same pixel or link fetched again from the same IP and User-Agent within this long is one hit; 0 = every fetch is one. */
+  TRACKING_REPEAT_WINDOW_MS: z.coerce
+    .number()
+    .int()
+    .min(0)
+    .max(24 * 60 * 60_000)
+    .default(10 * 60_000),
+  /** Tracking hits recorded per second per client IP (IPv6: per /64), sustained; past it hits are answered, not recorded. 0 = no limit. */
+  TRACKING_IP_RATE: z.coerce.number().min(0).max(1_000_000).default(10),
+  /** Hits a client IP may have recorded in a burst before TRACKING_IP_RATE applies. */
+  TRACKING_IP_BURST: z.coerce.number().int().min(1).max(1_000_000).default(100),
+  /** Most `message.opened` (and, apart, `message.clicked`) events and case signals per message and recipient; counts go on. */
+  TRACKING_MAX_EVENTS: z.coerce.number().int().min(1).max(100_000).default(20),
   /** Extra CIDRs whose clicks are machine (link scanners of the tenants' recipients). */
   TRACKING_SCANNER_CIDRS: z
     .string()
@@ -222,7 +235,18 @@ export interface Config {
   send: { messageBodyLimitBytes: number; policy: RetryPolicy; permitMarginMs: number };
   webhooks: { policy: WebhookPolicy; allowPrivateNetworks: PrivateNetworkClass[]; sweepIntervalMs: number };
   oauth: OAuthConfig;
-  tracking: { baseUrl: string; flushMs: number; flushHits: number; bufferMax: number; spoolDir: string | null; scannerCidrs: string[] };
+  tracking: {
+    baseUrl: string;
+    flushMs: number;
+    flushHits: number;
+    bufferMax: number;
+    spoolDir: string | null;
+    scannerCidrs: string[];
+    repeatWindowMs: number;
+    ipRate: number;
+    ipBurst: number;
+    maxEvents: number;
+  };
   inbound: { bodyLimitBytes: number; maxAttachmentBytes: number; maxMimeParts: number; subjectWindowMs: number; mailgunMaxAgeMs: number };
 }
 
@@ -385,6 +409,10 @@ export function loadConfig(source: NodeJS.ProcessEnv = process.env): Config {
       bufferMax: e.TRACKING_BUFFER_MAX,
       spoolDir: e.TRACKING_SPOOL_DIR === 'none' ? null : (e.TRACKING_SPOOL_DIR ?? path.join(os.tmpdir(), 'cartero-tracking-spool')),
       scannerCidrs: e.TRACKING_SCANNER_CIDRS,
+      repeatWindowMs: e.TRACKING_REPEAT_WINDOW_MS,
+      ipRate: e.TRACKING_IP_RATE,
+      ipBurst: e.TRACKING_IP_BURST,
+      maxEvents: e.TRACKING_MAX_EVENTS,
     },
     inbound: {
       bodyLimitBytes: e.INBOUND_BODY_LIMIT_BYTES,
