@@ -75,7 +75,7 @@ export function trackingRoutes(deps: TrackingRouteDeps): Router {
     const header = req.headers['sec-purpose'] ?? req.headers.purpose;
     const purpose = typeof header === 'string' ? header.slice(0, 64) : null;
     const at = Date.now();
-    const admission = deps.guard.admit(token, ip, `${method} ${purpose ?? ''} ${userAgent}`, at);
+    const admission = deps.guard.admit(token, ip, () => `${method} ${purpose ?? ''} ${userAgent}`, at);
     counted[kind][admission].inc();
     if (admission !== 'recorded') return;
     deps.buffer.record({

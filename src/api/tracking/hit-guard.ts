@@ -46,11 +46,11 @@ export class HitGuard {
 
   /**
    * Whether to record a hit of `token` from `ip` at `now` (epoch ms); `client` is what else tells
-   * two fetches apart (User-Agent, method, Purpose).
+   * two fetches apart (User-Agent, method, Purpose), built only when the repeat window is on.
    */
-  admit(token: string, ip: string, client: string, now: number): Admission {
+  admit(token: string, ip: string, client: () => string, now: number): Admission {
     if (this.opts.ratePerSec > 0 && !this.take(sourceOf(ip), now)) return 'rate_limited';
-    if (this.opts.repeatWindowMs > 0 && this.isRepeat(`${token}\n${ip}\n${client}`, now)) return 'repeat';
+    if (this.opts.repeatWindowMs > 0 && this.isRepeat(`${token}\n${ip}\n${client()}`, now)) return 'repeat';
     return 'recorded';
   }
 
