@@ -61,9 +61,21 @@ const spread = (xs: number[], digits = 2) => `${Math.min(...xs).toFixed(digits)}
 async function main(): Promise<void> {
   await withBenchServers('bench-tracking', async (tmp) => {
     // No worker: the messages stay queued; only the tracking endpoints are measured.
-    // TRACKING_FLUSH_MS / TRACKING_FLUSH_HITS from the environment, to see what batching costs.
+    // TRACKING_FLUSH_MS / TRACKING_FLUSH_HITS from the environment, to see what batching costs; the
+    // replay limits too: with the defaults the load (one client address, one User-Agent, 100 tokens)
+    // is almost all repeats and rate-limited, so `TRACKING_REPEAT_WINDOW_MS=0 TRACKING_IP_RATE=0`
+    // measures the path that records every hit.
     const flush = Object.fromEntries(
-      ['TRACKING_FLUSH_MS', 'TRACKING_FLUSH_HITS'].filter((k) => process.env[k]).map((k) => [k, process.env[k]!]),
+      [
+        'TRACKING_FLUSH_MS',
+        'TRACKING_FLUSH_HITS',
+        'TRACKING_REPEAT_WINDOW_MS',
+        'TRACKING_IP_RATE',
+        'TRACKING_IP_BURST',
+        'TRACKING_MAX_EVENTS',
+      ]
+        .filter((k) => process.env[k])
+        .map((k) => [k, process.env[k]!]),
     );
     const stack = await startStack({ LOG_LEVEL: 'silent', TRACKING_SPOOL_DIR: path.join(tmp, 'spool'), ...flush }, { worker: false });
     const pki = makeTestPki(['localhost']);
@@ -140,6 +152,11 @@ async function main(): Promise<void> {
         `    p99 ratio cartero/bare:        median ${median(lat).toFixed(2)} (rounds ${spread(lat)}), target <= 1.50 ${median(lat) <= 1.5 ? 'MET' : 'NOT MET'}`,
       );
     }
+    const metrics = await (await fetch(`${stack.metricsUrl}/metrics`)).text();
+    const outcomes = [...metrics.matchAll(/cartero_tracking_hits_total\{kind="(\w+)",outcome="(\w+)"\} (\d+)/g)].map(
+      (m) => `${m[1]} ${m[2]} ${m[3]}`,
+    );
+    lines.push(`  guard: ${outcomes.join(', ')}`);
     lines.push(
       `  hits: recorded ${stats.recorded}, written ${stats.written}, spilled ${stats.spilled}, replayed ${stats.replayed}, dropped ${stats.dropped}, still queued ${buffer.size}`,
     );

@@ -46,6 +46,9 @@ async function main(): Promise<void> {
   const env = { ...process.env };
   const secrets = devSecrets();
   const port = Number(env.PORT ?? 3000);
+  // The operators' listener (/metrics, detailed /readyz), on loopback as everywhere by default.
+  const metricsPort = Number(env.METRICS_PORT ?? 9464);
+  const metricsHost = !env.METRICS_HOST || ['0.0.0.0', '::'].includes(env.METRICS_HOST) ? '127.0.0.1' : env.METRICS_HOST;
   const adminKeyInvented = !env.CARTERO_ADMIN_KEY;
   env.CARTERO_ADMIN_KEY ??= secrets.adminKey;
   env.CARTERO_ENCRYPTION_KEYS ??= secrets.encryptionKeys;
@@ -183,7 +186,10 @@ async function main(): Promise<void> {
     const lines = [
       '',
       'Cartero is running.',
-      `  API            http://localhost:${port}   (OpenAPI: /openapi.json, health: /readyz, metrics: /metrics)`,
+      `  API            http://localhost:${port}   (OpenAPI: /openapi.json, health: /healthz, /readyz)`,
+      metricsPort > 0
+        ? `  Metrics        http://${metricsHost}:${metricsPort}/metrics   (and detailed readiness: /readyz; METRICS_PORT, METRICS_HOST)`
+        : '  Metrics        off (METRICS_PORT=0)',
       servers.some((s) => s.name === 'temporal')
         ? `  Temporal UI    http://localhost:${temporalPort + 1000}`
         : `  Temporal       ${env.TEMPORAL_ADDRESS}`,

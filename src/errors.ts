@@ -83,6 +83,18 @@ export class ConflictError extends CarteroError {
   readonly kind = 'conflict';
 }
 
+/**
+ * An idempotency key used again with a different request (422): Stripe's rule — a key names one
+ * request, so a different payload under it is a client bug, never silently answered with the
+ * first request's result.
+ */
+export class IdempotencyKeyReusedError extends CarteroError {
+  readonly kind = 'idempotency_key_reused';
+  constructor(readonly key: string) {
+    super(`idempotency key "${key}" was already used with a different request; use a new key for a new request`);
+  }
+}
+
 /** Body over the configured limit (413). */
 export class PayloadTooLargeError extends CarteroError {
   readonly kind = 'payload_too_large';

@@ -1,5 +1,7 @@
 import type { Server } from 'node:http';
 import { createApp } from './api/app';
+import { createApiMetrics } from './api/metrics';
+import { createOpsApp } from './api/routes/ops';
 import { baseDeps, openStore, packageVersion, retrying } from './bootstrap';
 import { connectTemporal, ensureSearchAttributes } from './temporal/connection';
 import { WebhookDispatcher } from './temporal/webhook-dispatch';
@@ -38,8 +40,11 @@ async function main(): Promise<void> {
   const tracking = createTracking(config, logger, repos, keyring, {
     onHumanHit: caseHitNotifier({ cases, events, temporal, taskQueue: config.temporal.taskQueue }),
   });
+  const metrics = createApiMetrics();
+  const isShuttingDown = () => shuttingDown;
   const app = createApp({
     ...repos,
+    metrics,
     tracking,
     config,
     logger,
@@ -47,12 +52,25 @@ async function main(): Promise<void> {
     temporalConnection: connection,
     keyring,
     version: packageVersion(),
-    isShuttingDown: () => shuttingDown,
+    isShuttingDown,
   });
   const server: Server = app.listen(config.http.port, config.http.host, () => {
     logger.info({ port: config.http.port, host: config.http.host }, 'API listening');
   });
   server.keepAliveTimeout = 65_000;
+  // Metrics and the detailed readiness on their own listener, loopback unless configured otherwise.
+  const metricsConfig = config.metrics;
+  const opsServer: Server | null = metricsConfig
+    ? createOpsApp({
+        store,
+        temporalCheck: () => connection.healthService.check({}),
+        version: packageVersion(),
+        isShuttingDown,
+        registry: metrics.registry,
+      }).listen(metricsConfig.port, metricsConfig.host, () => {
+        logger.info({ port: metricsConfig.port, host: metricsConfig.host }, 'metrics listening (/metrics, /readyz)');
+      })
+    : null;
 
   const shutdown = async (signal: string) => {
     if (shuttingDown) return;
@@ -66,6 +84,8 @@ async function main(): Promise<void> {
     }, config.shutdownGraceMs);
     await closed;
     clearTimeout(timer);
+    opsServer?.closeAllConnections();
+    opsServer?.close();
     // Queued tracking hits are written now, or spilled to TRACKING_SPOOL_DIR if the store is down.
     await tracking.close().catch((err: unknown) => logger.error({ err: (err as Error).message }, 'tracking buffer close failed'));
     await Promise.allSettled([store.close(), connection.close()]);

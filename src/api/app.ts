@@ -9,7 +9,7 @@ import type { StoreDeps } from '../store/repositories';
 import { EncryptionCodec } from '../temporal/codec';
 import { wakeWaitingSends } from '../temporal/wake-waiting-sends';
 import { authenticate } from './auth';
-import { createApiMetrics } from './metrics';
+import { createApiMetrics, type ApiMetrics } from './metrics';
 import { errorHandler } from './problem';
 import { codecRoutes } from './routes/codec';
 import { messageRoutes } from './routes/messages';
@@ -38,6 +38,8 @@ export interface AppDeps extends StoreDeps {
   version: string;
   isShuttingDown?: () => boolean;
   onDeliverySettingsChanged?: (tenantId: string) => Promise<void>;
+  /** The registry the metrics listener serves (src/server.ts); a fresh one when not given. */
+  metrics?: ApiMetrics;
   /** Opens/clicks/unsubscribe; its owner flushes it at shutdown (src/server.ts). */
   tracking: Tracking;
   /** Inbound fetchers, injectable for tests. */
@@ -50,13 +52,14 @@ export function createApp(deps: AppDeps): Express {
   const app = express();
   app.disable('x-powered-by');
   app.set('trust proxy', false);
-  const metrics = createApiMetrics();
+  const metrics = deps.metrics ?? createApiMetrics();
   const { tracking, cases, inbound } = deps;
   // First, before metrics and logging middleware: the pixel and redirect are the hot path.
   app.use(
     trackingRoutes({
       tokens: tracking.tokens,
       buffer: tracking.buffer,
+      guard: tracking.guard,
       messages: deps.messages,
       suppressions: deps.suppressions,
       registry: metrics.registry,
@@ -78,7 +81,7 @@ export function createApp(deps: AppDeps): Express {
     opsRoutes({
       store: deps.store,
       temporalCheck: () => deps.temporalConnection.healthService.check({}),
-      registry: metrics.registry,
+      adminKey: deps.config.adminKey,
       version: deps.version,
       isShuttingDown: deps.isShuttingDown ?? (() => false),
     }),

@@ -614,15 +614,17 @@ export function buildOpenApi(version: string): Json {
           responses: { '200': json('Encoded payloads', 'CodecPayloads'), ...common },
         },
       },
-      '/healthz': { get: { summary: 'Liveness', security: [], responses: { '200': json('`{status:"ok"}`') } } },
+      '/healthz': {
+        get: { summary: 'Liveness: `ok` (text/plain), nothing else', security: [], responses: { '200': { description: '`ok`' } } },
+      },
       '/readyz': {
         get: {
-          summary: 'Readiness: store and Temporal reachable',
+          summary:
+            'Readiness: store and Temporal reachable. `ready` / `not ready` (text/plain); each check with its error only for the admin key (JSON) and on the metrics listener (METRICS_PORT), which also serves /metrics',
           security: [],
-          responses: { '200': json('Ready'), '503': json('Not ready, with each check') },
+          responses: { '200': { description: '`ready`' }, '503': { description: '`not ready`' } },
         },
       },
-      '/metrics': { get: { summary: 'Prometheus metrics', security: [], responses: { '200': { description: 'Prometheus text format' } } } },
       '/openapi.json': { get: { summary: 'This document', security: [], responses: { '200': json('OpenAPI 3.1') } } },
       // Public tracking endpoints (links inside sent mail): the signed token is the credential.
       '/t/o/{token}': {

@@ -11,6 +11,7 @@ import {
   IdentityProviderUnavailableError,
   OAuthCredentialsError,
   ForbiddenError,
+  IdempotencyKeyReusedError,
   NotFoundError,
   PayloadTooLargeError,
   UnsupportedMediaTypeError,
@@ -45,6 +46,11 @@ export function problemFor(err: CarteroError): Problem {
   if (err instanceof ForbiddenError) return base(403, 'forbidden', 'Forbidden');
   if (err instanceof NotFoundError) return base(404, 'not-found', 'Not found');
   if (err instanceof ConflictError) return base(409, 'conflict', 'Conflict');
+  if (err instanceof IdempotencyKeyReusedError)
+    return {
+      ...base(422, 'idempotency-key-reused', 'Idempotency key reused'),
+      errors: [{ field: 'idempotencyKey', message: `already used with a different request: ${err.key}` }],
+    };
   if (err instanceof PayloadTooLargeError) return base(413, 'payload-too-large', 'Payload too large');
   if (err instanceof UnsupportedMediaTypeError) return base(415, 'unsupported-media-type', 'Unsupported media type');
   if (err instanceof DependencyUnavailableError) return base(503, 'dependency-unavailable', 'Service unavailable');

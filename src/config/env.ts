@@ -42,6 +42,10 @@ const envSchema = z.object({
   PORT: port.default(3000),
   HOST: z.string().min(1).default('0.0.0.0'),
   PUBLIC_BASE_URL: z.url().optional(),
+  /** Operators' listener: /metrics and the detailed /readyz (docs/operations.md). 0 = none. */
+  METRICS_PORT: z.coerce.number().int().min(0).max(65535).default(9464),
+  /** Loopback by default: bind it wider only on a network that only the scraper reaches. */
+  METRICS_HOST: z.string().min(1).default('127.0.0.1'),
   LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
 
   CARTERO_ADMIN_KEY: z.string().min(24, 'must be at least 24 characters'),
@@ -173,6 +177,19 @@ const envSchema = z.object({
   TRACKING_BUFFER_MAX: z.coerce.number().int().min(100).max(10_000_000).default(100_000),
   /** Directory for spilled hits (`none` disables spilling: hits past the buffer are dropped and counted). */
   TRACKING_SPOOL_DIR: z.string().min(1).optional(),
+  /** The same pixel or link fetched again from the same IP and User-Agent within this long is one hit; 0 = every fetch is one. */
+  TRACKING_REPEAT_WINDOW_MS: z.coerce
+    .number()
+    .int()
+    .min(0)
+    .max(24 * 60 * 60_000)
+    .default(10 * 60_000),
+  /** Tracking hits recorded per second per client IP (IPv6: per /64), sustained; past it hits are answered, not recorded. 0 = no limit. */
+  TRACKING_IP_RATE: z.coerce.number().min(0).max(1_000_000).default(10),
+  /** Hits a client IP may have recorded in a burst before TRACKING_IP_RATE applies. */
+  TRACKING_IP_BURST: z.coerce.number().int().min(1).max(1_000_000).default(100),
+  /** Most `message.opened` (and, apart, `message.clicked`) events and case signals per message and recipient; counts go on. */
+  TRACKING_MAX_EVENTS: z.coerce.number().int().min(1).max(100_000).default(20),
   /** Extra CIDRs whose clicks are machine (link scanners of the tenants' recipients). */
   TRACKING_SCANNER_CIDRS: z
     .string()
@@ -215,6 +232,8 @@ export type Env = z.infer<typeof envSchema>;
 export interface Config {
   env: Env['NODE_ENV'];
   http: { port: number; host: string; publicBaseUrl: string; bodyLimitBytes: number };
+  /** Where /metrics and the detailed /readyz are served; null = not served. */
+  metrics: { port: number; host: string } | null;
   logLevel: Env['LOG_LEVEL'];
   adminKey: string;
   encryption: { keys: Map<string, Buffer>; activeKeyId: string };
@@ -233,7 +252,18 @@ export interface Config {
   webhooks: { policy: WebhookPolicy; allowPrivateNetworks: PrivateNetworkClass[]; sweepIntervalMs: number };
   reconcile: { intervalMs: number; graceMs: number; notAcceptedGraceMs: number };
   oauth: OAuthConfig;
-  tracking: { baseUrl: string; flushMs: number; flushHits: number; bufferMax: number; spoolDir: string | null; scannerCidrs: string[] };
+  tracking: {
+    baseUrl: string;
+    flushMs: number;
+    flushHits: number;
+    bufferMax: number;
+    spoolDir: string | null;
+    scannerCidrs: string[];
+    repeatWindowMs: number;
+    ipRate: number;
+    ipBurst: number;
+    maxEvents: number;
+  };
   inbound: { bodyLimitBytes: number; maxAttachmentBytes: number; maxMimeParts: number; subjectWindowMs: number; mailgunMaxAgeMs: number };
 }
 
@@ -329,6 +359,7 @@ export function loadConfig(source: NodeJS.ProcessEnv = process.env): Config {
       publicBaseUrl,
       bodyLimitBytes: e.API_BODY_LIMIT_BYTES,
     },
+    metrics: e.METRICS_PORT === 0 ? null : { port: e.METRICS_PORT, host: e.METRICS_HOST },
     logLevel: e.LOG_LEVEL,
     adminKey: e.CARTERO_ADMIN_KEY,
     encryption: { keys, activeKeyId },
@@ -400,6 +431,10 @@ export function loadConfig(source: NodeJS.ProcessEnv = process.env): Config {
       bufferMax: e.TRACKING_BUFFER_MAX,
       spoolDir: e.TRACKING_SPOOL_DIR === 'none' ? null : (e.TRACKING_SPOOL_DIR ?? path.join(os.tmpdir(), 'cartero-tracking-spool')),
       scannerCidrs: e.TRACKING_SCANNER_CIDRS,
+      repeatWindowMs: e.TRACKING_REPEAT_WINDOW_MS,
+      ipRate: e.TRACKING_IP_RATE,
+      ipBurst: e.TRACKING_IP_BURST,
+      maxEvents: e.TRACKING_MAX_EVENTS,
     },
     inbound: {
       bodyLimitBytes: e.INBOUND_BODY_LIMIT_BYTES,

@@ -1,7 +1,7 @@
 import type { Client } from '@temporalio/client';
 import type { MessageCreateInput } from '../domain/message';
 import type { RetryPolicy } from '../domain/retry';
-import { ConflictError, DependencyUnavailableError } from '../errors';
+import { CarteroError, ConflictError, DependencyUnavailableError } from '../errors';
 import { registerOutbound, replyToFor } from '../cases/outbound';
 import type { MessageDoc } from '../store/messages';
 import type { TenantDoc } from '../store/tenants';
@@ -12,6 +12,7 @@ import {
   type SendMessageInput,
 } from '../temporal/handoffs/send-message';
 import { composeMessage, newMessageId, type ComposeDeps } from './compose';
+import { claimKey, requestHash } from './idempotency';
 
 /**
  * Accepting and cancelling outbound mail (POST and DELETE /v1/messages): the routes validate the
@@ -35,40 +36,73 @@ export interface AcceptResult {
 
 /**
  * Accepts a validated message for a tenant: claims its idempotency key, composes and stores it,
- * joins it to its case and starts its send workflow. A repeated key returns the first message
- * (and finishes what its request may not have: indexing it, starting the workflow); it is never
- * sent twice.
+ * joins it to its case and starts its send workflow. A repeated key with the same request returns
+ * the first message (and finishes what its request may not have: indexing it, starting the
+ * workflow); it is never sent twice. The same key with another request is refused (422), and
+ * concurrent requests with one key produce one message (src/outbound/idempotency.ts).
  */
 export async function acceptMessage(deps: OutboundDeps, tenant: TenantDoc, body: MessageCreateInput): Promise<AcceptResult> {
   if (tenant.settings.status === 'suspended') throw new ConflictError(`tenant ${tenant._id} is suspended`);
 
   let id = newMessageId();
+  let owner: string | null = null;
   if (body.idempotencyKey) {
-    const claim = await deps.messages.claimIdempotencyKey(tenant._id, body.idempotencyKey, id);
-    if (!claim.won) {
-      const existing = await deps.messages.find(tenant._id, claim.messageId);
-      if (existing) {
-        // The first request may have stored the message and died before indexing it or starting the workflow.
-        await registerOutbound(
-          deps,
-          tenant,
-          existing,
-          !body.replyTo && existing.caseId !== null && replyToFor(tenant, existing.caseId) !== null,
-        );
-        await startSendWorkflow(deps, existing).catch((err: unknown) => {
-          throw new DependencyUnavailableError('temporal', `cannot start delivery: ${(err as Error).message}`);
-        });
-        return { doc: existing, repeated: true };
-      }
-      id = claim.messageId;
+    const outcome = await claimKey(deps.messages, tenant._id, body.idempotencyKey, requestHash(tenant._id, body), id);
+    if (!outcome.own) {
+      const existing = outcome.existing;
+      // The first request may have stored the message and died before indexing it or starting the workflow.
+      await registerOutbound(
+        deps,
+        tenant,
+        existing,
+        !body.replyTo && existing.caseId !== null && replyToFor(tenant, existing.caseId) !== null,
+      );
+      await startSendWorkflow(deps, existing).catch((err: unknown) => {
+        throw new DependencyUnavailableError('temporal', `cannot start delivery: ${(err as Error).message}`);
+      });
+      return { doc: existing, repeated: true };
     }
+    id = outcome.id;
+    owner = outcome.owner;
   }
 
+  let stored: { doc: MessageDoc; usedReplyToken: boolean };
+  try {
+    stored = await composeAndStore(deps, tenant, body, id);
+  } catch (err) {
+    // Refused as sent (a 4xx): nothing was stored, so the key is free again and a corrected retry is
+    // neither refused nor made to wait. A store or Temporal failure may have stored the message
+    // anyway: the claim stays, and a retry after its lease finds or finishes it under the same id.
+    if (body.idempotencyKey && owner && err instanceof CarteroError && !(err instanceof DependencyUnavailableError))
+      await deps.messages.releaseIdempotencyKey(tenant._id, body.idempotencyKey, owner).catch(() => undefined);
+    throw err;
+  }
+  await registerOutbound(deps, tenant, stored.doc, stored.usedReplyToken);
+  try {
+    await startSendWorkflow(deps, stored.doc);
+  } catch (err) {
+    // Not accepted: say so in the record too, so nothing claims to be queued without a workflow.
+    // A retry with the same idempotency key starts it.
+    await deps.messages.markNotAccepted(
+      stored.doc._id,
+      'not yet accepted: the workflow could not be started (Temporal unavailable); retry the request',
+    );
+    throw new DependencyUnavailableError('temporal', `cannot start delivery: ${(err as Error).message}`);
+  }
+  return { doc: stored.doc, repeated: false };
+}
+
+async function composeAndStore(
+  deps: OutboundDeps,
+  tenant: TenantDoc,
+  body: MessageCreateInput,
+  id: string,
+): Promise<{ doc: MessageDoc; usedReplyToken: boolean }> {
   const composed = await composeMessage(deps, tenant, body, id);
   // The body is stored before the document: a message document never points at a missing body.
   const bodyRef = await deps.messages.storeBody(id, tenant._id, composed.mime);
   const now = new Date();
-  const stored = await deps.messages.insert({
+  const doc = await deps.messages.insert({
     _id: id,
     tenantId: tenant._id,
     messageId: composed.messageId,
@@ -92,19 +126,7 @@ export async function acceptMessage(deps: OutboundDeps, tenant: TenantDoc, body:
     completedAt: null,
     ...(composed.tracking ? { tracking: composed.tracking } : {}),
   });
-  await registerOutbound(deps, tenant, stored, composed.usedReplyToken);
-  try {
-    await startSendWorkflow(deps, stored);
-  } catch (err) {
-    // Not accepted: say so in the record too, so nothing claims to be queued without a workflow.
-    // A retry with the same idempotency key starts it.
-    await deps.messages.markNotAccepted(
-      stored._id,
-      'not yet accepted: the workflow could not be started (Temporal unavailable); retry the request',
-    );
-    throw new DependencyUnavailableError('temporal', `cannot start delivery: ${(err as Error).message}`);
-  }
-  return { doc: stored, repeated: false };
+  return { doc, usedReplyToken: composed.usedReplyToken };
 }
 
 /** Cancels a message of `tenantId` (409 inside an SMTP transaction or once finished) and wakes its workflow. */

@@ -91,8 +91,17 @@ interface LockDoc {
 interface IdempotencyDoc {
   _id: string;
   messageId: string;
+  /** SHA-256 of the request it was claimed for (src/outbound/idempotency.ts); absent on keys claimed before. */
+  requestHash?: string;
+  /** The request composing the message, while `leaseUntil` runs; after it a retry may take over. */
+  owner?: string;
+  leaseUntil?: Date;
   createdAt: Date;
 }
+
+/** What a claim found: ours, or the first request's (its message id, payload hash and lease). */
+export type IdempotencyClaim =
+  { won: true; messageId: string } | { won: false; messageId: string; requestHash: string | null; leaseUntil: Date | null };
 
 export class MessageRepository {
   readonly col: Collection<MessageDoc>;
@@ -121,21 +130,62 @@ export class MessageRepository {
   }
 
   /**
-   * Reserves an idempotency key for a message id: the first caller wins; later callers get the
-   * winner's id. `_id` uniqueness makes this atomic without transactions or partial indexes.
+   * Reserves an idempotency key for a message id, bound to the request's hash and leased to
+   * `owner` for `leaseMs`: the first caller wins; later callers get the winner's id, hash and
+   * lease (or `null` when the key is free again: its claimer gave it up). `_id` uniqueness makes
+   * this atomic without transactions or partial indexes.
    */
-  async claimIdempotencyKey(tenantId: string, key: string, messageId: string): Promise<{ won: boolean; messageId: string }> {
+  async claimIdempotencyKey(
+    tenantId: string,
+    key: string,
+    claim: { messageId: string; requestHash: string; owner: string; leaseMs: number },
+  ): Promise<IdempotencyClaim | null> {
     const _id = `${tenantId}:${key}`;
+    const now = new Date();
     try {
-      await this.idem.insertOne({ _id, messageId, createdAt: new Date() });
-      return { won: true, messageId };
+      await this.idem.insertOne({
+        _id,
+        messageId: claim.messageId,
+        requestHash: claim.requestHash,
+        owner: claim.owner,
+        leaseUntil: new Date(now.getTime() + claim.leaseMs),
+        createdAt: now,
+      });
+      return { won: true, messageId: claim.messageId };
     } catch (err) {
-      if (isDuplicateKey(err)) {
-        const existing = await this.idem.findOne({ _id });
-        if (existing) return { won: false, messageId: existing.messageId };
-      }
-      throw err;
+      if (!isDuplicateKey(err)) throw err;
+      return this.idempotencyClaim(tenantId, key);
     }
+  }
+
+  /** The current claim of a key (never `won`), or null when nobody holds it. */
+  async idempotencyClaim(tenantId: string, key: string): Promise<IdempotencyClaim | null> {
+    const existing = await this.idem.findOne({ _id: `${tenantId}:${key}` });
+    if (!existing) return null;
+    return {
+      won: false,
+      messageId: existing.messageId,
+      requestHash: existing.requestHash ?? null,
+      leaseUntil: existing.leaseUntil ?? null,
+    };
+  }
+
+  /**
+   * Takes over a claim whose lease has run out (its request died before storing the message): one
+   * caller wins, by a conditional update on the lease it saw.
+   */
+  async takeOverIdempotencyKey(tenantId: string, key: string, seen: Date | null, owner: string, leaseMs: number): Promise<boolean> {
+    const now = new Date();
+    const r = await this.idem.updateOne(
+      { _id: `${tenantId}:${key}`, leaseUntil: seen ?? { $exists: false } },
+      { $set: { owner, leaseUntil: new Date(now.getTime() + leaseMs) } },
+    );
+    return r.modifiedCount === 1;
+  }
+
+  /** Gives a key up (the request failed before storing a message): the next request with it starts afresh. */
+  async releaseIdempotencyKey(tenantId: string, key: string, owner: string): Promise<void> {
+    await this.idem.deleteOne({ _id: `${tenantId}:${key}`, owner });
   }
 
   async storeBody(id: string, tenantId: string, mime: Buffer): Promise<MessageDoc['body']> {

@@ -39,6 +39,8 @@ export interface TrackingDoc {
   buckets: number;
   /** `overflow.<kind>.<class>`: hits past MAX_STORED_HITS. */
   overflow?: Partial<Record<HitKind, Partial<Record<HitClass, number>>>>;
+  /** `events.<o|c><recipient|x>`: hits announced as events (the writer caps these; TRACKING_MAX_EVENTS). */
+  events?: Record<string, number>;
   updatedAt: Date;
 }
 
@@ -53,6 +55,8 @@ export interface TrackingWrite {
   /** New hits by bucket number. */
   buckets: Array<{ n: number; hits: StoredHit[] }>;
   overflow: Partial<Record<`${HitKind}.${HitClass}`, number>>;
+  /** Events announced by this write, by `<o|c><recipient|x>`. */
+  events?: Record<string, number>;
 }
 
 /** The overflow counters in the flat form summaries take (`open.human`…). */
@@ -142,7 +146,11 @@ export class TrackingRepository {
         updateOne: {
           filter: { _id: e.messageId },
           update: {
-            $inc: { count: added, ...Object.fromEntries(Object.entries(e.overflow).map(([k, n]) => [`overflow.${k}`, n])) },
+            $inc: {
+              count: added,
+              ...Object.fromEntries(Object.entries(e.overflow).map(([k, n]) => [`overflow.${k}`, n])),
+              ...Object.fromEntries(Object.entries(e.events ?? {}).map(([k, n]) => [`events.${k}`, n])),
+            },
             $max: { buckets: Math.max(0, ...e.buckets.map((b) => b.n)) },
             $set: { tenantId: e.tenantId, updatedAt: now },
           },

@@ -12,8 +12,12 @@ export function keyringFrom(config: Config): Keyring {
   return new Keyring(config.encryption.keys, config.encryption.activeKeyId);
 }
 
+/** Loaded by path: the SDK requires it in the client and the worker (the workflow bundle gets it at build time). */
+const FAILURE_CONVERTER_PATH = require.resolve('./failure-converter');
+
+/** Payloads and failure messages/stack traces encrypted (failure-converter.ts); the same on client and worker. */
 export function dataConverter(keyring: Keyring): DataConverter {
-  return { payloadCodecs: [new EncryptionCodec(keyring)] };
+  return { payloadCodecs: [new EncryptionCodec(keyring)], failureConverterPath: FAILURE_CONVERTER_PATH };
 }
 
 function tlsOptions(config: Config): ConnectionOptions['tls'] {

@@ -11,6 +11,8 @@ async function main(): Promise<void> {
   const { code } = await bundleWorkflowCode({
     workflowsPath: require.resolve('../workflows'),
     ignoreModules: WORKFLOW_BUNDLE_IGNORED_MODULES,
+    // Workflow failures carry their message and stack encrypted too (src/temporal/failure-converter.ts).
+    failureConverterPath: require.resolve('../temporal/failure-converter'),
     logger: { trace() {}, debug() {}, info() {}, warn: console.warn, error: console.error, log() {} },
   });
   // Every module the bundle imports is evaluated again for each workflow run (the SDK isolates

@@ -52,7 +52,12 @@ test(
     assert.ok(existsSync(path.join(root, 'dist', 'dev.js')), 'npm test builds dist/ first');
     const [api, temporal, mongo] = [await freePort(), await freePort(), await freePort()];
     // The UI listens on the Temporal port + 1000; keep clear of ports the OS may hand out.
-    const env = { PORT: String(api), CARTERO_DEV_TEMPORAL_PORT: String(temporal), CARTERO_DEV_MONGO_PORT: String(mongo) };
+    const env = {
+      PORT: String(api),
+      CARTERO_DEV_TEMPORAL_PORT: String(temporal),
+      CARTERO_DEV_MONGO_PORT: String(mongo),
+      METRICS_PORT: '0',
+    };
 
     const first = launch(env);
     await eventually(() => first.output().includes('Cartero is running.'), 120_000, `first start:\n${first.output()}`);

@@ -212,13 +212,18 @@ describe('bad input never reaches the store', () => {
 });
 
 describe('operations', () => {
-  test('healthz, readyz with both dependencies, metrics', async () => {
-    assert.equal((await api(stack, 'GET', '/healthz')).body.status, 'ok');
+  test('healthz, readyz with both dependencies (detail for the admin key and on the metrics listener), metrics', async () => {
+    assert.equal((await api(stack, 'GET', '/healthz')).body, 'ok');
     const ready = await api(stack, 'GET', '/readyz');
     assert.equal(ready.status, 200);
-    assert.equal(ready.body.checks.store.ok, true);
-    assert.equal(ready.body.checks.temporal.ok, true);
-    const m = await fetch(stack.baseUrl + '/metrics');
+    assert.equal(ready.body, 'ready');
+    const detailed = await api(stack, 'GET', '/readyz', { key: stack.adminKey });
+    assert.equal(detailed.body.checks.store.ok, true);
+    assert.equal(detailed.body.checks.temporal.ok, true);
+    const internal = await api({ baseUrl: stack.metricsUrl }, 'GET', '/readyz');
+    assert.equal(internal.status, 200);
+    assert.equal(internal.body.checks.temporal.ok, true);
+    const m = await fetch(stack.metricsUrl + '/metrics');
     const text = await m.text();
     assert.match(text, /cartero_http_requests_total\{method="GET",route="\/readyz",status="200"\} \d+/);
     assert.match(text, /cartero_api_process_cpu_seconds_total/);
@@ -248,7 +253,6 @@ describe('operations', () => {
       ['/codec/encode', 'post'],
       ['/healthz', 'get'],
       ['/readyz', 'get'],
-      ['/metrics', 'get'],
       ['/openapi.json', 'get'],
       ['/v1/webhooks/deliveries', 'get'],
       ['/v1/webhooks/deliveries/{id}', 'get'],

@@ -304,6 +304,7 @@ describe('tracking', () => {
       tracking: stack.tracking.repo,
       events,
       scannerNetworks: [],
+      maxEvents: 20,
       logger: pino({ level: 'silent' }),
     });
     const batch = [0, 1, 2].map((i) => ({
@@ -347,6 +348,7 @@ describe('tracking', () => {
         tracking: stack.tracking.repo,
         events,
         scannerNetworks: [],
+        maxEvents: 20,
         logger: pino({ level: 'silent' }),
       });
     const hits = Array.from({ length: 250 }, (_, i) => ({

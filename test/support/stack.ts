@@ -7,6 +7,8 @@ import type { Client } from '@temporalio/client';
 import type { NativeConnection, Worker } from '@temporalio/worker';
 import { Runtime, DefaultLogger } from '@temporalio/worker';
 import { createApp, type AppDeps } from '../../src/api/app';
+import { createApiMetrics } from '../../src/api/metrics';
+import { createOpsApp } from '../../src/api/routes/ops';
 import { repositories, type StoreDeps } from '../../src/store/repositories';
 import { loadConfig, type Config } from '../../src/config/env';
 import { createLogger } from '../../src/logging';
@@ -30,6 +32,8 @@ import { caseHitNotifier } from '../../src/cases/record';
  */
 export interface Stack {
   baseUrl: string;
+  /** The operators' listener (/metrics, detailed /readyz), on loopback as in production. */
+  metricsUrl: string;
   adminKey: string;
   config: Config;
   store: Store;
@@ -113,8 +117,10 @@ export async function startStack(
   const tracking = createTracking(config, logger, repos, keyring, {
     onHumanHit: caseHitNotifier({ cases: repos.cases, events: repos.events, temporal: client, taskQueue: config.temporal.taskQueue }),
   });
+  const metrics = createApiMetrics();
   const app = createApp({
     ...repos,
+    metrics,
     tracking,
     config,
     logger,
@@ -128,8 +134,18 @@ export async function startStack(
     const s = app.listen(0, '127.0.0.1', () => resolve(s));
   });
   const port = (server.address() as AddressInfo).port;
+  const opsServer: Server = await new Promise((resolve) => {
+    const s = createOpsApp({
+      store,
+      temporalCheck: () => connection.healthService.check({}),
+      version: 'test',
+      isShuttingDown: () => false,
+      registry: metrics.registry,
+    }).listen(0, '127.0.0.1', () => resolve(s));
+  });
   return {
     baseUrl: `http://127.0.0.1:${port}`,
+    metricsUrl: `http://127.0.0.1:${(opsServer.address() as AddressInfo).port}`,
     adminKey: config.adminKey,
     config,
     store,
@@ -146,6 +162,8 @@ export async function startStack(
     async stop() {
       server.closeAllConnections();
       await new Promise<void>((r) => server.close(() => r()));
+      opsServer.closeAllConnections();
+      await new Promise<void>((r) => opsServer.close(() => r()));
       // The sweeper outlives its worker otherwise, waking on a task queue nobody polls.
       if (worker)
         await client.workflow

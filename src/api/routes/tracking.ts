@@ -5,6 +5,7 @@ import type { TokenKind, TrackingTokens, VerifiedToken } from '../../domain/trac
 import type { MessageRepository } from '../../store/messages';
 import type { SuppressionRepository } from '../../store/suppressions';
 import type { HitBuffer } from '../tracking/hit-buffer';
+import type { HitGuard } from '../tracking/hit-guard';
 
 /**
  * Public tracking endpoints (no API key: the signed token is the credential).
@@ -12,12 +13,15 @@ import type { HitBuffer } from '../tracking/hit-buffer';
  * `GET /u/:token` → a confirmation page; `POST /u/:token` → unsubscribed (RFC 8058).
  *
  * The pixel and the redirect are the hot path: they are mounted before every other middleware,
- * check the HMAC, push the hit into the in-process buffer and answer — no store or Temporal call.
- * A token that does not verify, in any field, gets 404: never a pixel, never a redirect.
+ * check the HMAC, ask the guard whether to record (a repeat within the window, or a client IP over
+ * its rate, is answered the same but not recorded), push the hit into the in-process buffer and
+ * answer — no store or Temporal call. A token that does not verify, in any field, gets 404: never
+ * a pixel, never a redirect.
  */
 export interface TrackingRouteDeps {
   tokens: TrackingTokens;
   buffer: HitBuffer;
+  guard: HitGuard;
   messages: MessageRepository;
   suppressions: SuppressionRepository;
   registry?: Registry;
@@ -45,15 +49,35 @@ export function trackingRoutes(deps: TrackingRouteDeps): Router {
     registers: deps.registry ? [deps.registry] : [],
   });
   if (deps.registry) registerBufferMetrics(deps.registry, deps.buffer);
-  const counted = { open: hits.labels('open', 'recorded'), click: hits.labels('click', 'recorded'), bad: hits.labels('any', 'not_found') };
+  const counted = {
+    open: {
+      recorded: hits.labels('open', 'recorded'),
+      repeat: hits.labels('open', 'repeat'),
+      rate_limited: hits.labels('open', 'rate_limited'),
+    },
+    click: {
+      recorded: hits.labels('click', 'recorded'),
+      repeat: hits.labels('click', 'repeat'),
+      rate_limited: hits.labels('click', 'rate_limited'),
+    },
+    bad: hits.labels('any', 'not_found'),
+  };
 
   const notFound = (res: ServerResponse) => {
     counted.bad.inc();
     res.writeHead(404, NOT_FOUND_HEADERS);
     res.end('not found\n');
   };
-  const record = (req: IncomingMessage, claims: VerifiedToken, kind: 'open' | 'click') => {
-    const purpose = req.headers['sec-purpose'] ?? req.headers.purpose;
+  const record = (req: IncomingMessage, token: string, claims: VerifiedToken, kind: 'open' | 'click') => {
+    const userAgent = (req.headers['user-agent'] ?? '').slice(0, 512);
+    const ip = req.socket.remoteAddress ?? '';
+    const method = req.method === 'HEAD' ? 'HEAD' : 'GET';
+    const header = req.headers['sec-purpose'] ?? req.headers.purpose;
+    const purpose = typeof header === 'string' ? header.slice(0, 64) : null;
+    const at = Date.now();
+    const admission = deps.guard.admit(token, ip, () => `${method} ${purpose ?? ''} ${userAgent}`, at);
+    counted[kind][admission].inc();
+    if (admission !== 'recorded') return;
     deps.buffer.record({
       id: deps.buffer.nextId(),
       tenantId: claims.tenantId,
@@ -61,28 +85,29 @@ export function trackingRoutes(deps: TrackingRouteDeps): Router {
       kind,
       recipient: claims.recipient,
       link: kind === 'click' ? (claims.link ?? null) : null,
-      at: Date.now(),
-      method: req.method === 'HEAD' ? 'HEAD' : 'GET',
-      userAgent: (req.headers['user-agent'] ?? '').slice(0, 512),
-      ip: req.socket.remoteAddress ?? '',
-      purpose: typeof purpose === 'string' ? purpose.slice(0, 64) : null,
+      at,
+      method,
+      userAgent,
+      ip,
+      purpose,
     });
-    counted[kind].inc();
   };
 
   // Express routes GET handlers for HEAD too; Node writes no body for HEAD.
   r.get('/t/o/:token', (req, res) => {
-    const claims = deps.tokens.verify(String(req.params.token), 'open');
+    const token = String(req.params.token);
+    const claims = deps.tokens.verify(token, 'open');
     if (!claims) return notFound(res);
-    record(req, claims, 'open');
+    record(req, token, claims, 'open');
     res.writeHead(200, PIXEL_HEADERS);
     res.end(PIXEL_GIF);
   });
 
   r.get('/t/c/:token', (req, res) => {
-    const claims = deps.tokens.verify(String(req.params.token), 'click');
+    const token = String(req.params.token);
+    const claims = deps.tokens.verify(token, 'click');
     if (!claims?.url) return notFound(res);
-    record(req, claims, 'click');
+    record(req, token, claims, 'click');
     res.writeHead(302, { Location: claims.url, 'Cache-Control': 'no-store', 'Content-Length': '0' });
     res.end();
   });

@@ -7,6 +7,7 @@ import type { StoreDeps } from '../../store/repositories';
 import type { MessageDoc } from '../../store/messages';
 import { TrackingRepository } from '../../store/tracking';
 import { HitBuffer } from './hit-buffer';
+import { HitGuard } from './hit-guard';
 import { createHitWriter, trackingSummaryOf, type HitWriterDeps } from './write-hits';
 
 /**
@@ -18,6 +19,8 @@ export interface Tracking {
   tokens: TrackingTokens;
   baseUrl: string;
   buffer: HitBuffer;
+  /** Repeat window and per-IP limit on the response path (hit-guard.ts). */
+  guard: HitGuard;
   repo: TrackingRepository;
   scannerNetworks: Cidr[];
   summaryOf(doc: MessageDoc): Promise<ReturnType<typeof trackingSummaryOf> | null>;
@@ -53,6 +56,7 @@ export function createTracking(
     tracking: repo,
     events: repos.events,
     scannerNetworks,
+    maxEvents: config.tracking.maxEvents,
     logger,
     ...(extra.onHumanHit ? { onHumanHit: extra.onHumanHit } : {}),
   });
@@ -68,6 +72,11 @@ export function createTracking(
     tokens: trackingTokens(keyring),
     baseUrl: config.tracking.baseUrl,
     buffer,
+    guard: new HitGuard({
+      ratePerSec: config.tracking.ipRate,
+      burst: config.tracking.ipBurst,
+      repeatWindowMs: config.tracking.repeatWindowMs,
+    }),
     repo,
     scannerNetworks,
     async summaryOf(doc) {

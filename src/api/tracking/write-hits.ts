@@ -23,6 +23,12 @@ export interface HitWriterDeps {
   tracking: TrackingRepository;
   events: EventRepository;
   scannerNetworks: readonly Cidr[];
+  /**
+   * Most open events, and apart click events, per message and recipient (TRACKING_MAX_EVENTS); a
+   * shared body (no recipient in its tokens) gets this many per envelope recipient. Hits past it
+   * are stored and counted but announced to nobody: no event, no webhook, no case signal.
+   */
+  maxEvents: number;
   logger: Logger;
   /**
    * The case seam (src/cases/record.ts caseHitNotifier): called once per human hit after it is
@@ -74,13 +80,21 @@ interface Recent {
   stored: number;
   hits: Hit[];
   ids: Set<string>;
+  /** Events announced so far per kind and recipient (`eventKey`), as the store counted them. */
+  announced: Map<string, number>;
 }
 
+/** `o0`, `c3`: open/click events of recipient 0/3; `ox` for a shared body's hits (no recipient). */
+const eventKey = (h: Pick<Hit, 'kind' | 'recipient'>): string => `${h.kind === 'open' ? 'o' : 'c'}${h.recipient ?? 'x'}`;
+
 /**
- * Writes a batch of hits (off the response path, from HitBuffer): per message, store the new
- * hits, classify the message's whole sequence, and append `message.opened` / `message.clicked`
- * to the events outbox for every hit — human and machine alike, with `machine` and the deciding
- * `rule`, so the product sees what we saw and can filter (docs/tracking.md). Every step is
+ * Writes a batch of hits (off the response path, from HitBuffer): per message, classify the
+ * message's whole sequence, append `message.opened` / `message.clicked` to the events outbox for
+ * every new hit up to `maxEvents` per kind and recipient — human and machine alike, with `machine`
+ * and the deciding `rule`, so the product sees what we saw and can filter (docs/tracking.md) —
+ * then store the hits and the events' count. Events go first: a batch retried after the events
+ * landed finds its hits still new and decides the same again (same ids, nothing doubled); once
+ * the hits are stored, a retry finds them stored and announces nothing more. Every step is
  * idempotent (hits by id, events by `message.opened:<hit id>`), so a retried batch is harmless.
  */
 export function createHitWriter(deps: HitWriterDeps): (batch: PendingHit[]) => Promise<void> {
@@ -102,7 +116,14 @@ export function createHitWriter(deps: HitWriterDeps): (batch: PendingHit[]) => P
     const [msg, recent] = await Promise.all([deps.messages.findAny(messageId), deps.tracking.loadRecent(messageId)]);
     if (!msg) return null;
     const hits = recent.hits.map(fromStoredHit);
-    return { msg, msgReadAt: now, stored: recent.doc?.count ?? 0, hits, ids: new Set(hits.map((h) => h.id)) };
+    return {
+      msg,
+      msgReadAt: now,
+      stored: recent.doc?.count ?? 0,
+      hits,
+      ids: new Set(hits.map((h) => h.id)),
+      announced: new Map(Object.entries(recent.doc?.events ?? {})),
+    };
   };
 
   /** Reads (or remembers) one message and works out what to write for its part of the batch. */
@@ -136,12 +157,26 @@ export function createHitWriter(deps: HitWriterDeps): (batch: PendingHit[]) => P
       if (bucket) bucket.push(toStoredHit(h));
       else buckets.set(n, [toStoredHit(h)]);
     });
-    const write: TrackingWrite = { messageId, tenantId, buckets: [...buckets].map(([n, hits]) => ({ n, hits })), overflow };
+    // Only new hits are announced, in arrival order, while their kind and recipient have room.
+    const limit = (h: Hit) => (h.recipient === null ? deps.maxEvents * Math.max(1, msg.recipients.length) : deps.maxEvents);
+    const announced = new Map(recent.announced);
+    const added: Record<string, number> = {};
+    const announce = fresh.filter((h) => {
+      const key = eventKey(h);
+      const n = announced.get(key) ?? 0;
+      if (n >= limit(h)) return false;
+      announced.set(key, n + 1);
+      added[key] = (added[key] ?? 0) + 1;
+      return true;
+    });
+    if (announce.length < fresh.length)
+      deps.logger.debug({ messageId, unannounced: fresh.length - announce.length }, 'tracking hits past the event cap: counted only');
+    const write: TrackingWrite = { messageId, tenantId, buckets: [...buckets].map(([n, hits]) => ({ n, hits })), overflow, events: added };
     return {
       write,
       // Aggregate-only tenants (consent regimes): counts, but no per-hit events leave the system.
-      events: msg.tracking?.aggregateOnly ? [] : batch.map((h) => hitEvent(msg, h, verdictOf.get(h.id)!)),
-      human: fresh
+      events: msg.tracking?.aggregateOnly ? [] : announce.map((h) => hitEvent(msg, h, verdictOf.get(h.id)!)),
+      human: announce
         .filter((h) => verdictOf.get(h.id)!.cls === 'human')
         .map((h) => ({ message: msg, hit: h, verdict: verdictOf.get(h.id)! })),
       remember: () => {
@@ -151,6 +186,7 @@ export function createHitWriter(deps: HitWriterDeps): (batch: PendingHit[]) => P
           stored: recent.stored + fresh.length,
           hits: kept,
           ids: new Set(kept.map((h) => h.id)),
+          announced,
         });
         if (cache.size > CACHED_MESSAGES) cache.delete(cache.keys().next().value!);
       },
@@ -167,8 +203,8 @@ export function createHitWriter(deps: HitWriterDeps): (batch: PendingHit[]) => P
       else byMessage.set(h.messageId, [h]);
     }
     const plans = (await Promise.all([...byMessage].map(([id, hits]) => plan(id, hits)))).filter((p) => p !== null);
-    await deps.tracking.write(plans.map((p) => p.write));
     await deps.events.appendMany(plans.flatMap((p) => p.events));
+    await deps.tracking.write(plans.map((p) => p.write));
     for (const p of plans) p.remember();
     if (deps.onHumanHit) {
       for (const notice of plans.flatMap((p) => p.human)) {
