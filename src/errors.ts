@@ -116,6 +116,14 @@ export class DependencyUnavailableError extends CarteroError {
   }
 }
 
+/**
+ * This process already does as much of some work at once as it is configured to (inbound webhook
+ * bodies in memory): nothing is wrong with the request, retry later (503 with Retry-After).
+ */
+export class BusyError extends CarteroError {
+  readonly kind = 'busy';
+}
+
 /** An identity provider (OAuth2 token endpoint) is down, slow or answered 5xx/429: retry (502). */
 export class IdentityProviderUnavailableError extends CarteroError {
   readonly kind = 'identity_provider_unavailable';

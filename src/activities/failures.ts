@@ -1,13 +1,13 @@
 import { ApplicationFailure } from '@temporalio/common';
-import { CarteroError, DependencyUnavailableError, IdentityProviderUnavailableError } from '../errors';
+import { BusyError, CarteroError, DependencyUnavailableError, IdentityProviderUnavailableError } from '../errors';
 
 /**
  * The one place that decides how Cartero's errors look to Temporal: input and not-found errors can
  * never succeed on retry, so they fail the activity for good with their class name as the type;
- * dependency outages stay retryable.
+ * dependency outages and a busy process stay retryable.
  */
 export function toTemporalFailure(err: unknown): unknown {
-  if (err instanceof DependencyUnavailableError || err instanceof IdentityProviderUnavailableError) {
+  if (err instanceof DependencyUnavailableError || err instanceof IdentityProviderUnavailableError || err instanceof BusyError) {
     return ApplicationFailure.create({ type: err.name, message: err.message, nonRetryable: false });
   }
   if (err instanceof CarteroError) {

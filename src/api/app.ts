@@ -111,6 +111,7 @@ export function createApp(deps: AppDeps): Express {
       subjectWindowMs: deps.config.inbound.subjectWindowMs,
       limits: deps.config.inbound,
       bodyLimitBytes: deps.config.inbound.bodyLimitBytes,
+      maxConcurrentBodies: deps.config.inbound.maxConcurrentBodies,
       sns: new SnsVerifier(deps.snsCertFetcher ?? fetchSnsCertificate),
       snsConfirm: deps.snsConfirm ?? confirmSnsSubscription,
       brevoAttachment: deps.brevoAttachment ?? brevoAttachmentFetcher(),

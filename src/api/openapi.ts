@@ -411,10 +411,13 @@ export function buildOpenApi(version: string): Json {
             '200': json('Stored (or a duplicate of a stored message), or an SNS confirmation acknowledged', 'InboundReceived'),
             '400': problem('Malformed payload, missing fields, unreadable MIME; `errors` names the field'),
             '401': problem('Wrong signature, credentials or SNS topic; replayed Mailgun token'),
-            '404': problem('Unknown inbound key or provider'),
+            '404': problem('Unknown inbound key, unknown provider, or a provider the tenant did not enable (one answer for all three)'),
             '413': problem('Body over INBOUND_BODY_LIMIT_BYTES'),
+            '415': problem('Unsupported Content-Encoding'),
             '500': problem('Internal failure: the provider should retry'),
-            '503': problem('Store or Temporal unavailable: the provider should retry'),
+            '503': problem(
+              'INBOUND_MAX_CONCURRENT bodies already being read (Retry-After), or store/Temporal unavailable: the provider should retry',
+            ),
           },
         },
       },
@@ -434,7 +437,7 @@ export function buildOpenApi(version: string): Json {
             '200': json('Stored', 'InboundReceived'),
             '400': problem('Malformed'),
             '401': problem('Wrong signature; replayed token'),
-            '404': problem('Unknown key'),
+            '404': problem('Unknown key, or Mailgun not enabled for the tenant'),
           },
         },
       },
@@ -445,7 +448,7 @@ export function buildOpenApi(version: string): Json {
         ],
         put: {
           summary:
-            "Set a provider's inbound credentials: brevo/sendgrid/postmark basic auth (`username`,`password`), brevo `bearerToken`/`apiKey`, mailgun `signingKey`, ses `topicArns`, mime `bearerToken` (generated and shown once if omitted)",
+            'Enable a provider for inbound mail with its credentials (a provider without settings answers 404): brevo basic auth (`username`,`password`) or `bearerToken` (one required), plus `apiKey` for attachments; sendgrid/postmark basic auth (required); mailgun `signingKey`; ses `topicArns`; mime `bearerToken` (generated and shown once if omitted)',
           requestBody: {
             required: true,
             content: {

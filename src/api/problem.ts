@@ -4,6 +4,7 @@ import { loggablePath } from '../logging';
 import type { Logger } from 'pino';
 import {
   AuthenticationError,
+  BusyError,
   CarteroError,
   ConflictError,
   ConsentError,
@@ -54,6 +55,7 @@ export function problemFor(err: CarteroError): Problem {
   if (err instanceof PayloadTooLargeError) return base(413, 'payload-too-large', 'Payload too large');
   if (err instanceof UnsupportedMediaTypeError) return base(415, 'unsupported-media-type', 'Unsupported media type');
   if (err instanceof DependencyUnavailableError) return base(503, 'dependency-unavailable', 'Service unavailable');
+  if (err instanceof BusyError) return base(503, 'busy', 'Busy, retry later');
   if (err instanceof ConsentError)
     return { ...base(400, `oauth-consent/${err.code.replace(/_/g, '-')}`, 'OAuth consent refused'), code: err.code };
   if (err instanceof OAuthCredentialsError) return { ...base(400, 'oauth-credentials', 'OAuth credentials rejected'), code: err.code };

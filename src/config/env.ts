@@ -225,6 +225,11 @@ const envSchema = z.object({
     .int()
     .min(1000)
     .default(15 * 60_000),
+  /**
+   * Inbound webhook bodies one process reads at once (each up to INBOUND_BODY_LIMIT_BYTES in memory
+   * until it is stored); more get 503 with Retry-After before their body is read, and the provider retries.
+   */
+  INBOUND_MAX_CONCURRENT: z.coerce.number().int().min(1).max(1000).default(8),
 });
 
 export type Env = z.infer<typeof envSchema>;
@@ -264,7 +269,14 @@ export interface Config {
     ipBurst: number;
     maxEvents: number;
   };
-  inbound: { bodyLimitBytes: number; maxAttachmentBytes: number; maxMimeParts: number; subjectWindowMs: number; mailgunMaxAgeMs: number };
+  inbound: {
+    bodyLimitBytes: number;
+    maxConcurrentBodies: number;
+    maxAttachmentBytes: number;
+    maxMimeParts: number;
+    subjectWindowMs: number;
+    mailgunMaxAgeMs: number;
+  };
 }
 
 export interface OAuthConfig {
@@ -438,6 +450,7 @@ export function loadConfig(source: NodeJS.ProcessEnv = process.env): Config {
     },
     inbound: {
       bodyLimitBytes: e.INBOUND_BODY_LIMIT_BYTES,
+      maxConcurrentBodies: e.INBOUND_MAX_CONCURRENT,
       maxAttachmentBytes: e.INBOUND_ATTACHMENT_MAX_BYTES,
       maxMimeParts: e.INBOUND_MAX_MIME_PARTS,
       subjectWindowMs: e.INBOUND_SUBJECT_WINDOW_MS,

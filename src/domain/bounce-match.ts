@@ -21,6 +21,34 @@ export function matchRecipient(recipients: ReadonlyArray<{ address: string }>, r
   return recipients.length === 1 ? 0 : -1;
 }
 
+/**
+ * Why a bounce or complaint report naming the recipient at `index` may be acted on (suppression,
+ * recipient status, the case), or null when it may only be recorded (docs/bounces.md "Whose report
+ * is trusted"). The adversary is a co-recipient: it knows the Message-ID and every To and Cc
+ * address, and can mail any report it likes to the tenant's inbound provider or bounce mailbox (our
+ * envelope sender is the From address, so even the IMAP-watched mailbox takes anyone's mail). It
+ * cannot learn a Bcc address, nor make our own SMTP session refuse a recipient. So a report is
+ * trusted when:
+ * - `only-recipient`: the message had one recipient (only that recipient saw it);
+ * - `undisclosed-recipient`: it names a Bcc recipient, whose address no other recipient saw;
+ * - `already-bounced`: the recipient already bounced, by our SMTP session's refusal or by an
+ *   earlier trusted report, so the report only agrees with what is known.
+ * A report naming a visible (To/Cc) recipient of a message with several recipients is not.
+ */
+export type FeedbackCorroboration = 'only-recipient' | 'undisclosed-recipient' | 'already-bounced';
+
+export function feedbackCorroboration(
+  recipients: ReadonlyArray<{ kind: 'to' | 'cc' | 'bcc'; status: RecipientStatus }>,
+  index: number,
+): FeedbackCorroboration | null {
+  const r = recipients[index];
+  if (!r) return null;
+  if (recipients.length === 1) return 'only-recipient';
+  if (r.kind === 'bcc') return 'undisclosed-recipient';
+  if (r.status === 'bounced') return 'already-bounced';
+  return null;
+}
+
 /** The message status once some recipients bounced after it was sent (DESIGN.md statuses). */
 export function statusAfterBounces(recipients: ReadonlyArray<{ status: RecipientStatus }>): 'bounced' | 'partially_sent' | null {
   const delivered = recipients.filter((r) => r.status === 'sent').length;

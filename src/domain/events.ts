@@ -9,6 +9,9 @@ export const EVENT_TYPES = [
   'message.failed',
   'message.bounced',
   'message.complained',
+  /** A bounce or complaint recorded without acting on it: nothing corroborates it (docs/bounces.md). */
+  'message.bounce_unverified',
+  'message.complaint_unverified',
   'message.opened',
   'message.clicked',
   'inbound.received',

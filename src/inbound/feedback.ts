@@ -1,4 +1,4 @@
-import { matchRecipient, messageIdFromRfc, statusAfterBounces } from '../domain/bounce-match';
+import { feedbackCorroboration, matchRecipient, messageIdFromRfc, statusAfterBounces } from '../domain/bounce-match';
 import type { CaseFeedbackSignal } from '../domain/cases';
 import type { MailVerdict } from '../domain/mail/classify';
 import type { EventRepository } from '../store/events';
@@ -28,7 +28,8 @@ export interface BounceHandlingDeps {
 export interface BounceHandlingResult {
   /** The Cartero message id the notice reports on, when it is one of this tenant's messages. */
   messageId: string | null;
-  recipients: Array<{ address: string; matched: boolean; suppressed: boolean }>;
+  /** `unverified`: the report names a recipient it is not trusted for; recorded, not acted on. */
+  recipients: Array<{ address: string; matched: boolean; suppressed: boolean; unverified?: true }>;
 }
 
 type Feedback = Extract<MailVerdict['kind'], 'bounce' | 'complaint' | 'delay'>;
@@ -42,7 +43,11 @@ const isFeedback = (k: MailVerdict['kind']): k is Feedback => k === 'bounce' || 
  *
  * Only notices that name one of this tenant's messages (by the returned Message-ID) and one of its
  * recipients act: otherwise anyone able to mail the bounce address could suppress arbitrary
- * addresses. Unmatched notices are returned as such for the caller to log.
+ * addresses. Unmatched notices are returned as such for the caller to log. And a bounce or
+ * complaint acts on a recipient only when something corroborates it (feedbackCorroboration): a
+ * co-recipient knows the Message-ID and the other visible addresses, so its forged report naming
+ * one of them is recorded (`unverifiedFeedback`, `message.<kind>_unverified`) and nothing else:
+ * no suppression, no status, no case signal.
  */
 export async function handleBounceOrComplaint(
   deps: BounceHandlingDeps,
@@ -62,7 +67,12 @@ export async function handleBounceOrComplaint(
   const at = new Date();
   const results: BounceHandlingResult['recipients'] = [];
   const signalled: CaseFeedbackSignal['recipients'] = [];
-  const updates: Array<{ index: number; status: MessageDoc['recipients'][number]['status'] | null; feedback: RecipientFeedback }> = [];
+  const updates: Array<{
+    index: number;
+    status: MessageDoc['recipients'][number]['status'] | null;
+    feedback: RecipientFeedback;
+    unverified?: boolean;
+  }> = [];
   for (const b of verdict.bounces) {
     const index = matchRecipient(doc.recipients, b.recipient);
     const recipient = doc.recipients[index];
@@ -80,6 +90,30 @@ export async function handleBounceOrComplaint(
       source: source.channel,
       at,
     };
+    // Delay notices change no status and suppress nothing: there is nothing to corroborate.
+    if (kind !== 'delay' && feedbackCorroboration(doc.recipients, index) === null) {
+      updates.push({ index, status: null, feedback, unverified: true });
+      const notice = source.noticeId ?? verdict.originalMessageId ?? 'unknown';
+      await deps.events.append({
+        id: `message.${kind}_unverified:${doc._id}:${address.toLowerCase()}:notice:${notice}`,
+        tenantId,
+        type: kind === 'bounce' ? 'message.bounce_unverified' : 'message.complaint_unverified',
+        caseId: doc.caseId,
+        messageId: doc._id,
+        data: {
+          recipient: address,
+          reason: b.reason,
+          status: b.status,
+          hard: b.hard,
+          diagnostic: b.diagnostic,
+          source: source.channel,
+          suppressed: false,
+          why: 'the message had several recipients who could see this address, so any of them could have written this report; it is recorded, not acted on (docs/bounces.md)',
+        },
+      });
+      results.push({ address, matched: true, suppressed: false, unverified: true });
+      continue;
+    }
     updates.push({ index, status: kind === 'bounce' ? 'bounced' : null, feedback });
 
     const suppress = (kind === 'bounce' && b.hard) || kind === 'complaint';

@@ -7,11 +7,33 @@ import { constantTimeEqual } from '../security/crypto';
 import type { OpenInboundSettings } from '../store/inbound';
 import type { SnsVerifier } from './sns';
 
-/** One webhook request as adapters see it: the headers and the exact body bytes. */
-export interface InboundRequest {
+/** A webhook request before its body is read: all that authentication may look at first. */
+export interface InboundHead {
   headers: IncomingHttpHeaders;
+}
+
+/** One webhook request as adapters see it: the headers and the exact body bytes. */
+export interface InboundRequest extends InboundHead {
   body: Buffer;
 }
+
+/**
+ * How a provider lets a request in, before its body is read (src/api/routes/inbound.ts):
+ * - `enabled`: the tenant configured this provider *with its authentication*. Otherwise the route
+ *   answers 404, exactly as for an unknown key: an unconfigured provider is not an open door, and
+ *   the answer does not say which providers a tenant uses.
+ * - `checkHead`: the credentials the headers carry (basic auth, bearer, the SNS topic header), so a
+ *   wrong one costs no body read. Signatures over the body (Mailgun, SNS) are the adapter's.
+ * - `maxBodyBytes`: the most this provider ever posts, when well below INBOUND_BODY_LIMIT_BYTES.
+ */
+export interface ProviderGate {
+  enabled(settings: OpenInboundSettings): boolean;
+  checkHead(head: InboundHead, settings: OpenInboundSettings): void;
+  maxBodyBytes?: number;
+}
+
+export const hasBasicAuth = (s: OpenInboundSettings): s is OpenInboundSettings & { username: string; password: string } =>
+  s.username !== undefined && s.password !== undefined;
 
 export interface InboundLimits {
   /** Largest single attachment kept; larger ones are dropped with the reason recorded. */
@@ -24,8 +46,8 @@ export interface InboundLimits {
 
 export interface AdapterContext {
   tenantId: string;
-  /** The tenant's settings for this provider (secrets opened), or null when none were configured. */
-  settings: OpenInboundSettings | null;
+  /** The tenant's settings for this provider, secrets opened (the route takes posts only for enabled providers). */
+  settings: OpenInboundSettings;
   limits: InboundLimits;
   now: Date;
   sns: SnsVerifier;
@@ -38,7 +60,7 @@ export type AdapterResult = { kind: 'emails'; emails: InboundEmail[]; replayToke
 
 export const fieldError = (field: string, message: string) => new ValidationError(`invalid ${field}: ${message}`, [{ field, message }]);
 
-export function header(req: InboundRequest, name: string): string | null {
+export function header(req: InboundHead, name: string): string | null {
   const v = req.headers[name.toLowerCase()];
   if (Array.isArray(v)) return v[0] ?? null;
   return v ?? null;
@@ -53,23 +75,24 @@ export function parseJsonBody(req: InboundRequest): unknown {
 }
 
 /** `Authorization: Basic` against the configured user and password, in constant time. */
-export function checkBasicAuth(req: InboundRequest, username: string, password: string): void {
+export function checkBasicAuth(req: InboundHead, username: string, password: string): void {
   const m = /^Basic\s+([A-Z0-9+/=]+)\s*$/i.exec(header(req, 'authorization') ?? '');
   if (!m) throw new AuthenticationError('missing Authorization: Basic credentials');
   const given = Buffer.from(m[1]!, 'base64').toString('utf8');
   if (!constantTimeEqual(given, `${username}:${password}`)) throw new AuthenticationError('wrong basic-auth credentials');
 }
 
-export function checkBearer(req: InboundRequest, secret: string): void {
+export function checkBearer(req: InboundHead, secret: string): void {
   const m = /^Bearer\s+(\S+)\s*$/i.exec(header(req, 'authorization') ?? '');
   if (!m) throw new AuthenticationError('missing Authorization: Bearer <inbound secret>');
   if (!constantTimeEqual(m[1]!, secret)) throw new AuthenticationError('wrong inbound bearer secret');
 }
 
-/** Optional per-provider credentials: enforced when configured (basic auth and/or a bearer token). */
-export function checkConfiguredAuth(req: InboundRequest, settings: OpenInboundSettings | null): void {
-  if (settings?.username !== undefined && settings.password !== undefined) checkBasicAuth(req, settings.username, settings.password);
-  else if (settings?.bearerToken !== undefined) checkBearer(req, settings.bearerToken);
+/** The configured basic-auth pair (required when there is one), else the configured bearer token. */
+export function checkBasicOrBearer(req: InboundHead, settings: OpenInboundSettings): void {
+  if (hasBasicAuth(settings)) checkBasicAuth(req, settings.username, settings.password);
+  else if (settings.bearerToken !== undefined) checkBearer(req, settings.bearerToken);
+  else throw new AuthenticationError('no inbound credentials configured for this provider');
 }
 
 export interface FormFile {

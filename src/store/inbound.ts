@@ -33,7 +33,11 @@ export interface InboundDoc extends Omit<InboundEmail, 'parts' | 'raw' | 'envelo
   kind: InboundKind;
   classification: Omit<MailVerdict, 'kind'>;
   /** For bounces, delays and complaints: what the bounce handling matched and suppressed. */
-  bounceHandling?: { messageId: string | null; recipients: Array<{ address: string; matched: boolean; suppressed: boolean }> };
+  bounceHandling?: {
+    messageId: string | null;
+    /** `unverified`: matched, but recorded without acting on it (docs/bounces.md "Whose report is trusted"). */
+    recipients: Array<{ address: string; matched: boolean; suppressed: boolean; unverified?: true }>;
+  };
   caseId: string | null;
   /** Which threading rule placed it (in-reply-to, references, reply-token, subject-participants, new-case), or why not. */
   threading: { rule: string; matched: string | null };

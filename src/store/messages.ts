@@ -24,6 +24,11 @@ export interface RecipientRecord {
   updatedAt?: Date;
   /** The last bounce, delay notice or complaint received for this recipient (docs/bounces.md). */
   feedback?: RecipientFeedback;
+  /**
+   * The last bounce or complaint naming this recipient that nothing corroborated (a co-recipient
+   * could have forged it): recorded here, not acted on (docs/bounces.md "Whose report is trusted").
+   */
+  unverifiedFeedback?: RecipientFeedback;
 }
 
 export interface RecipientFeedback {
@@ -423,13 +428,13 @@ export class MessageRepository {
    */
   async recordFeedback(
     id: string,
-    updates: ReadonlyArray<{ index: number; status: RecipientStatus | null; feedback: RecipientFeedback }>,
+    updates: ReadonlyArray<{ index: number; status: RecipientStatus | null; feedback: RecipientFeedback; unverified?: boolean }>,
     finished: { status: MessageStatus; reason: string } | null,
   ): Promise<void> {
     const now = new Date();
     const set: Record<string, unknown> = { updatedAt: now };
     for (const u of updates) {
-      set[`recipients.${u.index}.feedback`] = u.feedback;
+      set[`recipients.${u.index}.${u.unverified ? 'unverifiedFeedback' : 'feedback'}`] = u.feedback;
       if (u.status) {
         set[`recipients.${u.index}.status`] = u.status;
         set[`recipients.${u.index}.updatedAt`] = now;

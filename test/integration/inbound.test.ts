@@ -25,6 +25,9 @@ const signer = makeSnsSigner();
 const MAILGUN_KEY = 'mailgun-signing-key-0123456789';
 const MIME_SECRET = 'ibs_mime_secret_for_tests_0001';
 const POSTMARK = { username: 'postmark', password: 'postmark-pass-1' };
+const SENDGRID = { username: 'sendgrid', password: 'sendgrid-pass-1' };
+const BREVO_BEARER = 'brevo-bearer-secret-000001';
+const basic = (c: { username: string; password: string }) => `Basic ${Buffer.from(`${c.username}:${c.password}`).toString('base64')}`;
 const confirmed: string[] = [];
 
 interface T {
@@ -64,7 +67,10 @@ after(async () => {
 async function tenant(id: string, extra: Record<string, unknown> = {}): Promise<T> {
   const key = await createPeerTenant(stack, id, peer, pki.caCert, extra);
   const view = await api(stack, 'GET', `/v1/tenants/${id}`, { key });
+  // A provider takes posts only once the tenant enabled it with its authentication (docs/inbound.md).
   for (const [provider, body] of [
+    ['brevo', { bearerToken: BREVO_BEARER, apiKey: 'xkeysib-test' }],
+    ['sendgrid', SENDGRID],
     ['mailgun', { signingKey: MAILGUN_KEY }],
     ['mime', { bearerToken: MIME_SECRET }],
     ['postmark', POSTMARK],
@@ -126,6 +132,7 @@ async function deliver(tt: T, variant: string, reply: Reply, opts: { auth?: 'wro
   switch (variant) {
     case 'brevo':
       headers['content-type'] = 'application/json';
+      headers.authorization = `Bearer ${opts.auth === 'wrong' ? 'brevo-wrong-secret-00001' : BREVO_BEARER}`;
       body = JSON.stringify({
         items: [
           {
@@ -144,7 +151,7 @@ async function deliver(tt: T, variant: string, reply: Reply, opts: { auth?: 'wro
       break;
     case 'postmark':
       headers['content-type'] = 'application/json';
-      headers.authorization = `Basic ${Buffer.from(`${POSTMARK.username}:${opts.auth === 'wrong' ? 'nope' : POSTMARK.password}`).toString('base64')}`;
+      headers.authorization = basic({ ...POSTMARK, password: opts.auth === 'wrong' ? 'nope' : POSTMARK.password });
       body = JSON.stringify({
         From: 'alice@customer.example',
         FromFull: { Email: 'alice@customer.example', Name: 'Alice', MailboxHash: '' },
@@ -168,6 +175,7 @@ async function deliver(tt: T, variant: string, reply: Reply, opts: { auth?: 'wro
         ['charsets', JSON.stringify({ to: 'UTF-8', text: 'UTF-8', subject: 'UTF-8', from: 'UTF-8' })],
       ]);
       headers['content-type'] = f.contentType;
+      headers.authorization = basic({ ...SENDGRID, password: opts.auth === 'wrong' ? 'nope' : SENDGRID.password });
       body = f.body;
       break;
     }
@@ -178,6 +186,7 @@ async function deliver(tt: T, variant: string, reply: Reply, opts: { auth?: 'wro
         ['envelope', JSON.stringify({ to: [to], from: 'alice@customer.example' })],
       ]);
       headers['content-type'] = f.contentType;
+      headers.authorization = basic({ ...SENDGRID, password: opts.auth === 'wrong' ? 'nope' : SENDGRID.password });
       body = f.body;
       break;
     }
@@ -206,6 +215,8 @@ async function deliver(tt: T, variant: string, reply: Reply, opts: { auth?: 'wro
     }
     case 'ses':
       headers['content-type'] = 'text/plain; charset=UTF-8';
+      headers['x-amz-sns-message-type'] = 'Notification';
+      headers['x-amz-sns-topic-arn'] = TOPIC;
       body = JSON.stringify(snsEnvelope(signer.key, { Type: 'Notification', Message: sesReceived(raw, [to]), SignatureVersion: '2' }));
       break;
     case 'mime':
@@ -423,7 +434,7 @@ describe('bad input: a clear 4xx, or stored with the part dropped; never a crash
 
   test('wrong secret or signature → 401; unknown key or provider → 404; nothing stored', async () => {
     const before = await count();
-    for (const variant of ['mime', 'postmark', 'mailgun-parsed']) {
+    for (const variant of ['mime', 'postmark', 'mailgun-parsed', 'brevo', 'sendgrid-parsed', 'sendgrid-raw']) {
       const r = await deliver(t, variant, { messageId: newId('bad') }, { auth: 'wrong' });
       assert.equal(r.status, 401, `${variant}: ${JSON.stringify(r.body)}`);
     }
@@ -458,7 +469,6 @@ describe('bad input: a clear 4xx, or stored with the part dropped; never a crash
   });
 
   test('an internal failure (Brevo attachment download) answers 5xx and stores nothing; the retry stores it', async () => {
-    await api(stack, 'PUT', `/v1/tenants/${t.id}/inbound/brevo`, { key: t.key, body: { apiKey: 'xkeysib-test' } });
     const before = await count();
     const item = (token: string) => ({
       items: [
@@ -476,7 +486,7 @@ describe('bad input: a clear 4xx, or stored with the part dropped; never a crash
     const post = (token: string) =>
       fetch(`${stack.baseUrl}/v1/inbound/brevo/${t.inboundKey}`, {
         method: 'POST',
-        headers: { 'content-type': 'application/json' },
+        headers: { 'content-type': 'application/json', authorization: `Bearer ${BREVO_BEARER}` },
         body: JSON.stringify(item(token)),
       });
     const failed = await post('brevo-down');
@@ -494,7 +504,11 @@ describe('bad input: a clear 4xx, or stored with the part dropped; never a crash
     const post = (topic: string) =>
       fetch(`${stack.baseUrl}/v1/inbound/ses/${t.inboundKey}`, {
         method: 'POST',
-        headers: { 'content-type': 'text/plain; charset=UTF-8', 'x-amz-sns-message-type': 'SubscriptionConfirmation' },
+        headers: {
+          'content-type': 'text/plain; charset=UTF-8',
+          'x-amz-sns-message-type': 'SubscriptionConfirmation',
+          'x-amz-sns-topic-arn': topic,
+        },
         body: JSON.stringify(
           snsEnvelope(signer.key, {
             Type: 'SubscriptionConfirmation',
@@ -548,12 +562,16 @@ describe('bad input: a clear 4xx, or stored with the part dropped; never a crash
     assert.deepEqual(p.errors.map((e) => e.field).sort(), ['Headers', 'Subject']);
     const brevo = await fetch(url('brevo'), {
       method: 'POST',
-      headers: { 'content-type': 'application/json' },
+      headers: { 'content-type': 'application/json', authorization: `Bearer ${BREVO_BEARER}` },
       body: JSON.stringify({ items: [] }),
     });
     assert.equal(brevo.status, 400);
     const sg = multipart([['to', 'x@y.example']]);
-    const sendgrid = await fetch(url('sendgrid'), { method: 'POST', headers: { 'content-type': sg.contentType }, body: sg.body });
+    const sendgrid = await fetch(url('sendgrid'), {
+      method: 'POST',
+      headers: { 'content-type': sg.contentType, authorization: basic(SENDGRID) },
+      body: sg.body,
+    });
     assert.equal(sendgrid.status, 400);
     assert.match(((await sendgrid.json()) as { detail: string }).detail, /headers/);
     const empty = await fetch(url('mime'), { method: 'POST', headers: { authorization: `Bearer ${MIME_SECRET}` } });

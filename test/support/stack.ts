@@ -48,6 +48,8 @@ export interface Stack {
   tracking: Tracking;
   /** Every repository, for tests that look at what was stored. */
   repos: StoreDeps;
+  /** The API's HTTP server, for tests that measure what it read off its sockets. */
+  server: Server;
   stop(): Promise<void>;
 }
 
@@ -159,6 +161,7 @@ export async function startStack(
     env,
     tracking,
     repos,
+    server,
     async stop() {
       server.closeAllConnections();
       await new Promise<void>((r) => server.close(() => r()));

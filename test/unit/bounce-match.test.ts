@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { matchRecipient, messageIdFromRfc, statusAfterBounces } from '../../src/domain/bounce-match';
+import { feedbackCorroboration, matchRecipient, messageIdFromRfc, statusAfterBounces } from '../../src/domain/bounce-match';
 import { rfcMessageId } from '../../src/domain/message';
 
 test('our Message-ID gives back the message id; anything else does not', () => {
@@ -25,4 +25,17 @@ test('status after bounces: all bounced → bounced, some delivered → partiall
   assert.equal(statusAfterBounces([{ status: 'bounced' }, { status: 'suppressed' }]), 'bounced');
   assert.equal(statusAfterBounces([{ status: 'bounced' }, { status: 'sent' }]), 'partially_sent');
   assert.equal(statusAfterBounces([{ status: 'sent' }]), null);
+});
+
+test('a report is trusted for the only recipient, a Bcc recipient, or one that already bounced; not for a visible co-recipient', () => {
+  const r = (kind: 'to' | 'cc' | 'bcc', status: 'sent' | 'bounced' = 'sent') => ({ kind, status });
+  assert.equal(feedbackCorroboration([r('to')], 0), 'only-recipient');
+  // Two visible recipients: either could have forged a report naming the other.
+  assert.equal(feedbackCorroboration([r('to'), r('to')], 1), null);
+  assert.equal(feedbackCorroboration([r('to'), r('cc')], 1), null);
+  // Nobody else saw a Bcc address.
+  assert.equal(feedbackCorroboration([r('to'), r('bcc')], 1), 'undisclosed-recipient');
+  // Our SMTP session (or an earlier trusted report) already says it bounced.
+  assert.equal(feedbackCorroboration([r('to'), r('to', 'bounced')], 1), 'already-bounced');
+  assert.equal(feedbackCorroboration([r('to')], 3), null);
 });

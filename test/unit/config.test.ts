@@ -93,12 +93,18 @@ test('inbound limits: defaults, overrides, and a bad value named', () => {
   const c = loadConfig(valid());
   assert.deepEqual(c.inbound, {
     bodyLimitBytes: 64 * 1024 * 1024,
+    maxConcurrentBodies: 8,
     maxAttachmentBytes: 25 * 1024 * 1024,
     maxMimeParts: 500,
     subjectWindowMs: 30 * 24 * 60 * 60_000,
     mailgunMaxAgeMs: 15 * 60_000,
   });
   assert.equal(loadConfig({ ...valid(), INBOUND_ATTACHMENT_MAX_BYTES: '1000' }).inbound.maxAttachmentBytes, 1000);
+  assert.equal(loadConfig({ ...valid(), INBOUND_MAX_CONCURRENT: '3' }).inbound.maxConcurrentBodies, 3);
+  assert.deepEqual(
+    problems({ ...valid(), INBOUND_MAX_CONCURRENT: '0' }).map((l) => l.split(':')[0]),
+    ['INBOUND_MAX_CONCURRENT'],
+  );
   assert.deepEqual(
     problems({ ...valid(), INBOUND_MAX_MIME_PARTS: '1' }).map((l) => l.split(':')[0]),
     ['INBOUND_MAX_MIME_PARTS'],

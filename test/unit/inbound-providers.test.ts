@@ -1,20 +1,21 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import { AuthenticationError, ValidationError } from '../../src/errors';
-import { parseBrevo } from '../../src/inbound/providers/brevo';
-import { parseMailgun } from '../../src/inbound/providers/mailgun';
-import { parseMime } from '../../src/inbound/providers/mime';
-import { parsePostmark } from '../../src/inbound/providers/postmark';
-import { parseSendgrid } from '../../src/inbound/providers/sendgrid';
-import { parseSes } from '../../src/inbound/providers/ses';
+import { brevoGate, parseBrevo } from '../../src/inbound/providers/brevo';
+import { mailgunGate, parseMailgun } from '../../src/inbound/providers/mailgun';
+import { mimeGate, parseMime } from '../../src/inbound/providers/mime';
+import { parsePostmark, postmarkGate } from '../../src/inbound/providers/postmark';
+import { parseSendgrid, sendgridGate } from '../../src/inbound/providers/sendgrid';
+import { parseSes, sesGate } from '../../src/inbound/providers/ses';
 import type { AdapterContext, AdapterResult, InboundRequest } from '../../src/inbound/request';
 import { SnsVerifier } from '../../src/inbound/sns';
 import type { OpenInboundSettings } from '../../src/store/inbound';
 import { CERT_URL, mailgunSigned, makeSnsSigner, multipart, replyMime, sesReceived, snsEnvelope, TOPIC } from '../support/inbound-fixtures';
 
 /**
- * Each provider's adapter against a request built as that provider's documentation shows it,
- * with valid and invalid authentication.
+ * Each provider's adapter against a request built as that provider's documentation shows it, and
+ * its gate (src/inbound/request.ts ProviderGate): enabled only with its authentication configured,
+ * header credentials checked before any body is read.
  */
 const signer = makeSnsSigner();
 let certFetches = 0;
@@ -24,7 +25,7 @@ const sns = new SnsVerifier(async (url) => {
   return signer.cert;
 });
 
-function ctx(settings: OpenInboundSettings | null, over: Partial<AdapterContext> = {}): AdapterContext {
+function ctx(settings: OpenInboundSettings, over: Partial<AdapterContext> = {}): AdapterContext {
   return {
     tenantId: 'acme',
     settings,
@@ -103,30 +104,31 @@ describe('brevo', () => {
   });
 
   test('without an API key the attachment is dropped with the reason', async () => {
-    const [a] = emails(await parseBrevo(json(payload), ctx(null)));
+    const [a] = emails(await parseBrevo(json(payload), ctx({})));
     assert.equal(a?.parts.length, 0);
     assert.match(a?.dropped[0]?.reason ?? '', /no Brevo API key/);
   });
 
-  test('configured bearer token: required and checked', async () => {
-    await assert.rejects(parseBrevo(json(payload), ctx({ bearerToken: 'brevo-secret-123456' })), AuthenticationError);
-    await assert.rejects(
-      parseBrevo(json(payload, { authorization: 'Bearer wrong-secret-0000000' }), ctx({ bearerToken: 'brevo-secret-123456' })),
-      AuthenticationError,
-    );
-    assert.equal(
-      emails(await parseBrevo(json(payload, { authorization: 'Bearer brevo-secret-123456' }), ctx({ bearerToken: 'brevo-secret-123456' })))
-        .length,
-      2,
-    );
+  test('enabled only with basic auth or a bearer token; the configured one is required and checked from the headers', () => {
+    assert.equal(brevoGate.enabled({}), false);
+    assert.equal(brevoGate.enabled({ apiKey: 'xkeysib-1' }), false, 'an attachment API key authenticates nothing');
+    assert.equal(brevoGate.enabled({ bearerToken: 'brevo-secret-123456' }), true);
+    assert.equal(brevoGate.enabled({ username: 'b', password: 'brevo-pass' }), true);
+    const bearer = { bearerToken: 'brevo-secret-123456' };
+    assert.throws(() => brevoGate.checkHead({ headers: {} }, bearer), AuthenticationError);
+    assert.throws(() => brevoGate.checkHead({ headers: { authorization: 'Bearer wrong-secret-0000000' } }, bearer), AuthenticationError);
+    brevoGate.checkHead({ headers: { authorization: 'Bearer brevo-secret-123456' } }, bearer);
+    const basic = { username: 'b', password: 'brevo-pass' };
+    assert.throws(() => brevoGate.checkHead({ headers: basicAuth('b', 'nope') }, basic), AuthenticationError);
+    brevoGate.checkHead({ headers: basicAuth('b', 'brevo-pass') }, basic);
   });
 
   test('malformed: no items → 400 naming the field', async () => {
     await assert.rejects(
-      parseBrevo(json({ item: [] }), ctx(null)),
+      parseBrevo(json({ item: [] }), ctx({})),
       (e: unknown) => e instanceof ValidationError && e.fields.some((f) => f.field === 'items'),
     );
-    await assert.rejects(parseBrevo({ headers: {}, body: Buffer.from('{not json') }, ctx(null)), ValidationError);
+    await assert.rejects(parseBrevo({ headers: {}, body: Buffer.from('{not json') }, ctx({})), ValidationError);
   });
 });
 
@@ -181,9 +183,12 @@ describe('postmark', () => {
     assert.match(m?.dropped[0]?.reason ?? '', /1024-byte attachment limit/);
   });
 
-  test('wrong or missing basic auth → 401', async () => {
-    await assert.rejects(parsePostmark(json(payload), ctx(settings)), AuthenticationError);
-    await assert.rejects(parsePostmark(json(payload, basicAuth('postmark', 'wrong')), ctx(settings)), AuthenticationError);
+  test('enabled only with basic auth; wrong or missing basic auth → 401 from the headers', () => {
+    assert.equal(postmarkGate.enabled({}), false);
+    assert.equal(postmarkGate.enabled(settings), true);
+    assert.throws(() => postmarkGate.checkHead({ headers: {} }, settings), AuthenticationError);
+    assert.throws(() => postmarkGate.checkHead({ headers: basicAuth('postmark', 'wrong') }, settings), AuthenticationError);
+    postmarkGate.checkHead({ headers: basicAuth('postmark', 'correct-horse') }, settings);
   });
 
   test('RawEmail, when the account includes it, is parsed whole', async () => {
@@ -227,7 +232,7 @@ describe('sendgrid', () => {
       ],
       [{ field: 'attachment1', filename: 'notes.txt', type: 'text/plain', content: Buffer.from('notes') }],
     );
-    const [m] = emails(await parseSendgrid({ headers: { 'content-type': form.contentType }, body: form.body }, ctx(null)));
+    const [m] = emails(await parseSendgrid({ headers: { 'content-type': form.contentType }, body: form.body }, ctx({})));
     assert.equal(m?.messageId, '<CAF=sg1@mail.gmail.com>');
     assert.deepEqual(m?.references, ['<root@acme.example>', '<abc123DEF456ghi.cartero@acme.example>']);
     assert.deepEqual(m?.envelopeTo, ['support@reply.acme.example']);
@@ -248,23 +253,22 @@ describe('sendgrid', () => {
       ['envelope', JSON.stringify({ to: ['support@reply.acme.example'], from: 'alice@customer.example' })],
       ['charsets', JSON.stringify({ to: 'UTF-8' })],
     ]);
-    const [m] = emails(await parseSendgrid({ headers: { 'content-type': form.contentType }, body: form.body }, ctx(null)));
+    const [m] = emails(await parseSendgrid({ headers: { 'content-type': form.contentType }, body: form.body }, ctx({})));
     assert.equal(m?.messageId, '<CAF=sgraw@mail.gmail.com>');
     assert.equal(m?.text.trim().length, 1_200_000);
   });
 
-  test('configured basic auth: checked', async () => {
-    const form = multipart([['headers', headers]]);
-    const req = (h: Record<string, string>) => ({ headers: { 'content-type': form.contentType, ...h }, body: form.body });
-    await assert.rejects(parseSendgrid(req({}), ctx({ username: 'sg', password: 'sendgrid-pass' })), AuthenticationError);
-    assert.equal(
-      emails(await parseSendgrid(req(basicAuth('sg', 'sendgrid-pass')), ctx({ username: 'sg', password: 'sendgrid-pass' }))).length,
-      1,
-    );
+  test('enabled only with basic auth, which is required and checked from the headers', () => {
+    const settings = { username: 'sg', password: 'sendgrid-pass' };
+    assert.equal(sendgridGate.enabled({}), false);
+    assert.equal(sendgridGate.enabled(settings), true);
+    assert.throws(() => sendgridGate.checkHead({ headers: {} }, settings), AuthenticationError);
+    assert.throws(() => sendgridGate.checkHead({ headers: basicAuth('sg', 'wrong') }, settings), AuthenticationError);
+    sendgridGate.checkHead({ headers: basicAuth('sg', 'sendgrid-pass') }, settings);
   });
 
   test('not multipart → 400', async () => {
-    await assert.rejects(parseSendgrid(json({}), ctx(null)), ValidationError);
+    await assert.rejects(parseSendgrid(json({}), ctx({})), ValidationError);
   });
 });
 
@@ -346,7 +350,9 @@ describe('mailgun', () => {
       parseMailgun(post(mailgunSigned(key, Math.floor(Date.now() / 1000) - 3600)), ctx({ signingKey: key })),
       /more than 15 minutes/,
     );
-    await assert.rejects(parseMailgun(post(mailgunSigned(key)), ctx(null)), AuthenticationError);
+    await assert.rejects(parseMailgun(post(mailgunSigned(key)), ctx({})), AuthenticationError);
+    assert.equal(mailgunGate.enabled({}), false);
+    assert.equal(mailgunGate.enabled({ signingKey: key }), true);
   });
 });
 
@@ -422,7 +428,29 @@ describe('ses (SNS)', () => {
       parseSes(post({ ...env, SigningCertURL: 'https://sns.eu-west-1.amazonaws.com.evil.example/x.pem' }), ctx(settings), confirm),
       /Amazon SNS host/,
     );
-    await assert.rejects(parseSes(post(env), ctx(null), confirm), AuthenticationError);
+    await assert.rejects(parseSes(post(env), ctx({}), confirm), AuthenticationError);
+    // The signed topic must be the one the header announced (the header is what was checked first).
+    await assert.rejects(
+      parseSes(
+        { ...post(env), headers: { ...post(env).headers, 'x-amz-sns-topic-arn': 'arn:aws:sns:eu-west-1:123456789012:other' } },
+        ctx({ topicArns: [TOPIC, 'arn:aws:sns:eu-west-1:123456789012:other'] }),
+        confirm,
+      ),
+      /x-amz-sns-topic-arn/,
+    );
+  });
+
+  test('gate: enabled only with a topic; the x-amz-sns-topic-arn header must name one of them, before the body is read', () => {
+    assert.equal(sesGate.enabled({}), false);
+    assert.equal(sesGate.enabled({ topicArns: [] }), false);
+    assert.equal(sesGate.enabled(settings), true);
+    assert.throws(() => sesGate.checkHead({ headers: {} }, settings), /x-amz-sns-topic-arn/);
+    assert.throws(
+      () => sesGate.checkHead({ headers: { 'x-amz-sns-topic-arn': 'arn:aws:sns:eu-west-1:999999999999:attacker' } }, settings),
+      /not one of this tenant's SNS topics/,
+    );
+    sesGate.checkHead({ headers: { 'x-amz-sns-topic-arn': TOPIC } }, settings);
+    assert.ok((sesGate.maxBodyBytes ?? Infinity) <= 1024 * 1024);
   });
 
   test('S3-action notification without content → 400 explaining the fix', async () => {
@@ -451,10 +479,13 @@ describe('mime (raw RFC 5322 with a bearer secret)', () => {
     assert.equal(m?.from?.address, 'alice@customer.example');
   });
 
-  test('missing or wrong bearer, or none configured → 401', async () => {
-    await assert.rejects(parseMime(req(), ctx({ bearerToken: 'ibs_secret_value_1234' })), AuthenticationError);
-    await assert.rejects(parseMime(req('Bearer nope'), ctx({ bearerToken: 'ibs_secret_value_1234' })), AuthenticationError);
-    await assert.rejects(parseMime(req('Bearer ibs_secret_value_1234'), ctx(null)), AuthenticationError);
+  test('enabled only with a bearer secret; missing or wrong bearer → 401 from the headers', () => {
+    const settings = { bearerToken: 'ibs_secret_value_1234' };
+    assert.equal(mimeGate.enabled({}), false);
+    assert.equal(mimeGate.enabled(settings), true);
+    assert.throws(() => mimeGate.checkHead(req(), settings), AuthenticationError);
+    assert.throws(() => mimeGate.checkHead(req('Bearer nope'), settings), AuthenticationError);
+    mimeGate.checkHead(req('Bearer ibs_secret_value_1234'), settings);
   });
 
   test('not a message at all → 400', async () => {

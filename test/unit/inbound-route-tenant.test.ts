@@ -18,6 +18,7 @@ async function post(tenantLookup: () => Promise<never>): Promise<Response> {
     inbound: { tenantForKey: async () => 't1' },
     tenants: { get: tenantLookup },
     bodyLimitBytes: 1024 * 1024,
+    maxConcurrentBodies: 2,
   } as unknown as InboundRouteDeps;
   const app = express();
   app.use(inboundWebhookRoutes(deps));

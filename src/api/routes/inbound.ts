@@ -1,4 +1,4 @@
-import express, { Router, type Request } from 'express';
+import { Router, type Request } from 'express';
 import { z } from 'zod';
 import { INBOUND_PROVIDERS, type InboundProvider } from '../../domain/inbound/email';
 import { tenantIdSchema } from '../../domain/tenant';
@@ -6,16 +6,17 @@ import { AuthenticationError, NotFoundError, orNullIfNotFound, ValidationError }
 import { inboundBounceHandler, type BounceHandler } from '../../inbound/bounces';
 import type { SuppressionRepository } from '../../store/suppressions';
 import { ingestEmail, inboundIdFor, type IngestDeps, type IngestResult } from '../../inbound/ingest';
-import { parseBrevo } from '../../inbound/providers/brevo';
-import { parseMailgun } from '../../inbound/providers/mailgun';
-import { parseMime } from '../../inbound/providers/mime';
-import { parsePostmark } from '../../inbound/providers/postmark';
-import { parseSendgrid } from '../../inbound/providers/sendgrid';
-import { parseSes } from '../../inbound/providers/ses';
-import type { AdapterContext, AdapterResult, InboundLimits, InboundRequest } from '../../inbound/request';
+import { BodySlots, checkDeclaredBody, readBody } from '../../inbound/body';
+import { brevoGate, parseBrevo } from '../../inbound/providers/brevo';
+import { mailgunGate, parseMailgun } from '../../inbound/providers/mailgun';
+import { mimeGate, parseMime } from '../../inbound/providers/mime';
+import { parsePostmark, postmarkGate } from '../../inbound/providers/postmark';
+import { parseSendgrid, sendgridGate } from '../../inbound/providers/sendgrid';
+import { parseSes, sesGate } from '../../inbound/providers/ses';
+import type { AdapterContext, AdapterResult, InboundLimits, InboundRequest, ProviderGate } from '../../inbound/request';
 import type { SnsVerifier } from '../../inbound/sns';
 import { generateSecret } from '../../security/crypto';
-import type { InboundDoc, InboundRepository, InboundSettingsDoc, InboundSecretField } from '../../store/inbound';
+import type { InboundDoc, InboundRepository, InboundSettingsDoc, InboundSecretField, OpenInboundSettings } from '../../store/inbound';
 import type { TenantRepository } from '../../store/tenants';
 import { principalOf, requireTenantAccess } from '../auth';
 import { parseBody, parseParam } from '../validate';
@@ -25,6 +26,8 @@ export interface InboundRouteDeps extends Omit<IngestDeps, 'onBounce'> {
   inbound: InboundRepository;
   limits: InboundLimits;
   bodyLimitBytes: number;
+  /** Bodies read and handled at once by this process (INBOUND_MAX_CONCURRENT). */
+  maxConcurrentBodies: number;
   sns: SnsVerifier;
   snsConfirm: (subscribeUrl: string) => Promise<void>;
   brevoAttachment: AdapterContext['brevoAttachment'];
@@ -35,64 +38,102 @@ export interface InboundRouteDeps extends Omit<IngestDeps, 'onBounce'> {
 const providerSchema = z.enum(INBOUND_PROVIDERS);
 const inboundKeySchema = z.string().regex(/^[\w-]{8,100}$/, 'not an inbound key');
 
-const ADAPTERS: Record<InboundProvider, (req: InboundRequest, ctx: AdapterContext, deps: InboundRouteDeps) => Promise<AdapterResult>> = {
-  brevo: (req, ctx) => parseBrevo(req, ctx),
-  sendgrid: (req, ctx) => parseSendgrid(req, ctx),
-  ses: (req, ctx, deps) => parseSes(req, ctx, deps.snsConfirm),
-  mailgun: (req, ctx) => parseMailgun(req, ctx),
-  postmark: (req, ctx) => parsePostmark(req, ctx),
-  mime: (req, ctx) => parseMime(req, ctx),
+interface Adapter {
+  gate: ProviderGate;
+  parse: (req: InboundRequest, ctx: AdapterContext, deps: InboundRouteDeps) => Promise<AdapterResult>;
+}
+const ADAPTERS: Record<InboundProvider, Adapter> = {
+  brevo: { gate: brevoGate, parse: (req, ctx) => parseBrevo(req, ctx) },
+  sendgrid: { gate: sendgridGate, parse: (req, ctx) => parseSendgrid(req, ctx) },
+  ses: { gate: sesGate, parse: (req, ctx, deps) => parseSes(req, ctx, deps.snsConfirm) },
+  mailgun: { gate: mailgunGate, parse: (req, ctx) => parseMailgun(req, ctx) },
+  postmark: { gate: postmarkGate, parse: (req, ctx) => parsePostmark(req, ctx) },
+  mime: { gate: mimeGate, parse: (req, ctx) => parseMime(req, ctx) },
 };
+
+/** One answer for an unknown key, an unknown provider and a provider the tenant did not enable. */
+const notFound = () => new NotFoundError('inbound key or provider', '(given)');
+
+/**
+ * Who the request is for, decided from the URL and headers alone: the provider, the tenant its key
+ * names, and that the tenant enabled this provider with its authentication (else 404), then the
+ * credentials the headers carry (else 401). No byte of the body has been read yet.
+ */
+async function admit(
+  deps: InboundRouteDeps,
+  req: Request,
+): Promise<{ provider: InboundProvider; tenantId: string; settings: OpenInboundSettings }> {
+  const provider = providerSchema.safeParse(req.params.provider);
+  if (!provider.success) throw notFound();
+  if (req.path.endsWith('/mime') && provider.data !== 'mailgun') throw new NotFoundError('route', `POST ${req.path}`);
+  const key = inboundKeySchema.safeParse(req.params.inboundKey);
+  const tenantId = key.success ? await deps.inbound.tenantForKey(key.data) : null;
+  // Only a missing tenant is "unknown key"; a store failure answers 5xx so the provider retries.
+  const tenant = tenantId ? await orNullIfNotFound(deps.tenants.get(tenantId)) : null;
+  if (!tenant || tenant.inboundKey !== key.data) throw notFound();
+  const settingsDoc = await deps.inbound.getSettings(tenant._id, provider.data);
+  const settings = settingsDoc ? deps.inbound.openSettings(settingsDoc) : null;
+  const { gate } = ADAPTERS[provider.data];
+  if (!settings || !gate.enabled(settings)) throw notFound();
+  gate.checkHead({ headers: req.headers }, settings);
+  return { provider: provider.data, tenantId: tenant._id, settings };
+}
 
 /**
  * `POST /v1/inbound/:provider/:inboundKey`: mounted before API-key authentication (providers
  * authenticate by the key in the URL plus what each offers: signatures, basic auth, a bearer).
  * Answers 200 only after every message of the request is stored; 401 wrong credentials, 404
- * unknown key or provider, 400 malformed, 413 too large, 5xx on our failures so the provider retries.
+ * unknown key, unknown provider or provider not enabled for the tenant, 400 malformed, 413 too
+ * large, 503 too many bodies at once or a dependency down, 5xx on our failures so the provider retries.
+ *
+ * The body is read last: key, provider and header credentials first, then the declared size, then
+ * a place among INBOUND_MAX_CONCURRENT; then it streams in under the limit (the provider's own,
+ * when lower) and is cut off as soon as it passes it.
  */
 export function inboundWebhookRoutes(deps: InboundRouteDeps): Router {
   const r = Router();
   const ingestDeps: IngestDeps = { ...deps, onBounce: deps.onBounce ?? inboundBounceHandler(deps) };
+  const slots = new BodySlots(deps.maxConcurrentBodies);
   // Mailgun posts raw MIME only to a URL ending in `mime`: `/v1/inbound/mailgun/<key>/mime`.
-  r.post(
-    ['/v1/inbound/:provider/:inboundKey', '/v1/inbound/:provider/:inboundKey/mime'],
-    express.raw({ type: () => true, limit: deps.bodyLimitBytes }),
-    async (req, res) => {
-      const provider = providerSchema.safeParse(req.params.provider);
-      if (!provider.success) throw new NotFoundError('inbound provider', String(req.params.provider));
-      if (req.path.endsWith('/mime') && provider.data !== 'mailgun') throw new NotFoundError('route', `POST ${req.path}`);
-      const key = inboundKeySchema.safeParse(req.params.inboundKey);
-      const tenantId = key.success ? await deps.inbound.tenantForKey(key.data) : null;
-      // Only a missing tenant is "unknown key"; a store failure answers 5xx so the provider retries.
-      const tenant = tenantId ? await orNullIfNotFound(deps.tenants.get(tenantId)) : null;
-      if (!tenant || tenant.inboundKey !== key.data) throw new NotFoundError('inbound key', '(given)');
-      const settingsDoc = await deps.inbound.getSettings(tenant._id, provider.data);
+  r.post(['/v1/inbound/:provider/:inboundKey', '/v1/inbound/:provider/:inboundKey/mime'], async (req, res) => {
+    // Until the body has been read, any answer closes the connection: otherwise Node would read (and
+    // throw away) the rest of the body to keep the connection open, the very bytes refused here.
+    res.setHeader('Connection', 'close');
+    const { provider, tenantId, settings } = await admit(deps, req);
+    const adapter = ADAPTERS[provider];
+    const limit = Math.min(deps.bodyLimitBytes, adapter.gate.maxBodyBytes ?? Infinity);
+    checkDeclaredBody(req.headers, limit);
+    const release = slots.acquire();
+    try {
+      const body = await readBody(req, limit);
+      res.removeHeader('Connection');
       const ctx: AdapterContext = {
-        tenantId: tenant._id,
-        settings: settingsDoc ? deps.inbound.openSettings(settingsDoc) : null,
+        tenantId,
+        settings,
         limits: deps.limits,
         now: new Date(),
         sns: deps.sns,
         brevoAttachment: deps.brevoAttachment,
       };
-      const body = Buffer.isBuffer(req.body) ? req.body : Buffer.alloc(0);
-      const result = await ADAPTERS[provider.data]({ headers: req.headers, body }, ctx, deps);
+      const result = await adapter.parse({ headers: req.headers, body }, ctx, deps);
       if (result.kind === 'ack') {
         res.json({ ack: result.detail });
         return;
       }
       if (result.replayToken !== undefined) {
-        const ids = result.emails.map((m) => inboundIdFor(tenant._id, m));
-        const firstUse = await deps.inbound.claimReplayToken(tenant._id, result.replayToken, ids);
+        const ids = result.emails.map((m) => inboundIdFor(tenantId, m));
+        const firstUse = await deps.inbound.claimReplayToken(tenantId, result.replayToken, ids);
         // The same token with the same message is the provider retrying one delivery; anything else is a replay.
         if (firstUse !== null && firstUse.join() !== ids.join())
           throw new AuthenticationError('this Mailgun token was already used (replayed request)');
       }
       const received: IngestResult[] = [];
-      for (const mail of result.emails) received.push(await ingestEmail(ingestDeps, tenant._id, mail, ctx.now));
+      for (const mail of result.emails) received.push(await ingestEmail(ingestDeps, tenantId, mail, ctx.now));
       res.json({ received });
-    },
-  );
+    } finally {
+      release();
+    }
+  });
   return r;
 }
 
@@ -111,7 +152,7 @@ const secret = z
   .regex(/^[\x21-\x7e]+$/, 'printable ASCII without spaces');
 const SETTINGS_SCHEMAS = {
   brevo: z.strictObject({ ...partial(basic), bearerToken: secret.optional(), apiKey: z.string().min(1).max(500).optional() }),
-  sendgrid: z.strictObject(partial(basic)),
+  sendgrid: z.strictObject(basic),
   postmark: z.strictObject(basic),
   mailgun: z.strictObject({ signingKey: z.string().min(8).max(500) }),
   ses: z.strictObject({
@@ -160,6 +201,11 @@ export function inboundSettingsRoutes(deps: Pick<InboundRouteDeps, 'tenants' | '
     const clear: InboundSettingsDoc['clear'] = {};
     if (typeof body.username === 'string') clear.username = body.username;
     if (Array.isArray(body.topicArns)) clear.topicArns = body.topicArns as string[];
+    // Settings are what enables a provider: without its authentication they would enable nothing.
+    if (!ADAPTERS[provider].gate.enabled({ ...clear, ...secrets })) {
+      const message = 'needs basic-auth credentials (username and password) or a bearerToken';
+      throw new ValidationError(`invalid ${provider} settings: ${message}`, [{ field: '(body)', message }]);
+    }
     const doc = await deps.inbound.putSettings(id, provider, clear, secrets);
     // A generated secret is shown once, like API keys.
     res.json({ ...settingsView(doc), ...(generated ? { bearerToken: generated } : {}) });

@@ -9,12 +9,21 @@ import {
   type InboundPart,
 } from '../../domain/inbound/email';
 import { zodToValidationError } from '../../errors';
-import { checkConfiguredAuth, keepOrDrop, parseJsonBody, type AdapterContext, type AdapterResult, type InboundRequest } from '../request';
+import {
+  checkBasicOrBearer,
+  hasBasicAuth,
+  keepOrDrop,
+  parseJsonBody,
+  type AdapterContext,
+  type AdapterResult,
+  type InboundRequest,
+  type ProviderGate,
+} from '../request';
 
 /**
  * Brevo inbound parsing webhook: `{"items": [...]}`, one or more parsed emails per POST. No raw
- * MIME and no body signature: the inbound key in the URL, plus basic auth or a bearer token when
- * configured. Attachments are not inline: each has a DownloadToken fetched with the tenant's own
+ * MIME and no body signature: the inbound key in the URL plus basic auth or a bearer token (one of
+ * them is required to enable the provider; both are headers, checked before the body). Attachments are not inline: each has a DownloadToken fetched with the tenant's own
  * Brevo API key. Field quirks accepted: `Uuid` array or string, `SpamScore` or `Spam.Score`,
  * `Recipients` as strings, objects or absent, repeated headers as arrays.
  */
@@ -54,8 +63,12 @@ const bodySchema = z.looseObject({ items: z.array(item).min(1).max(100) });
 const list = (v: z.infer<typeof mailboxes>): InboundAddress[] =>
   (Array.isArray(v) ? v : v ? [v] : []).map((m) => cleanAddress(m.Address, m.Name)).filter((a): a is InboundAddress => a !== null);
 
+export const brevoGate: ProviderGate = {
+  enabled: (s) => hasBasicAuth(s) || s.bearerToken !== undefined,
+  checkHead: checkBasicOrBearer,
+};
+
 export async function parseBrevo(req: InboundRequest, ctx: AdapterContext): Promise<AdapterResult> {
-  checkConfiguredAuth(req, ctx.settings);
   const parsed = bodySchema.safeParse(parseJsonBody(req));
   if (!parsed.success) throw zodToValidationError(parsed.error);
   const emails: InboundEmail[] = [];
@@ -80,7 +93,7 @@ export async function parseBrevo(req: InboundRequest, ctx: AdapterContext): Prom
           size: a.ContentLength ?? null,
           reason: `larger than the ${ctx.limits.maxAttachmentBytes}-byte attachment limit`,
         });
-      } else if (!ctx.settings?.apiKey) {
+      } else if (!ctx.settings.apiKey) {
         dropped.push({
           filename,
           contentType,

@@ -19,6 +19,7 @@ import {
   type AdapterContext,
   type AdapterResult,
   type InboundRequest,
+  type ProviderGate,
 } from '../request';
 
 /**
@@ -27,6 +28,8 @@ import {
  * mode (route URL ending in `mime`; here: any post with `body-mime`) carries the raw message.
  * Signature: hex HMAC-SHA256 of `timestamp + token` with the tenant's webhook signing key; the
  * timestamp must be fresh and the token unused (the caller claims it once the message ids are known).
+ * The signature is in the body, so nothing but the key and the provider being enabled can be checked
+ * before it is read (bounded by INBOUND_BODY_LIMIT_BYTES and INBOUND_MAX_CONCURRENT).
  */
 export function mailgunSignature(signingKey: string, timestamp: string, token: string): string {
   return createHmac('sha256', signingKey)
@@ -34,8 +37,13 @@ export function mailgunSignature(signingKey: string, timestamp: string, token: s
     .digest('hex');
 }
 
+export const mailgunGate: ProviderGate = {
+  enabled: (s) => s.signingKey !== undefined,
+  checkHead: () => undefined,
+};
+
 export async function parseMailgun(req: InboundRequest, ctx: AdapterContext): Promise<AdapterResult> {
-  const signingKey = ctx.settings?.signingKey;
+  const signingKey = ctx.settings.signingKey;
   if (!signingKey)
     throw new AuthenticationError('no Mailgun signing key configured for this tenant (PUT /v1/tenants/{id}/inbound/mailgun)');
   const { fields, files } = await parseForm(req, ctx.limits.maxAttachmentBytes);

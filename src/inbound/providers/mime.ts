@@ -1,17 +1,18 @@
-import { AuthenticationError } from '../../errors';
 import { fromRawMime } from '../mime';
-import { checkBearer, header, type AdapterContext, type AdapterResult, type InboundRequest } from '../request';
+import { checkBearer, header, type AdapterContext, type AdapterResult, type InboundRequest, type ProviderGate } from '../request';
 
 /**
  * The raw RFC 5322 message as the body (`Content-Type: message/rfc822`), for forwarding from any
  * MTA or script (a Postfix pipe, procmail, a sieve filter, `curl --data-binary @mail.eml`).
- * Authenticated by the tenant's bearer secret. `X-Original-To` (request header) names the envelope
+ * Authenticated by the tenant's bearer secret (a header: checked before the body). `X-Original-To` (request header) names the envelope
  * recipient when the forwarder knows it.
  */
+export const mimeGate: ProviderGate = {
+  enabled: (s) => s.bearerToken !== undefined,
+  checkHead: (head, s) => checkBearer(head, s.bearerToken ?? ''),
+};
+
 export async function parseMime(req: InboundRequest, ctx: AdapterContext): Promise<AdapterResult> {
-  if (!ctx.settings?.bearerToken)
-    throw new AuthenticationError('no inbound bearer secret configured for this tenant (PUT /v1/tenants/{id}/inbound/mime)');
-  checkBearer(req, ctx.settings.bearerToken);
   const originalTo = header(req, 'x-original-to');
   return {
     kind: 'emails',

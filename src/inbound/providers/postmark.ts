@@ -10,12 +10,22 @@ import {
 } from '../../domain/inbound/email';
 import { zodToValidationError } from '../../errors';
 import { fromRawMime } from '../mime';
-import { checkConfiguredAuth, keepOrDrop, parseJsonBody, type AdapterContext, type AdapterResult, type InboundRequest } from '../request';
+import {
+  checkBasicAuth,
+  hasBasicAuth,
+  keepOrDrop,
+  parseJsonBody,
+  type AdapterContext,
+  type AdapterResult,
+  type InboundRequest,
+  type ProviderGate,
+} from '../request';
 
 /**
  * Postmark inbound webhook JSON. `MessageID` is Postmark's UUID; the real Message-ID, In-Reply-To
  * and References are only in `Headers[]` (or in `RawEmail`, when the account includes it, which is
- * then parsed whole). Attachments are inline base64. Auth: basic credentials in the webhook URL.
+ * then parsed whole). Attachments are inline base64. Auth: basic credentials in the webhook URL
+ * (required; checked before the body).
  */
 const full = z.looseObject({ Email: z.string().nullish(), Name: z.string().nullish(), MailboxHash: z.string().nullish() });
 const bodySchema = z.looseObject({
@@ -51,8 +61,12 @@ const bodySchema = z.looseObject({
 const fulls = (v: Array<z.infer<typeof full>> | null | undefined): InboundAddress[] =>
   (v ?? []).map((m) => cleanAddress(m.Email, m.Name)).filter((a): a is InboundAddress => a !== null);
 
+export const postmarkGate: ProviderGate = {
+  enabled: hasBasicAuth,
+  checkHead: (head, s) => checkBasicAuth(head, s.username ?? '', s.password ?? ''),
+};
+
 export async function parsePostmark(req: InboundRequest, ctx: AdapterContext): Promise<AdapterResult> {
-  checkConfiguredAuth(req, ctx.settings);
   const parsed = bodySchema.safeParse(parseJsonBody(req));
   if (!parsed.success) throw zodToValidationError(parsed.error);
   const p = parsed.data;

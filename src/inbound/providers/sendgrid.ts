@@ -8,7 +8,7 @@ import {
 } from '../../domain/inbound/email';
 import { fromRawMime } from '../mime';
 import {
-  checkConfiguredAuth,
+  checkBasicAuth,
   decodeCharset,
   fieldError,
   fieldText,
@@ -19,14 +19,16 @@ import {
   type AdapterContext,
   type AdapterResult,
   type InboundRequest,
+  type ProviderGate,
+  hasBasicAuth,
 } from '../request';
 
 /**
  * SendGrid Inbound Parse: `multipart/form-data` in both modes. Raw mode ("send raw") posts the
  * whole message in `email`; parsed mode posts `headers` (the header block as text), `text`/`html`
  * in the charsets named by the `charsets` JSON, and the files. Route on `envelope` (JSON), not `to`.
- * Auth: basic credentials in the URL when configured (SendGrid retries only on 5xx; a 4xx drops the
- * mail for good, so only truly bad requests get one).
+ * Auth: basic credentials in the URL (required to enable the provider; checked before the body).
+ * SendGrid retries only on 5xx; a 4xx drops the mail for good, so only truly bad requests get one.
  */
 function jsonField<T>(raw: string | null, field: string): T | null {
   if (raw === null || raw.trim() === '') return null;
@@ -37,8 +39,12 @@ function jsonField<T>(raw: string | null, field: string): T | null {
   }
 }
 
+export const sendgridGate: ProviderGate = {
+  enabled: hasBasicAuth,
+  checkHead: (head, s) => checkBasicAuth(head, s.username ?? '', s.password ?? ''),
+};
+
 export async function parseSendgrid(req: InboundRequest, ctx: AdapterContext): Promise<AdapterResult> {
-  checkConfiguredAuth(req, ctx.settings);
   const { fields, files } = await parseForm(req, ctx.limits.maxAttachmentBytes);
   const envelope = jsonField<{ to?: unknown; from?: unknown }>(fieldText(fields, 'envelope'), 'envelope');
   const envelopeTo = (Array.isArray(envelope?.to) ? envelope.to : [])

@@ -3,14 +3,36 @@ import { cleanAddress } from '../../domain/inbound/email';
 import { AuthenticationError, zodToValidationError } from '../../errors';
 import { fromRawMime } from '../mime';
 import { snsMessageSchema } from '../sns';
-import { fieldError, parseJsonBody, type AdapterContext, type AdapterResult, type InboundRequest } from '../request';
+import {
+  fieldError,
+  header,
+  parseJsonBody,
+  type AdapterContext,
+  type AdapterResult,
+  type InboundRequest,
+  type ProviderGate,
+} from '../request';
 
 /**
  * Amazon SES receipt rule → SNS action → HTTPS subscription. SNS posts JSON as `text/plain`; its
  * `Message` is a JSON string holding the SES notification, whose `content` is the raw message
- * (base64 with the action's BASE64 encoding, which we ask for; UTF8 accepted). Order: TopicArn
- * allowed for this tenant → signature verified → then subscription confirmed or mail parsed.
+ * (base64 with the action's BASE64 encoding, which we ask for; UTF8 accepted). Order: the
+ * `x-amz-sns-topic-arn` header (SNS sends it with every POST) is one of the tenant's topics, before
+ * the body is read → the signed TopicArn is that same topic → signature verified → then subscription
+ * confirmed or mail parsed. SNS messages are at most 256 KB (SES hands SNS mail up to 150 KB), so
+ * the body is capped far below INBOUND_BODY_LIMIT_BYTES.
  */
+export const sesGate: ProviderGate = {
+  enabled: (s) => (s.topicArns?.length ?? 0) > 0,
+  checkHead: (head, s) => {
+    const topic = header(head, 'x-amz-sns-topic-arn');
+    if (!topic) throw new AuthenticationError('missing the x-amz-sns-topic-arn header SNS sends with every message');
+    if (!(s.topicArns ?? []).includes(topic))
+      throw new AuthenticationError(`topic ${topic.slice(0, 300)} is not one of this tenant's SNS topics`);
+  },
+  maxBodyBytes: 1024 * 1024,
+};
+
 const sesNotification = z.looseObject({
   notificationType: z.string(),
   mail: z
@@ -33,9 +55,12 @@ export async function parseSes(
   const parsed = snsMessageSchema.safeParse(parseJsonBody(req));
   if (!parsed.success) throw zodToValidationError(parsed.error);
   const m = parsed.data;
-  const allowed = ctx.settings?.topicArns ?? [];
+  const allowed = ctx.settings.topicArns ?? [];
   if (allowed.length === 0) throw new AuthenticationError('no SNS topic ARN configured for this tenant (PUT /v1/tenants/{id}/inbound/ses)');
   if (!allowed.includes(m.TopicArn)) throw new AuthenticationError(`topic ${m.TopicArn} is not one of this tenant's SNS topics`);
+  const announced = header(req, 'x-amz-sns-topic-arn');
+  if (announced !== null && announced !== m.TopicArn)
+    throw new AuthenticationError('the signed TopicArn is not the topic the x-amz-sns-topic-arn header named');
   await ctx.sns.verify(m, ctx.now);
 
   if (m.Type === 'SubscriptionConfirmation') {
