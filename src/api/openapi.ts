@@ -276,6 +276,7 @@ export function buildOpenApi(version: string): Json {
             '403': problem('`status` needs the admin key'),
             '409': problem('Changed concurrently'),
             ...common,
+            '400': problem('Invalid input, or an endpoint (smtp host, port, TLS trust) moved without `auth`; `errors` names each field'),
           },
         },
         delete: { summary: 'Delete a tenant (admin key)', responses: { '204': { description: 'Deleted' }, ...common } },

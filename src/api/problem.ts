@@ -13,6 +13,7 @@ import {
   ForbiddenError,
   NotFoundError,
   PayloadTooLargeError,
+  SealedCredentialsError,
   UnsupportedMediaTypeError,
   ValidationError,
   type FieldProblem,
@@ -45,6 +46,7 @@ export function problemFor(err: CarteroError): Problem {
   if (err instanceof ForbiddenError) return base(403, 'forbidden', 'Forbidden');
   if (err instanceof NotFoundError) return base(404, 'not-found', 'Not found');
   if (err instanceof ConflictError) return base(409, 'conflict', 'Conflict');
+  if (err instanceof SealedCredentialsError) return base(409, 'sealed-credentials', 'Stored credentials do not match the settings');
   if (err instanceof PayloadTooLargeError) return base(413, 'payload-too-large', 'Payload too large');
   if (err instanceof UnsupportedMediaTypeError) return base(415, 'unsupported-media-type', 'Unsupported media type');
   if (err instanceof DependencyUnavailableError) return base(503, 'dependency-unavailable', 'Service unavailable');

@@ -58,7 +58,7 @@ describe('create, read, update, delete', () => {
     assert.ok(!serialized.includes('S3cret-app-password!'), 'password stored in clear');
     assert.ok(!serialized.includes(r.body.apiKey), 'API key stored in clear');
     assert.ok(!serialized.includes(r.body.webhookSecret), 'webhook secret stored in clear');
-    assert.match(String((raw as any).auth.sealed.password), /^v1\.k1\./);
+    assert.match(String((raw as any).auth.sealed.password), /^v2\.k1\./);
     // And the store can give it back to the activities that need it.
     const doc = await stack.tenants.get('atrest');
     assert.equal((stack.tenants.openAuth(doc) as { password: string }).password, 'S3cret-app-password!');

@@ -12,6 +12,7 @@ import { loadConfig, type Config } from '../../src/config/env';
 import { createLogger } from '../../src/logging';
 import { Keyring } from '../../src/security/crypto';
 import { connectStore, ensureIndexes, type Store } from '../../src/store/mongo';
+import { upgradeLegacySeals } from '../../src/store/seal-upgrade';
 import type { MessageRepository } from '../../src/store/messages';
 import type { SuppressionRepository } from '../../src/store/suppressions';
 import type { TenantRepository } from '../../src/store/tenants';
@@ -88,6 +89,8 @@ export async function startStack(
   const store = await connectStore(config.mongo.uri, config.mongo.db, config.mongo.maxPoolSize);
   await ensureIndexes(store.db);
   const repos = repositories(store, keyring);
+  // As every process does at start (src/bootstrap.ts openStore).
+  await upgradeLegacySeals(repos, () => undefined);
   const { tenants } = repos;
   const { connection, client } = await connectTemporal(config, keyring);
   const workerConnection: NativeConnection = await connectWorkerConnection(config);

@@ -17,6 +17,7 @@ import type { SnsVerifier } from '../../inbound/sns';
 import { generateSecret } from '../../security/crypto';
 import type { InboundDoc, InboundRepository, InboundSettingsDoc, InboundSecretField } from '../../store/inbound';
 import type { TenantRepository } from '../../store/tenants';
+import { sealScopeOf } from '../../store/tenant-seal';
 import { principalOf, requireTenantAccess } from '../auth';
 import { parseBody, parseParam } from '../validate';
 
@@ -69,7 +70,7 @@ export function inboundWebhookRoutes(deps: InboundRouteDeps): Router {
       const settingsDoc = await deps.inbound.getSettings(tenant._id, provider.data);
       const ctx: AdapterContext = {
         tenantId: tenant._id,
-        settings: settingsDoc ? deps.inbound.openSettings(settingsDoc) : null,
+        settings: settingsDoc ? deps.inbound.openSettings(settingsDoc, sealScopeOf(tenant)) : null,
         limits: deps.limits,
         now: new Date(),
         sns: deps.sns,
@@ -144,11 +145,11 @@ export function inboundSettingsRoutes(deps: Pick<InboundRouteDeps, 'tenants' | '
     const id = parseParam(req.params.id, 'id', tenantIdSchema);
     requireTenantAccess(req, id);
     const provider = parseParam(req.params.provider, 'provider', providerSchema);
-    await deps.tenants.get(id);
-    return { id, provider };
+    const tenant = await deps.tenants.get(id);
+    return { id, provider, tenant };
   };
   r.put('/v1/tenants/:id/inbound/:provider', async (req, res) => {
-    const { id, provider } = await params(req);
+    const { provider, tenant } = await params(req);
     const body = parseBody(req, SETTINGS_SCHEMAS[provider]) as Record<string, unknown>;
     if ((body.username === undefined) !== (body.password === undefined)) {
       throw new ValidationError('invalid password', [{ field: 'password', message: 'username and password go together' }]);
@@ -160,7 +161,7 @@ export function inboundSettingsRoutes(deps: Pick<InboundRouteDeps, 'tenants' | '
     const clear: InboundSettingsDoc['clear'] = {};
     if (typeof body.username === 'string') clear.username = body.username;
     if (Array.isArray(body.topicArns)) clear.topicArns = body.topicArns as string[];
-    const doc = await deps.inbound.putSettings(id, provider, clear, secrets);
+    const doc = await deps.inbound.putSettings(sealScopeOf(tenant), provider, clear, secrets);
     // A generated secret is shown once, like API keys.
     res.json({ ...settingsView(doc), ...(generated ? { bearerToken: generated } : {}) });
   });
