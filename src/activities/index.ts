@@ -4,6 +4,7 @@ import { withFailureMapping } from './failures';
 import { createMessageActivities, type MessageActivityDeps } from './messages';
 import { createOAuthActivities, type OAuthActivityDeps } from './oauth';
 import { createTenantActivities, type TenantActivityDeps } from './tenants';
+import { createTenantDeletionActivities, type TenantDeletionDeps } from './tenant-deletion';
 import { createWebhookActivities, type WebhookActivityDeps } from './webhooks';
 
 export type ActivityDeps = TenantActivityDeps &
@@ -11,7 +12,8 @@ export type ActivityDeps = TenantActivityDeps &
   CaseActivityDeps &
   WebhookActivityDeps &
   OAuthActivityDeps &
-  BounceMailboxWatchDeps;
+  BounceMailboxWatchDeps &
+  TenantDeletionDeps;
 
 export function createActivities(deps: ActivityDeps) {
   return withFailureMapping({
@@ -21,6 +23,7 @@ export function createActivities(deps: ActivityDeps) {
     ...createWebhookActivities(deps),
     ...createOAuthActivities(deps),
     ...createBounceMailboxActivities(deps),
+    ...createTenantDeletionActivities(deps),
   });
 }
 

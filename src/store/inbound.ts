@@ -101,7 +101,8 @@ export class InboundRepository {
     const keys = db.collection<InboundKeyDoc>('inbound_keys');
     for await (const t of db
       .collection<{ _id: string; inboundKey: string }>('tenants')
-      .find({}, { projection: { _id: 1, inboundKey: 1 } })) {
+      // Not for a tenant being deleted: its keys were revoked on purpose.
+      .find({ deletion: { $exists: false } }, { projection: { _id: 1, inboundKey: 1 } })) {
       if (t.inboundKey)
         await upsertRetrying(() => keys.updateOne({ _id: t.inboundKey }, { $setOnInsert: { tenantId: t._id } }, { upsert: true }));
     }

@@ -39,6 +39,12 @@ export interface TenantDoc {
   salt?: string;
   /** Set while a tenant from before salts still has records sealed the old way (src/store/seal-upgrade.ts). */
   legacySeals?: boolean;
+  /**
+   * Tombstone: DELETE was accepted and the tenantDeletion workflow is removing the tenant's data. The
+   * tenant is gone for every reader (get → 404, its keys revoked); its id stays taken until the
+   * workflow removes this document.
+   */
+  deletion?: { requestedAt: Date; workflowId: string };
 }
 
 /** What the API may show: no secrets, only which ones are set. */
@@ -131,6 +137,12 @@ export class TenantRepository {
       await this.col.insertOne(doc);
     } catch (err) {
       if (isDuplicateKey(err)) {
+        const existing = await this.col.findOne({ _id: id }, { projection: { deletion: 1 } });
+        if (existing?.deletion) {
+          throw new ConflictError(
+            `tenant ${id} is being deleted (workflow ${existing.deletion.workflowId}); its id can be used again once that has finished`,
+          );
+        }
         throw new ConflictError(`tenant ${id} already exists`);
       }
       throw err;
@@ -140,9 +152,10 @@ export class TenantRepository {
     return { tenant: toView(doc), apiKey, webhookSecret };
   }
 
+  /** The live tenant; a tenant being deleted is not found. */
   async get(id: string): Promise<TenantDoc> {
     const doc = await this.col.findOne({ _id: id });
-    if (!doc) throw new NotFoundError('tenant', id);
+    if (!doc || doc.deletion) throw new NotFoundError('tenant', id);
     return doc;
   }
 
@@ -150,12 +163,14 @@ export class TenantRepository {
     const key = await this.keys.findOne({ _id: hashApiKey(apiKey) });
     if (!key) return null;
     const tenant = await this.col.findOne({ _id: key.tenantId });
-    // The tenant's own record is authoritative: a key left behind by a crash mid-rotation is dead.
-    return tenant && tenant.apiKeyHash === key._id ? tenant : null;
+    // The tenant's own record is authoritative: a key left behind by a crash mid-rotation is dead,
+    // and so is every key of a tenant being deleted.
+    return tenant && !tenant.deletion && tenant.apiKeyHash === key._id ? tenant : null;
   }
 
   async findByInboundKey(inboundKey: string): Promise<TenantDoc | null> {
-    return this.col.findOne({ inboundKey });
+    const doc = await this.col.findOne({ inboundKey });
+    return doc && !doc.deletion ? doc : null;
   }
 
   /**
@@ -183,7 +198,7 @@ export class TenantRepository {
     }
     const updated = await this.col.findOneAndUpdate(
       // The salt too: the secrets were sealed with the one read above (the upgrade may add one meanwhile).
-      { _id: id, settingsVersion: expectedVersion, salt: current.salt ?? { $exists: false } },
+      { _id: id, settingsVersion: expectedVersion, deletion: { $exists: false }, salt: current.salt ?? { $exists: false } },
       { $set: set, $inc: { settingsVersion: 1 } },
       { returnDocument: 'after' },
     );
@@ -205,10 +220,32 @@ export class TenantRepository {
     return apiKey;
   }
 
-  async delete(id: string): Promise<void> {
-    const doc = await this.col.findOneAndDelete({ _id: id });
-    if (!doc) throw new NotFoundError('tenant', id);
-    await this.keys.deleteOne({ _id: doc.apiKeyHash });
+  /**
+   * First step of DELETE: the tenant becomes a tombstone (gone for every reader, its id still taken)
+   * and its API and inbound keys are revoked at once. Idempotent: a repeated DELETE of a tenant being
+   * deleted revokes again (a crash may have come between the writes) and succeeds.
+   * NotFoundError when there is no such tenant, live or being deleted.
+   */
+  async markDeleted(id: string, workflowId: string): Promise<void> {
+    const now = new Date();
+    const marked = await this.col.findOneAndUpdate(
+      { _id: id, deletion: { $exists: false } },
+      { $set: { deletion: { requestedAt: now, workflowId }, updatedAt: now }, $inc: { settingsVersion: 1 } },
+      { returnDocument: 'after' },
+    );
+    if (!marked && !(await this.col.findOne({ _id: id }, { projection: { _id: 1 } }))) throw new NotFoundError('tenant', id);
+    await this.revokeKeys(id);
+  }
+
+  /** Last step of the deletion workflow: the id is free again. Never removes a live tenant. */
+  async removeTombstone(id: string): Promise<boolean> {
+    await this.revokeKeys(id);
+    return (await this.col.deleteOne({ _id: id, deletion: { $exists: true } })).deletedCount === 1;
+  }
+
+  private async revokeKeys(id: string): Promise<void> {
+    await this.keys.deleteMany({ tenantId: id });
+    await this.inboundKeys.deleteMany({ tenantId: id });
   }
 
   /**
@@ -249,7 +286,7 @@ export class TenantRepository {
    */
   async disableWebhook(id: string, url: string): Promise<boolean> {
     const res = await this.col.updateOne(
-      { _id: id, 'settings.webhook.url': url },
+      { _id: id, 'settings.webhook.url': url, deletion: { $exists: false } },
       { $set: { 'settings.webhook': null, updatedAt: new Date() }, $inc: { settingsVersion: 1 } },
     );
     return res.modifiedCount > 0;
@@ -261,7 +298,7 @@ export class TenantRepository {
 
   /** Tenants with records still sealed the way they were before salts (src/store/seal-upgrade.ts). */
   legacyTenants(): AsyncIterable<TenantDoc> {
-    return this.col.find({ $or: [{ salt: { $exists: false } }, { legacySeals: true }] });
+    return this.col.find({ $or: [{ salt: { $exists: false } }, { legacySeals: true }], deletion: { $exists: false } });
   }
 
   /**

@@ -7,3 +7,4 @@ export { webhookSweeper } from './webhook-sweeper';
 export { oauthToken } from './oauth-token';
 export { bounceMailboxWatch } from './bounce-mailbox-watch';
 export { caseWorkflow } from './case';
+export { tenantDeletion } from './tenant-deletion';

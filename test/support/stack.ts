@@ -68,6 +68,8 @@ export function testEnv(overrides: Record<string, string> = {}): Record<string, 
     TEMPORAL_TASK_QUEUE: `test-${id}`,
     SMTP_ALLOW_PRIVATE_NETWORKS: 'loopback',
     SMTP_VERIFY_TIMEOUT_MS: '5000',
+    // A deleted tenant's id is free again within seconds (its second pass has nothing to wait for here).
+    TENANT_DELETION_SETTLE_MS: '500',
     // Each stack spills tracking hits to its own directory (never another suite's).
     TRACKING_SPOOL_DIR: path.join(os.tmpdir(), `cartero-test-spool-${id}`),
     ...overrides,
