@@ -6,6 +6,7 @@ import { createLogger } from './logging';
 import type { Keyring } from './security/crypto';
 import { connectStore, ensureIndexes } from './store/mongo';
 import { repositories, type StoreDeps } from './store/repositories';
+import { upgradeLegacySeals } from './store/seal-upgrade';
 import { keyringFrom } from './temporal/connection';
 
 export function packageVersion(): string {
@@ -51,7 +52,10 @@ export async function retrying<T>(what: string, logger: Logger, fn: () => Promis
 export async function openStore(config: Config, keyring: Keyring, logger: Logger): Promise<StoreDeps> {
   const store = await retrying('MongoDB', logger, () => connectStore(config.mongo.uri, config.mongo.db, config.mongo.maxPoolSize));
   await ensureIndexes(store.db);
-  return repositories(store, keyring);
+  const repos = repositories(store, keyring);
+  const upgraded = await upgradeLegacySeals(repos, (msg, fields) => logger.warn(fields, msg));
+  if (upgraded > 0) logger.info({ tenants: upgraded }, 'sealed secrets of tenants from before salts upgraded to the endpoint-bound format');
+  return repos;
 }
 
 export function baseDeps(component: string) {

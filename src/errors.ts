@@ -144,6 +144,17 @@ export class OAuthCredentialsError extends CarteroError {
   }
 }
 
+/**
+ * A stored secret (SMTP or IMAP password, OAuth2 client secret, refresh token, service-account key)
+ * that does not open for the tenant's current settings: the endpoint it was given for (host, port,
+ * TLS trust, token URL) has moved since, or the record belongs to an earlier tenant of the same id.
+ * Nothing was sent anywhere; a person must supply the secret again (409 from the API; sends wait
+ * for credentials).
+ */
+export class SealedCredentialsError extends CarteroError {
+  readonly kind = 'sealed_credentials';
+}
+
 /** The consent callback cannot be accepted: denied, forged/expired/replayed state, failed code exchange (400). */
 export class ConsentError extends CarteroError {
   readonly kind = 'consent';

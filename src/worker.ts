@@ -63,6 +63,7 @@ export async function createWorker(
     taskQueue: config.temporal.taskQueue,
     ...workflowSource(),
     activities: createActivities({
+      store: deps.store,
       tenants: deps.tenants,
       messages: deps.messages,
       suppressions: deps.suppressions,

@@ -12,9 +12,10 @@ import {
 import { classifyMail } from '../domain/mail/classify';
 import { fieldValue } from '../domain/mail/fields';
 import type { AllowableClass } from '../domain/network';
-import { orNullIfNotFound } from '../errors';
+import { orNullIfNotFound, SealedCredentialsError } from '../errors';
 import { mailFromRaw } from '../inbound/mime';
 import type { BounceMailboxDoc, BounceMailboxRepository } from '../store/bounce-mailboxes';
+import { sealScopeOf, type TenantSealScope } from '../store/tenant-seal';
 import type { TenantRepository } from '../store/tenants';
 import { handleBounceOrComplaint, type BounceHandlingDeps } from '../inbound/feedback';
 import { checkedAddresses, tlsServername } from './checked-address';
@@ -50,7 +51,7 @@ const CERT_CODES = /CERT|SELF_SIGNED|UNABLE_TO_VERIFY|UNABLE_TO_GET_ISSUER|ALTNA
 
 /** `failed` (tenant must act) or transient (reconnect), with a message that says what happened. */
 export function describeImapError(err: unknown): { needsAttention: boolean; message: string } {
-  if (err instanceof NeedsAttention) return { needsAttention: true, message: err.message };
+  if (err instanceof NeedsAttention || err instanceof SealedCredentialsError) return { needsAttention: true, message: err.message };
   const e = err as ImapFlowError & { code?: string };
   const reply = e.responseText ?? e.serverResponseCode;
   if (e.authenticationFailed) return { needsAttention: true, message: `authentication failed${reply ? `: ${reply}` : ''}` };
@@ -76,15 +77,16 @@ export async function runBounceMailboxWatch(deps: BounceMailboxWatchDeps, tenant
   const wait = (ms: number) => Promise.race([new Promise<'timer'>((r) => setTimeout(() => r('timer'), ms).unref()), stopped]);
   try {
     for (;;) {
-      const doc = await current(deps, tenantId);
-      if (!doc) return { kind: 'stopped' };
+      const found = await current(deps, tenantId);
+      if (!found) return { kind: 'stopped' };
+      const { doc, tenant } = found;
       if (Date.now() - started >= rotateAfterMs) return { kind: 'rotate' };
       const status = (state: WatchState, error: string | null) =>
         deps.bounceMailboxes.setStatus(tenantId, doc.generation, { state, error, since: new Date(), failures, lastConnectedAt });
 
       let client: ImapFlow | null = null;
       try {
-        client = await connect(deps, doc);
+        client = await connect(deps, doc, tenant);
         lastConnectedAt = new Date();
         failures = 0;
         const outcome = await watchConnected(deps, doc, client, {
@@ -127,17 +129,21 @@ async function stoppedAlready(stopped: Promise<'cancelled'>): Promise<boolean> {
 }
 
 /**
- * The settings, unless they or the tenant are gone (the watch then stops for good). A store failure
- * is thrown, never read as "gone": the run reconnects with backoff, or the activity is retried.
+ * The settings (and the tenant's seal scope, which opens the password), unless they or the tenant
+ * are gone (the watch then stops for good). A store failure is thrown, never read as "gone": the run
+ * reconnects with backoff, or the activity is retried.
  */
-async function current(deps: BounceMailboxWatchDeps, tenantId: string): Promise<BounceMailboxDoc | null> {
+async function current(deps: BounceMailboxWatchDeps, tenantId: string): Promise<{ doc: BounceMailboxDoc; tenant: TenantSealScope } | null> {
   const doc = await deps.bounceMailboxes.get(tenantId);
   if (!doc) return null;
   const tenant = await orNullIfNotFound(deps.tenants.get(tenantId));
-  return tenant ? doc : null;
+  return tenant ? { doc, tenant: sealScopeOf(tenant) } : null;
 }
 
-async function connect(deps: BounceMailboxWatchDeps, doc: BounceMailboxDoc): Promise<ImapFlow> {
+async function connect(deps: BounceMailboxWatchDeps, doc: BounceMailboxDoc, tenant: TenantSealScope): Promise<ImapFlow> {
+  // Opened before anything is resolved or connected: a password that does not open for these
+  // settings (moved behind the API's back) is never sent anywhere, and the watch waits in `failed`.
+  const pass = deps.bounceMailboxes.openPassword(doc, tenant);
   const s = doc.settings;
   // Resolve and check here, then connect to the checked address with the name for TLS: imapflow
   // resolving on its own would bypass the private-network guard (DNS rebinding).
@@ -150,7 +156,7 @@ async function connect(deps: BounceMailboxWatchDeps, doc: BounceMailboxDoc): Pro
     secure: s.security === 'tls',
     ...(s.security === 'starttls' ? { doSTARTTLS: true } : {}),
     ...(servername ? { servername } : {}),
-    auth: { user: s.user, pass: deps.bounceMailboxes.openPassword(doc) },
+    auth: { user: s.user, pass },
     tls: {
       ...(servername ? { servername } : {}),
       ...(s.tls.ca ? { ca: [...tls.rootCertificates, s.tls.ca] } : {}),
@@ -218,7 +224,7 @@ async function watchConnected(
     if (why === 'check') {
       const now = await current(deps, doc._id);
       if (!now) return { kind: 'stopped' };
-      if (now.generation !== doc.generation || Date.now() - session.started >= session.rotateAfterMs) return { kind: 'rotate' };
+      if (now.doc.generation !== doc.generation || Date.now() - session.started >= session.rotateAfterMs) return { kind: 'rotate' };
     }
   }
 }

@@ -5,6 +5,7 @@ import { createMessageActivities, type MessageActivityDeps } from './messages';
 import { createOAuthActivities, type OAuthActivityDeps } from './oauth';
 import { createReconcileActivities, type ReconcileActivityDeps } from './reconcile';
 import { createTenantActivities, type TenantActivityDeps } from './tenants';
+import { createTenantDeletionActivities, type TenantDeletionDeps } from './tenant-deletion';
 import { createWebhookActivities, type WebhookActivityDeps } from './webhooks';
 
 export type ActivityDeps = TenantActivityDeps &
@@ -13,7 +14,8 @@ export type ActivityDeps = TenantActivityDeps &
   WebhookActivityDeps &
   OAuthActivityDeps &
   BounceMailboxWatchDeps &
-  ReconcileActivityDeps;
+  ReconcileActivityDeps &
+  TenantDeletionDeps;
 
 export function createActivities(deps: ActivityDeps) {
   return withFailureMapping({
@@ -24,6 +26,7 @@ export function createActivities(deps: ActivityDeps) {
     ...createOAuthActivities(deps),
     ...createBounceMailboxActivities(deps),
     ...createReconcileActivities(deps),
+    ...createTenantDeletionActivities(deps),
   });
 }
 

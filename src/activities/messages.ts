@@ -145,11 +145,14 @@ export function createMessageActivities(deps: MessageActivityDeps) {
       if (!isLocal) heartbeat();
     }, 5_000);
     try {
+      // Throws SealedCredentialsError (→ wait for credentials) before any connection when the stored
+      // secrets do not open for these settings: they were given for another endpoint.
       const auth = deps.tenants.openAuth(tenant);
-      const leased = await deps.pools.lease(tenantId, tenant.settingsVersion, tenant.settings, auth);
+      const binding = deps.tenants.credentialBinding(tenant);
+      const leased = await deps.pools.lease(tenantId, tenant.settingsVersion, tenant.settings, auth, binding);
       lease = leased;
       const send = () => leased.transporter.sendMail({ envelope: { from: existing.from, to: pending }, raw: mime });
-      const info = auth.type === 'oauth2' && deps.oauth ? await deps.oauth.sendWithRefresh(tenantId, send) : await send();
+      const info = auth.type === 'oauth2' && deps.oauth ? await deps.oauth.sendWithRefresh(binding, send) : await send();
       outcome = outcomeFromResult(info);
     } catch (err) {
       outcome = outcomeFromError(err);

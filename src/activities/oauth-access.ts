@@ -2,6 +2,7 @@ import { usableUntil } from '../domain/oauth';
 import { CarteroError, DependencyUnavailableError, IdentityProviderUnavailableError, OAuthCredentialsError } from '../errors';
 import { requestRefresh, type TokenWorkflowTarget } from '../temporal/handoffs/oauth-token';
 import type { OAuthTokenRepository, StoredToken } from '../store/oauth-tokens';
+import type { CredentialBinding } from '../store/tenant-seal';
 
 /**
  * How the SMTP side of a worker gets a tenant's access token: from memory, else from the store
@@ -11,7 +12,12 @@ import type { OAuthTokenRepository, StoredToken } from '../store/oauth-tokens';
  * caller at a time (providers that rotate refresh tokens may revoke a family on concurrent reuse).
  */
 export class OAuthAccess {
-  private readonly cache = new Map<string, StoredToken>();
+  /**
+   * Per tenant, the last token and the binding (endpoint and credentials) it was read for: a token
+   * is handed out only for that same binding, so a tenant whose settings now name another server
+   * never gets the token obtained for the old one, not even from memory.
+   */
+  private readonly cache = new Map<string, { token: StoredToken; key: string }>();
   private readonly inflight = new Map<string, Promise<StoredToken>>();
 
   constructor(
@@ -20,25 +26,35 @@ export class OAuthAccess {
     private readonly waitMs = 30_000,
   ) {}
 
-  /** A token with life left. OAuthCredentialsError when the tenant needs a person (needs_reauth). */
-  async current(tenantId: string): Promise<StoredToken> {
+  private cached(binding: CredentialBinding): StoredToken | undefined {
+    const c = this.cache.get(binding.scope.tenantId);
+    return c && c.key === binding.key ? c.token : undefined;
+  }
+
+  /**
+   * A token with life left, obtained for the tenant's settings as `binding` describes them.
+   * OAuthCredentialsError when the tenant needs a person (needs_reauth).
+   */
+  async current(binding: CredentialBinding): Promise<StoredToken> {
+    const tenantId = binding.scope.tenantId;
     const now = Date.now();
-    const cached = this.cache.get(tenantId);
+    const cached = this.cached(binding);
     if (cached && usableUntil(cached) > now) return cached;
-    const stored = await this.tokens.get(tenantId);
+    // A stored token obtained for other settings does not open: it counts as stale, like an expired one.
+    const { token: stored, generation } = await this.tokens.lookup(binding);
     if (stored && usableUntil(stored) > now) {
-      this.cache.set(tenantId, stored);
+      this.cache.set(tenantId, { token: stored, key: binding.key });
       return stored;
     }
-    return this.renew(tenantId, Math.max(stored?.generation ?? 0, cached?.generation ?? 0));
+    return this.renew(binding, Math.max(generation, this.cache.get(tenantId)?.token.generation ?? 0));
   }
 
   /** A token newer than `staleGeneration` (the one a server just refused, or an expired one). */
-  async renew(tenantId: string, staleGeneration: number): Promise<StoredToken> {
-    const key = `${tenantId}:${staleGeneration}`;
+  async renew(binding: CredentialBinding, staleGeneration: number): Promise<StoredToken> {
+    const key = `${binding.scope.tenantId}:${staleGeneration}:${binding.key}`;
     let p = this.inflight.get(key);
     if (!p) {
-      p = this.askWorkflow(tenantId, staleGeneration).finally(() => this.inflight.delete(key));
+      p = this.askWorkflow(binding, staleGeneration).finally(() => this.inflight.delete(key));
       this.inflight.set(key, p);
     }
     return p;
@@ -50,24 +66,24 @@ export class OAuthAccess {
    * (Gmail's way); Entra answers a bare 535, which only this retry covers. Nothing was sent when
    * AUTH failed, so the retry cannot duplicate a message.
    */
-  async sendWithRefresh<T>(tenantId: string, send: () => Promise<T>): Promise<T> {
-    const used = (await this.current(tenantId)).generation;
+  async sendWithRefresh<T>(binding: CredentialBinding, send: () => Promise<T>): Promise<T> {
+    const used = (await this.current(binding)).generation;
     try {
       return await send();
     } catch (err) {
       if ((err as { code?: string }).code !== 'EAUTH') throw err;
       // If nodemailer's renew (or another send) already produced a newer token, retry with it.
-      if ((this.cache.get(tenantId)?.generation ?? 0) <= used) await this.renew(tenantId, used);
+      if ((this.cached(binding)?.generation ?? 0) <= used) await this.renew(binding, used);
       return send();
     }
   }
 
-  /** nodemailer's XOAUTH2 provisionCallback for one tenant's pool. */
+  /** nodemailer's XOAUTH2 provisionCallback for one tenant's pool (built for the settings `binding` describes). */
   provisioner(
-    tenantId: string,
+    binding: CredentialBinding,
   ): (user: string, renew: boolean, cb: (err: Error | null, accessToken: string, expires: number) => void) => void {
     return (_user, renew, cb) => {
-      const p = renew ? this.renew(tenantId, this.cache.get(tenantId)?.generation ?? 0) : this.current(tenantId);
+      const p = renew ? this.renew(binding, this.cached(binding)?.generation ?? 0) : this.current(binding);
       p.then(
         (t) => cb(null, t.accessToken, usableUntil(t)),
         (err: Error) => cb(err, '', 0),
@@ -75,7 +91,8 @@ export class OAuthAccess {
     };
   }
 
-  private async askWorkflow(tenantId: string, staleGeneration: number): Promise<StoredToken> {
+  private async askWorkflow(binding: CredentialBinding, staleGeneration: number): Promise<StoredToken> {
+    const tenantId = binding.scope.tenantId;
     let timer: NodeJS.Timeout | undefined;
     const timeout = new Promise<never>((_, reject) => {
       timer = setTimeout(
@@ -98,10 +115,11 @@ export class OAuthAccess {
       clearTimeout(timer);
     }
     if (!answer.ok) throw new OAuthCredentialsError(`OAuth2 credentials need attention: ${answer.reason}`, 'needs_reauth');
-    const stored = await this.tokens.get(tenantId);
+    const stored = await this.tokens.get(binding);
+    // Not there yet, or obtained for settings that changed again meanwhile: the caller retries.
     if (!stored || stored.generation < answer.generation)
-      throw new IdentityProviderUnavailableError(`the refreshed token of ${tenantId} is not in the store yet`);
-    this.cache.set(tenantId, stored);
+      throw new IdentityProviderUnavailableError(`the refreshed token of ${tenantId} is not in the store yet (or its settings changed)`);
+    this.cache.set(tenantId, { token: stored, key: binding.key });
     return stored;
   }
 }

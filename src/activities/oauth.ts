@@ -1,6 +1,7 @@
 import { log } from '@temporalio/activity';
 import type { Client } from '@temporalio/client';
-import { ConflictError, NotFoundError, OAuthCredentialsError } from '../errors';
+import { ConflictError, NotFoundError, OAuthCredentialsError, SealedCredentialsError } from '../errors';
+import type { OAuth2Auth } from '../domain/oauth';
 import type { OAuthProviders } from '../oauth/providers';
 import type { EventRepository } from '../store/events';
 import type { MessageRepository } from '../store/messages';
@@ -67,12 +68,24 @@ export function createOAuthActivities(deps: OAuthActivityDeps) {
         }
         throw err;
       }
-      const auth = deps.tenants.openAuth(tenant);
-      if (auth.type !== 'oauth2') {
+      if (tenant.auth.type !== 'oauth2') {
         await deps.oauthTokens.delete(tenantId);
-        return { kind: 'gone', reason: `the tenant now uses ${auth.type} auth` };
+        return { kind: 'gone', reason: `the tenant now uses ${tenant.auth.type} auth` };
       }
-      const rotated = await deps.oauthTokens.rotatedRefreshToken(tenantId, tenant.settingsVersion);
+      let auth: OAuth2Auth;
+      try {
+        // The stored type was checked just above; opening only adds the secrets.
+        auth = deps.tenants.openAuth(tenant) as OAuth2Auth;
+      } catch (err) {
+        // Secrets whose token URL or SMTP endpoint moved since they were given: nothing is sent to
+        // the new one; a person must supply them again.
+        if (!(err instanceof SealedCredentialsError)) throw err;
+        const refused = new OAuthCredentialsError(err.message, 'sealed_credentials');
+        await markNeedsReauth(tenant, refused);
+        return { kind: 'needs_reauth', reason: refused.message, settingsVersion: tenant.settingsVersion };
+      }
+      const binding = deps.tenants.credentialBinding(tenant);
+      const rotated = await deps.oauthTokens.rotatedRefreshToken(binding, tenant.settingsVersion);
       const obtainedAt = Date.now();
       let grant;
       try {
@@ -82,7 +95,7 @@ export function createOAuthActivities(deps: OAuthActivityDeps) {
         await markNeedsReauth(tenant, err);
         return { kind: 'needs_reauth', reason: err.message, settingsVersion: tenant.settingsVersion };
       }
-      const stored = await deps.oauthTokens.save(tenantId, grant, tenant.settingsVersion, obtainedAt);
+      const stored = await deps.oauthTokens.save(binding, grant, tenant.settingsVersion, obtainedAt);
       if (tenant.settings.status === 'needs_reauth') {
         // Working again (a signal after the provider side was fixed, or new credentials).
         await deps.tenants

@@ -5,7 +5,8 @@ import type { AttemptOutcome } from '../domain/delivery';
 import type { AllowableClass } from '../domain/network';
 import { classifyReply, enhancedCodeOf, type SmtpReply } from '../domain/smtp-reply';
 import { ehloNameOf, type AuthInput, type TenantSettings } from '../domain/tenant';
-import { DependencyUnavailableError, IdentityProviderUnavailableError, OAuthCredentialsError } from '../errors';
+import { DependencyUnavailableError, IdentityProviderUnavailableError, OAuthCredentialsError, SealedCredentialsError } from '../errors';
+import type { CredentialBinding } from '../store/tenant-seal';
 import type { OAuthAccess } from './oauth-access';
 import { checkedAddresses, tlsServername } from './checked-address';
 
@@ -42,12 +43,21 @@ export class SmtpPools {
     private readonly oauth?: OAuthAccess,
   ) {}
 
-  /** A pool for the tenant's current settings; release the lease when the send is done. */
-  async lease(tenantId: string, version: number, settings: TenantSettings, auth: AuthInput): Promise<PoolLease> {
+  /**
+   * A pool for the tenant's current settings; release the lease when the send is done. `binding`
+   * (the settings' endpoint and credentials) picks the OAuth2 tokens the pool may use.
+   */
+  async lease(
+    tenantId: string,
+    version: number,
+    settings: TenantSettings,
+    auth: AuthInput,
+    binding: CredentialBinding,
+  ): Promise<PoolLease> {
     let entry = this.pools.get(tenantId);
     if (!entry || entry.version !== version || Date.now() - entry.createdAt >= POOL_MAX_AGE_MS) {
       if (entry) this.retire(tenantId, entry);
-      entry = { version, createdAt: Date.now(), transporter: await this.create(tenantId, settings, auth), inflight: 0, retired: false };
+      entry = { version, createdAt: Date.now(), transporter: await this.create(settings, auth, binding), inflight: 0, retired: false };
       this.pools.set(tenantId, entry);
     }
     const e = entry;
@@ -84,7 +94,11 @@ export class SmtpPools {
     if (e.inflight === 0) e.transporter.close();
   }
 
-  private async create(tenantId: string, settings: TenantSettings, auth: AuthInput): Promise<Transporter<SMTPTransport.SentMessageInfo>> {
+  private async create(
+    settings: TenantSettings,
+    auth: AuthInput,
+    binding: CredentialBinding,
+  ): Promise<Transporter<SMTPTransport.SentMessageInfo>> {
     const s = settings.smtp;
     // Resolve and check here, then connect to the checked address with the name for TLS:
     // nodemailer resolving on its own would bypass the private-network guard (DNS rebinding).
@@ -103,7 +117,7 @@ export class SmtpPools {
         if (!this.oauth) throw new SmtpSettingsError('OAuth2 sending needs the token service, which this worker was started without');
         // Tokens come from the tenant's token workflow through the store, per connection;
         // `renew` (a 334 challenge after AUTH XOAUTH2) asks for a fresh one.
-        smtpAuth = { type: 'OAuth2', user: auth.user, provisionCallback: this.oauth.provisioner(tenantId) };
+        smtpAuth = { type: 'OAuth2', user: auth.user, provisionCallback: this.oauth.provisioner(binding) };
         break;
     }
     return nodemailer.createTransport({
@@ -172,8 +186,10 @@ export function outcomeFromResult(info: SMTPTransport.SentMessageInfo): AttemptO
 export function outcomeFromError(err: unknown): AttemptOutcome {
   const e = err as NodemailerError;
   if (e instanceof SmtpSettingsError) return { cls: 'tls', reply: { text: e.message }, recipientReplies: [] };
-  // No token: a person must act (needs_reauth) → wait for credentials; the provider is down → retry.
-  if (e instanceof OAuthCredentialsError) return { cls: 'auth', reply: { text: e.message }, recipientReplies: [] };
+  // No token, or stored credentials that do not open for these settings: a person must act → wait
+  // for credentials; the provider is down → retry.
+  if (e instanceof OAuthCredentialsError || e instanceof SealedCredentialsError)
+    return { cls: 'auth', reply: { text: e.message }, recipientReplies: [] };
   if (e instanceof IdentityProviderUnavailableError || e instanceof DependencyUnavailableError) {
     return { cls: 'transient', reply: { text: e.message }, recipientReplies: [] };
   }

@@ -1,5 +1,6 @@
 import type { AllowableClass } from '../domain/network';
-import { ehloNameOf } from '../domain/tenant';
+import { ehloNameOf, type AuthInput } from '../domain/tenant';
+import { SealedCredentialsError } from '../errors';
 import type { TenantRepository } from '../store/tenants';
 import type { OAuthAccess } from './oauth-access';
 import type { ProbeResult } from '../domain/smtp-probe';
@@ -18,8 +19,15 @@ export function createTenantActivities(deps: TenantActivityDeps) {
     /** DNS → TCP → TLS → EHLO → AUTH against the tenant's server; never throws for a server's refusal. */
     async verifySmtpConnection(tenantId: string): Promise<ProbeResult> {
       const doc = await deps.tenants.get(tenantId);
-      const auth = deps.tenants.openAuth(doc);
       const s = doc.settings.smtp;
+      let auth: AuthInput;
+      try {
+        auth = deps.tenants.openAuth(doc);
+      } catch (err) {
+        if (!(err instanceof SealedCredentialsError)) throw err;
+        // Secrets given for another endpoint are not tried against this one: no connection is made.
+        return { ok: false, host: s.host, port: s.port, security: s.security, steps: [], failedStep: 'auth', error: err.message };
+      }
       let probeAuth: ProbeAuth;
       switch (auth.type) {
         case 'none':
@@ -33,7 +41,7 @@ export function createTenantActivities(deps: TenantActivityDeps) {
           let token: string;
           try {
             if (!deps.oauth) throw new Error('this worker runs without the OAuth2 token service');
-            token = (await deps.oauth.current(tenantId)).accessToken;
+            token = (await deps.oauth.current(deps.tenants.credentialBinding(doc))).accessToken;
           } catch (err) {
             return {
               ok: false,

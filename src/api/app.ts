@@ -142,6 +142,7 @@ export function createApp(deps: AppDeps): Express {
       taskQueue: deps.config.temporal.taskQueue,
       allowPrivateNetworks: deps.config.smtp.allowPrivateNetworks,
       onDeliverySettingsChanged: deps.onDeliverySettingsChanged ?? ((tenantId) => onDeliverySettingsChanged(deps, tenantId)),
+      deletionSettleMs: deps.config.tenants.deletionSettleMs,
     }),
   );
   app.use(oauthStartRoutes(oauthDeps));

@@ -282,7 +282,11 @@ export function buildOpenApi(version: string): Json {
         post: {
           summary: 'Create a tenant (admin key). Returns its API key and webhook secret once.',
           requestBody: { required: true, content: { 'application/json': { schema: { $ref: '#/components/schemas/TenantCreate' } } } },
-          responses: { '201': json('Created: `{tenant, apiKey, webhookSecret}`'), '409': problem('Tenant id taken'), ...common },
+          responses: {
+            '201': json('Created: `{tenant, apiKey, webhookSecret}`'),
+            '409': problem('Tenant id taken (or its deletion is still running)'),
+            ...common,
+          },
         },
       },
       '/v1/tenants/{id}': {
@@ -296,9 +300,13 @@ export function buildOpenApi(version: string): Json {
             '403': problem('`status` needs the admin key'),
             '409': problem('Changed concurrently'),
             ...common,
+            '400': problem('Invalid input, or an endpoint (smtp host, port, TLS trust) moved without `auth`; `errors` names each field'),
           },
         },
-        delete: { summary: 'Delete a tenant (admin key)', responses: { '204': { description: 'Deleted' }, ...common } },
+        delete: {
+          summary: 'Delete a tenant (admin key): gone and its keys revoked at once; its data is removed by the `delete-<id>` workflow',
+          responses: { '202': json('Deleting: `{id, status: "deleting", workflowId}`'), ...common },
+        },
       },
       '/v1/tenants/{id}/api-key': {
         parameters: [tenantIdParam],

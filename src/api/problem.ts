@@ -15,6 +15,7 @@ import {
   IdempotencyKeyReusedError,
   NotFoundError,
   PayloadTooLargeError,
+  SealedCredentialsError,
   UnsupportedMediaTypeError,
   ValidationError,
   type FieldProblem,
@@ -52,6 +53,7 @@ export function problemFor(err: CarteroError): Problem {
       ...base(422, 'idempotency-key-reused', 'Idempotency key reused'),
       errors: [{ field: 'idempotencyKey', message: `already used with a different request: ${err.key}` }],
     };
+  if (err instanceof SealedCredentialsError) return base(409, 'sealed-credentials', 'Stored credentials do not match the settings');
   if (err instanceof PayloadTooLargeError) return base(413, 'payload-too-large', 'Payload too large');
   if (err instanceof UnsupportedMediaTypeError) return base(415, 'unsupported-media-type', 'Unsupported media type');
   if (err instanceof DependencyUnavailableError) return base(503, 'dependency-unavailable', 'Service unavailable');

@@ -86,6 +86,15 @@ const envSchema = z.object({
     .default(1024 * 1024),
   SMTP_VERIFY_TIMEOUT_MS: z.coerce.number().int().min(500).max(120_000).default(15_000),
   SHUTDOWN_GRACE_MS: z.coerce.number().int().min(0).max(300_000).default(15_000),
+  /**
+   * Tenant deletion (docs/operations.md): the wait between the deletion workflow's two passes, for
+   * writers already under way (API processes cache a message for tracking hits up to 10 minutes).
+   */
+  TENANT_DELETION_SETTLE_MS: z.coerce
+    .number()
+    .int()
+    .min(0)
+    .default(15 * 60_000),
 
   /** JSON limit of POST /v1/messages (attachments arrive base64 inside it). */
   API_MESSAGE_BODY_LIMIT_BYTES: z.coerce
@@ -253,6 +262,7 @@ export interface Config {
   smtp: { allowPrivateNetworks: PrivateNetworkClass[]; verifyTimeoutMs: number };
   codec: { auth: 'admin-key' | 'none'; corsOrigins: string[] };
   shutdownGraceMs: number;
+  tenants: { deletionSettleMs: number };
   send: { messageBodyLimitBytes: number; policy: RetryPolicy; permitMarginMs: number };
   webhooks: { policy: WebhookPolicy; allowPrivateNetworks: PrivateNetworkClass[]; sweepIntervalMs: number };
   reconcile: { intervalMs: number; graceMs: number; notAcceptedGraceMs: number };
@@ -400,6 +410,7 @@ export function loadConfig(source: NodeJS.ProcessEnv = process.env): Config {
         .filter(Boolean),
     },
     shutdownGraceMs: e.SHUTDOWN_GRACE_MS,
+    tenants: { deletionSettleMs: e.TENANT_DELETION_SETTLE_MS },
     send: {
       messageBodyLimitBytes: e.API_MESSAGE_BODY_LIMIT_BYTES,
       policy: {

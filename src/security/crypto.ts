@@ -4,10 +4,16 @@ import { createCipheriv, createDecipheriv, createHash, randomBytes, timingSafeEq
  * AES-256-GCM with a key id carried beside every ciphertext, so keys rotate: new data uses the active
  * key, old data stays readable while its key is still configured.
  *
- * Sealed string format: `v1.<kid>.<iv b64url>.<tag b64url>.<ciphertext b64url>`.
+ * Sealed string format: `<format>.<kid>.<iv b64url>.<tag b64url>.<ciphertext b64url>`.
  * `aad` binds a ciphertext to its place (e.g. `tenant:<id>:smtp.password`) so a value copied into
- * another document or field does not decrypt.
+ * another document or field does not decrypt. The format says how the caller built the AAD: `v1`
+ * for the place alone, `v2` for a tenant's records sealed with its salt and, for credentials, the
+ * endpoint they were given for (src/store/tenant-seal.ts). The format is not itself authenticated,
+ * and needs not be: a `v2` value relabelled `v1` is opened with the other AAD and fails.
  */
+export type SealFormat = 'v1' | 'v2';
+const FORMATS: ReadonlySet<string> = new Set<SealFormat>(['v1', 'v2']);
+
 export class Keyring {
   constructor(
     private readonly keys: ReadonlyMap<string, Buffer>,
@@ -44,22 +50,28 @@ export class Keyring {
     }
   }
 
-  seal(plain: string, aad: string): string {
+  seal(plain: string, aad: string, format: SealFormat = 'v1'): string {
     const { kid, iv, tag, ciphertext } = this.encryptBytes(Buffer.from(plain, 'utf8'), aad);
-    return ['v1', kid, b64u(iv), b64u(tag), b64u(ciphertext)].join('.');
+    return [format, kid, b64u(iv), b64u(tag), b64u(ciphertext)].join('.');
   }
 
+  /** Opens a value of either format; the caller passes the AAD its format calls for (Keyring.formatOf). */
   open(sealed: string, aad: string): string {
     const parts = sealed.split('.');
-    if (parts.length !== 5 || parts[0] !== 'v1') throw new DecryptionError('not a sealed value');
+    if (parts.length !== 5 || !FORMATS.has(parts[0]!)) throw new DecryptionError('not a sealed value');
     const [, kid, iv, tag, ct] = parts as [string, string, string, string, string];
     return this.decryptBytes(kid, fromB64u(iv), fromB64u(tag), fromB64u(ct), aad).toString('utf8');
   }
 
+  /** The format a sealed value was written in, or undefined for anything that is not one. */
+  static formatOf(sealed: string): SealFormat | undefined {
+    const parts = sealed.split('.');
+    return parts.length === 5 && FORMATS.has(parts[0]!) ? (parts[0] as SealFormat) : undefined;
+  }
+
   /** Key id a sealed value was written with; lets a rotation job find values to re-seal. */
   static keyIdOf(sealed: string): string | undefined {
-    const parts = sealed.split('.');
-    return parts.length === 5 && parts[0] === 'v1' ? parts[1] : undefined;
+    return Keyring.formatOf(sealed) ? sealed.split('.')[1] : undefined;
   }
 }
 

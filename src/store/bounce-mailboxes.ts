@@ -1,7 +1,10 @@
 import type { Collection, Db } from 'mongodb';
 import type { BounceMailboxSettings, WatchState } from '../domain/bounce-mailbox';
+import { credentialMoveProblems, endpointKey, imapCredentialEndpoint } from '../domain/credential-endpoint';
 import type { MailKind } from '../domain/mail/classify';
-import type { Keyring } from '../security/crypto';
+import { ConflictError, SealedCredentialsError, ValidationError } from '../errors';
+import { DecryptionError, type Keyring } from '../security/crypto';
+import { isLegacySeal, openTenantSecret, sealTenantSecret, type SealPlace, type TenantSealScope } from './tenant-seal';
 
 /** The watch's last known state, written by the activity, shown by GET. */
 export interface WatchStatus {
@@ -31,8 +34,10 @@ export interface WatchStats {
 
 /**
  * One document per tenant (`_id` = tenant id) in `bounce_mailboxes`. The password is sealed with
- * the keyring (associated data binds it to the tenant), never returned. `generation` is bumped on
- * every PUT so a watch still running with older settings cannot overwrite the new status.
+ * the keyring, never returned; its associated data binds it to the tenant (salt) and to the IMAP
+ * endpoint it was given for (host, port, TLS trust: src/domain/credential-endpoint.ts), so settings
+ * moved behind the API's back cannot open it. `generation` is bumped on every PUT so a watch still
+ * running with older settings cannot overwrite the new status.
  */
 export interface BounceMailboxDoc {
   _id: string;
@@ -45,7 +50,11 @@ export interface BounceMailboxDoc {
   updatedAt: Date;
 }
 
-const aadFor = (tenantId: string) => `bounce-mailbox:${tenantId}:password`;
+const passwordPlace = (tenantId: string, settings: BounceMailboxSettings): SealPlace => ({
+  place: 'bounce-mailbox.password',
+  bound: endpointKey(imapCredentialEndpoint(settings)),
+  legacyAad: `bounce-mailbox:${tenantId}:password`,
+});
 
 const NO_STATS: WatchStats = {
   processed: 0,
@@ -76,20 +85,38 @@ export class BounceMailboxRepository {
 
   /**
    * Creates or replaces the settings; `password` undefined keeps the stored one (null when there
-   * is none: the caller must then refuse). The status restarts at `connecting`; stats are kept.
+   * is none: the caller must then refuse), but only for the endpoint it was given with: a moved
+   * host, port or TLS trust without the password is a ValidationError naming the fields. The status
+   * restarts at `connecting`; stats are kept.
    */
-  async put(tenantId: string, settings: BounceMailboxSettings, password: string | undefined): Promise<BounceMailboxDoc | null> {
+  async put(tenant: TenantSealScope, settings: BounceMailboxSettings, password: string | undefined): Promise<BounceMailboxDoc | null> {
+    const tenantId = tenant.tenantId;
     const now = new Date();
     const set: Record<string, unknown> = {
       settings,
       status: { state: 'connecting', error: null, since: now, failures: 0, lastConnectedAt: null } satisfies WatchStatus,
       updatedAt: now,
     };
-    if (password !== undefined) set.passwordSealed = this.keyring.seal(password, aadFor(tenantId));
     if (password === undefined) {
-      // Single-document conditional update: only an existing mailbox may keep its password.
-      return this.col.findOneAndUpdate({ _id: tenantId }, { $set: set, $inc: { generation: 1 } }, { returnDocument: 'after' });
+      const existing = await this.col.findOne({ _id: tenantId });
+      if (!existing) return null;
+      const problems = credentialMoveProblems(
+        imapCredentialEndpoint(existing.settings),
+        imapCredentialEndpoint(settings),
+        ['password'],
+        'password',
+      );
+      if (problems.length > 0) throw new ValidationError(`invalid ${problems.map((p) => p.field).join(', ')}`, problems);
+      // Single-document conditional update: only the mailbox just checked may keep its password.
+      const kept = await this.col.findOneAndUpdate(
+        { _id: tenantId, generation: existing.generation },
+        { $set: set, $inc: { generation: 1 } },
+        { returnDocument: 'after' },
+      );
+      if (!kept) throw new ConflictError(`the bounce mailbox of ${tenantId} was changed concurrently; retry the request`);
+      return kept;
     }
+    set.passwordSealed = sealTenantSecret(this.keyring, tenant, passwordPlace(tenantId, settings), password);
     return this.col.findOneAndUpdate(
       { _id: tenantId },
       { $set: set, $inc: { generation: 1 }, $setOnInsert: { stats: NO_STATS, createdAt: now } },
@@ -102,9 +129,30 @@ export class BounceMailboxRepository {
     return r.deletedCount === 1;
   }
 
-  /** Decrypted password; for the watch activity only. Never log or return it. */
-  openPassword(doc: BounceMailboxDoc): string {
-    return this.keyring.open(doc.passwordSealed, aadFor(doc._id));
+  /**
+   * Decrypted password; for the watch activity only. Never log or return it. SealedCredentialsError
+   * when it does not open for the stored settings (moved behind the API's back, or sealed for an
+   * earlier tenant of this id): nothing is sent anywhere.
+   */
+  openPassword(doc: BounceMailboxDoc, tenant: TenantSealScope): string {
+    try {
+      return openTenantSecret(this.keyring, tenant, passwordPlace(doc._id, doc.settings), doc.passwordSealed);
+    } catch (err) {
+      if (!(err instanceof DecryptionError)) throw err;
+      throw new SealedCredentialsError(
+        `stored credentials unusable: the bounce mailbox password does not open for the current host, port and TLS trust ` +
+          `(it was given for another endpoint or another tenant of this id); PUT the settings again with the password`,
+      );
+    }
+  }
+
+  /** Upgrade from before salts (src/store/seal-upgrade.ts): the password resealed `v2`, bound to the current settings. */
+  async resealLegacy(tenant: TenantSealScope): Promise<void> {
+    const doc = await this.col.findOne({ _id: tenant.tenantId });
+    if (!doc || !isLegacySeal(doc.passwordSealed)) return;
+    const resealed = sealTenantSecret(this.keyring, tenant, passwordPlace(doc._id, doc.settings), this.openPassword(doc, tenant));
+    // Only if nobody PUT a new password meanwhile (that one is `v2` already).
+    await this.col.updateOne({ _id: doc._id, passwordSealed: doc.passwordSealed }, { $set: { passwordSealed: resealed } });
   }
 
   /** Records the watch's state, only if the settings it runs with are still the current ones. */

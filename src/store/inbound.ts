@@ -5,6 +5,7 @@ import { NotFoundError } from '../errors';
 import { downloadBuffer, uploadBuffer } from './gridfs';
 import { isDuplicateKey, upsertRetrying } from './upsert';
 import type { Keyring } from '../security/crypto';
+import { isLegacySeal, openTenantSecret, sealTenantSecret, type SealPlace, type TenantSealScope } from './tenant-seal';
 
 /**
  * Inbound mail as stored. `_id` is `i_<hash of tenant and Message-ID (or provider id)>`, so a
@@ -51,7 +52,7 @@ interface InboundKeyDoc {
   tenantId: string;
 }
 
-/** Per-tenant, per-provider inbound authentication; secrets sealed with the tenant and field as AAD. */
+/** Per-tenant, per-provider inbound authentication; secrets sealed with the tenant (salt) and field as AAD. */
 export interface InboundSettingsDoc {
   _id: string;
   tenantId: string;
@@ -72,7 +73,10 @@ interface ReplayDoc {
   at: Date;
 }
 
-const aad = (tenantId: string, provider: string, field: string) => `tenant:${tenantId}:inbound.${provider}.${field}`;
+const place = (tenantId: string, provider: string, field: string): SealPlace => ({
+  place: `inbound.${provider}.${field}`,
+  legacyAad: `tenant:${tenantId}:inbound.${provider}.${field}`,
+});
 
 export class InboundRepository {
   readonly col: Collection<InboundDoc>;
@@ -101,7 +105,8 @@ export class InboundRepository {
     const keys = db.collection<InboundKeyDoc>('inbound_keys');
     for await (const t of db
       .collection<{ _id: string; inboundKey: string }>('tenants')
-      .find({}, { projection: { _id: 1, inboundKey: 1 } })) {
+      // Not for a tenant being deleted: its keys were revoked on purpose.
+      .find({ deletion: { $exists: false } }, { projection: { _id: 1, inboundKey: 1 } })) {
       if (t.inboundKey)
         await upsertRetrying(() => keys.updateOne({ _id: t.inboundKey }, { $setOnInsert: { tenantId: t._id } }, { upsert: true }));
     }
@@ -162,14 +167,15 @@ export class InboundRepository {
   }
 
   async putSettings(
-    tenantId: string,
+    tenant: TenantSealScope,
     provider: InboundEmail['provider'],
     clear: InboundSettingsDoc['clear'],
     secrets: Partial<Record<InboundSecretField, string>>,
   ): Promise<InboundSettingsDoc> {
+    const tenantId = tenant.tenantId;
     const sealed: InboundSettingsDoc['sealed'] = {};
     for (const [field, value] of Object.entries(secrets) as Array<[InboundSecretField, string | undefined]>) {
-      if (value !== undefined) sealed[field] = this.keyring.seal(value, aad(tenantId, provider, field));
+      if (value !== undefined) sealed[field] = sealTenantSecret(this.keyring, tenant, place(tenantId, provider, field), value);
     }
     const doc: InboundSettingsDoc = { _id: `${tenantId}:${provider}`, tenantId, provider, clear, sealed, updatedAt: new Date() };
     await upsertRetrying(() => this.settings.replaceOne({ _id: doc._id }, doc, { upsert: true }));
@@ -185,12 +191,25 @@ export class InboundRepository {
   }
 
   /** Decrypted settings, for the webhook's authentication only. Never log or return them. */
-  openSettings(doc: InboundSettingsDoc): OpenInboundSettings {
+  openSettings(doc: InboundSettingsDoc, tenant: TenantSealScope): OpenInboundSettings {
     const out: OpenInboundSettings = { ...doc.clear };
     for (const [field, value] of Object.entries(doc.sealed) as Array<[InboundSecretField, string | undefined]>) {
-      if (value !== undefined) out[field] = this.keyring.open(value, aad(doc.tenantId, doc.provider, field));
+      if (value !== undefined) out[field] = openTenantSecret(this.keyring, tenant, place(doc.tenantId, doc.provider, field), value);
     }
     return out;
+  }
+
+  /** Upgrade from before salts (src/store/seal-upgrade.ts): every provider's secrets resealed `v2`. */
+  async resealLegacy(tenant: TenantSealScope): Promise<void> {
+    for (const doc of await this.settings.find({ tenantId: tenant.tenantId }).toArray()) {
+      for (const [field, value] of Object.entries(doc.sealed) as Array<[InboundSecretField, string | undefined]>) {
+        if (value === undefined || !isLegacySeal(value)) continue;
+        const where = place(doc.tenantId, doc.provider, field);
+        const resealed = sealTenantSecret(this.keyring, tenant, where, openTenantSecret(this.keyring, tenant, where, value));
+        // Only if the value was not replaced meanwhile (a new one is `v2` already).
+        await this.settings.updateOne({ _id: doc._id, [`sealed.${field}`]: value }, { $set: { [`sealed.${field}`]: resealed } });
+      }
+    }
   }
 
   /**

@@ -1,13 +1,19 @@
 import { type Collection, type Db } from 'mongodb';
 import { isDuplicateKey } from './upsert';
-import type { Keyring } from '../security/crypto';
+import { DecryptionError, type Keyring } from '../security/crypto';
+import { isLegacySeal, openTenantSecret, sealTenantSecret, type CredentialBinding, type SealPlace } from './tenant-seal';
 
 /**
- * Each tenant's current OAuth2 access token, sealed (AES-256-GCM, bound to the tenant), with its
- * expiry and a generation number that grows with every token obtained; keyed by `_id` = tenant id
- * so every read is a primary-key lookup. A refresh token the provider rotated is kept here too
- * (sealed), tagged with the tenant settings version it descends from: a new consent or PATCHed
- * credentials (a newer version) make it obsolete without anyone having to delete it.
+ * Each tenant's current OAuth2 access token, sealed (AES-256-GCM), with its expiry and a generation
+ * number that grows with every token obtained; keyed by `_id` = tenant id so every read is a
+ * primary-key lookup. A refresh token the provider rotated is kept here too (sealed), tagged with
+ * the tenant settings version it descends from: a new consent or PATCHed credentials (a newer
+ * version) make it obsolete without anyone having to delete it.
+ *
+ * Both are sealed bound to the tenant (salt), its credential endpoint (SMTP host, port, TLS trust,
+ * token URL) and the credentials they came from (CredentialBinding): a token obtained while the
+ * tenant's settings named one SMTP server does not open once they name another, so it can only ever
+ * be handed to the server it was obtained for.
  */
 export interface OAuthTokenDoc {
   _id: string;
@@ -34,7 +40,17 @@ interface UsedStateDoc {
   usedAt: Date;
 }
 
-const aad = (tenantId: string, field: string) => `oauth:${tenantId}:${field}`;
+const place = (binding: CredentialBinding, field: 'accessToken' | 'refreshToken'): SealPlace => ({
+  place: `oauth.${field}`,
+  bound: binding.key,
+  legacyAad: `oauth:${binding.scope.tenantId}:${field}`,
+});
+
+/** The stored token if it opens for the binding asked for, and the generation stored either way. */
+export interface TokenLookup {
+  token: StoredToken | null;
+  generation: number;
+}
 
 export class OAuthTokenRepository {
   private readonly col: Collection<OAuthTokenDoc>;
@@ -53,21 +69,25 @@ export class OAuthTokenRepository {
     await db.collection('oauth_states_used').createIndex({ usedAt: 1 }, { name: 'usedAt' });
   }
 
-  /** Stores a new token (generation + 1); a rotated refresh token is kept against `settingsVersion`. */
+  /**
+   * Stores a new token (generation + 1) obtained with the credentials of `binding`; a rotated refresh
+   * token is kept against `settingsVersion`.
+   */
   async save(
-    tenantId: string,
+    binding: CredentialBinding,
     grant: { accessToken: string; expiresAt: number; refreshToken?: string },
     settingsVersion: number,
     obtainedAt = Date.now(),
   ): Promise<StoredToken> {
+    const tenantId = binding.scope.tenantId;
     const set: Partial<OAuthTokenDoc> = {
-      accessTokenSealed: this.keyring.seal(grant.accessToken, aad(tenantId, 'accessToken')),
+      accessTokenSealed: sealTenantSecret(this.keyring, binding.scope, place(binding, 'accessToken'), grant.accessToken),
       obtainedAt: new Date(obtainedAt),
       expiresAt: new Date(grant.expiresAt),
       updatedAt: new Date(),
     };
     if (grant.refreshToken) {
-      set.rotatedRefreshTokenSealed = this.keyring.seal(grant.refreshToken, aad(tenantId, 'refreshToken'));
+      set.rotatedRefreshTokenSealed = sealTenantSecret(this.keyring, binding.scope, place(binding, 'refreshToken'), grant.refreshToken);
       set.rotatedFromVersion = settingsVersion;
     }
     const doc = await this.col.findOneAndUpdate(
@@ -78,22 +98,62 @@ export class OAuthTokenRepository {
     return { accessToken: grant.accessToken, obtainedAt, expiresAt: grant.expiresAt, generation: doc?.generation ?? 1 };
   }
 
-  async get(tenantId: string): Promise<StoredToken | null> {
-    const doc = await this.col.findOne({ _id: tenantId });
-    if (!doc) return null;
+  /** The tenant's token, or null when there is none or it was obtained for other settings (see lookup). */
+  async get(binding: CredentialBinding): Promise<StoredToken | null> {
+    return (await this.lookup(binding)).token;
+  }
+
+  /**
+   * The stored token when it opens for `binding`. A token obtained for another endpoint or other
+   * credentials is no token (null), but its generation is reported, so a refresh can ask for a newer one.
+   */
+  async lookup(binding: CredentialBinding): Promise<TokenLookup> {
+    const doc = await this.col.findOne({ _id: binding.scope.tenantId });
+    if (!doc) return { token: null, generation: 0 };
+    let accessToken: string;
+    try {
+      accessToken = openTenantSecret(this.keyring, binding.scope, place(binding, 'accessToken'), doc.accessTokenSealed);
+    } catch (err) {
+      if (err instanceof DecryptionError) return { token: null, generation: doc.generation };
+      throw err;
+    }
     return {
-      accessToken: this.keyring.open(doc.accessTokenSealed, aad(tenantId, 'accessToken')),
-      obtainedAt: doc.obtainedAt.getTime(),
-      expiresAt: doc.expiresAt.getTime(),
+      token: { accessToken, obtainedAt: doc.obtainedAt.getTime(), expiresAt: doc.expiresAt.getTime(), generation: doc.generation },
       generation: doc.generation,
     };
   }
 
-  /** The provider's newest refresh token, if it rotated one since the tenant's credentials were last set. */
-  async rotatedRefreshToken(tenantId: string, settingsVersion: number): Promise<string | undefined> {
-    const doc = await this.col.findOne({ _id: tenantId }, { projection: { rotatedRefreshTokenSealed: 1, rotatedFromVersion: 1 } });
+  /** The provider's newest refresh token, if it rotated one since the tenant's credentials were last set (and for them). */
+  async rotatedRefreshToken(binding: CredentialBinding, settingsVersion: number): Promise<string | undefined> {
+    const doc = await this.col.findOne(
+      { _id: binding.scope.tenantId },
+      { projection: { rotatedRefreshTokenSealed: 1, rotatedFromVersion: 1 } },
+    );
     if (!doc?.rotatedRefreshTokenSealed || doc.rotatedFromVersion !== settingsVersion) return undefined;
-    return this.keyring.open(doc.rotatedRefreshTokenSealed, aad(tenantId, 'refreshToken'));
+    try {
+      return openTenantSecret(this.keyring, binding.scope, place(binding, 'refreshToken'), doc.rotatedRefreshTokenSealed);
+    } catch (err) {
+      if (err instanceof DecryptionError) return undefined;
+      throw err;
+    }
+  }
+
+  /** Upgrade from before salts (src/store/seal-upgrade.ts): the tokens resealed `v2`, bound to the tenant's current settings. */
+  async resealLegacy(binding: CredentialBinding): Promise<void> {
+    const doc = await this.col.findOne({ _id: binding.scope.tenantId });
+    if (!doc) return;
+    const set: Partial<OAuthTokenDoc> = {};
+    if (isLegacySeal(doc.accessTokenSealed)) {
+      const token = openTenantSecret(this.keyring, binding.scope, place(binding, 'accessToken'), doc.accessTokenSealed);
+      set.accessTokenSealed = sealTenantSecret(this.keyring, binding.scope, place(binding, 'accessToken'), token);
+    }
+    if (doc.rotatedRefreshTokenSealed && isLegacySeal(doc.rotatedRefreshTokenSealed)) {
+      const token = openTenantSecret(this.keyring, binding.scope, place(binding, 'refreshToken'), doc.rotatedRefreshTokenSealed);
+      set.rotatedRefreshTokenSealed = sealTenantSecret(this.keyring, binding.scope, place(binding, 'refreshToken'), token);
+    }
+    if (Object.keys(set).length === 0) return;
+    // Only if no new token was stored meanwhile (that one is `v2` already).
+    await this.col.updateOne({ _id: doc._id, generation: doc.generation }, { $set: set });
   }
 
   async delete(tenantId: string): Promise<void> {

@@ -1,9 +1,19 @@
 import type { Collection, Db } from 'mongodb';
 import { isDuplicateKey } from './upsert';
+import { credentialMoveProblems, endpointKey, tenantCredentialEndpoint } from '../domain/credential-endpoint';
 import { AUTH_SECRET_FIELDS, type AuthInput, type AuthSecretField, type TenantSettings } from '../domain/tenant';
-import { ConflictError, NotFoundError } from '../errors';
-import { randomBytes } from 'node:crypto';
-import { generateSecret, hashApiKey, type Keyring } from '../security/crypto';
+import { ConflictError, NotFoundError, SealedCredentialsError, ValidationError } from '../errors';
+import { createHash, randomBytes } from 'node:crypto';
+import { DecryptionError, generateSecret, hashApiKey, type Keyring } from '../security/crypto';
+import {
+  newTenantSalt,
+  openTenantSecret,
+  sealScopeOf,
+  sealTenantSecret,
+  type CredentialBinding,
+  type SealPlace,
+  type TenantSealScope,
+} from './tenant-seal';
 
 /** Auth as stored: the non-secret fields in clear, every secret sealed (AES-256-GCM, key id inside). */
 export type StoredAuth = { type: AuthInput['type'] } & Record<string, unknown> & {
@@ -21,6 +31,20 @@ export interface TenantDoc {
   settingsVersion: number;
   createdAt: Date;
   updatedAt: Date;
+  /**
+   * Random, made at create: part of the associated data of every secret sealed for this tenant
+   * (src/store/tenant-seal.ts), so nothing sealed for an earlier tenant of the same id opens for it.
+   * Absent only on tenants created before salts, until the upgrade at start gives them one.
+   */
+  salt?: string;
+  /** Set while a tenant from before salts still has records sealed the old way (src/store/seal-upgrade.ts). */
+  legacySeals?: boolean;
+  /**
+   * Tombstone: DELETE was accepted and the tenantDeletion workflow is removing the tenant's data. The
+   * tenant is gone for every reader (get → 404, its keys revoked); its id stays taken until the
+   * workflow removes this document.
+   */
+  deletion?: { requestedAt: Date; workflowId: string };
 }
 
 /** What the API may show: no secrets, only which ones are set. */
@@ -49,6 +73,21 @@ export interface CreatedTenant {
 }
 
 const aadFor = (tenantId: string, field: string) => `tenant:${tenantId}:${field}`;
+
+/** Where a tenant's auth secret is sealed: bound to the credential endpoint of `settings` and `auth`. */
+function authPlace(tenantId: string, field: string, settings: TenantSettings, auth: Record<string, unknown> & { type: string }): SealPlace {
+  return {
+    place: `auth.${field}`,
+    bound: endpointKey(tenantCredentialEndpoint(settings, auth)),
+    legacyAad: aadFor(tenantId, `auth.${field}`),
+  };
+}
+
+const webhookPlace = (tenantId: string): SealPlace => ({ place: 'webhook.secret', legacyAad: aadFor(tenantId, 'webhook.secret') });
+
+/** The secrets a stored auth holds, by field. */
+const sealedFields = (auth: StoredAuth): string[] =>
+  Object.keys(auth.sealed).filter((k) => auth.sealed[k as AuthSecretField] !== undefined);
 
 /**
  * API key hash → tenant, keyed by `_id` so the per-request lookup is a primary-key read on both
@@ -80,21 +119,30 @@ export class TenantRepository {
     // Standard Webhooks: `whsec_` + standard (padded) base64, which strict receivers' decoders need.
     const webhookSecret = `whsec_${randomBytes(32).toString('base64')}`;
     const now = new Date();
+    const salt = newTenantSalt();
+    const scope: TenantSealScope = { tenantId: id, salt, acceptLegacy: false };
     const doc: TenantDoc = {
       _id: id,
       settings,
-      auth: this.sealAuth(id, auth),
+      auth: this.sealAuth(scope, settings, auth),
       inboundKey: generateSecret('ib_').slice(0, 35),
       apiKeyHash: hashApiKey(apiKey),
-      webhookSecretSealed: this.keyring.seal(webhookSecret, aadFor(id, 'webhook.secret')),
+      webhookSecretSealed: sealTenantSecret(this.keyring, scope, webhookPlace(id), webhookSecret),
       settingsVersion: 1,
       createdAt: now,
       updatedAt: now,
+      salt,
     };
     try {
       await this.col.insertOne(doc);
     } catch (err) {
       if (isDuplicateKey(err)) {
+        const existing = await this.col.findOne({ _id: id }, { projection: { deletion: 1 } });
+        if (existing?.deletion) {
+          throw new ConflictError(
+            `tenant ${id} is being deleted (workflow ${existing.deletion.workflowId}); its id can be used again once that has finished`,
+          );
+        }
         throw new ConflictError(`tenant ${id} already exists`);
       }
       throw err;
@@ -104,9 +152,10 @@ export class TenantRepository {
     return { tenant: toView(doc), apiKey, webhookSecret };
   }
 
+  /** The live tenant; a tenant being deleted is not found. */
   async get(id: string): Promise<TenantDoc> {
     const doc = await this.col.findOne({ _id: id });
-    if (!doc) throw new NotFoundError('tenant', id);
+    if (!doc || doc.deletion) throw new NotFoundError('tenant', id);
     return doc;
   }
 
@@ -114,23 +163,42 @@ export class TenantRepository {
     const key = await this.keys.findOne({ _id: hashApiKey(apiKey) });
     if (!key) return null;
     const tenant = await this.col.findOne({ _id: key.tenantId });
-    // The tenant's own record is authoritative: a key left behind by a crash mid-rotation is dead.
-    return tenant && tenant.apiKeyHash === key._id ? tenant : null;
+    // The tenant's own record is authoritative: a key left behind by a crash mid-rotation is dead,
+    // and so is every key of a tenant being deleted.
+    return tenant && !tenant.deletion && tenant.apiKeyHash === key._id ? tenant : null;
   }
 
   async findByInboundKey(inboundKey: string): Promise<TenantDoc | null> {
-    return this.col.findOne({ inboundKey });
+    const doc = await this.col.findOne({ inboundKey });
+    return doc && !doc.deletion ? doc : null;
   }
 
   /**
    * Replaces settings (and auth when given) if nobody changed the tenant since `expectedVersion`.
    * Single-document conditional update: atomic on FerretDB and MongoDB alike.
+   *
+   * Without `auth`, the stored secrets stay, so the settings must keep the endpoint they were given
+   * for: moving it is a ValidationError naming the moved fields and `auth` (the secrets would not
+   * open for the new endpoint anyway, see openAuth; this says so before anything is stored).
    */
   async update(id: string, expectedVersion: number, settings: TenantSettings, auth: AuthInput | undefined): Promise<TenantDoc> {
+    const current = await this.get(id);
+    if (current.settingsVersion !== expectedVersion) throw new ConflictError(`tenant ${id} was changed concurrently; retry the request`);
     const set: Partial<TenantDoc> = { settings, updatedAt: new Date() };
-    if (auth) set.auth = this.sealAuth(id, auth);
+    if (auth) {
+      set.auth = this.sealAuth(sealScopeOf(current), settings, auth);
+    } else {
+      const problems = credentialMoveProblems(
+        tenantCredentialEndpoint(current.settings, current.auth),
+        tenantCredentialEndpoint(settings, current.auth),
+        sealedFields(current.auth).map((f) => `auth.${f}`),
+        'auth',
+      );
+      if (problems.length > 0) throw new ValidationError(`invalid ${[...new Set(problems.map((p) => p.field))].join(', ')}`, problems);
+    }
     const updated = await this.col.findOneAndUpdate(
-      { _id: id, settingsVersion: expectedVersion },
+      // The salt too: the secrets were sealed with the one read above (the upgrade may add one meanwhile).
+      { _id: id, settingsVersion: expectedVersion, deletion: { $exists: false }, salt: current.salt ?? { $exists: false } },
       { $set: set, $inc: { settingsVersion: 1 } },
       { returnDocument: 'after' },
     );
@@ -152,20 +220,64 @@ export class TenantRepository {
     return apiKey;
   }
 
-  async delete(id: string): Promise<void> {
-    const doc = await this.col.findOneAndDelete({ _id: id });
-    if (!doc) throw new NotFoundError('tenant', id);
-    await this.keys.deleteOne({ _id: doc.apiKeyHash });
+  /**
+   * First step of DELETE: the tenant becomes a tombstone (gone for every reader, its id still taken)
+   * and its API and inbound keys are revoked at once. Idempotent: a repeated DELETE of a tenant being
+   * deleted revokes again (a crash may have come between the writes) and succeeds.
+   * NotFoundError when there is no such tenant, live or being deleted.
+   */
+  async markDeleted(id: string, workflowId: string): Promise<void> {
+    const now = new Date();
+    const marked = await this.col.findOneAndUpdate(
+      { _id: id, deletion: { $exists: false } },
+      { $set: { deletion: { requestedAt: now, workflowId }, updatedAt: now }, $inc: { settingsVersion: 1 } },
+      { returnDocument: 'after' },
+    );
+    if (!marked && !(await this.col.findOne({ _id: id }, { projection: { _id: 1 } }))) throw new NotFoundError('tenant', id);
+    await this.revokeKeys(id);
   }
 
-  /** Decrypted auth; for activities only. Never log or return the result. */
+  /** Last step of the deletion workflow: the id is free again. Never removes a live tenant. */
+  async removeTombstone(id: string): Promise<boolean> {
+    await this.revokeKeys(id);
+    return (await this.col.deleteOne({ _id: id, deletion: { $exists: true } })).deletedCount === 1;
+  }
+
+  private async revokeKeys(id: string): Promise<void> {
+    await this.keys.deleteMany({ tenantId: id });
+    await this.inboundKeys.deleteMany({ tenantId: id });
+  }
+
+  /**
+   * Decrypted auth; for activities only. Never log or return the result. SealedCredentialsError when
+   * a secret does not open for the tenant's current settings: its endpoint was moved since it was
+   * given (a store edited behind the API's back), or it was sealed for an earlier tenant of this id.
+   */
   openAuth(doc: TenantDoc): AuthInput {
     const { sealed, ...rest } = doc.auth;
     const out: Record<string, unknown> = { ...rest };
+    const scope = sealScopeOf(doc);
     for (const [field, value] of Object.entries(sealed)) {
-      if (value !== undefined) out[field] = this.keyring.open(value, aadFor(doc._id, `auth.${field}`));
+      if (value === undefined) continue;
+      try {
+        out[field] = openTenantSecret(this.keyring, scope, authPlace(doc._id, field, doc.settings, doc.auth), value);
+      } catch (err) {
+        if (!(err instanceof DecryptionError)) throw err;
+        throw new SealedCredentialsError(
+          `stored credentials unusable: auth.${field} of tenant ${doc._id} does not open for its current settings; it was given ` +
+            `for another endpoint (SMTP host, port, TLS trust, token URL) or another tenant of this id. Send auth again with the secret.`,
+        );
+      }
     }
     return out as AuthInput;
+  }
+
+  /** What the tenant's OAuth2 tokens are bound to now (see CredentialBinding). */
+  credentialBinding(doc: TenantDoc): CredentialBinding {
+    const credentials = createHash('sha256')
+      .update(JSON.stringify(sealedFields(doc.auth).map((f) => [f, doc.auth.sealed[f as AuthSecretField]])))
+      .digest('base64url');
+    return { scope: sealScopeOf(doc), key: JSON.stringify([endpointKey(tenantCredentialEndpoint(doc.settings, doc.auth)), credentials]) };
   }
 
   /**
@@ -174,22 +286,61 @@ export class TenantRepository {
    */
   async disableWebhook(id: string, url: string): Promise<boolean> {
     const res = await this.col.updateOne(
-      { _id: id, 'settings.webhook.url': url },
+      { _id: id, 'settings.webhook.url': url, deletion: { $exists: false } },
       { $set: { 'settings.webhook': null, updatedAt: new Date() }, $inc: { settingsVersion: 1 } },
     );
     return res.modifiedCount > 0;
   }
 
   openWebhookSecret(doc: TenantDoc): string {
-    return this.keyring.open(doc.webhookSecretSealed, aadFor(doc._id, 'webhook.secret'));
+    return openTenantSecret(this.keyring, sealScopeOf(doc), webhookPlace(doc._id), doc.webhookSecretSealed);
   }
 
-  private sealAuth(tenantId: string, auth: AuthInput): StoredAuth {
+  /** Tenants with records still sealed the way they were before salts (src/store/seal-upgrade.ts). */
+  legacyTenants(): AsyncIterable<TenantDoc> {
+    return this.col.find({ $or: [{ salt: { $exists: false } }, { legacySeals: true }], deletion: { $exists: false } });
+  }
+
+  /**
+   * Gives a tenant from before salts its salt and reseals its own secrets in the `v2` format (bound
+   * to the endpoint they are used with now); `legacySeals` stays set until its other records are
+   * resealed too. The settings version is left alone: nothing a reader keys on changes.
+   */
+  async saltLegacy(doc: TenantDoc): Promise<TenantDoc> {
+    for (let current: TenantDoc | null = doc; current; current = await this.col.findOne({ _id: doc._id })) {
+      if (current.salt) return current;
+      const auth = this.openAuth(current);
+      const webhookSecret = this.openWebhookSecret(current);
+      const salt = newTenantSalt();
+      const scope: TenantSealScope = { tenantId: current._id, salt, acceptLegacy: true };
+      const upgraded = await this.col.findOneAndUpdate(
+        { _id: current._id, settingsVersion: current.settingsVersion, salt: { $exists: false } },
+        {
+          $set: {
+            salt,
+            legacySeals: true,
+            auth: this.sealAuth(scope, current.settings, auth),
+            webhookSecretSealed: sealTenantSecret(this.keyring, scope, webhookPlace(current._id), webhookSecret),
+          },
+        },
+        { returnDocument: 'after' },
+      );
+      if (upgraded) return upgraded;
+    }
+    throw new NotFoundError('tenant', doc._id);
+  }
+
+  /** The tenant's records are all in the `v2` format now: `v1` values no longer open for it. */
+  async finishLegacy(id: string): Promise<void> {
+    await this.col.updateOne({ _id: id, legacySeals: true }, { $unset: { legacySeals: '' } });
+  }
+
+  private sealAuth(scope: TenantSealScope, settings: TenantSettings, auth: AuthInput): StoredAuth {
     const sealed: Partial<Record<AuthSecretField, string>> = {};
     const clear: Record<string, unknown> = {};
     for (const [k, v] of Object.entries(auth)) {
       if ((AUTH_SECRET_FIELDS as readonly string[]).includes(k) && typeof v === 'string') {
-        sealed[k as AuthSecretField] = this.keyring.seal(v, aadFor(tenantId, `auth.${k}`));
+        sealed[k as AuthSecretField] = sealTenantSecret(this.keyring, scope, authPlace(scope.tenantId, k, settings, auth), v);
       } else {
         clear[k] = v;
       }

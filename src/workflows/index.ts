@@ -8,3 +8,4 @@ export { oauthToken } from './oauth-token';
 export { bounceMailboxWatch } from './bounce-mailbox-watch';
 export { caseWorkflow } from './case';
 export { reconcileOrphans } from './reconciler';
+export { tenantDeletion } from './tenant-deletion';

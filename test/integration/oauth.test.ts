@@ -121,7 +121,9 @@ async function consentCallbackUrl(tenantId: string, provider: string): Promise<s
 }
 
 async function storedTokenSha(tenantId: string): Promise<string> {
-  const t = await new OAuthTokenRepository(stack.store.db, stack.keyring).get(tenantId);
+  const t = await new OAuthTokenRepository(stack.store.db, stack.keyring).get(
+    stack.tenants.credentialBinding(await stack.tenants.get(tenantId)),
+  );
   assert.ok(t, 'no token stored');
   return createHash('sha256').update(t.accessToken).digest('hex');
 }
@@ -172,7 +174,7 @@ describe('XOAUTH2 with each auth mode', () => {
         'the SMTP server did not accept the stored token',
       );
       const raw = await stack.store.db.collection('oauth_tokens').findOne({ _id: id as unknown as never });
-      assert.match(String(raw?.accessTokenSealed), /^v1\./);
+      assert.match(String(raw?.accessTokenSealed), /^v2\./);
       assert.ok(!JSON.stringify(raw).includes('eyJ'), 'a clear JWT in the store');
       // The token workflow owns the token's life; its state shows times, never the token.
       const state = await queryTokenState(stack.temporal, id);
@@ -253,7 +255,9 @@ describe('consent, revocation, re-consent', () => {
       // recall it); after that, sends wait.
       await eventually(
         async () => {
-          const t = await new OAuthTokenRepository(stack.store.db, stack.keyring).get(id);
+          const t = await new OAuthTokenRepository(stack.store.db, stack.keyring).get(
+            stack.tenants.credentialBinding(await stack.tenants.get(id)),
+          );
           return t !== null && t.expiresAt < Date.now();
         },
         30_000,

@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import { api, startStack, type Stack } from '../support/stack';
+import { tenantDeletionWorkflowId } from '../../src/temporal/handoffs/tenant-deletion';
 
 /** Tenants API against the real Temporal dev server and FerretDB started by run-tests. */
 let stack: Stack;
@@ -58,7 +59,7 @@ describe('create, read, update, delete', () => {
     assert.ok(!serialized.includes('S3cret-app-password!'), 'password stored in clear');
     assert.ok(!serialized.includes(r.body.apiKey), 'API key stored in clear');
     assert.ok(!serialized.includes(r.body.webhookSecret), 'webhook secret stored in clear');
-    assert.match(String((raw as any).auth.sealed.password), /^v1\.k1\./);
+    assert.match(String((raw as any).auth.sealed.password), /^v2\.k1\./);
     // And the store can give it back to the activities that need it.
     const doc = await stack.tenants.get('atrest');
     assert.equal((stack.tenants.openAuth(doc) as { password: string }).password, 'S3cret-app-password!');
@@ -88,12 +89,19 @@ describe('create, read, update, delete', () => {
     assert.equal((stack.tenants.openAuth(doc) as { password: string }).password, 'n3w');
   });
 
-  test('DELETE removes the tenant; its key stops working', async () => {
+  test('DELETE: 202 with the deletion workflow; the tenant and its key are gone at once; the id is free once the workflow is done', async () => {
     const c = await api(stack, 'POST', '/v1/tenants', { key: admin(), body: tenantBody({ id: 'gone' }) });
-    assert.equal((await api(stack, 'DELETE', '/v1/tenants/gone', { key: admin() })).status, 204);
+    const del = await api(stack, 'DELETE', '/v1/tenants/gone', { key: admin() });
+    assert.equal(del.status, 202, JSON.stringify(del.body));
+    assert.deepEqual(del.body, { id: 'gone', status: 'deleting', workflowId: tenantDeletionWorkflowId('gone') });
     assert.equal((await api(stack, 'GET', '/v1/tenants/gone', { key: admin() })).status, 404);
     assert.equal((await api(stack, 'GET', '/v1/tenants/gone', { key: c.body.apiKey })).status, 401);
+    // While the workflow runs: the id is taken, and a repeated DELETE finds the same workflow.
+    const again = await api(stack, 'DELETE', '/v1/tenants/gone', { key: admin() });
+    assert.ok(again.status === 202 || again.status === 404, JSON.stringify(again.body));
+    await stack.temporal.workflow.getHandle(tenantDeletionWorkflowId('gone')).result();
     assert.equal((await api(stack, 'DELETE', '/v1/tenants/gone', { key: admin() })).status, 404);
+    assert.equal((await api(stack, 'POST', '/v1/tenants', { key: admin(), body: tenantBody({ id: 'gone' }) })).status, 201);
   });
 
   test('rotating the API key revokes the old one', async () => {

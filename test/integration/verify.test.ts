@@ -110,9 +110,13 @@ describe('verify', () => {
     await stack.tenants.get(id);
     const patched = await api(stack, 'PATCH', `/v1/tenants/${id}`, {
       key: stack.adminKey,
-      body: { smtp: { tls: { servername: 'mail.other.example' } } },
+      // A new TLS name is a new endpoint: the password must come with it (decisions.md, "Secrets bound to their tenant and endpoint").
+      body: {
+        smtp: { tls: { servername: 'mail.other.example' } },
+        auth: { type: 'password', user: 'ops@acme.example', password: 'right-password' },
+      },
     });
-    assert.equal(patched.status, 200);
+    assert.equal(patched.status, 200, JSON.stringify(patched.body));
     const r = await verify(id);
     assert.equal(r.body.failedStep, 'tls');
     assert.match(r.body.error, /ERR_TLS_CERT_ALTNAME_INVALID|altnames/i);

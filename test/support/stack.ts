@@ -14,6 +14,7 @@ import { loadConfig, type Config } from '../../src/config/env';
 import { createLogger } from '../../src/logging';
 import { Keyring } from '../../src/security/crypto';
 import { connectStore, ensureIndexes, type Store } from '../../src/store/mongo';
+import { upgradeLegacySeals } from '../../src/store/seal-upgrade';
 import type { MessageRepository } from '../../src/store/messages';
 import type { SuppressionRepository } from '../../src/store/suppressions';
 import type { TenantRepository } from '../../src/store/tenants';
@@ -73,6 +74,8 @@ export function testEnv(overrides: Record<string, string> = {}): Record<string, 
     TEMPORAL_TASK_QUEUE: `test-${id}`,
     SMTP_ALLOW_PRIVATE_NETWORKS: 'loopback',
     SMTP_VERIFY_TIMEOUT_MS: '5000',
+    // A deleted tenant's id is free again within seconds (its second pass has nothing to wait for here).
+    TENANT_DELETION_SETTLE_MS: '500',
     // Each stack spills tracking hits to its own directory (never another suite's).
     TRACKING_SPOOL_DIR: path.join(os.tmpdir(), `cartero-test-spool-${id}`),
     ...overrides,
@@ -103,6 +106,8 @@ export async function startStack(
   });
   await ensureIndexes(store.db);
   const repos = repositories(store, keyring);
+  // As every process does at start (src/bootstrap.ts openStore).
+  await upgradeLegacySeals(repos, () => undefined);
   const { tenants } = repos;
   const { connection, client } = await connectTemporal(config, keyring);
   const workerConnection: NativeConnection = await connectWorkerConnection(config);

@@ -7,6 +7,7 @@ import * as cases from '../../src/temporal/handoffs/case';
 import * as oauthToken from '../../src/temporal/handoffs/oauth-token';
 import * as rateLimiter from '../../src/temporal/handoffs/rate-limiter';
 import * as sendMessage from '../../src/temporal/handoffs/send-message';
+import * as tenantDeletion from '../../src/temporal/handoffs/tenant-deletion';
 import * as verify from '../../src/temporal/handoffs/verify-connection';
 import * as webhooks from '../../src/temporal/handoffs/webhook-delivery';
 
@@ -17,7 +18,7 @@ import * as webhooks from '../../src/temporal/handoffs/webhook-delivery';
  */
 const root = path.resolve(__dirname, '..', '..', '..');
 const OWNERS = path.join('src', 'temporal', 'handoffs') + path.sep;
-const modules = { bounceWatch, cases, oauthToken, rateLimiter, sendMessage, verify, webhooks };
+const modules = { bounceWatch, cases, oauthToken, rateLimiter, sendMessage, tenantDeletion, verify, webhooks };
 
 const workflowTypes = Object.values(modules).flatMap((m) =>
   Object.entries(m)
@@ -58,7 +59,7 @@ const ID_BY_HAND = [
   /getHandle\s*\(\s*['"`]/,
   /\bworkflowId:\s*['"`]/,
   /`(?:send|case|verify)-\$\{[^}]*\}[-:]\$\{/,
-  /`(?:oauth|ratelimit|webhooks|imap|webhook-sweeper)-\$\{[^}]*\}`/,
+  /`(?:oauth|ratelimit|webhooks|imap|delete|webhook-sweeper)-\$\{[^}]*\}`/,
 ];
 
 test('the owner modules define every workflow type and handler the worker runs', () => {

@@ -5,7 +5,8 @@ import { addressRefusal, isIpLiteral, type AllowableClass } from '../../domain/n
 import { tenantIdSchema } from '../../domain/tenant';
 import { DependencyUnavailableError, NotFoundError, ValidationError } from '../../errors';
 import type { BounceMailboxDoc, BounceMailboxRepository } from '../../store/bounce-mailboxes';
-import type { TenantRepository } from '../../store/tenants';
+import { sealScopeOf } from '../../store/tenant-seal';
+import type { TenantDoc, TenantRepository } from '../../store/tenants';
 import { bounceWatchWorkflowId, startOrWakeWatch, wakeWatchIfRunning } from '../../temporal/handoffs/bounce-mailbox-watch';
 import { requireTenantAccess } from '../auth';
 import { parseBody, parseParam } from '../validate';
@@ -25,22 +26,25 @@ export interface BounceMailboxRouteDeps {
 export function bounceMailboxRoutes(deps: BounceMailboxRouteDeps): Router {
   const r = Router();
   const path = '/v1/tenants/:id/bounce-mailbox';
-  const tenantOf = async (req: Request): Promise<string> => {
+  const tenantDocOf = async (req: Request): Promise<TenantDoc> => {
     const id = parseParam(req.params.id, 'id', tenantIdSchema);
     requireTenantAccess(req, id);
-    await deps.tenants.get(id); // 404 for an unknown tenant
-    return id;
+    return deps.tenants.get(id); // 404 for an unknown tenant
   };
+  const tenantOf = async (req: Request): Promise<string> => (await tenantDocOf(req))._id;
 
   r.put(path, async (req, res) => {
-    const tenantId = await tenantOf(req);
+    const tenant = await tenantDocOf(req);
+    const tenantId = tenant._id;
     const body = parseBody(req, bounceMailboxPutSchema);
     // Literal addresses are checked now; names after DNS, on every connection.
     if (isIpLiteral(body.host)) {
       const refusal = addressRefusal(body.host, deps.allowPrivateNetworks);
       if (refusal) throw new ValidationError('invalid host', [{ field: 'host', message: refusal }]);
     }
-    const doc = await deps.bounceMailboxes.put(tenantId, bounceMailboxSettings(body), body.password);
+    // Without a password the stored one is kept, only for the host, port and TLS trust it was given
+    // with: a moved endpoint is a 400 naming the fields (the store refuses it).
+    const doc = await deps.bounceMailboxes.put(sealScopeOf(tenant), bounceMailboxSettings(body), body.password);
     if (!doc)
       throw new ValidationError('invalid password', [{ field: 'password', message: 'required: no bounce mailbox is configured yet' }]);
     await wakeWatch(deps, tenantId, true);

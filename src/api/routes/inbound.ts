@@ -18,6 +18,7 @@ import type { SnsVerifier } from '../../inbound/sns';
 import { generateSecret } from '../../security/crypto';
 import type { InboundDoc, InboundRepository, InboundSettingsDoc, InboundSecretField, OpenInboundSettings } from '../../store/inbound';
 import type { TenantRepository } from '../../store/tenants';
+import { sealScopeOf } from '../../store/tenant-seal';
 import { principalOf, requireTenantAccess } from '../auth';
 import { parseBody, parseParam } from '../validate';
 
@@ -72,7 +73,7 @@ async function admit(
   const tenant = tenantId ? await orNullIfNotFound(deps.tenants.get(tenantId)) : null;
   if (!tenant || tenant.inboundKey !== key.data) throw notFound();
   const settingsDoc = await deps.inbound.getSettings(tenant._id, provider.data);
-  const settings = settingsDoc ? deps.inbound.openSettings(settingsDoc) : null;
+  const settings = settingsDoc ? deps.inbound.openSettings(settingsDoc, sealScopeOf(tenant)) : null;
   const { gate } = ADAPTERS[provider.data];
   if (!settings || !gate.enabled(settings)) throw notFound();
   gate.checkHead({ headers: req.headers }, settings);
@@ -185,11 +186,11 @@ export function inboundSettingsRoutes(deps: Pick<InboundRouteDeps, 'tenants' | '
     const id = parseParam(req.params.id, 'id', tenantIdSchema);
     requireTenantAccess(req, id);
     const provider = parseParam(req.params.provider, 'provider', providerSchema);
-    await deps.tenants.get(id);
-    return { id, provider };
+    const tenant = await deps.tenants.get(id);
+    return { id, provider, tenant };
   };
   r.put('/v1/tenants/:id/inbound/:provider', async (req, res) => {
-    const { id, provider } = await params(req);
+    const { provider, tenant } = await params(req);
     const body = parseBody(req, SETTINGS_SCHEMAS[provider]) as Record<string, unknown>;
     if ((body.username === undefined) !== (body.password === undefined)) {
       throw new ValidationError('invalid password', [{ field: 'password', message: 'username and password go together' }]);
@@ -206,7 +207,7 @@ export function inboundSettingsRoutes(deps: Pick<InboundRouteDeps, 'tenants' | '
       const message = 'needs basic-auth credentials (username and password) or a bearerToken';
       throw new ValidationError(`invalid ${provider} settings: ${message}`, [{ field: '(body)', message }]);
     }
-    const doc = await deps.inbound.putSettings(id, provider, clear, secrets);
+    const doc = await deps.inbound.putSettings(sealScopeOf(tenant), provider, clear, secrets);
     // A generated secret is shown once, like API keys.
     res.json({ ...settingsView(doc), ...(generated ? { bearerToken: generated } : {}) });
   });

@@ -154,7 +154,11 @@ async function completeConsent(
         { ...tenant.settings, status },
         { ...auth, refreshToken: grant.refreshToken },
       );
-      await deps.oauthTokens.save(tenantId, { accessToken: grant.accessToken, expiresAt: grant.expiresAt }, updated.settingsVersion);
+      await deps.oauthTokens.save(
+        deps.tenants.credentialBinding(updated),
+        { accessToken: grant.accessToken, expiresAt: grant.expiresAt },
+        updated.settingsVersion,
+      );
     } catch (err) {
       // A concurrent PATCH: the code is spent, but the grant is still ours to store.
       if (err instanceof ConflictError && attempt < 3) continue;

@@ -16,6 +16,7 @@ import {
 } from '../../domain/tenant';
 import { DependencyUnavailableError, ForbiddenError, ValidationError } from '../../errors';
 import { runVerification } from '../../temporal/handoffs/verify-connection';
+import { startTenantDeletion, tenantDeletionWorkflowId } from '../../temporal/handoffs/tenant-deletion';
 import { toView, type TenantRepository } from '../../store/tenants';
 import { principalOf, requireAdmin, requireTenantAccess } from '../auth';
 import { parseBody, parseParam } from '../validate';
@@ -27,6 +28,8 @@ export interface TenantRouteDeps {
   allowPrivateNetworks: readonly AllowableClass[];
   /** Called after a change that may unblock waiting sends (new credentials, new host, reactivation). */
   onDeliverySettingsChanged: (tenantId: string) => Promise<void>;
+  /** The deletion workflow's wait between its two passes (TENANT_DELETION_SETTLE_MS). */
+  deletionSettleMs: number;
 }
 
 function newTenantId(): string {
@@ -87,12 +90,28 @@ export function tenantRoutes(deps: TenantRouteDeps): Router {
     res.json(toView(updated));
   });
 
+  /**
+   * Deletion is a durable workflow (`delete-<tenant>`): the tenant becomes a tombstone and its keys
+   * stop working now; the workflow stops its workflows, removes its data and then the tombstone.
+   * Until then the id is taken (POST answers 409). A repeated DELETE of a tenant being deleted
+   * answers 202 again with the same workflow (and starts it if the first attempt could not).
+   */
   r.delete('/v1/tenants/:id', async (req, res) => {
     // Another tenant's key learns nothing (404), its own key is told it needs the admin (403).
     requireTenantAccess(req, idOf(req));
     requireAdmin(req);
-    await deps.tenants.delete(idOf(req));
-    res.status(204).end();
+    const id = idOf(req);
+    await deps.tenants.markDeleted(id, tenantDeletionWorkflowId(id));
+    let workflowId: string;
+    try {
+      workflowId = await startTenantDeletion(deps.temporal, deps.taskQueue, { tenantId: id, settleMs: deps.deletionSettleMs });
+    } catch (err) {
+      throw new DependencyUnavailableError(
+        'temporal',
+        `tenant ${id} is marked deleted and its keys are revoked, but its deletion could not be started (${(err as Error).message}); repeat the DELETE`,
+      );
+    }
+    res.status(202).json({ id, status: 'deleting', workflowId });
   });
 
   r.post('/v1/tenants/:id/api-key', async (req, res) => {

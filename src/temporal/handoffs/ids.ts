@@ -9,7 +9,7 @@ import { isTenantId } from '../../domain/tenant-id';
  * prefix is a prefix of another. Before this module, pairs were joined with `-`, so tenant `acme`'s
  * case `corp-T1` and tenant `acme-corp`'s case `T1` had the same id (docs/decisions.md).
  */
-export const WORKFLOW_ID_FAMILIES = ['send', 'case', 'verify', 'oauth', 'ratelimit', 'webhooks', 'imap'] as const;
+export const WORKFLOW_ID_FAMILIES = ['send', 'case', 'verify', 'oauth', 'ratelimit', 'webhooks', 'imap', 'delete'] as const;
 export type WorkflowIdFamily = (typeof WORKFLOW_ID_FAMILIES)[number];
 
 /** Families whose id names a tenant's item as well as the tenant. */
