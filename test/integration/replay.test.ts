@@ -1,0 +1,63 @@
+import assert from 'node:assert/strict';
+import { readdirSync, readFileSync } from 'node:fs';
+import path from 'node:path';
+import { test } from 'node:test';
+import { DefaultLogger, Runtime, Worker } from '@temporalio/worker';
+import { parseEncryptionKeys } from '../../src/config/env';
+import { Keyring } from '../../src/security/crypto';
+import { dataConverter } from '../../src/temporal/connection';
+import { workflowSource } from '../../src/worker';
+import { historyFromFile } from '../support/history-json';
+
+/**
+ * Replay safety (docs/decisions.md, "Changing workflow code"): every recorded history under
+ * test/fixtures/histories/ — from the current code and from older commits (`<commit>-<scenario>.json`)
+ * — replays against the current workflow bundle with the production data converter. A change to a
+ * workflow's command sequence that is not guarded by patched() fails here with the run's workflow id
+ * and the non-determinism. Needs no server: the replayer reads the histories alone.
+ */
+Runtime.install({ logger: new DefaultLogger('WARN'), shutdownSignals: [] });
+const root = path.resolve(__dirname, '..', '..', '..');
+const dir = path.join(root, 'test', 'fixtures', 'histories');
+
+const keyLine = readFileSync(path.join(dir, 'encryption-key.txt'), 'utf8').trim();
+const keys = parseEncryptionKeys(keyLine);
+const keyring = new Keyring(keys, [...keys.keys()][0]!);
+
+const fixtures = readdirSync(dir, { withFileTypes: true })
+  .filter((d) => d.isDirectory())
+  .flatMap((d) =>
+    readdirSync(path.join(dir, d.name))
+      .filter((f) => f.endsWith('.json'))
+      .map((f) => ({ file: `${d.name}/${f}`, type: d.name, ...historyFromFile(readFileSync(path.join(dir, d.name, f), 'utf8')) })),
+  )
+  .sort((a, b) => a.file.localeCompare(b.file));
+
+/** `<commit>-<scenario>.json`: recorded by an older commit's code. */
+const OLDER = /^[0-9a-f]{7}-/;
+
+const typeOf = (h: (typeof fixtures)[number]['history']) => h.events[0]?.workflowExecutionStartedEventAttributes?.workflowType?.name;
+
+test('every workflow type the worker runs has histories recorded by the current code', () => {
+  const index = readFileSync(path.join(root, 'src', 'workflows', 'index.ts'), 'utf8');
+  const types = [...index.matchAll(/export \{ (\w+) \}/g)].map((m) => m[1]!).sort();
+  for (const f of fixtures) assert.equal(typeOf(f.history), f.type, `${f.file} is not a history of ${f.type}`);
+  const current = new Set(fixtures.filter((f) => !OLDER.test(path.basename(f.file))).map((f) => f.type));
+  assert.deepEqual([...current].sort(), types, 'a workflow type without a history recorded by the current code');
+});
+
+test('every recorded history replays on the current workflow code without non-determinism', { timeout: 300_000 }, async () => {
+  const failures: string[] = [];
+  let replayed = 0;
+  const results = Worker.runReplayHistories(
+    { ...workflowSource(), dataConverter: dataConverter(keyring), replayName: 'fixtures' },
+    fixtures.map((f) => ({ workflowId: f.workflowId, history: f.history })),
+  );
+  // Histories are replayed one at a time, in the order given.
+  for await (const r of results) {
+    const f = fixtures[replayed++]!;
+    if (r.error) failures.push(`${f.file} (workflow id ${r.workflowId}): ${r.error.name}: ${r.error.message}`);
+  }
+  assert.equal(replayed, fixtures.length);
+  assert.deepEqual(failures, [], `histories that no longer replay:\n${failures.join('\n')}`);
+});
