@@ -61,3 +61,59 @@ test('every recorded history replays on the current workflow code without non-de
   assert.equal(replayed, fixtures.length);
   assert.deepEqual(failures, [], `histories that no longer replay:\n${failures.join('\n')}`);
 });
+
+/** The SendStatus values a run upserted, in order (search attributes are not encrypted by the codec). */
+function sendStatuses(history: (typeof fixtures)[number]['history']): string[] {
+  return history.events.flatMap((e) => {
+    const field = e.upsertWorkflowSearchAttributesEventAttributes?.searchAttributes?.indexedFields?.SendStatus;
+    return field?.data ? [JSON.parse(Buffer.from(field.data).toString()) as string] : [];
+  });
+}
+
+/** The ids of the patches a run recorded (Core's `core_patch` markers). */
+function patchIds(history: (typeof fixtures)[number]['history']): string[] {
+  return history.events.flatMap((e) => {
+    const m = e.markerRecordedEventAttributes;
+    const data = m?.markerName === 'core_patch' ? m.details?.['patch-data']?.payloads?.[0]?.data : undefined;
+    return data ? [(JSON.parse(Buffer.from(data).toString()) as { id: string }).id] : [];
+  });
+}
+
+test('send-no-invisible-sending-upsert: runs from before the patch keep the upsert and replay; new runs skip it, still show sending after a wait, and replay', async () => {
+  const PATCH = 'send-no-invisible-sending-upsert';
+  const fixture = (file: string) => {
+    const f = fixtures.find((x) => x.file === `sendMessage/${file}.json`);
+    assert.ok(f, `missing fixture sendMessage/${file}.json`);
+    return f;
+  };
+  const pairs: Array<[string, string[], string[]]> = [
+    // scenario, SendStatus upserts before the patch, after it
+    ['immediate-250', ['sending', 'sent'], ['sent']],
+    ['retry-after-4xx', ['sending', 'retrying', 'sending', 'sent'], ['retrying', 'sending', 'sent']],
+    ['rate-limit-wait', ['sending', 'waiting_rate_limit', 'sending', 'sent'], ['waiting_rate_limit', 'sending', 'sent']],
+    ['credentials-wait-woken', ['sending', 'waiting_credentials', 'sending', 'sent'], ['waiting_credentials', 'sending', 'sent']],
+  ];
+  const chosen: Array<(typeof fixtures)[number]> = [];
+  for (const [scenario, before, after] of pairs) {
+    for (const old of [fixture(`5ee1e52-${scenario}`), fixture(`06ab728-${scenario}`)]) {
+      assert.deepEqual(sendStatuses(old.history), before, old.file);
+      assert.deepEqual(patchIds(old.history), [], old.file);
+      chosen.push(old);
+    }
+    const current = fixture(scenario);
+    assert.deepEqual(sendStatuses(current.history), after, current.file);
+    assert.deepEqual(patchIds(current.history), [PATCH], current.file);
+    chosen.push(current);
+  }
+  const errors: string[] = [];
+  let i = 0;
+  for await (const r of Worker.runReplayHistories(
+    { ...workflowSource(), dataConverter: dataConverter(keyring), replayName: 'patch' },
+    chosen.map((f) => ({ workflowId: f.workflowId, history: f.history })),
+  )) {
+    const f = chosen[i++]!;
+    if (r.error) errors.push(`${f.file}: ${r.error.message}`);
+  }
+  assert.equal(i, chosen.length);
+  assert.deepEqual(errors, []);
+});
