@@ -2,6 +2,7 @@ import {
   ApplicationFailure,
   condition,
   getExternalWorkflowHandle,
+  patched,
   proxyLocalActivities,
   setHandler,
   upsertSearchAttributes,
@@ -46,6 +47,11 @@ const acts = proxyLocalActivities<Activities>({
 });
 
 const CREDENTIAL_RECHECK_MS = 15 * 60_000;
+/**
+ * Command-sequence changes of this workflow, each guarded by patched() (docs/decisions.md, "Changing
+ * workflow code"); runs recorded before a change replay down its old path.
+ */
+const NO_INVISIBLE_SENDING_UPSERT = 'send-no-invisible-sending-upsert';
 const PERMIT_REASK_MS = 60 * 60_000;
 
 export async function sendMessage(input: SendMessageInput): Promise<{ status: MessageStatus }> {
@@ -89,7 +95,15 @@ export async function sendMessage(input: SendMessageInput): Promise<{ status: Me
   }
   if (cancelled) return end('cancelled', 'cancelled before sending', true);
 
-  show('sending');
+  // The first attempt runs inside startDelivery, a local activity of the same workflow task that then
+  // upserts the outcome: a `sending` upserted here reached Temporal together with the final status, so
+  // the Web UI never showed it, and every message paid a search-attribute write for it. (Only a first
+  // attempt outlasting the task's heartbeat, about 8 s, made it visible; such a message shows its
+  // start status, `queued`, meanwhile; its store status, the API's, is `sending` all along.) A
+  // rate-limited tenant's message is not sending yet: it waits for a permit, and the loop shows
+  // `sending` right before the attempt, after that wait's task boundary, where it can be seen.
+  if (patched(NO_INVISIBLE_SENDING_UPSERT)) status = 'sending';
+  else show('sending');
   const firstInput = {
     tenantId: input.tenantId,
     id: input.id,
