@@ -23,7 +23,6 @@ const NOT_TENANT_SCOPED: Record<string, string> = {
   'POST /codec/encode': 'as above',
   'GET /healthz': 'liveness, says nothing',
   'GET /readyz': 'readiness, says nothing of tenants',
-  'GET /metrics': 'operator endpoint',
   'GET /openapi.json': 'the document',
   'GET /t/o/{token}': 'the signed token is the credential (tracking.test.ts)',
   'GET /t/c/{token}': 'as above',

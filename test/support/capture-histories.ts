@@ -21,6 +21,9 @@ import { OAUTH_TOKEN_WORKFLOW } from '../../src/temporal/handoffs/oauth-token';
 import { startWebhookDelivery, WEBHOOK_DELIVERY_WORKFLOW, WEBHOOK_SWEEPER_WORKFLOW } from '../../src/temporal/handoffs/webhook-delivery';
 import { BOUNCE_MAILBOX_WATCH_WORKFLOW } from '../../src/temporal/handoffs/bounce-mailbox-watch';
 import { VERIFY_CONNECTION_WORKFLOW } from '../../src/temporal/handoffs/verify-connection';
+import { ensureReconcileSchedule, RECONCILER_WORKFLOW, triggerReconcile } from '../../src/temporal/handoffs/reconciler';
+import { reconcileScheduleId } from '../../src/temporal/handoffs/ids';
+import { TENANT_DELETION_WORKFLOW } from '../../src/temporal/handoffs/tenant-deletion';
 
 const TYPES = {
   send: SEND_MESSAGE_WORKFLOW,
@@ -31,6 +34,8 @@ const TYPES = {
   sweeper: WEBHOOK_SWEEPER_WORKFLOW,
   imap: BOUNCE_MAILBOX_WATCH_WORKFLOW,
   verify: VERIFY_CONNECTION_WORKFLOW,
+  reconcile: RECONCILER_WORKFLOW,
+  deletion: TENANT_DELETION_WORKFLOW,
 };
 const inboundCaseEvent = (stack: Stack, tenantId: string, caseId: string, n: number) =>
   signalCaseEvent(stack.temporal, stack.config.temporal.taskQueue, tenantId, caseId, {
@@ -374,6 +379,52 @@ const scenarios: Scenario[] = [
       const r = await api(ctx.stack, 'POST', `/v1/tenants/${t.id}/verify`, { key: t.key });
       if (r.status !== 200 || r.body.ok !== true) throw new Error(`verify: ${r.status} ${JSON.stringify(r.body)}`);
       await capture(ctx, TYPES.verify, t.id, 'verify-ok');
+    },
+  },
+  {
+    names: [`${TYPES.reconcile}/pass-starts-an-orphan`],
+    async run(ctx) {
+      const t = await tenant(ctx, await ctx.peer());
+      const id = await send(ctx, t.key);
+      await messageUntil(ctx.stack, t.key, id, ['sent']);
+      // An orphan: a message as the API stores it, whose workflow never started (its start failed).
+      const doc = (await ctx.stack.messages.col.findOne({ _id: id }))!;
+      const orphanId = `${id.slice(0, -4)}orph`;
+      await ctx.stack.messages.col.insertOne({
+        ...doc,
+        _id: orphanId,
+        messageId: `<${orphanId}@acme.example>`,
+        status: 'queued',
+        attempts: [],
+        recipients: doc.recipients.map((r) => ({ ...r, status: 'pending' as const })),
+        workflowId: doc.workflowId.replace(id, orphanId),
+        completedAt: null,
+        updatedAt: new Date(0),
+      });
+      const q = ctx.stack.config.temporal.taskQueue;
+      await ensureReconcileSchedule(ctx.stack.temporal, q, 3_600_000, { graceMs: 0, notAcceptedGraceMs: 3_600_000 });
+      await triggerReconcile(ctx.stack.temporal, q);
+      await messageUntil(ctx.stack, t.key, orphanId, ['sent'], 60_000);
+      const [run] = await runsOf(ctx.stack.temporal, q, TYPES.reconcile, q);
+      await eventually(
+        async () => (await ctx.stack.temporal.workflow.getHandle(run!.workflowId, run!.runId).describe()).status.name === 'COMPLETED',
+        30_000,
+        'the reconcile pass to complete',
+      );
+      await capture(ctx, TYPES.reconcile, q, 'pass-starts-an-orphan');
+      await ctx.stack.temporal.schedule.getHandle(reconcileScheduleId(q)).delete();
+    },
+  },
+  {
+    names: [`${TYPES.deletion}/delete-a-tenant`],
+    async run(ctx) {
+      const t = await tenant(ctx, await ctx.peer());
+      await messageUntil(ctx.stack, t.key, await send(ctx, t.key), ['sent']);
+      const del = await api(ctx.stack, 'DELETE', `/v1/tenants/${t.id}`, { key: ctx.stack.adminKey });
+      if (del.status !== 202) throw new Error(`DELETE: ${del.status} ${JSON.stringify(del.body)}`);
+      const handle = ctx.stack.temporal.workflow.getHandle(del.body.workflowId as string);
+      await handle.result();
+      await capture(ctx, TYPES.deletion, t.id, 'delete-a-tenant');
     },
   },
 ];

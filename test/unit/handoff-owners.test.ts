@@ -6,6 +6,7 @@ import * as bounceWatch from '../../src/temporal/handoffs/bounce-mailbox-watch';
 import * as cases from '../../src/temporal/handoffs/case';
 import * as oauthToken from '../../src/temporal/handoffs/oauth-token';
 import * as rateLimiter from '../../src/temporal/handoffs/rate-limiter';
+import * as reconciler from '../../src/temporal/handoffs/reconciler';
 import * as sendMessage from '../../src/temporal/handoffs/send-message';
 import * as tenantDeletion from '../../src/temporal/handoffs/tenant-deletion';
 import * as verify from '../../src/temporal/handoffs/verify-connection';
@@ -18,7 +19,7 @@ import * as webhooks from '../../src/temporal/handoffs/webhook-delivery';
  */
 const root = path.resolve(__dirname, '..', '..', '..');
 const OWNERS = path.join('src', 'temporal', 'handoffs') + path.sep;
-const modules = { bounceWatch, cases, oauthToken, rateLimiter, sendMessage, tenantDeletion, verify, webhooks };
+const modules = { bounceWatch, cases, oauthToken, rateLimiter, reconciler, sendMessage, tenantDeletion, verify, webhooks };
 
 const workflowTypes = Object.values(modules).flatMap((m) =>
   Object.entries(m)
