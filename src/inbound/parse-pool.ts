@@ -186,6 +186,8 @@ let sharedOptions: ParsePoolOptions = { threads: 2, queueMax: 100, timeoutMs: 30
 
 /** Sets the process-wide pool's size and limits (from config.inbound.parse); call before the first job. */
 export function configureParsePool(opts: ParsePoolOptions): void {
+  if (opts.threads === sharedOptions.threads && opts.queueMax === sharedOptions.queueMax && opts.timeoutMs === sharedOptions.timeoutMs)
+    return;
   sharedOptions = opts;
   if (shared) {
     const old = shared;

@@ -6,8 +6,10 @@ import assert from 'node:assert/strict';
  * has no timing assertions; this ratio between sizes measured in the same run is the exception issue 12 asks for,
  * made robust for a loaded 2-core machine: CPU time rather than wall-clock (waiting for a core costs no CPU time), a
  * warm-up run, enough repetitions that a sample is tens of milliseconds, the median of several samples, and the
- * ratio taken over the whole range (x to 4x: linear 4, quadratic 16, the limit 3 per doubling = 9), which evens out
- * the garbage collector's steps between neighbouring sizes; and one full re-measurement before failing.
+ * ratio taken over the whole range, x to 16x (linear 16, quadratic 256, the limit 3 per doubling = 81): linear
+ * code still takes a one-off step of up to 3x somewhere, when its working set outgrows the CPU caches or the young
+ * generation, which a ratio between neighbouring sizes would mistake for quadratic growth. And one full
+ * re-measurement before failing.
  */
 export interface Growth {
   sizes: number[];
