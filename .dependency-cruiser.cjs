@@ -25,6 +25,7 @@ const ENTRY_POINTS = [
   '^src/dev\\.ts$',
   '^src/cli\\.ts$',
   '^src/tools/[^/]+\\.ts$',
+  '^src/inbound/parse-worker\\.ts$',
   '^src/workflows/index\\.ts$',
 ];
 

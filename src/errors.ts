@@ -105,11 +105,11 @@ export class UnsupportedMediaTypeError extends CarteroError {
   readonly kind = 'unsupported_media_type';
 }
 
-/** A dependency (store, Temporal) is down or timed out: safe to retry (503). */
+/** A dependency (store, Temporal, the mail parser threads) is down, busy or timed out: safe to retry (503). */
 export class DependencyUnavailableError extends CarteroError {
   readonly kind = 'dependency_unavailable';
   constructor(
-    readonly dependency: 'store' | 'temporal',
+    readonly dependency: 'store' | 'temporal' | 'parser',
     message: string,
   ) {
     super(message);

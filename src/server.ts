@@ -3,6 +3,7 @@ import { createApp } from './api/app';
 import { createApiMetrics } from './api/metrics';
 import { createOpsApp } from './api/routes/ops';
 import { baseDeps, openStore, packageVersion, retrying } from './bootstrap';
+import { configureParsePool } from './inbound/parse-pool';
 import { connectTemporal, ensureSearchAttributes } from './temporal/connection';
 import { WebhookDispatcher } from './temporal/webhook-dispatch';
 import { createTracking } from './api/tracking';
@@ -11,6 +12,8 @@ import { caseHitNotifier } from './cases/record';
 /** API process: Express on PORT, talking to the store and Temporal. */
 async function main(): Promise<void> {
   const { config, logger, keyring } = baseDeps('api');
+  // Received mail is parsed and classified on worker threads, never on this event loop.
+  configureParsePool(config.inbound.parse);
   const repos = await openStore(config, keyring, logger);
   const { store, tenants, events, cases } = repos;
   const { connection, client: temporal } = await retrying('Temporal', logger, () => connectTemporal(config, keyring));

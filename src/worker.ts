@@ -8,6 +8,7 @@ import { OAuthAccess } from './activities/oauth-access';
 import { SmtpPools } from './activities/smtp-transport';
 import { OAuthProviders } from './oauth/providers';
 import { baseDeps, openStore, retrying } from './bootstrap';
+import { configureParsePool } from './inbound/parse-pool';
 import type { StoreDeps } from './store/repositories';
 import type { Config } from './config/env';
 import type { Keyring } from './security/crypto';
@@ -103,6 +104,8 @@ export async function createWorker(
 
 async function main(): Promise<void> {
   const { config, logger, keyring } = baseDeps('worker');
+  // The bounce-mailbox watch parses fetched mail on the parse pool's threads, never on this event loop.
+  configureParsePool(config.inbound.parse);
   // SIGINT/SIGTERM make worker.run() drain: no new tasks, in-flight activities get shutdownGraceTime.
   Runtime.install({ shutdownSignals: ['SIGINT', 'SIGTERM'] });
   const repos = await openStore(config, keyring, logger);

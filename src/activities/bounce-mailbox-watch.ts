@@ -12,7 +12,7 @@ import {
 import { classifyMail } from '../domain/mail/classify';
 import { fieldValue } from '../domain/mail/fields';
 import type { AllowableClass } from '../domain/network';
-import { orNullIfNotFound, SealedCredentialsError } from '../errors';
+import { DependencyUnavailableError, orNullIfNotFound, SealedCredentialsError } from '../errors';
 import { mailFromRaw } from '../inbound/mime';
 import type { BounceMailboxDoc, BounceMailboxRepository } from '../store/bounce-mailboxes';
 import { sealScopeOf, type TenantSealScope } from '../store/tenant-seal';
@@ -250,9 +250,11 @@ async function processUnseen(
     } else {
       const fetched = await client.fetchOne(uid, { uid: true, source: true }, { uid: true });
       if (!fetched || !fetched.source) continue; // expunged meanwhile
-      // A message that cannot be read as mail (no I/O happens here, so the fault is the message's)
-      // must not stop the watch: it would be fetched again for ever. It is counted and moved aside.
+      // A message that cannot be read as mail (no I/O happens here, so the fault is the message's: unreadable, or
+      // past INBOUND_PARSE_TIMEOUT_MS) must not stop the watch: it would be fetched again for ever. It is counted and
+      // moved aside. Busy parser threads are no fault of the message: the watch fails and retries.
       const mail = await mailFromRaw(fetched.source).catch((err: unknown) => {
+        if (err instanceof DependencyUnavailableError) throw err;
         log.info('bounce mailbox: unreadable message moved aside', { tenantId, uid, error: (err as Error).message });
         return null;
       });

@@ -239,6 +239,12 @@ const envSchema = z.object({
    * until it is stored); more get 503 with Retry-After before their body is read, and the provider retries.
    */
   INBOUND_MAX_CONCURRENT: z.coerce.number().int().min(1).max(1000).default(8),
+  /** Threads that parse and classify received mail off the event loop (src/inbound/parse-pool.ts). */
+  INBOUND_PARSE_THREADS: z.coerce.number().int().min(1).max(64).default(2),
+  /** Messages that may wait for a parser thread; one more is answered 503 (the provider retries). */
+  INBOUND_PARSE_QUEUE: z.coerce.number().int().min(0).max(10_000).default(100),
+  /** How long parsing or classifying one message may take before its thread is stopped (400). */
+  INBOUND_PARSE_TIMEOUT_MS: z.coerce.number().int().min(100).default(30_000),
 });
 
 export type Env = z.infer<typeof envSchema>;
@@ -286,6 +292,8 @@ export interface Config {
     maxMimeParts: number;
     subjectWindowMs: number;
     mailgunMaxAgeMs: number;
+    /** The parse pool (src/inbound/parse-pool.ts). */
+    parse: { threads: number; queueMax: number; timeoutMs: number };
   };
 }
 
@@ -466,6 +474,7 @@ export function loadConfig(source: NodeJS.ProcessEnv = process.env): Config {
       maxMimeParts: e.INBOUND_MAX_MIME_PARTS,
       subjectWindowMs: e.INBOUND_SUBJECT_WINDOW_MS,
       mailgunMaxAgeMs: e.INBOUND_MAILGUN_MAX_AGE_MS,
+      parse: { threads: e.INBOUND_PARSE_THREADS, queueMax: e.INBOUND_PARSE_QUEUE, timeoutMs: e.INBOUND_PARSE_TIMEOUT_MS },
     },
   };
 }

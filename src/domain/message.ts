@@ -111,6 +111,26 @@ const headersSchema = z
   )
   .refine((h) => Object.keys(h).length <= 50, 'at most 50 custom headers');
 
+/** Base64 alphabet and line breaks: A-Z a-z 0-9 + / CR LF. */
+const isBase64Char = (c: number) =>
+  (c >= 0x41 && c <= 0x5a) || (c >= 0x61 && c <= 0x7a) || (c >= 0x30 && c <= 0x39) || c === 0x2b || c === 0x2f || c === 0x0d || c === 0x0a;
+
+/**
+ * Base64 lines, then `=` / `==` padding or one other blank, then only whitespace: what
+ * /^[A-Z0-9+/\r\n]*(?:(?:={1,2}|[^\S\r\n])\s*)?$/i accepts, in one pass over the characters. Attachments are
+ * megabytes of it, checked on the API's event loop for every POST /v1/messages.
+ */
+function isBase64Text(s: string): boolean {
+  let i = 0;
+  while (i < s.length && isBase64Char(s.charCodeAt(i))) i++;
+  if (i === s.length) return true;
+  if (s[i] === '=') i += s[i + 1] === '=' ? 2 : 1;
+  else if (s[i]!.trim() === '') i++;
+  else return false;
+  // What is left must be whitespace only (trimEnd strips exactly what \s matches).
+  return s.trimEnd().length <= i;
+}
+
 const attachmentSchema = z.strictObject({
   filename: z
     .string()
@@ -121,12 +141,7 @@ const attachmentSchema = z.strictObject({
     .string()
     .regex(/^[\w!#$&^.+-]+\/[\w!#$&^.+-]+$/, 'must be a MIME type like application/pdf')
     .max(127),
-  // Base64 lines, then padding and/or trailing whitespace. Written so the line breaks the alphabet allows and the
-  // trailing \s* never compete for the same characters (a long run of line breaks would otherwise be rescanned).
-  contentBase64: z
-    .string()
-    .min(1)
-    .regex(/^[A-Z0-9+/\r\n]*(?:(?:={1,2}|[^\S\r\n])\s*)?$/i, 'must be base64'),
+  contentBase64: z.string().min(1).refine(isBase64Text, 'must be base64'),
   /** Makes the attachment inline, referenced from the HTML as cid:<contentId>. */
   contentId: z
     .string()

@@ -1,12 +1,13 @@
 import { createHash } from 'node:crypto';
 import type { ObjectId } from 'mongodb';
 import { normalizeSubject, type InboundEmail } from '../domain/inbound/email';
-import { classifyMail, type MailVerdict } from '../domain/mail/classify';
+import type { MailVerdict } from '../domain/mail/classify';
 import { recordCaseEvent, type CaseRecorderDeps } from '../cases/record';
 import type { EventRepository } from '../store/events';
 import type { InboundDoc, InboundRepository, StoredPart } from '../store/inbound';
 import type { MessageRepository } from '../store/messages';
-import { BODY_BUDGET_CHARS, mailForClassification } from './mime';
+import { DependencyUnavailableError } from '../errors';
+import { BODY_BUDGET_CHARS, classifyInbound } from './mime';
 import { findCase, type ThreadingDeps } from './threading';
 import type { BounceHandler } from './bounces';
 
@@ -48,14 +49,16 @@ export function inboundIdFor(tenantId: string, mail: InboundEmail): string {
 export const newCaseIdFor = (inboundId: string) => `c_${inboundId.slice(2, 26)}`;
 
 /**
- * The classifier's verdict. Should it ever throw on a strange message, the mail is still stored
- * and threaded as a reply (a person can look at it) with the failure as the rule, never lost to a
- * 500 that the provider would retry for days.
+ * The classifier's verdict, worked out on the parse pool. Should it ever throw on a strange message (or outlast
+ * INBOUND_PARSE_TIMEOUT_MS), the mail is still stored and threaded as a reply (a person can look at it) with the
+ * failure as the rule, never lost to a 500 that the provider would retry for days. Only a full pool is passed on
+ * (503): the provider's retry then gets a real verdict.
  */
 async function verdictFor(mail: InboundEmail): Promise<MailVerdict> {
   try {
-    return classifyMail(await mailForClassification(mail));
+    return await classifyInbound(mail);
   } catch (err) {
+    if (err instanceof DependencyUnavailableError) throw err;
     return { kind: 'human', rule: `unclassified: ${(err as Error).message.slice(0, 200)}`, bounces: [], originalMessageId: null };
   }
 }

@@ -11,11 +11,65 @@ import {
   type InboundPart,
   type InboundProvider,
 } from '../domain/inbound/email';
-import type { MailForClassification } from '../domain/mail/classify';
+import { classifyMail, type MailForClassification, type MailVerdict } from '../domain/mail/classify';
 import { fieldValue } from '../domain/mail/fields';
+import { parsePool } from './parse-pool';
 import { fieldError, keepOrDrop, type InboundLimits } from './request';
 
 export type MimeLimits = Pick<InboundLimits, 'maxAttachmentBytes' | 'maxMimeParts'>;
+
+/** What a provider knows about a delivery besides the raw message. */
+interface MimeExtra {
+  providerId?: string | null;
+  envelopeTo?: string[];
+  envelopeFrom?: string | null;
+  spamScore?: number | null;
+}
+
+/** A received message as the classifier's front half (mailForClassification) reads it. */
+type ClassifiableEmail = Pick<InboundEmail, 'headers' | 'subject' | 'from' | 'text' | 'html' | 'parts' | 'raw'>;
+
+/** Bytes as they cross to a parser thread and back: a Buffer arrives as a plain Uint8Array. */
+type Wire<T extends { content: Buffer }> = Omit<T, 'content'> & { content: Uint8Array };
+
+/**
+ * The jobs the parse pool runs (src/inbound/parse-pool.ts, thread src/inbound/parse-worker.ts): everything here
+ * that reads a whole message, so that no message, however large or hostile, holds the caller's event loop.
+ */
+export type ParseJob =
+  | { op: 'mime'; raw: Uint8Array; provider: InboundProvider; limits: MimeLimits; extra: MimeExtra }
+  | { op: 'classify-raw'; raw: Uint8Array }
+  | {
+      op: 'verdict';
+      mail: Omit<ClassifiableEmail, 'parts' | 'raw'> & { parts: Array<Wire<ClassifiableEmail['parts'][number]>>; raw: Uint8Array | null };
+    };
+
+/** A view that owns its memory: cloning a view copies all of its backing ArrayBuffer (Buffer.from shares a pool). */
+const ownBytes = (b: Uint8Array): Uint8Array => (b.byteOffset === 0 && b.byteLength === b.buffer.byteLength ? b : new Uint8Array(b));
+/** Bytes back from the other side of a thread, as the Buffer they were, without a copy. */
+const asBuffer = (b: Uint8Array): Buffer => (Buffer.isBuffer(b) ? b : Buffer.from(b.buffer, b.byteOffset, b.byteLength));
+const partsOut = <T extends { content: Buffer }>(parts: T[]): Array<Wire<T>> => parts.map((p) => ({ ...p, content: ownBytes(p.content) }));
+const partsIn = <T extends { content: Uint8Array }>(parts: T[]): Array<Omit<T, 'content'> & { content: Buffer }> =>
+  parts.map((p) => ({ ...p, content: asBuffer(p.content) }));
+
+/** Runs one ParseJob where it is called: on a parser thread (parse-worker.ts). */
+export async function runParseJob(job: ParseJob): Promise<unknown> {
+  switch (job.op) {
+    case 'mime': {
+      const mail = await parseRawMime(asBuffer(job.raw), job.provider, job.limits, job.extra);
+      // The caller still holds the raw bytes: they do not travel back.
+      return { ...mail, raw: null, parts: partsOut(mail.parts) };
+    }
+    case 'classify-raw': {
+      const mail = await mailForClassification(await parseRawMime(asBuffer(job.raw), 'mime', CLASSIFY_ONLY_LIMITS));
+      return { ...mail, parts: partsOut([...mail.parts]) };
+    }
+    case 'verdict': {
+      const m = job.mail;
+      return classifyMail(await mailForClassification({ ...m, parts: partsIn(m.parts), raw: m.raw === null ? null : asBuffer(m.raw) }));
+    }
+  }
+}
 
 /** Text and HTML kept in the document; longer bodies are cut (the raw message keeps everything). */
 export const BODY_BUDGET_CHARS = 2 * 1024 * 1024;
@@ -39,13 +93,29 @@ function addresses(v: AddressObject | AddressObject[] | undefined): InboundAddre
  * bounce-mailbox watch, the CLI) goes through it too (mailFromRaw). Delivery reports and attached messages are kept as parts, so the
  * classifier sees message/delivery-status, message/rfc822 and feedback reports. A message with more
  * MIME parts than the limit, or whose headers cannot be read, is refused (400), never half stored.
+ * The parsing runs on the parse pool's threads: a message that cannot be parsed within INBOUND_PARSE_TIMEOUT_MS is
+ * refused (400), and a full pool answers 503 so that the provider retries.
  */
 export async function fromRawMime(
   raw: Buffer,
   provider: InboundProvider,
   limits: MimeLimits,
-  extra: { providerId?: string | null; envelopeTo?: string[]; envelopeFrom?: string | null; spamScore?: number | null } = {},
+  extra: MimeExtra = {},
 ): Promise<InboundEmail> {
+  if (raw.length === 0) throw fieldError('(body)', 'empty message');
+  const job: ParseJob = {
+    op: 'mime',
+    raw: ownBytes(raw),
+    provider,
+    limits: { maxAttachmentBytes: limits.maxAttachmentBytes, maxMimeParts: limits.maxMimeParts },
+    extra,
+  };
+  const parsed = (await parsePool().run(job)) as Omit<InboundEmail, 'parts'> & { parts: Array<Wire<InboundPart>> };
+  return { ...parsed, parts: partsIn(parsed.parts), raw };
+}
+
+/** fromRawMime on the caller's thread: what a parser thread runs. */
+async function parseRawMime(raw: Buffer, provider: InboundProvider, limits: MimeLimits, extra: MimeExtra = {}): Promise<InboundEmail> {
   if (raw.length === 0) throw fieldError('(body)', 'empty message');
   let mail: ParsedMail;
   try {
@@ -121,16 +191,42 @@ const CLASSIFY_ONLY_LIMITS: MimeLimits = { maxAttachmentBytes: Number.POSITIVE_I
 
 /**
  * Raw bytes → what classifyMail reads, for mail that is classified but not stored (the
- * bounce-mailbox watch, `cli parse-mail`). Refuses what fromRawMime refuses (ValidationError).
+ * bounce-mailbox watch, `cli parse-mail`), parsed on the parse pool. Refuses what fromRawMime refuses
+ * (ValidationError). Its callers run classifyMail themselves: it reads a bounded window of the mail
+ * (CLASSIFY_WINDOW), so its cost no longer grows with the message.
  */
 export async function mailFromRaw(raw: Buffer): Promise<MailForClassification> {
-  return mailForClassification(await fromRawMime(raw, 'mime', CLASSIFY_ONLY_LIMITS));
+  if (raw.length === 0) throw fieldError('(body)', 'empty message');
+  const mail = (await parsePool().run({ op: 'classify-raw', raw: ownBytes(raw) } satisfies ParseJob)) as Omit<
+    MailForClassification,
+    'parts'
+  > & {
+    parts: Array<Wire<MailForClassification['parts'][number]>>;
+  };
+  return { ...mail, parts: partsIn([...mail.parts]) };
+}
+
+/** The classifier's verdict on a received message, worked out on the parse pool (inbound ingestion). */
+export async function classifyInbound(mail: ClassifiableEmail): Promise<MailVerdict> {
+  const job: ParseJob = {
+    op: 'verdict',
+    mail: {
+      headers: mail.headers,
+      subject: mail.subject,
+      from: mail.from,
+      text: mail.text,
+      html: mail.html,
+      parts: partsOut(mail.parts),
+      raw: mail.raw === null ? null : ownBytes(mail.raw),
+    },
+  };
+  return (await parsePool().run(job)) as MailVerdict;
 }
 
 const RETURNED = new Set(['message/rfc822', 'text/rfc822-headers', 'message/global', 'message/global-headers']);
 
 /** A received message, as classifyMail reads it: the same for every channel mail arrives on. */
-export async function mailForClassification(mail: InboundEmail): Promise<MailForClassification> {
+export async function mailForClassification(mail: ClassifiableEmail): Promise<MailForClassification> {
   const parts = mail.parts.map((p) => ({ contentType: p.contentType, filename: p.filename, content: p.content }));
   if (mail.raw && !parts.some((p) => RETURNED.has(p.contentType))) {
     const embedded = await embeddedHeaders(mail.raw);

@@ -2,7 +2,7 @@ import type { FieldProblem } from '../errors';
 import type { MessageCreateInput } from '../domain/message';
 import type { MessageTracking } from '../domain/tracking/message';
 import type { TenantSettings } from '../domain/tenant';
-import { rewriteHtml } from '../domain/tracking/rewrite';
+import { HtmlTooDeepError, rewriteHtml } from '../domain/tracking/rewrite';
 import { MAX_TRACKED_URL_BYTES, type TrackingTokens } from '../domain/tracking/token';
 
 /**
@@ -57,13 +57,20 @@ export function composeTracking(
   let html = body.html;
   let links: string[] = [];
   if ((opens || clicks) && html !== undefined) {
-    const r = rewriteHtml(html, {
-      opens,
-      clicks,
-      maxUrlBytes: MAX_TRACKED_URL_BYTES,
-      clickUrl: (link, url) => `${base}/t/c/${composer.tokens.sign({ ...claims, kind: 'click', link, url })}`,
-      openUrl: () => `${base}/t/o/${composer.tokens.sign({ ...claims, kind: 'open' })}`,
-    });
+    let r: ReturnType<typeof rewriteHtml>;
+    try {
+      r = rewriteHtml(html, {
+        opens,
+        clicks,
+        maxUrlBytes: MAX_TRACKED_URL_BYTES,
+        clickUrl: (link, url) => `${base}/t/c/${composer.tokens.sign({ ...claims, kind: 'click', link, url })}`,
+        openUrl: () => `${base}/t/o/${composer.tokens.sign({ ...claims, kind: 'open' })}`,
+      });
+    } catch (err) {
+      if (!(err instanceof HtmlTooDeepError)) throw err;
+      problems.push({ field: 'html', message: err.message });
+      return { html: body.html, headers: {}, tracking: null, problems };
+    }
     html = r.html;
     links = r.links;
   }

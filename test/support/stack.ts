@@ -11,6 +11,7 @@ import { createApiMetrics } from '../../src/api/metrics';
 import { createOpsApp } from '../../src/api/routes/ops';
 import { repositories, type StoreDeps } from '../../src/store/repositories';
 import { loadConfig, type Config } from '../../src/config/env';
+import { configureParsePool } from '../../src/inbound/parse-pool';
 import { createLogger } from '../../src/logging';
 import { Keyring } from '../../src/security/crypto';
 import { connectStore, ensureIndexes, type Store } from '../../src/store/mongo';
@@ -99,6 +100,8 @@ export async function startStack(
   }
   const env = testEnv(overrides);
   const config = loadConfig(env);
+  // As server.ts and worker.ts do: INBOUND_PARSE_* overrides reach the parse pool.
+  configureParsePool(config.inbound.parse);
   const logger = createLogger(config.logLevel, 'test');
   const keyring = new Keyring(config.encryption.keys, config.encryption.activeKeyId);
   const store = await connectStore(config.mongo.uri, config.mongo.db, config.mongo.maxPoolSize, {

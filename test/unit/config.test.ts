@@ -98,6 +98,7 @@ test('inbound limits: defaults, overrides, and a bad value named', () => {
     maxMimeParts: 500,
     subjectWindowMs: 30 * 24 * 60 * 60_000,
     mailgunMaxAgeMs: 15 * 60_000,
+    parse: { threads: 2, queueMax: 100, timeoutMs: 30_000 },
   });
   assert.equal(loadConfig({ ...valid(), INBOUND_ATTACHMENT_MAX_BYTES: '1000' }).inbound.maxAttachmentBytes, 1000);
   assert.equal(loadConfig({ ...valid(), INBOUND_MAX_CONCURRENT: '3' }).inbound.maxConcurrentBodies, 3);
@@ -105,8 +106,17 @@ test('inbound limits: defaults, overrides, and a bad value named', () => {
     problems({ ...valid(), INBOUND_MAX_CONCURRENT: '0' }).map((l) => l.split(':')[0]),
     ['INBOUND_MAX_CONCURRENT'],
   );
+  assert.deepEqual(loadConfig({ ...valid(), INBOUND_PARSE_THREADS: '4', INBOUND_PARSE_TIMEOUT_MS: '5000' }).inbound.parse, {
+    threads: 4,
+    queueMax: 100,
+    timeoutMs: 5000,
+  });
   assert.deepEqual(
     problems({ ...valid(), INBOUND_MAX_MIME_PARTS: '1' }).map((l) => l.split(':')[0]),
     ['INBOUND_MAX_MIME_PARTS'],
+  );
+  assert.deepEqual(
+    problems({ ...valid(), INBOUND_PARSE_THREADS: '0' }).map((l) => l.split(':')[0]),
+    ['INBOUND_PARSE_THREADS'],
   );
 });

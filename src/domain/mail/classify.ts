@@ -44,11 +44,50 @@ const BOUNCE_SENDER = /^(?:mailer-daemon|mail-daemon|mailerdaemon|postmaster|mda
 const BOUNCE_SUBJECT =
   /undeliver(?:able|ed)|delivery (?:status notification|failure|has failed|failed|problem|incomplete)|returned mail|mail delivery (?:failed|failure|system)|failure notice|could not be delivered|non[- ]?remis|no se (?:ha podido|pudo) entregar|(?:mensaje|correo) no entregado|devuelto|unzustellbar|nondeliverable/i;
 
+/**
+ * What the classifier reads of a message (docs/bounces.md "Windows"): the first and last 64 KiB of the text and of
+ * each part, the first 100 parts and the first 1000 headers, each header value cut at 4 KiB. Every signal it looks
+ * for sits at the top of a text (the NDR sentence and its recipients, the delivery-status groups, a returned
+ * message's headers, a vacation notice) or is short; past these windows more of the message only adds work.
+ */
+export const CLASSIFY_WINDOW = { textChars: 64 * 1024, parts: 100, headers: 1000, headerValueChars: 4096 } as const;
+
+/** Head and tail of a long text, a blank line between them so no line or field group spans the cut. */
+function windowOf(text: string): string {
+  const w = CLASSIFY_WINDOW.textChars;
+  return text.length <= 2 * w ? text : `${text.slice(0, w)}\n\n${text.slice(-w)}`;
+}
+
+function windowOfBytes(content: Buffer): Buffer {
+  const w = CLASSIFY_WINDOW.textChars;
+  return content.length <= 2 * w ? content : Buffer.concat([content.subarray(0, w), Buffer.from('\n\n'), content.subarray(-w)]);
+}
+
+function classificationWindow(mail: MailForClassification): MailForClassification {
+  const cap = CLASSIFY_WINDOW.headerValueChars;
+  return {
+    headers: mail.headers
+      .slice(0, CLASSIFY_WINDOW.headers)
+      .map((h) => (h.value.length > cap || h.name.length > cap ? { name: h.name.slice(0, cap), value: h.value.slice(0, cap) } : h)),
+    subject: mail.subject.slice(0, cap),
+    from: mail.from === null ? null : mail.from.slice(0, cap),
+    text: windowOf(mail.text),
+    html: null,
+    parts: mail.parts
+      .slice(0, CLASSIFY_WINDOW.parts)
+      .map((p) => ({ contentType: p.contentType.slice(0, cap), filename: p.filename, content: windowOfBytes(p.content) })),
+  };
+}
+
 const partText = (p: { content: Buffer }) => p.content.toString('utf8');
 const typeOf = (p: { contentType: string }) => p.contentType.toLowerCase().split(';')[0]!.trim();
 
-/** Classifies a received message: bounce, delay notice, complaint, auto-reply or human (docs/bounces.md). */
-export function classifyMail(mail: MailForClassification): MailVerdict {
+/**
+ * Classifies a received message: bounce, delay notice, complaint, auto-reply or human (docs/bounces.md). Reads only
+ * CLASSIFY_WINDOW of it, so its work is bounded whatever the message's size.
+ */
+export function classifyMail(received: MailForClassification): MailVerdict {
+  const mail = classificationWindow(received);
   const returned = mail.parts.find((p) => RETURNED_TYPES.has(typeOf(p)));
   const returnedText = returned ? partText(returned) : null;
   const originalMessageId =

@@ -120,6 +120,20 @@ function angleBlocks(lines: string[]): Array<{ recipient: string; diagnostic: st
   return out;
 }
 
+const SENDMAIL_REASON = /\(reason:\s*(\S.*?|\s)\)\s*$/y;
+
+/**
+ * `(reason: 550 5.1.1 User unknown)` closing a line. Tried from the first `(reason:` only: unanchored, the pattern
+ * ran to the end of the line from every `(reason:` in it.
+ */
+function sendmailReason(line: string): string | null {
+  const at = line.indexOf('(reason:');
+  if (at < 0) return null;
+  const re = new RegExp(SENDMAIL_REASON);
+  re.lastIndex = at;
+  return re.exec(line)?.[1] ?? null;
+}
+
 /** Exim: two-space indented addresses, their diagnostic indented further below each. */
 function indentedBlocks(lines: string[]): Array<{ recipient: string; diagnostic: string | null }> {
   const out: Array<{ recipient: string; lines: string[] }> = [];
@@ -135,21 +149,88 @@ function indentedBlocks(lines: string[]): Array<{ recipient: string; diagnostic:
   return out.map((b) => ({ recipient: b.recipient, diagnostic: clean(b.lines) }));
 }
 
-/** Addresses listed in a section, each with the first diagnostic that follows it. */
-function listedWith(lines: string[], diagnostic: RegExp): Array<{ recipient: string; diagnostic: string | null }> {
+/** A diagnostic found in a text: where it starts and what it says. */
+interface Found {
+  index: number;
+  value: string;
+}
+
+/**
+ * A diagnostic search over one text: the first diagnostic that starts at or after `from`. Built once per text so
+ * that it can remember what it scanned; every search in this file must be linear in the text it reads.
+ */
+type DiagnosticSearch = (text: string) => (from: number) => Found | null;
+
+/** The search a regex makes: its first capture group that took part, else the whole match. */
+function regexSearch(pattern: RegExp): DiagnosticSearch {
+  return (text) => {
+    const re = new RegExp(pattern.source, `${pattern.flags.replace('g', '')}g`);
+    return (from) => {
+      re.lastIndex = from;
+      const m = re.exec(text);
+      return m ? { index: m.index, value: m.slice(1).find((g) => g !== undefined) ?? m[0] } : null;
+    };
+  };
+}
+
+/**
+ * Addresses listed in a section, each with the first diagnostic that follows it. The search for "the first
+ * diagnostic after this line" is asked once per address line, so it is remembered: a found diagnostic also answers
+ * every later line before it, and none found answers all of them (rebuilding and rescanning the rest of the section
+ * per line made a list of addresses quadratic).
+ */
+function listedWith(lines: string[], diagnostic: DiagnosticSearch): Array<{ recipient: string; diagnostic: string | null }> {
   const out: Array<{ recipient: string; diagnostic: string | null }> = [];
   const seen = new Set<string>();
-  lines.forEach((line, i) => {
+  const search = diagnostic(lines.join('\n'));
+  let last: { from: number; found: Found | null } | null = null;
+  const firstFrom = (from: number): Found | null => {
+    if (!last || (last.found !== null && last.found.index < from)) last = { from, found: search(from) };
+    return last.found;
+  };
+  let offset = 0;
+  for (const line of lines) {
+    const at = offset;
+    offset += line.length + 1;
     const recipient = addressIn(line);
-    if (!recipient || seen.has(recipient) || /^\s*(?:from|to|subject|sent|date)\s*:/i.test(line)) return;
-    if (diagnostic.test(line) && out.length) return;
+    if (!recipient || seen.has(recipient) || /^\s*(?:from|to|subject|sent|date)\s*:/i.test(line)) continue;
+    if (out.length && diagnostic(line)(0)) continue;
     seen.add(recipient);
-    const rest = lines.slice(i).join('\n');
-    const d = diagnostic.exec(rest);
-    out.push({ recipient, diagnostic: d ? (d.slice(1).find((g) => g !== undefined) ?? d[0]).replace(/\s+/g, ' ').trim() : null });
-  });
+    const d = firstFrom(at);
+    out.push({ recipient, diagnostic: d ? d.value.replace(/\s+/g, ' ').trim() : null });
+  }
   return out;
 }
+
+const EXCHANGE_REPLY = /Remote Server returned '([^']+)'|<[^<>#]*#[245]\.\d+\.\d+\s+(?!\s)(?:smtp;)?/gi;
+const EXCHANGE_REMOTE = /Remote Server returned '([^']+)'/gi;
+
+/**
+ * Exchange's diagnostics, as /Remote Server returned '([^']+)'|<[^<>#]*#[245]\.\d+\.\d+\s+(?!\s)(?:smtp;)?([^>]*)>/i
+ * finds them: the `([^>]*)>` tail, tried from every `<… #5.x.x` head, rescanned the text to its next `>` once per
+ * head. Here the next `>` is looked up once and remembered, and once there is none, only the first form is sought.
+ */
+const exchangeDiagnostic: DiagnosticSearch = (text) => {
+  let gt: { from: number; at: number } | null = null;
+  const nextGt = (from: number): number => {
+    if (!gt || from < gt.from || (gt.at >= 0 && gt.at < from)) gt = { from, at: text.indexOf('>', from) };
+    return gt.at;
+  };
+  return (from) => {
+    const re = new RegExp(EXCHANGE_REPLY);
+    re.lastIndex = from;
+    for (let m = re.exec(text); m; m = re.exec(text)) {
+      if (m[1] !== undefined) return { index: m.index, value: m[1] };
+      const close = nextGt(re.lastIndex);
+      if (close >= 0) return { index: m.index, value: text.slice(re.lastIndex, close) };
+      const remote = new RegExp(EXCHANGE_REMOTE);
+      remote.lastIndex = m.index + 1;
+      const r = remote.exec(text);
+      return r?.[1] === undefined ? null : { index: r.index, value: r[1] };
+    }
+    return null;
+  };
+};
 
 const FORMATS: Format[] = [
   {
@@ -198,8 +279,7 @@ const FORMATS: Format[] = [
         .map((l, i, all) => {
           const recipient = addressIn(l);
           if (!recipient || /reason:/i.test(l)) return null;
-          const reason = /\(reason:\s*(\S.*?|\s)\)\s*$/.exec(all[i + 1] ?? '')?.[1] ?? null;
-          return { recipient, diagnostic: reason };
+          return { recipient, diagnostic: sendmailReason(all[i + 1] ?? '') };
         })
         .filter((x): x is { recipient: string; diagnostic: string | null } => x !== null),
   },
@@ -224,7 +304,7 @@ const FORMATS: Format[] = [
         ];
       return listedWith(
         section(b, /Delivery to the following recipients? (?:failed permanently|has been delayed):/i),
-        /(?:returned was|response was):[^\S\n]*\n\s*(.+)/i,
+        regexSearch(/(?:returned was|response was):[^\S\n]*\n\s*(.+)/i),
       ).map((r) => ({
         recipient: r.recipient,
         diagnostic: r.diagnostic ?? remote,
@@ -242,7 +322,7 @@ const FORMATS: Format[] = [
           b,
           /(?:Delivery has failed to these recipients or groups|Delivery is delayed to these recipients or groups|The following recipient\(s\) (?:cannot|could not) be reached):?/i,
         ).filter((l) => !/^\s*(?:generating server|original message headers)/i.test(l)),
-        /Remote Server returned '([^']+)'|<[^<>#]*#[245]\.\d+\.\d+\s+(?!\s)(?:smtp;)?([^>]*)>/i,
+        exchangeDiagnostic,
       ),
   },
   {
@@ -260,13 +340,49 @@ const FORMATS: Format[] = [
   },
 ];
 
-/** SMTP session transcripts: `>>> RCPT TO:<a@b>` / `--> RCPT To:<a@b>` then the server's reply. */
+const RCPT_COMMAND = /(?:>>>|-->)\s*RCPT TO:\s*<([^<>]+)>/gi;
+const REPLY_MARK = /<<<|<--/g;
+const REPLY_AFTER_MARK = /\s*([45]\d\d[^\n]*)/y;
+
+/**
+ * SMTP session transcripts: `>>> RCPT TO:<a@b>` / `--> RCPT To:<a@b>`, then on the next line the server's reply
+ * after `<<<` / `<--`. MDaemon prefixes each transcript line with a timestamp, hence the free text before the reply.
+ * What /(?:>>>|-->)\s*RCPT TO:\s*<([^>]+)>[^\n]*\n[^\n]*?(?:<<<|<--)\s*([45]\d\d[^\n]*)/gi finds, without its
+ * rescans: `[^>]+` ran to the text's next `>` from every command, and `[^\n]*` to the end of the line, so a line of
+ * commands was quadratic. An address never holds `<`; the reply line is read once per line, not once per command.
+ */
 function transcript(body: string): Array<{ recipient: string; diagnostic: string | null }> {
   const out: Array<{ recipient: string; diagnostic: string | null }> = [];
-  // MDaemon prefixes each transcript line with a timestamp, hence the free text before the reply.
-  const re = /(?:>>>|-->)\s*RCPT TO:\s*<([^>]+)>[^\n]*\n[^\n]*?(?:<<<|<--)\s*([45]\d\d[^\n]*)/gi;
-  for (let m = re.exec(body); m; m = re.exec(body)) if (m[1]) out.push({ recipient: m[1].toLowerCase(), diagnostic: m[2]?.trim() ?? null });
+  const command = new RegExp(RCPT_COMMAND);
+  let readLine = -1;
+  let reply: { text: string; end: number } | null = null;
+  for (let m = command.exec(body); m; m = command.exec(body)) {
+    const eol = body.indexOf('\n', command.lastIndex);
+    if (eol < 0) break;
+    if (eol !== readLine) {
+      readLine = eol;
+      reply = replyOnLine(body, eol + 1);
+    }
+    if (m[1] && reply) {
+      out.push({ recipient: m[1].toLowerCase(), diagnostic: reply.text.trim() });
+      command.lastIndex = reply.end;
+    }
+  }
   return out;
+}
+
+/** The first `<<<` / `<--` on the line starting at `start` that a 4xx/5xx reply follows (perhaps on a later line). */
+function replyOnLine(body: string, start: number): { text: string; end: number } | null {
+  const next = body.indexOf('\n', start);
+  const line = body.slice(start, next < 0 ? body.length : next);
+  const mark = new RegExp(REPLY_MARK);
+  const after = new RegExp(REPLY_AFTER_MARK);
+  for (let k = mark.exec(line); k; mark.lastIndex = k.index + 1, k = mark.exec(line)) {
+    after.lastIndex = start + k.index + k[0].length;
+    const r = after.exec(body);
+    if (r?.[1] !== undefined) return { text: r[1], end: after.lastIndex };
+  }
+  return null;
 }
 
 export function parseTextNdr(text: string): TextNdr | null {

@@ -116,7 +116,11 @@ const STATUS_REASONS: Readonly<Record<string, BounceReason>> = {
   '7.30': 'securityerror',
 };
 
-/** Diagnostic text → reason, most specific first. Case-insensitive; tested one by one in test/unit. */
+/**
+ * Diagnostic text → reason, most specific first. Case-insensitive; tested one by one in test/unit. "A, later on the
+ * same line B" is spelled `^(?:(?!A).)*A.*B` (multiline): the `.*B` is tried from the first A of each line only,
+ * where /A.*B/ tried it from every A and was quadratic on a line of As.
+ */
 const TEXT_RULES: ReadonlyArray<readonly [BounceReason, RegExp]> = [
   ['virusdetected', /\bvirus|malware|infected|trojan|malicious (content|attachment|payload)/i],
   [
@@ -157,7 +161,7 @@ const TEXT_RULES: ReadonlyArray<readonly [BounceReason, RegExp]> = [
   ['spamdetected', /\bspam\b|\bjunk\b|unsolicited|bulk (e-?)?mail|spam ?score|content (was )?rejected as|looks like spam|classified as/i],
   [
     'blocked',
-    /block ?list|black ?list|deny ?list|\bbanned\b|spamhaus|barracuda|spamcop|\brbl\b|\bdnsbl\b|listed (at|in|on|by)|poor reputation|bad reputation|reputation|client host .*(rejected|blocked)|reverse (dns|lookup)|\bptr\b|(ip|address|host) .*blocked|blocked (using|by)|access denied|connection refused by|\bblocked\b/i,
+    /block ?list|black ?list|deny ?list|\bbanned\b|spamhaus|barracuda|spamcop|\brbl\b|\bdnsbl\b|listed (at|in|on|by)|poor reputation|bad reputation|reputation|^(?:(?!client host ).)*client host .*(rejected|blocked)|reverse (dns|lookup)|\bptr\b|^(?:(?!(?:ip|address|host) ).)*(ip|address|host) .*blocked|blocked (using|by)|access denied|connection refused by|\bblocked\b/im,
   ],
   [
     'filtered',
@@ -165,7 +169,7 @@ const TEXT_RULES: ReadonlyArray<readonly [BounceReason, RegExp]> = [
   ],
   [
     'rejected',
-    /sender (address )?(rejected|denied|refused|blocked|not allowed)|sender verify failed|sender unknown|unknown sender|domain of sender|envelope (from|sender)|mail from .*(rejected|refused)|return.path/i,
+    /sender (address )?(rejected|denied|refused|blocked|not allowed)|sender verify failed|sender unknown|unknown sender|domain of sender|envelope (from|sender)|^(?:(?!mail from ).)*mail from .*(rejected|refused)|return.path/im,
   ],
   [
     'mesgtoobig',

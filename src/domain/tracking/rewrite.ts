@@ -1,4 +1,4 @@
-import { parse, type DefaultTreeAdapterMap } from 'parse5';
+import { defaultTreeAdapter, parse, type DefaultTreeAdapterMap, type TreeAdapter } from 'parse5';
 
 /**
  * Compose-time HTML rewrite for tracking. The HTML is parsed (parse5, the WHATWG algorithm browsers
@@ -33,6 +33,74 @@ export interface RewriteResult {
 
 type Node = DefaultTreeAdapterMap['node'];
 type Element = DefaultTreeAdapterMap['element'];
+type ParentNode = DefaultTreeAdapterMap['parentNode'];
+
+/**
+ * Deepest element nesting rewriteHtml reads. parse5 builds the tree as browsers do, and several steps of that
+ * algorithm walk the stack of open elements for every tag (a `<div>` looks for an open `<p>` down to the nearest
+ * scope boundary): 40 000 nested `<div>`s took it 9 s, 1 MB of them minutes. Capping the depth caps that walk, so
+ * the parse stays linear in the HTML; browsers cap it too (Blink at 512), and real mail nests a few dozen deep.
+ */
+export const MAX_HTML_DEPTH = 512;
+
+/** The HTML nests elements deeper than MAX_HTML_DEPTH: it is not rewritten (POST /v1/messages answers 400). */
+export class HtmlTooDeepError extends Error {
+  constructor() {
+    super(`nests elements more than ${MAX_HTML_DEPTH} deep; tracking cannot rewrite it`);
+  }
+}
+
+/**
+ * parse5's own tree, with two changes that keep the parse linear:
+ * - every element inserted is checked to be at most MAX_HTML_DEPTH deep (counting through a template's contents to
+ *   the template), and parsing stops at the first that is not; the check walks at most MAX_HTML_DEPTH ancestors;
+ * - a node inserted before, or detached from, its siblings is looked up from the end of the list (`lastIndexOf`):
+ *   foster parenting inserts before the open table, the last child, and the default adapter's `indexOf` from the
+ *   start made `<table><tr><div>x` repeated quadratic.
+ */
+function depthLimitedAdapter(): TreeAdapter<DefaultTreeAdapterMap> {
+  const templateOf = new WeakMap<ParentNode, ParentNode>();
+  const check = (parent: ParentNode, node: Node) => {
+    if (!('tagName' in node)) return;
+    let depth = 1;
+    for (let n: ParentNode | null = parent; n; n = ('parentNode' in n ? n.parentNode : null) ?? templateOf.get(n) ?? null) {
+      if (++depth > MAX_HTML_DEPTH) throw new HtmlTooDeepError();
+    }
+  };
+  return {
+    ...defaultTreeAdapter,
+    appendChild(parent, node) {
+      check(parent, node);
+      defaultTreeAdapter.appendChild(parent, node);
+    },
+    insertBefore(parent, node, reference) {
+      check(parent, node);
+      parent.childNodes.splice(parent.childNodes.lastIndexOf(reference), 0, node);
+      node.parentNode = parent;
+    },
+    insertTextBefore(parent, text, reference) {
+      const at = parent.childNodes.lastIndexOf(reference);
+      const previous = parent.childNodes[at - 1];
+      if (previous && defaultTreeAdapter.isTextNode(previous)) {
+        previous.value += text;
+        return;
+      }
+      const node = defaultTreeAdapter.createTextNode(text);
+      parent.childNodes.splice(at, 0, node);
+      node.parentNode = parent;
+    },
+    detachNode(node) {
+      const parent = node.parentNode;
+      if (!parent) return;
+      parent.childNodes.splice(parent.childNodes.lastIndexOf(node), 1);
+      node.parentNode = null;
+    },
+    setTemplateContent(template, content) {
+      templateOf.set(content, template);
+      defaultTreeAdapter.setTemplateContent(template, content);
+    },
+  };
+}
 
 interface Edit {
   start: number;
@@ -58,8 +126,9 @@ export function trackableUrl(href: string): string | null {
   }
 }
 
+/** Rewrites the links and adds the pixel; throws HtmlTooDeepError for HTML nested deeper than MAX_HTML_DEPTH. */
 export function rewriteHtml(html: string, opts: RewriteOptions): RewriteResult {
-  const doc = parse(html, { sourceCodeLocationInfo: true });
+  const doc = parse(html, { sourceCodeLocationInfo: true, treeAdapter: depthLimitedAdapter() });
   const edits: Edit[] = [];
   const links: string[] = [];
   const indexOf = new Map<string, number>();
@@ -67,10 +136,14 @@ export function rewriteHtml(html: string, opts: RewriteOptions): RewriteResult {
   let body: Element | null = null;
   let htmlEl: Element | null = null;
 
-  const visit = (node: Node, inUnsubscribe: boolean): void => {
+  // Depth-first in document order (link numbers follow first appearance), with an explicit stack: recursion
+  // would overflow on deeply nested markup.
+  const stack: Array<{ node: Node; inUnsubscribe: boolean }> = [{ node: doc, inUnsubscribe: false }];
+  for (let item = stack.pop(); item; item = stack.pop()) {
+    const { node, inUnsubscribe } = item;
     if (!('tagName' in node)) {
-      if ('childNodes' in node) for (const c of node.childNodes) visit(c, inUnsubscribe);
-      return;
+      if ('childNodes' in node) pushChildren(stack, node.childNodes, inUnsubscribe);
+      continue;
     }
     const el = node;
     const has = (name: string) => el.attrs.some((a) => a.name === name);
@@ -91,23 +164,34 @@ export function rewriteHtml(html: string, opts: RewriteOptions): RewriteResult {
         edits.push({ start: loc.startOffset, end: loc.endOffset, text: `href="${escapeAttr(opts.clickUrl(i, url))}"` });
       }
     }
-    for (const c of el.childNodes) visit(c, blocked);
-    if ('content' in el) for (const c of el.content.childNodes) visit(c, blocked);
-  };
-  visit(doc, false);
+    // Template contents come after the element's own children, as in the document.
+    if ('content' in el) pushChildren(stack, el.content.childNodes, blocked);
+    pushChildren(stack, el.childNodes, blocked);
+  }
 
   let pixel = false;
   if (opts.opens) {
     const img = `<img src="${escapeAttr(opts.openUrl())}" width="1" height="1" alt="" style="display:block;width:1px;height:1px;border:0;margin:0;padding:0">`;
-    const closing = (body as Element | null)?.sourceCodeLocation?.endTag ?? (htmlEl as Element | null)?.sourceCodeLocation?.endTag;
+    const closing = body?.sourceCodeLocation?.endTag ?? htmlEl?.sourceCodeLocation?.endTag;
     const at = closing ? closing.startOffset : html.length;
     edits.push({ start: at, end: at, text: img });
     pixel = true;
   }
 
-  // Apply from the end so earlier offsets stay valid.
-  edits.sort((a, b) => b.start - a.start);
-  let out = html;
-  for (const e of edits) out = out.slice(0, e.start) + e.text + out.slice(e.end);
-  return { html: out, links, pixel };
+  // One pass from the start: the author's text between edits, then each edit (rebuilding the whole string per edit
+  // was quadratic in the number of links).
+  edits.sort((a, b) => a.start - b.start);
+  const out: string[] = [];
+  let pos = 0;
+  for (const e of edits) {
+    out.push(html.slice(pos, e.start), e.text);
+    pos = e.end;
+  }
+  out.push(html.slice(pos));
+  return { html: out.join(''), links, pixel };
+}
+
+/** Children onto the stack so that the first child is taken next. */
+function pushChildren(stack: Array<{ node: Node; inUnsubscribe: boolean }>, children: Node[], inUnsubscribe: boolean): void {
+  for (let i = children.length - 1; i >= 0; i--) stack.push({ node: children[i]!, inUnsubscribe });
 }
