@@ -45,12 +45,24 @@ function launch(env: Record<string, string>): { child: ChildProcess; output: () 
   return { child, output: () => out };
 }
 
+/** Waits for the launcher's banner; on failure, says what the launcher printed. */
+async function started(l: { output: () => string }, what: string): Promise<void> {
+  try {
+    await eventually(() => l.output().includes('Cartero is running.'), 240_000, what);
+  } catch (err) {
+    throw new Error(`${(err as Error).message}; the launcher printed:\n${l.output().slice(-4000)}`);
+  }
+}
+
 test(
   'npm start after its own launcher was killed: the leftovers are found, named and stopped; a clean stop leaves nothing',
-  { timeout: 300_000 },
+  { timeout: 600_000 },
   async () => {
     assert.ok(existsSync(path.join(root, 'dist', 'dev.js')), 'npm test builds dist/ first');
-    const [api, temporal, mongo] = [await freePort(), await freePort(), await freePort()];
+    const [api, mongo] = [await freePort(), await freePort()];
+    // The UI listens on the Temporal port + 1000: that one must be free too.
+    let temporal = await freePort();
+    while (temporal + 1000 > 65535 || (await portInUse(temporal + 1000))) temporal = await freePort();
     // The UI listens on the Temporal port + 1000; keep clear of ports the OS may hand out.
     const env = {
       PORT: String(api),
@@ -60,7 +72,7 @@ test(
     };
 
     const first = launch(env);
-    await eventually(() => first.output().includes('Cartero is running.'), 120_000, `first start:\n${first.output()}`);
+    await started(first, 'first start');
     const record = readRunRecord(path.join(dataDir, 'run', 'npm-start.json'));
     assert.ok(record);
     assert.deepEqual(record.processes.map((p) => p.name).sort(), ['api', 'ferretdb', 'temporal', 'worker']);
@@ -74,7 +86,7 @@ test(
     );
 
     const second = launch(env);
-    await eventually(() => second.output().includes('Cartero is running.'), 120_000, `second start:\n${second.output()}`);
+    await started(second, 'second start');
     assert.match(second.output(), new RegExp(`the previous npm start \\(pid ${record.launcher}\\) ended without stopping .*stopped them`));
     for (const p of record.processes) assert.equal(isAlive(p.pid), false, `${p.name} (pid ${p.pid}) of the first start is still running`);
     const health = await fetch(`http://127.0.0.1:${api}/healthz`);
