@@ -65,7 +65,8 @@ export function growthSizes(defaults: number[]): number[] {
   return given ? given.split(',').map((kb) => Number(kb) * 1024) : defaults;
 }
 
-const describeGrowth = (g: Growth) =>
+/** The measurement as a line for the test's diagnostics. */
+export const describeGrowth = (g: Growth) =>
   `${g.sizes.map((s, i) => `${s}: ${g.ms[i]!.toFixed(2)} ms`).join(', ')} (ratio ${g.ratio.toFixed(2)})`;
 
 /**
