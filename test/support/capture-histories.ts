@@ -3,7 +3,8 @@ import os from 'node:os';
 import path from 'node:path';
 import type { Client } from '@temporalio/client';
 import type { History } from '@temporalio/common/lib/proto-utils';
-import { freePort, startFerretDb, startTemporalDev, type Managed } from '../../src/embedded/processes';
+import type { Managed } from '../../src/embedded/processes';
+import { startThrowawayServers } from './throwaway-servers';
 import { makeTestPki, type TestPki } from './certs';
 import { historyToFile } from './history-json';
 import { OAuthServer } from './oauth-server';
@@ -447,24 +448,10 @@ async function main(): Promise<number> {
   const servers: Managed[] = [];
   const stops: Array<() => Promise<unknown>> = [];
   try {
-    const [temporalPort, mongoPort] = [await freePort(), await freePort()];
-    const [temporal, ferret] = await Promise.all([
-      startTemporalDev({
-        bin: path.join(root, '.tools', 'bin', 'temporal'),
-        port: temporalPort,
-        namespace: 'default',
-        logFile: path.join(tmp, 'temporal.log'),
-      }),
-      startFerretDb({
-        bin: path.join(root, '.tools', 'bin', 'ferretdb'),
-        port: mongoPort,
-        dataDir: path.join(tmp, 'ferretdb'),
-        logFile: path.join(tmp, 'ferretdb.log'),
-      }),
-    ]);
-    servers.push(temporal, ferret);
-    process.env.CARTERO_TEST_TEMPORAL_ADDRESS = `127.0.0.1:${temporalPort}`;
-    process.env.CARTERO_TEST_MONGODB_URI = `mongodb://127.0.0.1:${mongoPort}/`;
+    const fresh = await startThrowawayServers(root, tmp);
+    servers.push(...fresh.servers);
+    process.env.CARTERO_TEST_TEMPORAL_ADDRESS = fresh.temporalAddress;
+    process.env.CARTERO_TEST_MONGODB_URI = fresh.mongoUri;
 
     const pki = makeTestPki(['localhost']);
     writeFileSync(path.join(tmp, 'ca.pem'), pki.caCert);

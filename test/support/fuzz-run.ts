@@ -2,7 +2,8 @@ import { spawn } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { freePort, startFerretDb, startTemporalDev, type Managed } from '../../src/embedded/processes';
+import type { Managed } from '../../src/embedded/processes';
+import { startThrowawayServers } from './throwaway-servers';
 import { api, startStack, type Stack } from './stack';
 
 /**
@@ -28,25 +29,10 @@ async function main(): Promise<number> {
   const servers: Managed[] = [];
   let stack: Stack | undefined;
   try {
-    const [temporalPort, mongoPort] = [await freePort(), await freePort()];
-    servers.push(
-      ...(await Promise.all([
-        startTemporalDev({
-          bin: path.join(root, '.tools', 'bin', 'temporal'),
-          port: temporalPort,
-          namespace: 'default',
-          logFile: path.join(tmp, 'temporal.log'),
-        }),
-        startFerretDb({
-          bin: path.join(root, '.tools', 'bin', 'ferretdb'),
-          port: mongoPort,
-          dataDir: path.join(tmp, 'ferretdb'),
-          logFile: path.join(tmp, 'ferretdb.log'),
-        }),
-      ])),
-    );
-    process.env.CARTERO_TEST_TEMPORAL_ADDRESS = `127.0.0.1:${temporalPort}`;
-    process.env.CARTERO_TEST_MONGODB_URI = `mongodb://127.0.0.1:${mongoPort}/`;
+    const fresh = await startThrowawayServers(root, tmp);
+    servers.push(...fresh.servers);
+    process.env.CARTERO_TEST_TEMPORAL_ADDRESS = fresh.temporalAddress;
+    process.env.CARTERO_TEST_MONGODB_URI = fresh.mongoUri;
     stack = await startStack({ LOG_LEVEL: 'error' });
     const created = await api(stack, 'POST', '/v1/tenants', {
       key: stack.adminKey,

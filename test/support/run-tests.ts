@@ -2,7 +2,8 @@ import { spawn } from 'node:child_process';
 import { mkdtempSync, readdirSync, rmSync, statSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { freePort, startFerretDb, startTemporalDev, type Managed } from '../../src/embedded/processes';
+import type { Managed } from '../../src/embedded/processes';
+import { startThrowawayServers } from './throwaway-servers';
 
 /**
  * `npm test`'s runner: starts a throw-away Temporal dev server (in memory) and FerretDB (temp dir)
@@ -42,24 +43,10 @@ async function main(): Promise<number> {
   process.on('SIGINT', onSignal);
   process.on('SIGTERM', onSignal);
   try {
-    const [temporalPort, mongoPort] = [await freePort(), await freePort()];
-    process.stdout.write(`run-tests: starting Temporal dev server on :${temporalPort} and FerretDB on :${mongoPort}\n`);
+    process.stdout.write('run-tests: starting a Temporal dev server and FerretDB on free ports\n');
     const started = Date.now();
-    const [temporal, ferret] = await Promise.all([
-      startTemporalDev({
-        bin: path.join(root, '.tools', 'bin', 'temporal'),
-        port: temporalPort,
-        namespace: 'default',
-        logFile: path.join(tmp, 'temporal.log'),
-      }),
-      startFerretDb({
-        bin: path.join(root, '.tools', 'bin', 'ferretdb'),
-        port: mongoPort,
-        dataDir: path.join(tmp, 'ferretdb'),
-        logFile: path.join(tmp, 'ferretdb.log'),
-      }),
-    ]);
-    servers.push(temporal, ferret);
+    const { servers: fresh, temporalAddress, mongoUri } = await startThrowawayServers(root, tmp);
+    servers.push(...fresh);
     process.stdout.write(`run-tests: servers ready in ${((Date.now() - started) / 1000).toFixed(1)} s; ${files.length} test files\n`);
 
     const code = await new Promise<number>((resolve) => {
@@ -67,8 +54,8 @@ async function main(): Promise<number> {
         stdio: 'inherit',
         env: {
           ...process.env,
-          CARTERO_TEST_TEMPORAL_ADDRESS: `127.0.0.1:${temporalPort}`,
-          CARTERO_TEST_MONGODB_URI: `mongodb://127.0.0.1:${mongoPort}/`,
+          CARTERO_TEST_TEMPORAL_ADDRESS: temporalAddress,
+          CARTERO_TEST_MONGODB_URI: mongoUri,
         },
       });
       child.on('exit', (c, sig) => resolve(c ?? (sig ? 1 : 0)));
