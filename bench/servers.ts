@@ -1,12 +1,13 @@
 import { mkdtempSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { freePort, startFerretDb, startTemporalDev, type Managed } from '../src/embedded/processes';
+import type { Managed } from '../src/embedded/processes';
+import { startThrowawayServers } from '../test/support/throwaway-servers';
 
 /**
- * Runs `fn` with a throw-away Temporal dev server and FerretDB (the same binaries `npm test` uses),
- * exported to test/support/stack.ts through CARTERO_TEST_*; stops both whatever happens and keeps
- * their logs when `fn` fails.
+ * Runs `fn` with a throw-away Temporal server (CARTERO_TEMPORAL: dev or postgres) and FerretDB (the
+ * same servers `npm test` uses), exported to test/support/stack.ts through CARTERO_TEST_*; stops both
+ * whatever happens and keeps their logs when `fn` fails.
  */
 export async function withBenchServers(name: string, fn: (tmp: string) => Promise<void>): Promise<void> {
   const root = path.resolve(__dirname, '..', '..');
@@ -14,25 +15,10 @@ export async function withBenchServers(name: string, fn: (tmp: string) => Promis
   const servers: Managed[] = [];
   let ok = false;
   try {
-    const [temporalPort, mongoPort] = [await freePort(), await freePort()];
-    servers.push(
-      ...(await Promise.all([
-        startTemporalDev({
-          bin: path.join(root, '.tools/bin/temporal'),
-          port: temporalPort,
-          namespace: 'default',
-          logFile: path.join(tmp, 't.log'),
-        }),
-        startFerretDb({
-          bin: path.join(root, '.tools/bin/ferretdb'),
-          port: mongoPort,
-          dataDir: path.join(tmp, 'f'),
-          logFile: path.join(tmp, 'f.log'),
-        }),
-      ])),
-    );
-    process.env.CARTERO_TEST_TEMPORAL_ADDRESS = `127.0.0.1:${temporalPort}`;
-    process.env.CARTERO_TEST_MONGODB_URI = `mongodb://127.0.0.1:${mongoPort}/`;
+    const started = await startThrowawayServers(root, tmp);
+    servers.push(...started.servers);
+    process.env.CARTERO_TEST_TEMPORAL_ADDRESS = started.temporalAddress;
+    process.env.CARTERO_TEST_MONGODB_URI = started.mongoUri;
     await fn(tmp);
     ok = true;
   } finally {

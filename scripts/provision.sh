@@ -1,13 +1,17 @@
 #!/usr/bin/env bash
 # Makes sure the embedded servers exist, building each only when missing (or at another version).
 # Binaries are cached in .tools/bin (git-ignored); Go's module and build caches stay the user's.
-# Usage: scripts/provision.sh [all|temporal|ferretdb]
+# Usage: scripts/provision.sh [all|temporal|ferretdb|postgres]
+# `postgres` (also done by `all` when CARTERO_TEMPORAL=postgres): the production-style Temporal server
+# (go.temporal.io/server, its SQL tool and schemas) and Debian's PostgreSQL.
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 bin="$root/.tools/bin"
 mkdir -p "$bin"
 
 TEMPORAL_CLI_VERSION="v1.5.1"
+# The server the CLI above embeds; v1.29.x has no `replace` directive, so it can be go-installed.
+TEMPORAL_SERVER_VERSION="v1.29.1"
 # v1.24.1 is refused by the Go module proxy reachable here (403 "not available"); v1.24.0 is the
 # previous patch release of the same last v1 line (SQLite backend) and is served.
 FERRETDB_VERSION="v1.24.0"
@@ -45,6 +49,39 @@ provide() { # name version command...
 
 build_temporal() {
   GOBIN="$bin" GOFLAGS="-buildvcs=false" go install "github.com/temporalio/cli/cmd/temporal@$TEMPORAL_CLI_VERSION"
+}
+
+build_temporal_server() {
+  local tmp="$root/.tools/temporal-server-build" dir
+  rm -rf "$tmp" && mkdir -p "$tmp"
+  GOBIN="$tmp" GOFLAGS="-buildvcs=false" go install \
+    "go.temporal.io/server/cmd/server@$TEMPORAL_SERVER_VERSION" "go.temporal.io/server/cmd/tools/sql@$TEMPORAL_SERVER_VERSION" || return 1
+  dir=$(GOFLAGS=-mod=mod go mod download -json "go.temporal.io/server@$TEMPORAL_SERVER_VERSION" |
+    sed -n 's/^[[:space:]]*"Dir": "\(.*\)",$/\1/p')
+  [ -n "$dir" ] && [ -d "$dir/schema/postgresql" ] || { echo "module download gave no schema directory"; return 1; }
+  rm -rf "$bin/temporal-schema" && mkdir -p "$bin/temporal-schema"
+  cp -r "$dir/schema/postgresql" "$bin/temporal-schema/"
+  chmod -R u+w "$bin/temporal-schema"
+  mv "$tmp/sql" "$bin/temporal-sql-tool"
+  mv "$tmp/server" "$bin/temporal-server"
+  rm -rf "$tmp"
+}
+
+# PostgreSQL from Debian, for the production-style Temporal server only.
+ensure_postgresql() {
+  ls /usr/lib/postgresql/*/bin/postgres >/dev/null 2>&1 && return 0
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+    echo "provision: installing PostgreSQL (apt-get install postgresql)..."
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -q postgresql >/dev/null 2>&1 ||
+      { apt-get update -q >/dev/null 2>&1 && DEBIAN_FRONTEND=noninteractive apt-get install -y -q postgresql >/dev/null; }
+    # Debian's package starts a system cluster; Cartero runs its own and needs none.
+    command -v pg_ctlcluster >/dev/null 2>&1 && for c in /etc/postgresql/*/main; do
+      [ -d "$c" ] && pg_ctlcluster "$(basename "$(dirname "$c")")" main stop >/dev/null 2>&1 || true
+    done
+  else
+    echo "provision: PostgreSQL is missing; install Debian's postgresql package (as root)" >&2
+    exit 1
+  fi
 }
 
 # FerretDB cannot be `go install`ed here: the proxy refuses its version list (needed for the
@@ -110,8 +147,12 @@ GO
 
 want="${1:-all}"
 case "$want" in
-  all|temporal|ferretdb) ;;
-  *) echo "usage: $0 [all|temporal|ferretdb]" >&2; exit 2 ;;
+  all|temporal|ferretdb|postgres) ;;
+  *) echo "usage: $0 [all|temporal|ferretdb|postgres]" >&2; exit 2 ;;
 esac
 if [ "$want" = all ] || [ "$want" = temporal ]; then provide temporal "$TEMPORAL_CLI_VERSION" build_temporal; fi
 if [ "$want" = all ] || [ "$want" = ferretdb ]; then provide ferretdb "$FERRETDB_BUILD" build_ferretdb; fi
+if [ "$want" = postgres ] || { [ "$want" = all ] && [ "${CARTERO_TEMPORAL:-dev}" = postgres ]; }; then
+  ensure_postgresql
+  provide temporal-server "$TEMPORAL_SERVER_VERSION" build_temporal_server
+fi

@@ -3,7 +3,8 @@ import { randomBytes } from 'node:crypto';
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import readline from 'node:readline';
-import { portInUse, startFerretDb, startTemporalDev, type Managed } from './embedded/processes';
+import { portInUse, startFerretDb, type Managed } from './embedded/processes';
+import { startEmbeddedTemporal, temporalKind } from './embedded/temporal';
 import { isSameProcess, readRunRecord, removeRunRecord, stopLeftovers, writeRunRecord, type RunRecord } from './embedded/run-record';
 
 /**
@@ -121,19 +122,27 @@ async function main(): Promise<void> {
         throw new Error(
           `port ${temporalPort} is taken: stop the other Temporal server, or set CARTERO_DEV_TEMPORAL_PORT or TEMPORAL_ADDRESS`,
         );
-      process.stdout.write('cartero: starting Temporal dev server (SQLite in .data/temporal.db)...\n');
-      const temporal = await startTemporalDev({
-        bin: path.join(toolsBin, 'temporal'),
+      const kind = temporalKind(env);
+      process.stdout.write(
+        kind === 'postgres'
+          ? 'cartero: starting Temporal server on PostgreSQL (cluster in .data/temporal-pg/; no Web UI)...\n'
+          : 'cartero: starting Temporal dev server (SQLite in .data/temporal.db)...\n',
+      );
+      const temporal = await startEmbeddedTemporal(kind, {
+        toolsBin,
         port: temporalPort,
         uiPort: temporalPort + 1000,
-        dbFile: path.join(dataDir, 'temporal.db'),
+        dataDir,
+        persist: true,
         namespace: env.TEMPORAL_NAMESPACE ?? 'default',
         codecEndpoint: `http://localhost:${port}/codec`,
-        logFile: path.join(dataDir, 'logs', 'temporal.log'),
+        logDir: path.join(dataDir, 'logs'),
         detached: true,
       });
-      servers.push(temporal);
-      remember('temporal', temporal.child, path.join(toolsBin, 'temporal'));
+      for (const m of temporal) {
+        servers.push(m);
+        remember(m.name, m.child, m.identity);
+      }
       env.TEMPORAL_ADDRESS = `127.0.0.1:${temporalPort}`;
     }
     if (!env.MONGODB_URI) {
@@ -148,7 +157,7 @@ async function main(): Promise<void> {
         detached: true,
       });
       servers.push(ferret);
-      remember('ferretdb', ferret.child, path.join(toolsBin, 'ferretdb'));
+      remember('ferretdb', ferret.child, ferret.identity);
       env.MONGODB_URI = `mongodb://127.0.0.1:${mongoPort}/`;
     }
 

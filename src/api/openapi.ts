@@ -368,6 +368,9 @@ export function buildOpenApi(version: string): Json {
             '409': problem('Tenant suspended'),
             '503': problem('Temporal unavailable; retry with the same idempotencyKey'),
             ...common,
+            '400': problem(
+              'Invalid input, `errors` names each field; with tracking on, also `html` nested more than 512 elements deep (the rewrite refuses it rather than walk it)',
+            ),
           },
         },
         get: {

@@ -13,6 +13,8 @@ import { SEARCH_ATTRIBUTES } from '../temporal/search-attributes';
 export interface Managed {
   name: string;
   child: ChildProcess;
+  /** Part of its command line that tells it from an unrelated process given the same pid later (run record). */
+  identity: string;
   stop(): Promise<void>;
 }
 
@@ -39,7 +41,7 @@ export async function portInUse(port: number, host = '127.0.0.1'): Promise<boole
   });
 }
 
-function spawnLogged(name: string, bin: string, args: string[], logFile: string, detached: boolean): Managed {
+export function spawnLogged(name: string, bin: string, args: string[], logFile: string, detached: boolean, identity = bin): Managed {
   mkdirSync(path.dirname(logFile), { recursive: true });
   const log = createWriteStream(logFile, { flags: 'a' });
   // detached: own process group, so a terminal's Ctrl-C reaches only the launcher, which stops
@@ -57,6 +59,7 @@ function spawnLogged(name: string, bin: string, args: string[], logFile: string,
   return {
     name,
     child,
+    identity,
     async stop() {
       if (!exited) {
         child.kill('SIGTERM');
@@ -69,7 +72,13 @@ function spawnLogged(name: string, bin: string, args: string[], logFile: string,
   };
 }
 
-async function waitFor(name: string, managed: Managed, logFile: string, check: () => Promise<void>, timeoutMs: number): Promise<void> {
+export async function waitFor(
+  name: string,
+  managed: Managed,
+  logFile: string,
+  check: () => Promise<void>,
+  timeoutMs: number,
+): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   let lastErr = '';
   // Set by the 'exit' listener; the cast keeps TypeScript from narrowing it to null for the loop below.

@@ -4,6 +4,7 @@ import os from 'node:os';
 import path from 'node:path';
 import type { Managed } from '../../src/embedded/processes';
 import { startThrowawayServers } from './throwaway-servers';
+import { temporalKind } from '../../src/embedded/temporal';
 
 /**
  * `npm test`'s runner: starts a throw-away Temporal dev server (in memory) and FerretDB (temp dir)
@@ -43,7 +44,7 @@ async function main(): Promise<number> {
   process.on('SIGINT', onSignal);
   process.on('SIGTERM', onSignal);
   try {
-    process.stdout.write('run-tests: starting a Temporal dev server and FerretDB on free ports\n');
+    process.stdout.write(`run-tests: starting a Temporal server (${temporalKind()}) and FerretDB on free ports\n`);
     const started = Date.now();
     const { servers: fresh, temporalAddress, mongoUri } = await startThrowawayServers(root, tmp);
     servers.push(...fresh);
