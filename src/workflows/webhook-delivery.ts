@@ -51,10 +51,9 @@ export async function webhookDelivery(input: WebhookDeliveryInput): Promise<void
   const legacy: QueuedEvent[] = [];
   const working = new Map<string, { ids: string[]; notBefore: number }>();
   const running = new Set<string>();
-  let storeQueue: boolean;
   let wake = true;
   // Decided before the handlers exist: signals buffered before the start are delivered as they are set.
-  storeQueue = patched(WEBHOOKS_QUEUE_IN_STORE);
+  const storeQueue = patched(WEBHOOKS_QUEUE_IN_STORE);
   setHandler(eventsReadySignal, ({ events, tenantId }) => {
     // Events handed over for another tenant are not this tenant's to deliver.
     if (tenantId !== undefined && tenantId !== input.tenantId) return;
