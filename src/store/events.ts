@@ -29,6 +29,34 @@ export interface UndispatchedDoc {
   seq: number;
 }
 
+/**
+ * An event waiting for delivery to the tenant's webhook (`webhook_queue`, `_id` = event id): the
+ * delivery workflow's queue lives here, not in the workflow (docs/webhooks.md). Written at handover,
+ * deleted by the delivery activity once the event is delivered, failed for good or skipped.
+ */
+export interface QueuedEventDoc {
+  _id: string;
+  tenantId: string;
+  /** Ordering lane (domain/webhooks.ts laneOf). */
+  lane: string;
+  /** The order within the lane: the event's time (a redelivery: when it was asked for). */
+  at: Date;
+  seq: number;
+  /** The delivery round it is for (0, then one more per manual redelivery). */
+  round: number;
+  queuedAt: Date;
+}
+
+/** What a handover queues: the event, its lane and its place in the lane. */
+export interface QueueEntry {
+  id: string;
+  tenantId: string;
+  lane: string;
+  at: number;
+  seq?: number;
+  round?: number;
+}
+
 let appendSeq = 0;
 
 /** Told after every append (installed at bootstrap: hands the tenant's events to Temporal). */
@@ -39,16 +67,22 @@ export type HandoverFilter = (tenantId: string) => Promise<boolean>;
 export class EventRepository {
   private readonly col: Collection<EventDoc>;
   private readonly undispatched: Collection<UndispatchedDoc>;
+  private readonly queue: Collection<QueuedEventDoc>;
   private listener: AppendListener | null = null;
   private handoverFilter: HandoverFilter | null = null;
 
   constructor(db: Db) {
     this.col = db.collection<EventDoc>('events');
     this.undispatched = db.collection<UndispatchedDoc>('events_undispatched');
+    this.queue = db.collection<QueuedEventDoc>('webhook_queue');
   }
 
   static async ensureIndexes(db: Db): Promise<void> {
     await db.collection('events').createIndex({ tenantId: 1, createdAt: 1 }, { name: 'tenant_created' });
+    // MongoDB serves the delivery workflow's two reads from these; FerretDB v1 scans the (small:
+    // pending deliveries only) collection in Go either way.
+    await db.collection('webhook_queue').createIndex({ tenantId: 1, lane: 1, at: 1, seq: 1, _id: 1 }, { name: 'tenant_lane_order' });
+    await db.collection('webhook_queue').createIndex({ tenantId: 1, at: 1, seq: 1, _id: 1 }, { name: 'tenant_order' });
   }
 
   /** One listener per process; producers keep calling `append` and never see it. */
@@ -139,6 +173,80 @@ export class EventRepository {
   async markDispatched(ids: string[]): Promise<void> {
     // One `_id` delete each (the only filter FerretDB serves from an index), in parallel.
     await Promise.all(ids.map((_id) => this.undispatched.deleteOne({ _id })));
+  }
+
+  /**
+   * Queues events for delivery. An event queued already keeps its place (a repeated handover);
+   * a redelivery (`round` > 0) takes a new place behind what its lane holds.
+   */
+  async enqueue(entries: QueueEntry[], now = new Date()): Promise<void> {
+    const doc = (e: QueueEntry): QueuedEventDoc => ({
+      _id: e.id,
+      tenantId: e.tenantId,
+      lane: e.lane,
+      at: new Date(e.at),
+      seq: e.seq ?? 0,
+      round: e.round ?? 0,
+      queuedAt: now,
+    });
+    const fresh = entries.filter((e) => !e.round);
+    if (fresh.length > 0) await this.insertManyIgnoringDuplicates(this.queue, fresh.map(doc));
+    for (const e of entries.filter((x) => x.round)) {
+      const { _id, ...rest } = doc(e);
+      await this.queue.updateOne({ _id }, { $set: rest }, { upsert: true });
+    }
+  }
+
+  /** The next events of a lane, in order (at most `limit`). */
+  async queuedInLane(tenantId: string, lane: string, limit: number): Promise<string[]> {
+    const docs = await this.queue
+      .find({ tenantId, lane })
+      .sort({ at: 1, seq: 1, _id: 1 })
+      .limit(limit)
+      .project<{ _id: string }>({ _id: 1 })
+      .toArray();
+    return docs.map((d) => d._id);
+  }
+
+  /**
+   * Lanes of a tenant with queued events, oldest head first, skipping `busy` ones: at most `want`,
+   * looking at no more than `scanLimit` queued events. `complete`: every queued event was looked at.
+   */
+  async queuedLanes(
+    tenantId: string,
+    busy: ReadonlySet<string>,
+    want: number,
+    scanLimit: number,
+  ): Promise<{ lanes: string[]; complete: boolean }> {
+    const lanes: string[] = [];
+    if (want <= 0) return { lanes, complete: false };
+    const cursor = this.queue
+      .find({ tenantId })
+      .sort({ at: 1, seq: 1, _id: 1 })
+      .limit(scanLimit + 1)
+      .project<{ lane: string }>({ lane: 1 });
+    let seen = 0;
+    try {
+      for await (const d of cursor) {
+        if (++seen > scanLimit) return { lanes, complete: false };
+        if (busy.has(d.lane) || lanes.includes(d.lane)) continue;
+        lanes.push(d.lane);
+        if (lanes.length >= want) return { lanes, complete: false };
+      }
+    } finally {
+      await cursor.close();
+    }
+    return { lanes, complete: true };
+  }
+
+  /** Takes an event off the queue once its delivery is over, unless a later round queued it again. */
+  async dequeue(id: string, round: number): Promise<void> {
+    await this.queue.deleteOne({ _id: id, round: { $lte: round } });
+  }
+
+  /** Tenants with events queued since before `olderThan` (the sweeper wakes their workflows). */
+  async tenantsWithQueued(olderThan: Date): Promise<string[]> {
+    return (await this.queue.distinct('tenantId', { queuedAt: { $lt: olderThan } })).filter((t): t is string => typeof t === 'string');
   }
 
   private async insertIgnoringDuplicate<T extends { _id: string }>(col: Collection<T>, doc: T): Promise<boolean> {

@@ -22,6 +22,7 @@ const BY_TENANT_FIELD = [
   'suppressions',
   'events',
   'events_undispatched',
+  'webhook_queue',
   'webhook_deliveries',
   'cases',
   'case_events',

@@ -1,20 +1,23 @@
 import type { Client } from '@temporalio/client';
-import { laneOf, type QueuedEvent } from '../domain/webhooks';
+import { laneOf } from '../domain/webhooks';
 import { NotFoundError } from '../errors';
-import type { EventRepository } from '../store/events';
+import type { EventRepository, QueueEntry } from '../store/events';
 import type { TenantDoc, TenantRepository } from '../store/tenants';
-import { signalEvents } from './handoffs/webhook-delivery';
+import { wakeWebhookDelivery } from './handoffs/webhook-delivery';
 
 /**
- * Hands events from the outbox to each tenant's delivery workflow (`webhooks-<tenant>`), by
- * signal-with-start, then deletes their "undispatched" markers. Called on every append (through
- * the repository's listener, coalesced per tenant) and by the sweeper workflow for whatever an
- * outage left behind. Handing over twice is harmless: the workflow ignores events it holds, the
- * delivery activity events already delivered. Each handover takes *all* of the tenant's waiting
- * events, oldest first, so after an outage older events of a case still go before newer ones.
+ * Hands events from the outbox to each tenant's delivery workflow (`webhooks-<tenant>`): queues
+ * them in the store (`webhook_queue`), wakes the workflow by signal-with-start, then deletes their
+ * "undispatched" markers. Called on every append (through the repository's listener, coalesced per
+ * tenant) and by the sweeper workflow for whatever an outage left behind. Handing over twice is
+ * harmless: an event queued already keeps its place, the delivery activity skips events already
+ * delivered. The queue is ordered by event time, so after an outage older events of a case still
+ * go before newer ones.
  */
 /** A marker whose event never appeared this long after it (its producer died in between). */
 const ORPHAN_AFTER_MS = 60_000;
+/** Markers handed over per store read. */
+const MARKER_BATCH = 500;
 
 export interface DispatcherDeps {
   events: EventRepository;
@@ -84,18 +87,28 @@ export class WebhookDispatcher {
     while (this.inFlight.size > 0) await Promise.all([...this.inFlight.values()].map((s) => s.done));
   }
 
-  /** Hands over every waiting event of a tenant; returns how many went to the workflow. */
+  /** Hands over every waiting event of a tenant; returns how many were queued for delivery. */
   async dispatchTenant(tenantId: string): Promise<number> {
+    let total = 0;
+    // Batches of markers, until fewer than a batch are left (an outage can leave thousands).
+    for (;;) {
+      const { queued, markers } = await this.dispatchBatch(tenantId);
+      total += queued;
+      if (markers < MARKER_BATCH) return total;
+    }
+  }
+
+  private async dispatchBatch(tenantId: string): Promise<{ queued: number; markers: number }> {
     const { events } = this.deps;
-    const markers = await events.undispatchedForTenant(tenantId);
-    if (markers.length === 0) return 0;
+    const markers = await events.undispatchedForTenant(tenantId, MARKER_BATCH);
+    if (markers.length === 0) return { queued: 0, markers: 0 };
     let tenant: TenantDoc | null = null;
     try {
       tenant = await this.deps.tenants.get(tenantId);
     } catch (err) {
       if (!(err instanceof NotFoundError)) throw err;
     }
-    const queued: QueuedEvent[] = [];
+    const queued: QueueEntry[] = [];
     const handled: string[] = [];
     const now = Date.now();
     // Independent `_id` reads: in parallel (the handover is on the path of every event of the tenant).
@@ -107,12 +120,33 @@ export class WebhookDispatcher {
         continue;
       }
       // No webhook (or no tenant): the event stays recorded in the outbox and nothing is sent.
-      if (tenant?.settings.webhook) queued.push({ id: e._id, lane: laneOf(e), at: e.createdAt.getTime() });
+      if (tenant?.settings.webhook) queued.push({ id: e._id, tenantId, lane: laneOf(e), at: e.createdAt.getTime(), seq: m.seq });
       handled.push(m._id);
     }
-    if (queued.length > 0) await signalEvents(this.deps.client, this.deps.taskQueue, tenantId, queued);
+    if (queued.length > 0) {
+      // Queued before the wake-up, and the markers go only after it: a failure in between leaves
+      // the markers for the sweeper, and queueing again is harmless.
+      await events.enqueue(queued);
+      await wakeWebhookDelivery(this.deps.client, this.deps.taskQueue, tenantId);
+    }
     await events.markDispatched(handled);
-    return queued.length;
+    return { queued: queued.length, markers: markers.length };
+  }
+
+  /**
+   * Wakes the workflows of tenants with events queued for a while: a run still on the code before
+   * the queue moved to the store does not read it, and ends when idle; this starts the next one.
+   */
+  async wakeQueued(olderThanMs = 5 * 60_000): Promise<number> {
+    const tenants = await this.deps.events.tenantsWithQueued(new Date(Date.now() - olderThanMs));
+    for (const tenantId of tenants) {
+      try {
+        await wakeWebhookDelivery(this.deps.client, this.deps.taskQueue, tenantId);
+      } catch (err) {
+        this.deps.warn?.('sweep could not wake a delivery workflow', { tenantId, err: (err as Error).message });
+      }
+    }
+    return tenants.length;
   }
 
   /** The sweeper's pass: every tenant with markers older than `graceMs` (fresh ones are in hand). */

@@ -1,4 +1,13 @@
-import { allHandlersFinished, condition, continueAsNew, proxyLocalActivities, setHandler, workflowInfo } from '@temporalio/workflow';
+import {
+  allHandlersFinished,
+  condition,
+  continueAsNew,
+  patched,
+  proxyActivities,
+  proxyLocalActivities,
+  setHandler,
+  workflowInfo,
+} from '@temporalio/workflow';
 import type { Activities } from '../activities';
 import { applyCaseEvent, initialCaseState, type CaseSignalEvent, type CaseState } from '../domain/cases';
 import {
@@ -26,12 +35,21 @@ import { addressedHere } from '../temporal/handoffs/ids';
  * are recognised by event id and ignored.
  */
 
-// Local activities (two store writes at most): no activity task round trip per batch of events.
-const acts = proxyLocalActivities<Activities>({
-  startToCloseTimeout: '1 minute',
-  localRetryThreshold: '1 minute',
-  retry: { initialInterval: '1 second', maximumInterval: '1 minute', backoffCoefficient: 2 },
-});
+/**
+ * Patch ids (docs/decisions.md, "Changing workflow code"). `case-no-local-activities`: the load and
+ * the saves are ordinary activities, and a run continues as new whenever its budget is spent,
+ * carrying events it has applied but not saved yet (`unsaved`) instead of waiting for a quiet moment.
+ * A local activity keeps its workflow task open while it runs; signals arriving meanwhile are
+ * buffered by the server, and past 100 buffered events (`history.maximumBufferedEventsBatch`) the
+ * server force-fails the task, after which Core 1.24 recorded a history it cannot replay
+ * (docs/decisions.md, "Inbound and cases").
+ */
+export const CASE_NO_LOCAL_ACTIVITIES = 'case-no-local-activities';
+
+const retry = { initialInterval: '1 second', maximumInterval: '1 minute', backoffCoefficient: 2 } as const;
+// The path of runs that started before the patch: local activities (kept verbatim).
+const localActs = proxyLocalActivities<Activities>({ startToCloseTimeout: '1 minute', localRetryThreshold: '1 minute', retry });
+const remoteActs = proxyActivities<Activities>({ startToCloseTimeout: '1 minute', retry });
 
 /**
  * Continue-as-new after this many history events (Temporal suggests it at 4,096; warns at 10,240),
@@ -42,11 +60,14 @@ export const CASE_HISTORY_BUDGET = 2_000;
 export const CASE_EVENTS_PER_RUN = 500;
 
 export async function caseWorkflow(input: CaseWorkflowInput): Promise<void> {
+  const bounded = patched(CASE_NO_LOCAL_ACTIVITIES);
+  const acts = bounded ? remoteActs : localActs;
   let state: CaseState = input.state ?? initialCaseState(input.tenantId, input.caseId);
   // Handlers are registered before anything is awaited; updates wait until the state is loaded.
   let ready = input.state !== undefined || input.fresh === true;
   const queue: CaseSignalEvent[] = [];
-  let dirty = false;
+  // A continued run whose predecessor applied events it did not save yet saves them first.
+  let dirty = input.unsaved === true;
   let appliedThisRun = 0;
 
   let retired = false;
@@ -83,6 +104,58 @@ export async function caseWorkflow(input: CaseWorkflowInput): Promise<void> {
     // A brand-new run (not a continuation) may follow an earlier run that ended: start from what it saved.
     state = (await acts.loadCaseState(input.tenantId, input.caseId)) ?? state;
     ready = true;
+  }
+
+  const drain = () => {
+    while (queue.length > 0) {
+      const before = state;
+      state = applyCaseEvent(state, queue.shift()!);
+      if (state !== before) {
+        dirty = true;
+        appliedThisRun++;
+      }
+    }
+  };
+  const budgetSpent = () => {
+    const info = workflowInfo();
+    return appliedThisRun >= CASE_EVENTS_PER_RUN || info.historyLength >= CASE_HISTORY_BUDGET || info.continueAsNewSuggested;
+  };
+  const continueWithState = () =>
+    continueAsNew<typeof caseWorkflow>({
+      tenantId: input.tenantId,
+      caseId: input.caseId,
+      state: { ...state, summary: { ...state.summary, runs: state.summary.runs + 1 } },
+      ...(dirty ? { unsaved: true } : {}),
+    });
+
+  if (bounded) {
+    // Every pass checks the budget, however busy the case: a storm of signals never keeps a run
+    // from continuing as new. What arrived is applied to the state (pure) and carried, so the
+    // carried input is the bounded state, never a queue.
+    for (;;) {
+      await condition(() => queue.length > 0 || dirty || retired || budgetSpent());
+      drain();
+      if (retired) {
+        // A run under a legacy id (src/temporal/handoffs/case.ts): what it applied is saved; end.
+        if (dirty) {
+          dirty = false;
+          await acts.saveCaseSummary(state.summary, state.recent);
+        }
+        await condition(allHandlersFinished);
+        if (queue.length === 0 && !dirty) return;
+        continue;
+      }
+      if (budgetSpent()) {
+        await condition(allHandlersFinished);
+        // Nothing is awaited between this drain and the continue-as-new: no signal is left behind.
+        drain();
+        await continueWithState();
+      }
+      if (dirty) {
+        dirty = false;
+        await acts.saveCaseSummary(state.summary, state.recent);
+      }
+    }
   }
 
   for (;;) {

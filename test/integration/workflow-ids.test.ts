@@ -14,7 +14,7 @@ import {
   throttleSignal,
 } from '../../src/temporal/handoffs/rate-limiter';
 import { cancelSignal, querySendState, sendWorkflowId } from '../../src/temporal/handoffs/send-message';
-import { eventsReadySignal, queryWebhookState, signalEvents, webhookWorkflowId } from '../../src/temporal/handoffs/webhook-delivery';
+import { eventsReadySignal, queryWebhookState, wakeWebhookDelivery, webhookWorkflowId } from '../../src/temporal/handoffs/webhook-delivery';
 import { makeTestPki, type TestPki } from '../support/certs';
 import { eventually, SmtpPeer } from '../support/smtp-peer';
 import { api, createPeerTenant, startStack, type Stack } from '../support/stack';
@@ -187,11 +187,11 @@ describe('workflow ids and hand-offs between tenants acme and acme-corp', { time
 
   test('webhooks: events handed over for A are not queued at B delivery workflow', async () => {
     const q = stack.config.temporal.taskQueue;
-    await signalEvents(stack.temporal, q, A.id, []);
-    await signalEvents(stack.temporal, q, B.id, []);
+    await wakeWebhookDelivery(stack.temporal, q, A.id);
+    await wakeWebhookDelivery(stack.temporal, q, B.id);
     const b = await running(webhookWorkflowId(B.id));
     const before = await received(b);
-    await signalEvents(stack.temporal, q, A.id, []);
+    await wakeWebhookDelivery(stack.temporal, q, A.id);
     assert.equal(await received(b), before);
     await b.signal(eventsReadySignal, { events: [{ id: 'ev_forged', lane: 'forged', at: Date.now() }], tenantId: A.id });
     assert.equal((await queryWebhookState(stack.temporal, B.id)).queued, 0);

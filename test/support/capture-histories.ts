@@ -234,9 +234,7 @@ const scenarios: Scenario[] = [
       await messageUntil(ctx.stack, t.key, await send(ctx, t.key, message({ caseId })), ['sent']);
       // CASE_EVENTS_PER_RUN (500) applied events end a run; a few more land in the next one.
       const total = 520;
-      // One at a time, as a conversation's events come. A storm of signals (over 100 arriving while one
-      // workflow task runs its local activities) makes the server force-fail the task, and the history
-      // Core 1.24 then records does not replay even on the code that wrote it: not a fixture of anything.
+      // One at a time, as a conversation's events come (the storm has its own scenario).
       for (let n = 0; n < total; n++) await inboundCaseEvent(ctx.stack, t.id, caseId, n);
       await eventually(
         async () => {
@@ -249,6 +247,28 @@ const scenarios: Scenario[] = [
       );
       await capture(ctx, TYPES.case, t.id, 'continue-as-new', 0);
       await capture(ctx, TYPES.case, t.id, 'continued', 1);
+    },
+  },
+  {
+    names: [`${TYPES.case}/signal-storm`],
+    async run(ctx) {
+      const t = await tenant(ctx, await ctx.peer());
+      const caseId = 'replay-storm-case';
+      await messageUntil(ctx.stack, t.key, await send(ctx, t.key, message({ caseId })), ['sent']);
+      // All at once (docs/decisions.md, "Signal storms and local activities"): the run applies
+      // what arrives, continues as new past 500 events carrying it unsaved, and must replay.
+      const total = 600;
+      await Promise.all(Array.from({ length: total }, (_, n) => inboundCaseEvent(ctx.stack, t.id, caseId, n)));
+      await eventually(
+        async () => {
+          const counts = (await api(ctx.stack, 'GET', `/v1/cases/${caseId}`, { key: t.key })).body?.counts as
+            { inbound?: number } | undefined;
+          return (counts?.inbound ?? 0) >= total;
+        },
+        120_000,
+        `the case to count ${total} inbound events`,
+      );
+      await capture(ctx, TYPES.case, t.id, 'signal-storm', 0);
     },
   },
   {

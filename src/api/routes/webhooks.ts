@@ -8,7 +8,7 @@ import { ConflictError, DependencyUnavailableError, NotFoundError, zodToValidati
 import type { EventRepository } from '../../store/events';
 import type { TenantRepository } from '../../store/tenants';
 import { deliveryIdFor, type DeliveryDoc, type WebhookDeliveryRepository } from '../../store/webhook-deliveries';
-import { signalEvents } from '../../temporal/handoffs/webhook-delivery';
+import { wakeWebhookDelivery } from '../../temporal/handoffs/webhook-delivery';
 import { principalOf } from '../auth';
 import { decodeCursor, nextCursor } from '../pagination';
 import { tenantFor } from '../tenant-scope';
@@ -99,10 +99,10 @@ export function webhookRoutes(deps: WebhookRouteDeps): Router {
     if (!tenant.settings.webhook) throw new ConflictError('the tenant has no webhook URL; set one first');
     const reopened = await deps.deliveries.reopen(d.tenantId, d._id);
     if (!reopened) throw new ConflictError(`delivery ${d._id} is still pending; it is being delivered`);
+    // Behind what its lane holds: queued at the time of the request, for this new round.
+    await deps.events.enqueue([{ id: event._id, tenantId: d.tenantId, lane: laneOf(event), at: Date.now(), round: reopened.redeliveries }]);
     try {
-      await signalEvents(deps.temporal, deps.taskQueue, d.tenantId, [
-        { id: event._id, lane: laneOf(event), at: event.createdAt.getTime() },
-      ]);
+      await wakeWebhookDelivery(deps.temporal, deps.taskQueue, d.tenantId);
     } catch (err) {
       throw new DependencyUnavailableError('temporal', `cannot hand the redelivery to Temporal: ${(err as Error).message}; retry`);
     }

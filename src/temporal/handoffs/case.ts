@@ -18,6 +18,8 @@ export interface CaseWorkflowInput {
   state?: CaseState;
   /** Started for a case record created just now: there is no saved summary to load. */
   fresh?: boolean;
+  /** The carried state holds events the previous run applied but did not save: save first. */
+  unsaved?: boolean;
 }
 export type CaseWorkflow = (input: CaseWorkflowInput) => Promise<void>;
 

@@ -14,7 +14,10 @@ export const WEBHOOK_SWEEPER_WORKFLOW = 'webhookSweeper';
 
 export interface WebhookDeliveryInput {
   tenantId: string;
+  /** The queue itself, carried by runs before the queue moved to the store (read, never written). */
   lanes?: Record<string, LaneState>;
+  /** Next-attempt time (epoch ms) of each lane a run was retrying: at most MAX_PARALLEL_LANES. */
+  retryAt?: Record<string, number>;
   /** Continue-as-new past this many history events (tests lower it to exercise the hand-over). */
   historyLimit?: number;
 }
@@ -22,7 +25,8 @@ export type WebhookDeliveryWorkflow = (input: WebhookDeliveryInput) => Promise<v
 export type WebhookSweeperWorkflow = () => Promise<void>;
 
 export interface EventsReady {
-  events: QueuedEvent[];
+  /** Ids of the events handed over: sent only by processes before the queue moved to the store. */
+  events?: QueuedEvent[];
   /** The tenant the events were handed over for (absent in signals recorded before it existed). */
   tenantId?: string;
 }
@@ -33,14 +37,17 @@ export { webhookSweeperWorkflowId };
 export const eventsReadySignal = defineSignal<[EventsReady]>('eventsReady');
 export const webhookStateQuery = defineQuery<{ queued: number; lanes: number; running: string[] }>('state');
 
-/** Signal-with-start of the tenant's delivery workflow with events to deliver. */
-export async function signalEvents(client: Client, taskQueue: string, tenantId: string, events: QueuedEvent[]): Promise<void> {
+/**
+ * Signal-with-start of the tenant's delivery workflow: events are queued in the store
+ * (EventRepository.enqueue), this only wakes it (no ids: a signal's size never grows with traffic).
+ */
+export async function wakeWebhookDelivery(client: Client, taskQueue: string, tenantId: string): Promise<void> {
   await client.workflow.signalWithStart<WebhookDeliveryWorkflow, [EventsReady]>(WEBHOOK_DELIVERY_WORKFLOW, {
     workflowId: webhookWorkflowId(tenantId),
     taskQueue,
     args: [{ tenantId }],
     signal: eventsReadySignal,
-    signalArgs: [{ events, tenantId }],
+    signalArgs: [{ tenantId }],
     typedSearchAttributes: [{ key: TenantIdKey, value: tenantId }],
   });
 }
