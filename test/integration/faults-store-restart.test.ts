@@ -60,7 +60,7 @@ test(
     const during = await postMessages(stack, 'storey', 3, 'down');
     assert.equal(during.refused.length + during.ids.length, 3);
     for (const r of during.refused) {
-      assert.equal(r.status, 503, JSON.stringify(r));
+      assert.equal(r.status, 503, `${JSON.stringify(r)}\nthe API printed:\n${stack.api.output()}`);
       assert.match(r.type, /^application\/problem\+json[; ]/);
       assert.doesNotMatch(r.type, new RegExp(`:${mongoPort}\\b`), "the store's address is not for API clients");
     }
