@@ -113,7 +113,7 @@ async function checkOAuth(token: string): Promise<string | null> {
 
 /** smtp-server's connection object of a session (its `id` is the session's), with its closed flag. */
 function connectionOf(sessionId: string): { _closed?: boolean } | undefined {
-  for (const c of server.connections) if ((c as unknown as { id: string }).id === sessionId) return c as unknown as { _closed?: boolean };
+  for (const c of server.connections) if ((c as unknown as { id: string }).id === sessionId) return c;
   return undefined;
 }
 
