@@ -57,7 +57,7 @@ export async function createWorker(
   deps.events.setHandoverFilter((tenantId) => webhookDispatcher.wantsHandover(tenantId));
   const tokenTarget = { client: deps.client, taskQueue: config.temporal.taskQueue, refreshMarginMs: config.oauth.refreshMarginMs };
   const oauth = new OAuthAccess(deps.oauthTokens, tokenTarget);
-  const pools = new SmtpPools(config.smtp.allowPrivateNetworks, oauth);
+  const pools = new SmtpPools(config.smtp.allowPrivateNetworks, oauth, config.smtp.socketTimeoutMs);
   const worker = await Worker.create({
     connection: deps.connection,
     namespace: config.temporal.namespace,

@@ -41,6 +41,8 @@ export class SmtpPools {
   constructor(
     private readonly allowPrivateNetworks: readonly AllowableClass[],
     private readonly oauth?: OAuthAccess,
+    /** SMTP_SOCKET_TIMEOUT_MS: silence from the server (a stalled DATA) this long ends the attempt. */
+    private readonly socketTimeoutMs = 5 * 60_000,
   ) {}
 
   /**
@@ -138,7 +140,7 @@ export class SmtpPools {
       },
       connectionTimeout: 30_000,
       greetingTimeout: 30_000,
-      socketTimeout: 5 * 60_000,
+      socketTimeout: this.socketTimeoutMs,
       dnsTimeout: 10_000,
       logger: false,
       debug: false,

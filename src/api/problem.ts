@@ -99,10 +99,10 @@ export function errorHandler(logger: Logger): ErrorRequestHandler {
         { field: '(path)', message: 'not valid percent-encoding' },
       ]);
     } else if (isTransientStoreError(err)) {
-      carteroErr = new DependencyUnavailableError(
-        'store',
-        `the store is busy or unreachable (${(err as Error).message.slice(0, 200)}); retry`,
-      );
+      // The driver's text names the store's host and port; it is for the log, not for whoever sent
+      // the request (authentication itself reads the store, so that may be anyone).
+      logger.warn({ err: (err as Error).message.slice(0, 500), path: loggablePath(req.path) }, 'store unavailable');
+      carteroErr = new DependencyUnavailableError('store', 'the store is busy or unreachable; retry');
     } else {
       logger.error({ err, method: req.method, path: loggablePath(req.path) }, 'unhandled error');
       const problem: Problem = {

@@ -85,6 +85,12 @@ const envSchema = z.object({
     .max(64 * 1024 * 1024)
     .default(1024 * 1024),
   SMTP_VERIFY_TIMEOUT_MS: z.coerce.number().int().min(500).max(120_000).default(15_000),
+  /**
+   * How long a send may see no byte from the tenant's server (e.g. no reply after DATA) before the
+   * attempt ends as a transient failure and is retried. Below the send activity's 10-minute limit,
+   * so the attempt's own timeout, not Temporal's, decides (docs/sending.md).
+   */
+  SMTP_SOCKET_TIMEOUT_MS: z.coerce.number().int().min(1000).max(540_000).default(300_000),
   SHUTDOWN_GRACE_MS: z.coerce.number().int().min(0).max(300_000).default(15_000),
   /**
    * Tenant deletion (docs/operations.md): the wait between the deletion workflow's two passes, for
@@ -265,7 +271,7 @@ export interface Config {
     apiKey?: string;
     tls?: { certPath?: string; keyPath?: string; caPath?: string; serverName?: string };
   };
-  smtp: { allowPrivateNetworks: PrivateNetworkClass[]; verifyTimeoutMs: number };
+  smtp: { allowPrivateNetworks: PrivateNetworkClass[]; verifyTimeoutMs: number; socketTimeoutMs: number };
   codec: { auth: 'admin-key' | 'none'; corsOrigins: string[] };
   shutdownGraceMs: number;
   tenants: { deletionSettleMs: number };
@@ -410,7 +416,11 @@ export function loadConfig(source: NodeJS.ProcessEnv = process.env): Config {
           }
         : {}),
     },
-    smtp: { allowPrivateNetworks: e.SMTP_ALLOW_PRIVATE_NETWORKS, verifyTimeoutMs: e.SMTP_VERIFY_TIMEOUT_MS },
+    smtp: {
+      allowPrivateNetworks: e.SMTP_ALLOW_PRIVATE_NETWORKS,
+      verifyTimeoutMs: e.SMTP_VERIFY_TIMEOUT_MS,
+      socketTimeoutMs: e.SMTP_SOCKET_TIMEOUT_MS,
+    },
     codec: {
       auth: e.CODEC_ENDPOINT_AUTH,
       corsOrigins: e.CODEC_CORS_ORIGINS.split(',')

@@ -70,10 +70,19 @@ export async function ensureIndexes(db: Db): Promise<void> {
   await InboundRepository.ensureIndexes(db);
 }
 
+/**
+ * Node's own errors of a connection the store's end closed. The driver lets some through unwrapped:
+ * a pooled connection written to after the server died fails with `EPIPE` ("This socket has been
+ * ended by the other party"), found by test/integration/faults-store-restart.test.ts.
+ */
+const SOCKET_ERROR_CODES: ReadonlySet<string> = new Set(['EPIPE', 'ECONNRESET', 'ECONNREFUSED', 'ETIMEDOUT']);
+
 /** Store failures worth retrying (network, failover, FerretDB's SQLITE_BUSY): 503, not 500. */
 export function isTransientStoreError(err: unknown): boolean {
   // PoolClearedError is a MongoNetworkError.
   if (err instanceof MongoNetworkError || err instanceof MongoServerSelectionError) return true;
+  const code = err instanceof Error ? (err as NodeJS.ErrnoException).code : undefined;
+  if (code !== undefined && SOCKET_ERROR_CODES.has(code)) return true;
   if (err instanceof MongoServerError) {
     return (
       err.hasErrorLabel('RetryableWriteError') ||

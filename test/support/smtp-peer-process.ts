@@ -31,6 +31,11 @@ export interface PeerConfig {
   firstDataReply?: Reply;
   /** Milliseconds to wait before answering DATA (to hold a transaction open). */
   dataDelayMs?: number;
+  /**
+   * Milliseconds to hold the first DATA of each distinct Message-ID before answering it (a server
+   * stalling after the final dot); the message is kept, as a real MTA that queued it would.
+   */
+  stallFirstDataMs?: number;
   /** XOAUTH2: accept only unexpired tokens signed by this OAuth2 server (checked against its JWKS). */
   oauth?: {
     jwksUrl: string;
@@ -47,7 +52,21 @@ export interface PeerConfig {
 
 export type PeerEvent =
   | { type: 'listening'; port: number }
-  | { type: 'message'; from: string; to: string[]; size: number; at: number; messageId: string; raw: string }
+  | {
+      type: 'message';
+      from: string;
+      to: string[];
+      size: number;
+      at: number;
+      messageId: string;
+      raw: string;
+      /** When the final dot arrived (the server has the message from here on). */
+      dataEndAt: number;
+      /** The client had gone before the reply could be written: it cannot know the message arrived. */
+      replyLost: boolean;
+    }
+  /** The final dot of a DATA arrived (before any reply): the message is in the server's hands. */
+  | { type: 'data'; messageId: string; at: number }
   | { type: 'rejected'; stage: 'rcpt' | 'data'; code: number; at: number; to?: string }
   | { type: 'auth'; user: string; ok: boolean; method?: string; reason?: string; tokenSha?: string };
 
@@ -60,6 +79,8 @@ const smtpError = (r: Reply) => Object.assign(new Error(r.text), { responseCode:
 let cfg: PeerConfig;
 /** Message-IDs already refused once under `firstDataReply`. */
 const refusedOnce = new Set<string>();
+/** Message-IDs already held once under `stallFirstDataMs`. */
+const stalledOnce = new Set<string>();
 let server: SMTPServer;
 let jwks: ReturnType<typeof createLocalJWKSet> | null = null;
 
@@ -88,6 +109,12 @@ async function checkOAuth(token: string): Promise<string | null> {
   } catch (err) {
     return (err as Error).message;
   }
+}
+
+/** smtp-server's connection object of a session (its `id` is the session's), with its closed flag. */
+function connectionOf(sessionId: string): { _closed?: boolean } | undefined {
+  for (const c of server.connections) if ((c as unknown as { id: string }).id === sessionId) return c;
+  return undefined;
 }
 
 process.on('message', (raw) => {
@@ -144,9 +171,11 @@ process.on('message', (raw) => {
       const chunks: Buffer[] = [];
       stream.on('data', (c: Buffer) => chunks.push(c));
       stream.on('end', () => {
+        const dataEndAt = Date.now();
+        const rawMsg = Buffer.concat(chunks).toString('utf8');
+        const mid = /^Message-ID:\s*(<[^>]+>)/im.exec(rawMsg)?.[1] ?? '';
+        send({ type: 'data', messageId: mid, at: dataEndAt });
         const finish = () => {
-          const rawMsg = Buffer.concat(chunks).toString('utf8');
-          const mid = /^Message-ID:\s*(<[^>]+>)/im.exec(rawMsg)?.[1] ?? '';
           let planned = cfg.dataReplies?.shift();
           if (!planned && cfg.firstDataReply && !refusedOnce.has(mid)) {
             refusedOnce.add(mid);
@@ -164,13 +193,20 @@ process.on('message', (raw) => {
             at: Date.now(),
             messageId: mid,
             raw: rawMsg.length < 200_000 ? rawMsg : rawMsg.slice(0, 200_000),
+            dataEndAt,
+            replyLost: connectionOf(session.id)?._closed !== false,
           });
           callback(null, `2.0.0 Ok: queued as ${mid}`);
           if (cfg.closeAfterMessage) {
             for (const c of server.connections) if ((c as unknown as { id: string }).id === session.id) setTimeout(() => c.close(), 50);
           }
         };
-        if (cfg.dataDelayMs) setTimeout(finish, cfg.dataDelayMs);
+        let delay = cfg.dataDelayMs ?? 0;
+        if (cfg.stallFirstDataMs && !stalledOnce.has(mid)) {
+          stalledOnce.add(mid);
+          delay += cfg.stallFirstDataMs;
+        }
+        if (delay > 0) setTimeout(finish, delay);
         else finish();
       });
     },
