@@ -111,6 +111,11 @@ export class DependencyUnavailableError extends CarteroError {
   constructor(
     readonly dependency: 'store' | 'temporal' | 'parser',
     message: string,
+    /**
+     * The client library's error, for the log only: its text names hosts and ports (a gRPC or driver
+     * error), which are not for whoever sent the request.
+     */
+    readonly underlying?: unknown,
   ) {
     super(message);
   }

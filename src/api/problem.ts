@@ -85,6 +85,10 @@ export function errorHandler(logger: Logger): ErrorRequestHandler {
     const bp = err as BodyParserError;
     if (err instanceof CarteroError) {
       carteroErr = err;
+      if (err instanceof DependencyUnavailableError && err.underlying !== undefined) {
+        const underlying = err.underlying instanceof Error ? err.underlying.message : String(err.underlying);
+        logger.warn({ err: underlying.slice(0, 500), dependency: err.dependency, path: loggablePath(req.path) }, 'dependency unavailable');
+      }
     } else if (bp?.type === 'entity.parse.failed') {
       carteroErr = new ValidationError(`malformed JSON body: ${bp.message}`, [{ field: '(body)', message: 'malformed JSON' }]);
     } else if (bp?.type === 'entity.too.large') {

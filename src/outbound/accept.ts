@@ -58,7 +58,7 @@ export async function acceptMessage(deps: OutboundDeps, tenant: TenantDoc, body:
         !body.replyTo && existing.caseId !== null && replyToFor(tenant, existing.caseId) !== null,
       );
       await startSendWorkflow(deps, existing).catch((err: unknown) => {
-        throw new DependencyUnavailableError('temporal', `cannot start delivery: ${(err as Error).message}`);
+        throw new DependencyUnavailableError('temporal', 'cannot start delivery now; retry with the same idempotencyKey', err);
       });
       return { doc: existing, repeated: true };
     }
@@ -87,7 +87,7 @@ export async function acceptMessage(deps: OutboundDeps, tenant: TenantDoc, body:
       stored.doc._id,
       'not yet accepted: the workflow could not be started (Temporal unavailable); retry the request',
     );
-    throw new DependencyUnavailableError('temporal', `cannot start delivery: ${(err as Error).message}`);
+    throw new DependencyUnavailableError('temporal', 'cannot start delivery now; retry with the same idempotencyKey', err);
   }
   return { doc: stored.doc, repeated: false };
 }

@@ -78,7 +78,7 @@ async function wakeWatch(deps: BounceMailboxRouteDeps, tenantId: string, start: 
     else await wakeWatchIfRunning(deps.temporal, tenantId);
   } catch (err) {
     // The settings are stored; a later PUT (or the running watch's own check) picks them up.
-    throw new DependencyUnavailableError('temporal', `bounce mailbox saved, but the watch could not be started: ${(err as Error).message}`);
+    throw new DependencyUnavailableError('temporal', 'bounce mailbox saved, but the watch could not be started; PUT again', err);
   }
 }
 

@@ -115,7 +115,7 @@ export function caseRoutes(deps: CaseRouteDeps): Router {
       try {
         summary = await updateCaseStatus(deps.temporal, deps.taskQueue, tenantId, caseId, action, { eventId, at: at.getTime() });
       } catch (err) {
-        throw new DependencyUnavailableError('temporal', `cannot ${action} the case: ${(err as Error).message}`);
+        throw new DependencyUnavailableError('temporal', `cannot ${action} the case now; retry`, err);
       }
       res.json(caseView(summary));
     });

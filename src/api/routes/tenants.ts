@@ -108,7 +108,8 @@ export function tenantRoutes(deps: TenantRouteDeps): Router {
     } catch (err) {
       throw new DependencyUnavailableError(
         'temporal',
-        `tenant ${id} is marked deleted and its keys are revoked, but its deletion could not be started (${(err as Error).message}); repeat the DELETE`,
+        `tenant ${id} is marked deleted and its keys are revoked, but its deletion could not be started; repeat the DELETE`,
+        err,
       );
     }
     res.status(202).json({ id, status: 'deleting', workflowId });
@@ -132,7 +133,7 @@ export function tenantRoutes(deps: TenantRouteDeps): Router {
       if (err instanceof WorkflowFailedError) {
         throw new DependencyUnavailableError('temporal', `verification did not complete: ${err.cause?.message ?? err.message}`);
       }
-      throw new DependencyUnavailableError('temporal', `cannot run verification: ${(err as Error).message}`);
+      throw new DependencyUnavailableError('temporal', 'cannot run verification now; retry', err);
     }
     res.json(result);
   });

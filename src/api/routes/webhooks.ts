@@ -104,7 +104,7 @@ export function webhookRoutes(deps: WebhookRouteDeps): Router {
     try {
       await wakeWebhookDelivery(deps.temporal, deps.taskQueue, d.tenantId);
     } catch (err) {
-      throw new DependencyUnavailableError('temporal', `cannot hand the redelivery to Temporal: ${(err as Error).message}; retry`);
+      throw new DependencyUnavailableError('temporal', 'cannot hand the redelivery to Temporal; retry', err);
     }
     res.status(202).json(deliveryView(reopened));
   });
