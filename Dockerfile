@@ -47,6 +47,12 @@ RUN npm ci --omit=dev --no-audit --no-fund \
  && npm cache clean --force
 
 COPY --from=build /app/dist ./dist
+# Sisimai 4.25, the second bounce engine (docs/bounces.md "Sisimai"): Debian's package and the bridge script the
+# worker and the API keep running (src/inbound/sisimai.ts looks for it next to the compiled module).
+RUN apt-get update \
+ && apt-get install -y --no-install-recommends libsisimai-perl \
+ && rm -rf /var/lib/apt/lists/*
+COPY src/inbound/sisimai/bridge.pl ./dist/inbound/sisimai/bridge.pl
 
 # Files stay root-owned and read-only for the process: Cartero writes nothing to disk.
 # `node` (uid 1000) is the unprivileged user that the official Node image provides.

@@ -4,6 +4,7 @@ set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$root"
 bash scripts/ensure-deps.sh
+bash scripts/ensure-sisimai.sh --optional
 [ -n "${TEMPORAL_ADDRESS:-}" ] || bash scripts/provision.sh temporal
 [ -n "${MONGODB_URI:-}" ] || bash scripts/provision.sh ferretdb
 bash scripts/build.sh

@@ -7,6 +7,8 @@ bash scripts/ensure-deps.sh
 bash scripts/provision.sh all
 # Postfix + Dovecot from Debian for the real-MTA end-to-end suite (needs root and apt on a fresh machine).
 bash scripts/ensure-postfix.sh
+# Sisimai (Debian libsisimai-perl), the second bounce engine: the bounce scorer test compares against it.
+bash scripts/ensure-sisimai.sh
 bash scripts/build.sh
 echo "cartero: compiling tests..."
 rm -rf .build-test

@@ -1,11 +1,12 @@
 import { readFile } from 'node:fs/promises';
-import { classifyMail, type MailForClassification } from './domain/mail/classify';
 import { ValidationError } from './errors';
-import { mailFromRaw } from './inbound/mime';
+import { sisimai } from './inbound/sisimai';
+import { verdictForRaw } from './inbound/verdict';
 
 /**
- * Command-line tools. `parse-mail FILE.eml` prints the classifier's verdict as one JSON object
- * (docs/bounces.md). Exit 0 on success, 2 on a usage error or a file that is not a message.
+ * Command-line tools. `parse-mail FILE.eml` prints the bounce verdict as one JSON object (docs/bounces.md): Cartero's
+ * classifier and, when installed, Sisimai, combined. Exit 0 on success, 2 on a usage error or a file that is not a
+ * message.
  */
 const USAGE = 'usage: node dist/cli.js parse-mail FILE.eml';
 
@@ -29,18 +30,26 @@ async function parseMail(file: string | undefined): Promise<string> {
     throw new CliError(`parse-mail: cannot read ${file}: ${why}`);
   }
   if (raw.length === 0) throw new CliError(`parse-mail: ${file} is empty`);
-  let mail: MailForClassification;
+  let v: Awaited<ReturnType<typeof verdictForRaw>>['verdict'];
   try {
-    mail = await mailFromRaw(raw);
+    v = (await verdictForRaw(raw)).verdict;
   } catch (err) {
     // Refused the way inbound refuses it: unreadable MIME, or none of From, To, Subject, Date, Message-ID.
     if (err instanceof ValidationError) throw new CliError(`parse-mail: ${file}: ${err.fields[0]?.message ?? err.message}`);
     throw err;
+  } finally {
+    await sisimai().close();
   }
-  const v = classifyMail(mail);
   return JSON.stringify({
     kind: v.kind,
-    bounces: v.bounces.map((b) => ({ recipient: b.recipient, status: b.status, hard: b.hard, reason: b.reason, diagnostic: b.diagnostic })),
+    bounces: v.bounces.map((b) => ({
+      recipient: b.recipient,
+      status: b.status,
+      hard: b.hard,
+      permanent: b.permanent,
+      reason: b.reason,
+      diagnostic: b.diagnostic,
+    })),
     originalMessageId: v.originalMessageId,
   });
 }

@@ -9,11 +9,13 @@ import {
   type WatchOutcome,
   type WatchState,
 } from '../domain/bounce-mailbox';
-import { classifyMail } from '../domain/mail/classify';
+import { classifyMail, returnedRecipients } from '../domain/mail/classify';
+import { asMailVerdict, combineVerdicts } from '../domain/mail/combine';
 import { fieldValue } from '../domain/mail/fields';
 import type { AllowableClass } from '../domain/network';
 import { DependencyUnavailableError, orNullIfNotFound, SealedCredentialsError } from '../errors';
 import { mailFromRaw } from '../inbound/mime';
+import { sisimai } from '../inbound/sisimai';
 import type { BounceMailboxDoc, BounceMailboxRepository } from '../store/bounce-mailboxes';
 import { sealScopeOf, type TenantSealScope } from '../store/tenant-seal';
 import type { TenantRepository } from '../store/tenants';
@@ -263,7 +265,9 @@ async function processUnseen(
         await markProcessed(client, uid, doc.settings.processedFolder);
         continue;
       }
-      const verdict = classifyMail(mail);
+      // Cartero's classifier and Sisimai (the worker's one Perl bridge) on the same bytes, one verdict.
+      const records = await sisimai().verdicts(fetched.source);
+      const verdict = asMailVerdict(combineVerdicts(classifyMail(mail), records, returnedRecipients(mail)));
       const noticeId =
         fieldValue(mail.headers, 'message-id') ??
         `imap:${doc.settings.mailbox}:${client.mailbox ? String(client.mailbox.uidValidity) : '?'}:${uid}`;

@@ -7,7 +7,9 @@ import type { EventRepository } from '../store/events';
 import type { InboundDoc, InboundRepository, StoredPart } from '../store/inbound';
 import type { MessageRepository } from '../store/messages';
 import { DependencyUnavailableError } from '../errors';
+import { asMailVerdict, combineVerdicts } from '../domain/mail/combine';
 import { BODY_BUDGET_CHARS, classifyInbound } from './mime';
+import { sisimai } from './sisimai';
 import { findCase, type ThreadingDeps } from './threading';
 import type { BounceHandler } from './bounces';
 
@@ -56,7 +58,9 @@ export const newCaseIdFor = (inboundId: string) => `c_${inboundId.slice(2, 26)}`
  */
 async function verdictFor(mail: InboundEmail): Promise<MailVerdict> {
   try {
-    return await classifyInbound(mail);
+    // Sisimai reads the raw message when the provider posted one (raw MIME); it answers null when it cannot.
+    const [cartero, records] = await Promise.all([classifyInbound(mail), mail.raw ? sisimai().verdicts(mail.raw) : Promise.resolve(null)]);
+    return asMailVerdict(combineVerdicts(cartero, records));
   } catch (err) {
     if (err instanceof DependencyUnavailableError) throw err;
     return { kind: 'human', rule: `unclassified: ${(err as Error).message.slice(0, 200)}`, bounces: [], originalMessageId: null };

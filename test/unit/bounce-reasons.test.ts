@@ -27,6 +27,12 @@ test('diagnostic texts map to the documented reasons', () => {
     ['556 5.1.10 Recipient address has null MX', 'notaccept'],
     ['551 5.1.6 User has moved; please try <new@b.c>', 'hasmoved'],
     ['connect to mx.b.c[192.0.2.2]:25: Connection timed out', 'networkerror'],
+    // Texts that carry no usable code (issue 14 corpus): Yahoo, Domino, au/KDDI.
+    ["554 delivery error: dd This user doesn't have a yahoo.com account (a@yahoo.com) [0]", 'userunknown'],
+    ['Host notes.example.com not found', 'hostunknown'],
+    ['As their mail address is not registered, this mail has been returned to you.', 'userunknown'],
+    ['As the remote domain doesnt exist, this mail has been returned to you.', 'hostunknown'],
+    ['The user(s) account is not available or does not exist.', 'userunknown'],
     ['connect to 127.0.0.1[127.0.0.1]:2525: Connection refused', 'networkerror'],
     ['451 4.3.0 Temporary local problem - please try later', 'systemerror'],
     ['500 5.5.2 Syntax error, command unrecognized', 'syntaxerror'],

@@ -20,7 +20,9 @@ test('parse-mail prints one JSON verdict and exits 0', () => {
       {
         recipient: 'bob@example.net',
         status: '5.2.1',
+        // A disabled mailbox: stop this message, keep the address (not suppressed).
         hard: false,
+        permanent: true,
         reason: 'suspend',
         diagnostic:
           'host mx.example.net [192.0.2.50] SMTP error from remote mail server after RCPT TO:<bob@example.net>: 550 5.2.1 Mailbox disabled for this recipient',

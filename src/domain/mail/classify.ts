@@ -90,8 +90,43 @@ export function classifyMail(received: MailForClassification): MailVerdict {
   const mail = classificationWindow(received);
   const returned = mail.parts.find((p) => RETURNED_TYPES.has(typeOf(p)));
   const returnedText = returned ? partText(returned) : null;
-  const originalMessageId =
-    (returnedText ? messageIdIn(fieldValue(headerFields(returnedText), 'message-id')) : null) ?? inlineMessageId(mail.text);
+  const returnedHeaders = returnedText ? headerFields(returnedText) : [];
+  const originalMessageId = messageIdIn(fieldValue(returnedHeaders, 'message-id')) ?? inlineMessageId(mail.text);
+  const returnedRecipients = returnedAddresses(returnedHeaders);
+  return classifyWindow(mail, returned, returnedText, originalMessageId, returnedRecipients.length === 1 ? returnedRecipients[0]! : null);
+}
+
+/**
+ * To and Cc of the message a notice returns, when it carries one: the addresses we wrote to, which a report whose
+ * Final-Recipient is missing or rewritten (forwarding, aliases) no longer names (src/domain/mail/combine.ts).
+ */
+export function returnedRecipients(received: MailForClassification): string[] {
+  const mail = classificationWindow(received);
+  const returned = mail.parts.find((p) => RETURNED_TYPES.has(typeOf(p)));
+  return returned ? returnedAddresses(headerFields(partText(returned))) : [];
+}
+
+/** To and Cc addresses of the returned message's headers, at most 50. */
+function returnedAddresses(headers: ReadonlyArray<{ name: string; value: string }>): string[] {
+  const out: string[] = [];
+  for (const h of headers) {
+    const name = h.name.toLowerCase();
+    if (name !== 'to' && name !== 'cc') continue;
+    for (const piece of h.value.split(',')) {
+      const a = addressIn(piece);
+      if (a && !out.includes(a) && out.length < 50) out.push(a);
+    }
+  }
+  return out;
+}
+
+function classifyWindow(
+  mail: MailForClassification,
+  returned: MailForClassification['parts'][number] | undefined,
+  returnedText: string | null,
+  originalMessageId: string | null,
+  onlyRecipient: string | null,
+): MailVerdict {
   const reportType = /report-type\s*=\s*"?([a-z-]+)/i.exec(fieldValue(mail.headers, 'content-type') ?? '')?.[1]?.toLowerCase();
 
   const feedback = mail.parts.find((p) => typeOf(p) === 'message/feedback-report');
@@ -101,7 +136,7 @@ export function classifyMail(received: MailForClassification): MailVerdict {
   const statusPart = mail.parts.find((p) => /^message\/(?:global-)?delivery-status$/.test(typeOf(p)));
   const statusText = statusPart ? partText(statusPart) : /^Final-Recipient:/im.test(mail.text) ? mail.text : null;
   if (statusText) {
-    const recipients = parseDeliveryStatus(statusText);
+    const recipients = parseDeliveryStatus(statusText, onlyRecipient);
     const failed = recipients.filter((r) => r.action === 'failed').map((r) => r.bounce);
     if (failed.length) return { kind: 'bounce', rule: 'dsn-failed', bounces: failed, originalMessageId };
     const delayed = recipients.filter((r) => r.action === 'delayed').map((r) => r.bounce);

@@ -15,12 +15,17 @@ const ACTIONS = new Set(['failed', 'delayed', 'delivered', 'relayed', 'expanded'
  * preferred when present, because that is the address we know); Status is the enhanced code;
  * Diagnostic-Code carries the remote server's reply (`smtp; 550 5.1.1 ...`).
  */
-export function parseDeliveryStatus(text: string): DsnRecipient[] {
+export function parseDeliveryStatus(text: string, onlyRecipient: string | null = null): DsnRecipient[] {
   const out: DsnRecipient[] = [];
-  for (const group of fieldGroups(text)) {
+  const groups = fieldGroups(text);
+  // Per-recipient groups are the ones with an Action or a Status (the first group is per-message).
+  const recipientGroups = groups.filter((g) => fieldValue(g, 'action') !== null || fieldValue(g, 'status') !== null);
+  for (const group of groups) {
     const finalRecipient = fieldValue(group, 'final-recipient');
-    if (!finalRecipient) continue;
-    const recipient = addressIn(fieldValue(group, 'original-recipient')) ?? addressIn(finalRecipient);
+    const named = addressIn(fieldValue(group, 'original-recipient')) ?? addressIn(finalRecipient);
+    // A report with one recipient group whose Final-Recipient is missing or names no address (`LOCAL; bob`): the
+    // returned message's only recipient is whom it is about (onlyRecipient, from classifyMail).
+    const recipient = named ?? (recipientGroups.length === 1 && recipientGroups[0] === group ? onlyRecipient : null);
     if (!recipient) continue;
     const actionText = (fieldValue(group, 'action') ?? '').toLowerCase().split(/[\s(;]/)[0] ?? '';
     const action = (ACTIONS.has(actionText) ? actionText : 'unknown') as DsnRecipient['action'];

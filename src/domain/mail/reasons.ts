@@ -139,11 +139,11 @@ const TEXT_RULES: ReadonlyArray<readonly [BounceReason, RegExp]> = [
   ],
   [
     'hostunknown',
-    /host (or domain name )?not found|(host|domain) (is )?unknown|unknown (host|domain)|domain (name )?not found|no such domain|domain does not exist|name service error|nxdomain|unrout(e)?able (mail )?domain|no (valid )?mx (record|host)|dns error: (domain name not found|address resolution)|domain (name )?could not be resolved/i,
+    /host (or domain name )?not found|\bhost [\w.-]+ not found|(host|domain) (is )?unknown|unknown (host|domain)|domain (name )?not found|no such domain|domain (does not|doesn'?t) exist|name service error|nxdomain|unrout(e)?able (mail )?domain|no (valid )?mx (record|host)|dns error: (domain name not found|address resolution)|domain (name )?could not be resolved/i,
   ],
   [
     'userunknown',
-    /user ?unknown|unknown (user|recipient|local part|address|mailbox)|no such (user|mailbox|recipient|address|account|local user)|(user|recipient|mailbox|address|account)( name)? does ?n[o']t exist|(mailbox|recipient|user|address) (is )?(not found|unavailable)|invalid (recipient|mailbox|address|user)|not a valid (mailbox|recipient|user)|recipientnotfound|no mailbox here|unrouteable address|bad destination mailbox|address (couldn't|could not) be found|not listed in (the )?(domino )?directory|account (that you tried to reach )?does not exist|usuario (desconocido|inexistente)|no existe/i,
+    /user ?unknown|unknown (user|recipient|local part|address|mailbox)|no such (user|mailbox|recipient|address|account|local user)|(user|recipient|mailbox|address|account)( name)? does ?n[o']t exist|(mailbox|recipient|user|address) (is )?(not found|unavailable)|invalid (recipient|mailbox|address|user)|not a valid (mailbox|recipient|user)|recipientnotfound|no mailbox here|unrouteable address|bad destination mailbox|address (couldn't|could not) be found|not listed in (the )?(domino )?directory|account (that you tried to reach )?does not exist|usuario (desconocido|inexistente)|no existe|does ?n[o']?t have an? [\w.-]+ account|(mail )?address is not registered|account is not available or does not exist/i,
   ],
   [
     'ratelimited',
