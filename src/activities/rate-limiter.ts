@@ -1,6 +1,6 @@
 import type { Client } from '@temporalio/client';
 import { TERMINAL_STATUSES } from '../domain/message';
-import { grantLogCutoff, planGrants, rulesFromLimits, type Grant, type WindowRule } from '../domain/rate-limit';
+import { grantLogCutoff, grantRoom, planGrants, rulesFromLimits, type Grant, type WindowRule } from '../domain/rate-limit';
 import { formatDuration } from '../domain/retry';
 import { NotFoundError } from '../errors';
 import type { EventRepository } from '../store/events';
@@ -26,25 +26,30 @@ export interface LimiterTickInput {
   marginMs: number;
   /** No grants before this (a throttling reply from the tenant's server). */
   pausedUntil: number;
+  /** No request can reach the give-up maximum before this (0: look now); from the previous tick. */
+  giveUpCheckAt: number;
 }
 
 export interface LimiterTickResult {
   granted: number;
   refused: number;
-  /** Requests left waiting. */
-  queued: number;
+  /** Requests left waiting (null: not counted this turn). */
+  queued: number | null;
   /** When the next grant or give-up can happen (null: nothing waits). */
   nextAt: number | null;
+  giveUpCheckAt: number;
 }
 
-/** Requests read per store round trip while granting. */
-const HEAD_BATCH = 200;
+/** Requests read beyond the room left: the first that does not fit, and some a cut-short tick granted. */
+const HEAD_SLACK = 10;
 /** Grants per tick: bounds one tick's work (and its parallel signals); the workflow ticks again at once. */
 const MAX_GRANTS_PER_TICK = 500;
 /** Give-ups per tick, likewise. */
 const MAX_REFUSALS_PER_TICK = 100;
 /** Signals in flight at once. */
 const SIGNAL_CONCURRENCY = 100;
+/** The queue is counted (a scan on FerretDB) only before sleeping longer than this. */
+const COUNT_BEFORE_SLEEP_MS = 60_000;
 
 export function createLimiterActivities(deps: LimiterActivityDeps) {
   /** Every grant signal at once (bounded concurrency); a sender that is gone misses nothing. */
@@ -91,7 +96,7 @@ export function createLimiterActivities(deps: LimiterActivityDeps) {
         rules = rulesFromLimits((await deps.tenants.get(tenantId)).settings.limits);
       } catch (err) {
         // A deleted tenant's requests go with its data (src/store/tenant-purge.ts); nothing to grant.
-        if (err instanceof NotFoundError) return { granted: 0, refused: 0, queued: 0, nextAt: null };
+        if (err instanceof NotFoundError) return { granted: 0, refused: 0, queued: 0, nextAt: null, giveUpCheckAt: 0 };
         throw err;
       }
       const cutoff = grantLogCutoff(rules, now, marginMs);
@@ -107,24 +112,19 @@ export function createLimiterActivities(deps: LimiterActivityDeps) {
         answered.add(r._id);
       };
 
-      let refused = 0;
-      const maxWait = deps.permitMaxWaitMs;
-      for (const r of await deps.permits.waitingSince(tenantId, now - maxWait, MAX_REFUSALS_PER_TICK)) {
-        if (byToken.has(r.token)) continue; // granted by a tick cut short: told below
-        const reason = `waited ${formatDuration(now - r.waitingSince)} for a rate-limit slot, longer than the ${formatDuration(maxWait)} allowed (SEND_RATE_LIMIT_MAX_WAIT_MS)`;
-        await giveUp(tenantId, r, reason);
-        answer(r, { grantedAt: now, refused: reason });
-        refused++;
-      }
-
+      // 1. The queue's head, as far as it can go now. Each read asks for no more than can be granted
+      // (plus the first that cannot, for its wait, and a few a tick cut short granted already).
       const fresh: Array<Omit<GrantDoc, '_id'>> = [];
       let nextAt: number | null = null;
+      let readAll = false;
+      let unanswered = 0;
       let after: string | null = null;
       for (;;) {
-        const heads = await deps.permits.head(tenantId, after, HEAD_BATCH);
+        const room = Math.min(grantRoom(log, rules, now, marginMs), MAX_GRANTS_PER_TICK - fresh.length);
+        const want = Math.min(room, MAX_GRANTS_PER_TICK) + HEAD_SLACK;
+        const heads = await deps.permits.head(tenantId, after, want);
         const candidates: PermitRequestDoc[] = [];
         for (const r of heads) {
-          if (answered.has(r._id)) continue;
           const earlier = byToken.get(r.token);
           if (earlier) answer(r, { grantedAt: earlier.at });
           else candidates.push(r);
@@ -149,25 +149,53 @@ export function createLimiterActivities(deps: LimiterActivityDeps) {
           });
           answer(r, { grantedAt: now });
         }
+        unanswered += candidates.length - plan.granted.length;
+        if (heads.length < want) readAll = true;
         if (plan.blockedUntil !== null) {
           nextAt = plan.blockedUntil;
           break;
         }
-        if (heads.length < HEAD_BATCH) break;
+        if (readAll) break;
         after = heads.at(-1)!._id;
       }
 
-      // The store first: a sender told of a grant the log does not hold could break the limit.
+      // 2. The give-up policy, when a request can be due: the longest waits, refused past the maximum.
+      const maxWait = deps.permitMaxWaitMs;
+      let refused = 0;
+      let giveUpCheckAt = input.giveUpCheckAt;
+      if (now >= giveUpCheckAt) {
+        const longest = await deps.permits.longestWaiting(tenantId, MAX_REFUSALS_PER_TICK + HEAD_SLACK);
+        // Nothing waiting now can be due before this; later requests wait from later.
+        giveUpCheckAt = now + maxWait;
+        let stoppedEarly = false;
+        for (const r of longest) {
+          if (answered.has(r._id) || byToken.has(r.token)) continue;
+          if (r.waitingSince >= now - maxWait) {
+            giveUpCheckAt = r.waitingSince + maxWait;
+            stoppedEarly = true;
+            break;
+          }
+          if (refused >= MAX_REFUSALS_PER_TICK) break;
+          const reason = `waited ${formatDuration(now - r.waitingSince)} for a rate-limit slot, longer than the ${formatDuration(maxWait)} allowed (SEND_RATE_LIMIT_MAX_WAIT_MS)`;
+          await giveUp(tenantId, r, reason);
+          answer(r, { grantedAt: now, refused: reason });
+          refused++;
+          unanswered--;
+        }
+        // More may be due than one turn refuses: look again at once.
+        if (!stoppedEarly && longest.length === MAX_REFUSALS_PER_TICK + HEAD_SLACK) giveUpCheckAt = now;
+      }
+
+      // 3. The store first: a sender told of a grant the log does not hold could break the limit.
       await deps.permits.recordGrants(fresh);
       await tell(answers);
       await deps.permits.removeRequests([...answered]);
 
-      const queued = await deps.permits.countWaiting(tenantId);
-      if (queued === 0) return { granted: fresh.length, refused, queued, nextAt: null };
-      const oldest = await deps.permits.oldestWait(tenantId);
-      const giveUpAt = oldest === null ? Infinity : oldest + maxWait;
-      // Requests that arrived during this tick, past the grants planned: look again at once.
-      return { granted: fresh.length, refused, queued, nextAt: Math.min(nextAt ?? now, giveUpAt) };
+      // A count reads the whole queue: only when exact for free (all of it was read) or before a long sleep.
+      let queued: number | null = readAll ? Math.max(0, unanswered) : null;
+      if (queued === null && (nextAt === null || nextAt - now > COUNT_BEFORE_SLEEP_MS)) queued = await deps.permits.countWaiting(tenantId);
+      if (queued === 0) return { granted: fresh.length, refused, queued, nextAt: null, giveUpCheckAt };
+      return { granted: fresh.length, refused, queued, nextAt: Math.min(nextAt ?? now, giveUpCheckAt), giveUpCheckAt };
     },
 
     /**

@@ -147,3 +147,18 @@ export function planGrants(
   }
   return { granted, blockedUntil: null };
 }
+
+/**
+ * How many more requests can be granted at `now` at most (each costs at least 1 in every window);
+ * Infinity without rules. Lets the limiter read no more of a long queue than can go.
+ */
+export function grantRoom(log: readonly Grant[], rules: readonly WindowRule[], now: number, marginMs: number): number {
+  let room = Infinity;
+  for (const rule of rules) {
+    const span = rule.windowMs + marginMs;
+    let used = 0;
+    for (const g of log) if (g.at + span > now) used += costIn(rule, g.recipients);
+    room = Math.min(room, Math.max(0, rule.max - used));
+  }
+  return room;
+}

@@ -123,6 +123,7 @@ async function storeBacked(input: LimiterInput, legacy: LimiterInput['state']): 
   const { tenantId, marginMs } = input;
   const historyLimit = input.historyLimit ?? HISTORY_LIMIT;
   let pausedUntil = legacy?.pausedUntil ?? input.carried?.pausedUntil ?? 0;
+  let giveUpCheckAt = input.carried?.giveUpCheckAt ?? 0;
   const stats: LimiterStats = {
     ...(legacy?.stats ?? input.carried?.stats ?? { queued: 0, requests: 0, grants: 0, wakeups: 0, pausedUntil: 0 }),
   };
@@ -135,8 +136,11 @@ async function storeBacked(input: LimiterInput, legacy: LimiterInput['state']): 
 
   setHandler(wakeLimiterSignal, (w) => {
     if (w.tenantId !== tenantId) return;
-    if (w.reason === 'release') released = true;
-    else {
+    if (w.reason === 'release') {
+      released = true;
+      // A request back in line keeps its old wait: the give-up policy looks again.
+      giveUpCheckAt = 0;
+    } else {
       requested = true;
       stats.requests++;
     }
@@ -162,10 +166,11 @@ async function storeBacked(input: LimiterInput, legacy: LimiterInput['state']): 
     }
     requested = false;
     released = false;
-    const tick = await acts.limiterTick({ tenantId, marginMs, pausedUntil });
+    const tick = await acts.limiterTick({ tenantId, marginMs, pausedUntil, giveUpCheckAt });
     stats.grants += tick.granted;
     stats.refused += tick.refused;
-    stats.queued = tick.queued;
+    if (tick.queued !== null) stats.queued = tick.queued;
+    if (!released) giveUpCheckAt = tick.giveUpCheckAt;
 
     if (handOverDue()) {
       await condition(allHandlersFinished);
@@ -174,7 +179,7 @@ async function storeBacked(input: LimiterInput, legacy: LimiterInput['state']): 
       await continueAsNew<typeof rateLimiter>({
         tenantId,
         marginMs,
-        carried: { pausedUntil, stats: { ...stats, pausedUntil } },
+        carried: { pausedUntil, giveUpCheckAt, stats: { ...stats, pausedUntil } },
         ...(input.historyLimit !== undefined ? { historyLimit: input.historyLimit } : {}),
       });
     }

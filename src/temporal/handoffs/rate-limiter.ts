@@ -39,7 +39,7 @@ export interface LimiterInput {
   /** What a run from before the store-backed queue carried (its queue and grant log): moved to the store. */
   state?: { queue: PermitRequest[]; grants: Grant[]; rules: WindowRule[]; pausedUntil: number; stats: LimiterStats };
   /** What a store-backed run carries to its next: counters, nothing that grows with traffic. */
-  carried?: { pausedUntil: number; stats: LimiterStats };
+  carried?: { pausedUntil: number; giveUpCheckAt?: number; stats: LimiterStats };
   /** Continue as new past this many history events (default 8,000; tests force a hand-over with less). */
   historyLimit?: number;
 }
