@@ -93,6 +93,8 @@ export async function createWorker(
       bounceMailboxes: deps.bounceMailboxes,
       policy: config.send.policy,
       permitMarginMs: config.send.permitMarginMs,
+      permits: deps.permits,
+      permitMaxWaitMs: config.send.rateLimitMaxWaitMs,
     }),
     dataConverter: dataConverter(deps.keyring),
     shutdownGraceTime: config.shutdownGraceMs,

@@ -3,6 +3,7 @@ import { createBounceMailboxActivities, type BounceMailboxWatchDeps } from './bo
 import { withFailureMapping } from './failures';
 import { createMessageActivities, type MessageActivityDeps } from './messages';
 import { createOAuthActivities, type OAuthActivityDeps } from './oauth';
+import { createLimiterActivities, type LimiterActivityDeps } from './rate-limiter';
 import { createReconcileActivities, type ReconcileActivityDeps } from './reconcile';
 import { createTenantActivities, type TenantActivityDeps } from './tenants';
 import { createTenantDeletionActivities, type TenantDeletionDeps } from './tenant-deletion';
@@ -10,6 +11,7 @@ import { createWebhookActivities, type WebhookActivityDeps } from './webhooks';
 
 export type ActivityDeps = TenantActivityDeps &
   MessageActivityDeps &
+  LimiterActivityDeps &
   CaseActivityDeps &
   WebhookActivityDeps &
   OAuthActivityDeps &
@@ -21,6 +23,7 @@ export function createActivities(deps: ActivityDeps) {
   return withFailureMapping({
     ...createTenantActivities(deps),
     ...createMessageActivities(deps),
+    ...createLimiterActivities(deps),
     ...createCaseActivities(deps),
     ...createWebhookActivities(deps),
     ...createOAuthActivities(deps),

@@ -10,7 +10,8 @@ import type { MessageDoc, MessageRepository } from '../store/messages';
 import type { SuppressionRepository } from '../store/suppressions';
 import type { TenantDoc, TenantRepository } from '../store/tenants';
 import { Context, heartbeat } from '@temporalio/activity';
-import { requestPermit as requestRateLimitPermit } from '../temporal/handoffs/rate-limiter';
+import type { PermitRepository } from '../store/permits';
+import { wakeLimiter } from '../temporal/handoffs/rate-limiter';
 import { tellCaseOfDelivery } from './cases';
 import { appendAttemptEvents, appendEndingEvent } from './message-events';
 import type { OAuthAccess } from './oauth-access';
@@ -29,6 +30,8 @@ export interface MessageActivityDeps {
   events: EventRepository;
   /** The message's case is told of the outcome by the attempt that ends it (tellCaseOfDelivery). */
   cases: CaseRepository;
+  /** The rate limiters' queues and grant logs. */
+  permits: PermitRepository;
 }
 
 export interface PrepareResult {
@@ -117,6 +120,11 @@ export function createMessageActivities(deps: MessageActivityDeps) {
     }
     if (input.permitGrantedAt !== null && Date.now() - input.permitGrantedAt > input.permitMarginMs) {
       await deps.messages.setStatus(id, 'waiting_rate_limit');
+      // The slot goes back to the tenant and the request back to its place in line (the workflow
+      // asks again, and finds it there); the limiter may hand the slot on before its next timer.
+      if (await deps.permits.requeueExpired(tenantId, existing.workflowId, input.permitGrantedAt, Date.now())) {
+        await wakeLimiter(deps.temporal, deps.taskQueue, tenantId, input.permitMarginMs, 'release');
+      }
       return { next: { kind: 'permit_expired' }, status: 'waiting_rate_limit', settingsVersion: 0, lastReply: existing.lastReply ?? '' };
     }
     if (!(await deps.messages.claimForSending(id, input.attempt))) {
@@ -243,16 +251,21 @@ export function createMessageActivities(deps: MessageActivityDeps) {
       return (await deps.tenants.get(tenantId)).settingsVersion;
     },
 
-    /** Enqueues a permit request at the tenant's limiter, starting the limiter if it is not running. */
+    /**
+     * Queues a permit request in the store (asking again keeps its place) and wakes the tenant's
+     * limiter, starting it if it is not running. The limiter reads the tenant's rules itself:
+     * `_rules` stays in the signature the send workflow calls (and its recorded histories hold).
+     */
     async requestPermit(
       tenantId: string,
       workflowId: string,
       recipients: number,
-      rules: WindowRule[],
+      _rules: WindowRule[],
       marginMs: number,
       acceptedAt: number,
     ): Promise<void> {
-      await requestRateLimitPermit(deps.temporal, deps.taskQueue, tenantId, marginMs, { workflowId, recipients, rules, acceptedAt });
+      await deps.permits.enqueue(tenantId, { workflowId, recipients, acceptedAt }, Date.now());
+      await wakeLimiter(deps.temporal, deps.taskQueue, tenantId, marginMs, 'request');
     },
   };
 }

@@ -133,6 +133,15 @@ const envSchema = z.object({
   SEND_THROTTLE_PAUSE_MS: z.coerce.number().int().min(0).default(60_000),
   /** How long a rate-limit permit stays usable; also added to every window (see domain/rate-limit.ts). */
   RATE_LIMIT_MARGIN_MS: z.coerce.number().int().min(100).max(60_000).default(2_000),
+  /**
+   * How long a message may wait for one rate-limit slot before it fails: 5 days, Postfix's
+   * maximal_queue_lifetime (docs/decisions.md, "The rate limiter's queue and grant log").
+   */
+  SEND_RATE_LIMIT_MAX_WAIT_MS: z.coerce
+    .number()
+    .int()
+    .min(1000)
+    .default(5 * 24 * 60 * 60_000),
 
   /** Event webhooks (docs/webhooks.md); read by the worker. */
   WEBHOOK_RETRY_INITIAL_MS: z.coerce.number().int().min(10).default(DEFAULT_WEBHOOK_POLICY.initialMs),
@@ -275,7 +284,13 @@ export interface Config {
   codec: { auth: 'admin-key' | 'none'; corsOrigins: string[] };
   shutdownGraceMs: number;
   tenants: { deletionSettleMs: number };
-  send: { messageBodyLimitBytes: number; policy: RetryPolicy; permitMarginMs: number };
+  send: {
+    messageBodyLimitBytes: number;
+    policy: RetryPolicy;
+    permitMarginMs: number;
+    /** A message waiting longer than this for one rate-limit slot fails. */
+    rateLimitMaxWaitMs: number;
+  };
   webhooks: { policy: WebhookPolicy; allowPrivateNetworks: PrivateNetworkClass[]; sweepIntervalMs: number };
   reconcile: { intervalMs: number; graceMs: number; notAcceptedGraceMs: number };
   oauth: OAuthConfig;
@@ -440,6 +455,7 @@ export function loadConfig(source: NodeJS.ProcessEnv = process.env): Config {
         throttlePauseMs: e.SEND_THROTTLE_PAUSE_MS,
       },
       permitMarginMs: e.RATE_LIMIT_MARGIN_MS,
+      rateLimitMaxWaitMs: e.SEND_RATE_LIMIT_MAX_WAIT_MS,
     },
     webhooks: {
       policy: {

@@ -5,6 +5,7 @@ import { EventRepository } from './events';
 import { InboundRepository } from './inbound';
 import { MessageRepository } from './messages';
 import { OAuthTokenRepository } from './oauth-tokens';
+import { PermitRepository } from './permits';
 import { SuppressionRepository } from './suppressions';
 import { WebhookDeliveryRepository } from './webhook-deliveries';
 
@@ -68,6 +69,7 @@ export async function ensureIndexes(db: Db): Promise<void> {
   await OAuthTokenRepository.ensureIndexes(db);
   await CaseRepository.ensureIndexes(db);
   await InboundRepository.ensureIndexes(db);
+  await PermitRepository.ensureIndexes(db);
 }
 
 /**

@@ -6,6 +6,7 @@ import { InboundRepository } from './inbound';
 import { MessageRepository } from './messages';
 import type { Store } from './mongo';
 import { OAuthTokenRepository } from './oauth-tokens';
+import { PermitRepository } from './permits';
 import { SuppressionRepository } from './suppressions';
 import { TenantRepository } from './tenants';
 import { WebhookDeliveryRepository } from './webhook-deliveries';
@@ -26,6 +27,8 @@ export interface StoreDeps {
   bounceMailboxes: BounceMailboxRepository;
   cases: CaseRepository;
   inbound: InboundRepository;
+  /** The rate limiters' queues and grant logs. */
+  permits: PermitRepository;
 }
 
 export function repositories(store: Store, keyring: Keyring): StoreDeps {
@@ -40,5 +43,6 @@ export function repositories(store: Store, keyring: Keyring): StoreDeps {
     bounceMailboxes: new BounceMailboxRepository(store.db, keyring),
     cases: new CaseRepository(store.db),
     inbound: new InboundRepository(store.db, keyring),
+    permits: new PermitRepository(store.db),
   };
 }

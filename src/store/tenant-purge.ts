@@ -34,6 +34,8 @@ const BY_TENANT_FIELD = [
   'inbound_keys',
   'api_keys',
   'oauth_states_used',
+  'permit_requests',
+  'permit_grants',
 ] as const;
 
 /** Collections keyed by the tenant id itself. */

@@ -9,9 +9,10 @@ import { refreshNowUpdate, signalCredentialsChanged, tokenWorkflowId } from '../
 import {
   queryLimiterStats,
   rateLimiterWorkflowId,
-  requestPermit,
   requestPermitSignal,
   throttleSignal,
+  wakeLimiter,
+  wakeLimiterSignal,
 } from '../../src/temporal/handoffs/rate-limiter';
 import { cancelSignal, querySendState, sendWorkflowId } from '../../src/temporal/handoffs/send-message';
 import { eventsReadySignal, queryWebhookState, wakeWebhookDelivery, webhookWorkflowId } from '../../src/temporal/handoffs/webhook-delivery';
@@ -152,26 +153,21 @@ describe('workflow ids and hand-offs between tenants acme and acme-corp', { time
   test('ratelimit: permits and throttling addressed to A never count at B limiter', async () => {
     const q = stack.config.temporal.taskQueue;
     const rules = [{ windowMs: 60_000, max: 1000, countBy: 'messages' as const }];
-    await requestPermit(stack.temporal, q, A.id, 1000, {
-      workflowId: sendWorkflowId(A.id, 'm_nobodya1'),
-      recipients: 1,
-      rules,
-      acceptedAt: Date.now(),
-    });
-    await requestPermit(stack.temporal, q, B.id, 1000, {
-      workflowId: sendWorkflowId(B.id, 'm_nobodyb1'),
-      recipients: 1,
-      rules,
-      acceptedAt: Date.now(),
-    });
+    // As the requestPermit activity does: the request into the store, then a wake-up.
+    const requestPermit = async (tenantId: string, messageId: string) => {
+      await stack.repos.permits.enqueue(
+        tenantId,
+        { workflowId: sendWorkflowId(tenantId, messageId), recipients: 1, acceptedAt: Date.now() },
+        Date.now(),
+      );
+      await wakeLimiter(stack.temporal, q, tenantId, 1000, 'request');
+    };
+    await requestPermit(A.id, 'm_nobodya1');
+    await requestPermit(B.id, 'm_nobodyb1');
     const b = await running(rateLimiterWorkflowId(B.id));
     await eventually(async () => (await queryLimiterStats(stack.temporal, B.id)).grants === 1, 30_000, 'B grant');
-    await requestPermit(stack.temporal, q, A.id, 1000, {
-      workflowId: sendWorkflowId(A.id, 'm_nobodya2'),
-      recipients: 1,
-      rules,
-      acceptedAt: Date.now(),
-    });
+    await requestPermit(A.id, 'm_nobodya2');
+    await b.signal(wakeLimiterSignal, { tenantId: A.id, reason: 'release' });
     await b.signal(requestPermitSignal, {
       workflowId: sendWorkflowId(A.id, 'm_forged1'),
       recipients: 1,

@@ -4,7 +4,7 @@ import { defineQuery, defineSignal } from '@temporalio/workflow';
 import type { MessageStatus } from '../../domain/message';
 import type { RetryPolicy } from '../../domain/retry';
 import { CaseIdKey, MessageIdKey, SendStatusKey, TenantIdKey } from '../search-attributes';
-import { tenantItemWorkflowId, type AddressedTo } from './ids';
+import { parseWorkflowId, tenantItemWorkflowId, type AddressedTo } from './ids';
 
 /**
  * Hand-offs of the send workflow (src/workflows/send-message.ts), one per outbound message:
@@ -27,11 +27,27 @@ export type SendMessageWorkflow = (input: SendMessageInput) => Promise<{ status:
 /** `send-<tenant>:<message id>` (ids stored before this scheme, `send-<tenant>-<id>`, stay valid: the store keeps each message's id). */
 export const sendWorkflowId = (tenantId: string, messageId: string): string => tenantItemWorkflowId('send', tenantId, messageId);
 
+/** The message id in a send workflow id of the tenant's (current or legacy form); null for anything else. */
+export function messageIdOfSendWorkflow(tenantId: string, workflowId: string): string | null {
+  const parsed = parseWorkflowId(workflowId);
+  if (parsed) return parsed.family === 'send' && parsed.tenantId === tenantId ? parsed.item : null;
+  const legacy = `send-${tenantId}-`;
+  return workflowId.startsWith(legacy) ? workflowId.slice(legacy.length) : null;
+}
+
 /** The optional argument: signals recorded before addressing existed carry none. */
 export const settingsChangedSignal = defineSignal<[AddressedTo?]>('settingsChanged');
 export const cancelSignal = defineSignal<[AddressedTo?]>('cancel');
-/** From the tenant's rate limiter (src/temporal/handoffs/rate-limiter.ts). */
-export const permitGrantedSignal = defineSignal<[{ grantedAt: number }]>('permitGranted');
+/**
+ * From the tenant's rate limiter (src/activities/rate-limiter.ts). `refused`: the limiter gave up
+ * on the request (it waited past SEND_RATE_LIMIT_MAX_WAIT_MS) and recorded the message `failed`
+ * with this reason first, so the attempt this signal leads to finds it ended.
+ */
+export interface PermitGrant {
+  grantedAt: number;
+  refused?: string;
+}
+export const permitGrantedSignal = defineSignal<[PermitGrant]>('permitGranted');
 export const sendStateQuery = defineQuery<{ status: MessageStatus; attempts: number }>('state');
 
 export interface SendStart {
@@ -67,6 +83,11 @@ export async function startSendMessage(client: Client, taskQueue: string, s: Sen
 /** `workflowId` comes from the message record (it may be a legacy id). */
 export async function signalCancel(client: Client, workflowId: string, tenantId: string, messageId: string): Promise<void> {
   await client.workflow.getHandle(workflowId).signal(cancelSignal, { tenantId, item: messageId });
+}
+
+/** The limiter's answer to a permit request; the sender may have ended meanwhile (then it throws). */
+export async function signalPermitGranted(client: Client, workflowId: string, grant: PermitGrant): Promise<void> {
+  await client.workflow.getHandle(workflowId).signal(permitGrantedSignal, grant);
 }
 
 export async function signalSettingsChanged(client: Client, workflowId: string, tenantId: string, messageId: string): Promise<void> {
