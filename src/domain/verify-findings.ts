@@ -8,7 +8,6 @@ import type { EnvelopeCheck, Finding, ProbeResult, TenantWarning } from './smtp-
  */
 const MB = 1024 * 1024;
 const mb = (n: number): string => `${Math.round((n / MB) * 10) / 10} MB`;
-const domainOf = (address: string): string => address.slice(address.lastIndexOf('@') + 1).toLowerCase();
 const looksLikeAddress = (s: string): boolean => /^[^@\s]+@[^@\s]+\.[^@\s]+$/.test(s);
 
 /** Most senders `verify` tries in one run: each costs a MAIL FROM/RCPT/RSET round trip. */
@@ -129,8 +128,13 @@ const RELAY_DENIED = /relay|5\.7\.1\b|rcpthosts|not permitted/i;
 export function envelopeFindings(check: EnvelopeCheck, preset: PresetName | null, authUser: string | undefined): Finding[] {
   const out: Finding[] = [];
   const { sender, recipient } = check;
-  if (check.mailFrom !== undefined && !/^2/.test(check.mailFrom)) {
-    const reply = check.mailFrom;
+  // Postfix checks the sender at RCPT time by default (smtpd_delay_reject): a sender refusal can come there.
+  const senderRefusedAtRcpt =
+    check.rcptTo !== undefined &&
+    !/^2/.test(check.rcptTo) &&
+    (SEND_AS_DENIED.test(check.rcptTo) || /sender address rejected/i.test(check.rcptTo));
+  if ((check.mailFrom !== undefined && !/^2/.test(check.mailFrom)) || senderRefusedAtRcpt) {
+    const reply = senderRefusedAtRcpt ? check.rcptTo! : check.mailFrom!;
     if (SEND_AS_DENIED.test(reply) || preset === 'microsoft365') {
       out.push({
         check: 'send_as',
@@ -148,7 +152,7 @@ export function envelopeFindings(check: EnvelopeCheck, preset: PresetName | null
         check: 'mail_from',
         status: 'fail',
         subject: sender,
-        message: `MAIL FROM:<${sender}> refused`,
+        message: `the server refuses ${sender} as a sender for this account${senderRefusedAtRcpt ? ' (at RCPT TO)' : ''}`,
         reply,
         fix: `The server does not accept ${sender} as a sender for this account: allow it on the server (sender address, verified domain or sender identity at the provider), or send from an address it accepts.`,
       });
@@ -217,5 +221,3 @@ export function sizeFinding(sizeLimit: number | undefined, maxMessageBytes: numb
     message: `the server takes messages up to ${mb(sizeLimit)}; the tenant's limit is ${mb(maxMessageBytes)}`,
   };
 }
-
-export { domainOf as senderDomain };
