@@ -421,7 +421,7 @@ function capabilities(ehlo: Reply): string[] {
 
 /** RFC 1870: `SIZE <bytes>`; a missing or zero number means the server announces no fixed limit. */
 function sizeOf(caps: string[]): number | undefined {
-  const line = caps.find((c) => /^SIZE(\s|$)/i.test(c));
+  const line = caps.find((c) => /^SIZE(?:\s|$)/i.test(c));
   const n = line ? Number(line.slice(4).trim()) : NaN;
   return Number.isSafeInteger(n) && n > 0 ? n : undefined;
 }

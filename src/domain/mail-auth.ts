@@ -85,7 +85,7 @@ export function parseSpf(record: string): { terms: SpfTerm[]; redirect?: string 
 }
 
 function spfRecords(a: DnsAnswer): string[] {
-  return a.ok ? a.records.filter((r) => /^v=spf1(\s|$)/i.test(r.trim())) : [];
+  return a.ok ? a.records.filter((r) => /^v=spf1(?:\s|$)/i.test(r.trim())) : [];
 }
 
 function inCidr(ip: string, network: string, bits: number | undefined): boolean {
@@ -307,7 +307,7 @@ export async function checkDkim(domain: string, selectors: string[], dns: DnsLoo
       });
       continue;
     }
-    const key = answer.records.find((r) => /(^|;)\s*p=/i.test(r));
+    const key = answer.records.find((r) => /(?:^|;)\s*p=/i.test(r));
     if (!key) {
       findings.push({
         ...base,
@@ -356,7 +356,7 @@ export async function checkDmarc(input: DmarcInput, dns: DnsLookup): Promise<Fin
   const { domain } = input;
   const lookup = async (name: string): Promise<{ name: string; answer: DnsAnswer }> => ({ name, answer: await dns.txt(`_dmarc.${name}`) });
   let at = await lookup(domain);
-  const records = (a: DnsAnswer) => (a.ok ? a.records.filter((r) => /^v=DMARC1\s*(;|$)/i.test(r.trim())) : []);
+  const records = (a: DnsAnswer) => (a.ok ? a.records.filter((r) => /^v=DMARC1\s*(?:;|$)/i.test(r.trim())) : []);
   const org = organizationalDomain(domain);
   if (records(at.answer).length === 0 && !transient(at.answer) && org !== domain) at = await lookup(org);
   const subject = `_dmarc.${at.name}`;

@@ -8,7 +8,10 @@ import type { EnvelopeCheck, Finding, ProbeResult, TenantWarning } from './smtp-
  */
 const MB = 1024 * 1024;
 const mb = (n: number): string => `${Math.round((n / MB) * 10) / 10} MB`;
-const looksLikeAddress = (s: string): boolean => /^[^@\s]+@[^@\s]+\.[^@\s]+$/.test(s);
+const looksLikeAddress = (s: string): boolean => {
+  const at = s.indexOf('@');
+  return at > 0 && at === s.lastIndexOf('@') && s.indexOf('.', at) > at + 1 && !/\s/.test(s);
+};
 
 /** Most senders `verify` tries in one run: each costs a MAIL FROM/RCPT/RSET round trip. */
 export const MAX_VERIFY_SENDERS = 10;
@@ -105,7 +108,7 @@ export function connectionFinding(result: ProbeResult, preset: PresetName | null
         ...base,
         fix: 'Gmail refuses the account password over SMTP: turn on 2-Step Verification and create an app password (myaccount.google.com → Security → App passwords), or use OAuth2.',
       };
-    if (/5\.7\.(8|3)|535/.test(reply))
+    if (/5\.7\.[38]|535/.test(reply))
       return {
         ...base,
         fix: 'The server refuses the user name or password: check them (and the user name format the provider wants) and PATCH the tenant.',
