@@ -10,6 +10,8 @@ export interface DnsLookupOptions {
   /** `host` or `host:port` entries; empty = the system's resolvers. */
   servers: readonly string[];
   timeoutMs: number;
+  /** No query starts after this time (ms since epoch): the verify activity has a deadline of its own. */
+  deadline?: number;
 }
 
 const MAX_RECORDS = 32;
@@ -36,6 +38,8 @@ export function createDnsLookup(opts: DnsLookupOptions): DnsLookup {
   // One verify run asks at most MAX_QUERIES questions whatever the records say (SPF's own limit is per domain).
   const ask = async (fn: () => Promise<string[]>): Promise<DnsAnswer> => {
     if (++queries > MAX_QUERIES) return { ok: false, error: 'error', detail: `more than ${MAX_QUERIES} DNS queries in one verify run` };
+    if (opts.deadline !== undefined && Date.now() > opts.deadline)
+      return { ok: false, error: 'timeout', detail: "verify's time for DNS checks is spent" };
     try {
       const records = (await fn()).slice(0, MAX_RECORDS).map((r) => r.slice(0, MAX_RECORD_CHARS));
       return records.length > 0 ? { ok: true, records } : { ok: false, error: 'nodata', detail: 'no records' };

@@ -28,6 +28,8 @@ export interface ProbeOptions {
    * nothing is delivered; a refusal is recorded and the next sender is still tried.
    */
   envelope?: ReadonlyArray<{ sender: string; recipient: string }>;
+  /** Time for all envelope checks together (default 60 s). */
+  envelopeBudgetMs?: number;
 }
 
 interface Reply {
@@ -344,9 +346,16 @@ export async function probeSmtp(opts: ProbeOptions): Promise<ProbeResult> {
     let envelopeOk = true;
     if (opts.envelope && opts.envelope.length > 0) {
       result.envelope = [];
+      const budgetEnds = Date.now() + (opts.envelopeBudgetMs ?? 60_000);
       for (const { sender, recipient } of opts.envelope) {
         const check: EnvelopeCheck = { sender, recipient, ok: false };
         result.envelope.push(check);
+        if (Date.now() > budgetEnds) {
+          // A server that answers slowly would otherwise run the activity past its deadline: later senders are reported untried.
+          check.error = "not tried: verify's time for envelope checks is spent (the server answers slowly)";
+          envelopeOk = false;
+          continue;
+        }
         const mail = await envelopeStep('mail', `MAIL FROM:<${sender}>`);
         check.mailFrom = mail.text;
         if (mail.code === 250) {

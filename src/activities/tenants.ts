@@ -31,6 +31,8 @@ export interface TenantActivityDeps {
   verifyChecks?: VerifyCheckConfig;
 }
 
+const DNS_BUDGET_MS = 45_000;
+
 export interface VerifyCheckConfig {
   dnsServers: string[];
   dnsTimeoutMs: number;
@@ -135,7 +137,8 @@ export function createTenantActivities(deps: TenantActivityDeps) {
       const doc = await deps.tenants.get(tenantId);
       const settings = doc.settings;
       const checks = deps.verifyChecks ?? { dnsServers: [], dnsTimeoutMs: 5000 };
-      const dns = createDnsLookup({ servers: checks.dnsServers, timeoutMs: checks.dnsTimeoutMs });
+      // The activity has 2 minutes (verify-connection.ts): DNS answers that never come must not use them all.
+      const dns = createDnsLookup({ servers: checks.dnsServers, timeoutMs: checks.dnsTimeoutMs, deadline: Date.now() + DNS_BUDGET_MS });
       // The server's addresses as the probe finds them (system resolver): an own server's outgoing IP is usually one of them.
       const serverIps = async (): Promise<string[]> => {
         const host = settings.smtp.host.replace(/^\[|\]$/g, '');

@@ -39,6 +39,8 @@ export interface EnvelopeCheck {
   ok: boolean;
   mailFrom?: string;
   rcptTo?: string;
+  /** Why the check did not run to the end without a reply (time budget spent). */
+  error?: string;
 }
 
 export interface ProbeResult {

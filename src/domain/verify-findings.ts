@@ -131,6 +131,17 @@ const RELAY_DENIED = /relay|5\.7\.1\b|rcpthosts|not permitted/i;
 export function envelopeFindings(check: EnvelopeCheck, preset: PresetName | null, authUser: string | undefined): Finding[] {
   const out: Finding[] = [];
   const { sender, recipient } = check;
+  if (check.error !== undefined && check.mailFrom === undefined) {
+    return [
+      {
+        check: 'mail_from',
+        status: 'warn',
+        subject: sender,
+        message: check.error,
+        fix: 'run verify again; if the server stays this slow, sends will time out too',
+      },
+    ];
+  }
   // Postfix checks the sender at RCPT time by default (smtpd_delay_reject): a sender refusal can come there.
   const senderRefusedAtRcpt =
     check.rcptTo !== undefined &&

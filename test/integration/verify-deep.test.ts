@@ -1,6 +1,8 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import { makeTestPki, type TestPki } from '../support/certs';
+import { createDnsLookup } from '../../src/activities/dns-lookup';
+import { probeSmtp } from '../../src/activities/smtp-probe';
 import { DnsServer } from '../support/dns-server';
 import { startPostfix, type PostfixInstance } from '../support/postfix';
 import { SmtpPeer } from '../support/smtp-peer';
@@ -218,6 +220,44 @@ describe('DNS checks', () => {
     assert.ok(slow.length >= 3, JSON.stringify(slow));
     for (const f of slow) assert.match(f.message, /timed out/, JSON.stringify(f));
     assert.ok(dns.queries.some((q) => q.name === 's1._domainkey.beta.example' && q.qtype === 16));
+  });
+});
+
+describe('time budgets', () => {
+  test('senders left when the envelope budget is spent are reported untried, not run past the deadline', async () => {
+    const r = await probeSmtp({
+      host: 'localhost',
+      port: peer.port,
+      security: 'starttls',
+      tls: { ca: pki.caCert },
+      ehloName: 'acme.example',
+      auth: { type: 'password', user: 'ops@acme.example', password: 'right-password' },
+      allowPrivateNetworks: ['loopback'],
+      timeoutMs: 5000,
+      envelope: [{ sender: 'ops@acme.example', recipient: 'ops@acme.example' }],
+      envelopeBudgetMs: -1,
+    });
+    assert.equal(r.ok, false);
+    assert.match(r.envelope![0]!.error!, /not tried/);
+    assert.equal(r.steps.filter((s) => s.step === 'mail').length, 0);
+  });
+
+  test('DNS queries after the deadline are timeouts without asking; before it the local server answers', async () => {
+    const late = createDnsLookup({ servers: [dns.address], timeoutMs: 300, deadline: Date.now() - 1 });
+    const before = dns.queries.length;
+    assert.deepEqual(await late.txt('acme.example'), { ok: false, error: 'timeout', detail: "verify's time for DNS checks is spent" });
+    const live = createDnsLookup({ servers: [dns.address], timeoutMs: 300 });
+    const txt = await live.txt('_dmarc.acme.example');
+    assert.ok(txt.ok && txt.records[0]!.startsWith('v=DMARC1'));
+    assert.equal(
+      dns.queries.filter((q) => q.name === 'acme.example').length,
+      dns.queries.slice(0, before).filter((q) => q.name === 'acme.example').length,
+    );
+    assert.deepEqual(await live.txt('nowhere.example'), {
+      ok: false,
+      error: 'nxdomain',
+      detail: 'ENOTFOUND: queryTxt ENOTFOUND nowhere.example',
+    });
   });
 });
 
