@@ -82,6 +82,7 @@ export async function createWorker(
       taskQueue: config.temporal.taskQueue,
       allowPrivateNetworks: config.smtp.allowPrivateNetworks,
       verifyTimeoutMs: config.smtp.verifyTimeoutMs,
+      verifyChecks: config.verify,
       webhookDeliveries: deps.webhookDeliveries,
       webhookDispatcher,
       webhookPolicy: config.webhooks.policy,

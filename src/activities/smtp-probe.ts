@@ -2,7 +2,7 @@ import { promises as dns } from 'node:dns';
 import net from 'node:net';
 import tls from 'node:tls';
 import { addressRefusal, isIpLiteral, type AllowableClass } from '../domain/network';
-import type { ProbeResult, ProbeStep } from '../domain/smtp-probe';
+import type { EnvelopeCheck, ProbeResult, ProbeStep } from '../domain/smtp-probe';
 
 /**
  * A step-by-step SMTP submission probe for `POST /v1/tenants/:id/verify`.
@@ -23,6 +23,13 @@ export interface ProbeOptions {
   auth: ProbeAuth;
   allowPrivateNetworks: readonly AllowableClass[];
   timeoutMs: number;
+  /**
+   * After AUTH: MAIL FROM each sender, RCPT TO its probe recipient, RSET. No DATA is ever sent, so
+   * nothing is delivered; a refusal is recorded and the next sender is still tried.
+   */
+  envelope?: ReadonlyArray<{ sender: string; recipient: string }>;
+  /** Time for all envelope checks together (default 60 s). */
+  envelopeBudgetMs?: number;
 }
 
 interface Reply {
@@ -333,8 +340,37 @@ export async function probeSmtp(opts: ProbeOptions): Promise<ProbeResult> {
       );
     }
 
+    const size = sizeOf(result.capabilities);
+    if (size !== undefined) result.sizeLimit = size;
+
+    let envelopeOk = true;
+    if (opts.envelope && opts.envelope.length > 0) {
+      result.envelope = [];
+      const budgetEnds = Date.now() + (opts.envelopeBudgetMs ?? 60_000);
+      for (const { sender, recipient } of opts.envelope) {
+        const check: EnvelopeCheck = { sender, recipient, ok: false };
+        result.envelope.push(check);
+        if (Date.now() > budgetEnds) {
+          // A server that answers slowly would otherwise run the activity past its deadline: later senders are reported untried.
+          check.error = "not tried: verify's time for envelope checks is spent (the server answers slowly)";
+          envelopeOk = false;
+          continue;
+        }
+        const mail = await envelopeStep('mail', `MAIL FROM:<${sender}>`);
+        check.mailFrom = mail.text;
+        if (mail.code === 250) {
+          const rcpt = await envelopeStep('rcpt', `RCPT TO:<${recipient}>`);
+          check.rcptTo = rcpt.text;
+          check.ok = rcpt.code === 250 || rcpt.code === 251;
+        }
+        if (!check.ok) envelopeOk = false;
+        // RSET ends the transaction without DATA: nothing is queued, the next sender starts clean.
+        await envelopeStep('rset', 'RSET');
+      }
+    }
+
     socket.write('QUIT\r\n');
-    result.ok = true;
+    result.ok = envelopeOk;
   } catch (err) {
     const f = err as StepFailure;
     result.failedStep = f.step;
@@ -344,6 +380,29 @@ export async function probeSmtp(opts: ProbeOptions): Promise<ProbeResult> {
     socket?.destroy();
   }
   return result;
+
+  /** One envelope command: the reply is the result, a refusal is recorded but does not end the probe. */
+  async function envelopeStep(step: ProbeStep, line: string): Promise<Reply> {
+    if (!socket) throw new StepFailure(step, 'not connected');
+    const started = Date.now();
+    socket.write(`${line}\r\n`);
+    let r: Reply;
+    try {
+      r = await reader.read(opts.timeoutMs);
+    } catch (err) {
+      const message = `${line}: ${(err as Error).message}`;
+      result.steps.push({ step, ok: false, ms: Date.now() - started, detail: message });
+      throw new StepFailure(step, message);
+    }
+    const ok = r.code >= 200 && r.code < 300;
+    result.steps.push({ step, ok, ms: Date.now() - started, detail: line, reply: r.text });
+    if (!ok && !result.failedStep) {
+      result.failedStep = step;
+      result.reply = r.text;
+      result.error = `${line.split(':')[0]} refused with ${r.code}`;
+    }
+    return r;
+  }
 
   async function authExchange(line: string, shown: string): Promise<Reply> {
     if (!socket) throw new StepFailure('auth', 'not connected');
@@ -367,6 +426,13 @@ function capabilities(ehlo: Reply): string[] {
     .slice(1)
     .map((l) => l.slice(4).trim())
     .filter(Boolean);
+}
+
+/** RFC 1870: `SIZE <bytes>`; a missing or zero number means the server announces no fixed limit. */
+function sizeOf(caps: string[]): number | undefined {
+  const line = caps.find((c) => /^SIZE(?:\s|$)/i.test(c));
+  const n = line ? Number(line.slice(4).trim()) : NaN;
+  return Number.isSafeInteger(n) && n > 0 ? n : undefined;
 }
 
 function authMechanisms(caps: string[]): string[] {

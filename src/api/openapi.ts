@@ -148,21 +148,78 @@ export function buildOpenApi(version: string): Json {
             inbound: { type: 'object', properties: { key: { type: 'string' }, forwardingAddresses: { type: 'array' } } },
             webhook: { type: ['object', 'null'] },
             status: { type: 'string', enum: ['active', 'needs_reauth', 'suspended'] },
+            verify: {
+              type: 'object',
+              description: 'What verify tries beyond the connection; `{}` when unset',
+              properties: {
+                senders: { type: 'array', items: { type: 'string' } },
+                probeRecipient: { type: 'string' },
+                dkimSelectors: { type: 'array', items: { type: 'string' } },
+              },
+            },
+            warnings: { type: 'array', items: { $ref: '#/components/schemas/TenantWarning' } },
             settingsVersion: { type: 'integer' },
             createdAt: { type: 'string', format: 'date-time' },
             updatedAt: { type: 'string', format: 'date-time' },
           },
         },
+        TenantWarning: {
+          type: 'object',
+          description: 'A standing problem of the setup (`basic_auth_retirement`: Microsoft 365 with a password)',
+          properties: {
+            code: { type: 'string', enum: ['basic_auth_retirement'] },
+            message: { type: 'string' },
+            fix: { type: 'string' },
+            docs: { type: 'string' },
+          },
+        },
+        VerifyFinding: {
+          type: 'object',
+          required: ['check', 'status', 'message'],
+          properties: {
+            check: {
+              type: 'string',
+              enum: ['connection', 'mail_from', 'send_as', 'relay', 'size', 'spf', 'dkim', 'dmarc', 'basic_auth_retirement'],
+            },
+            status: { type: 'string', enum: ['pass', 'warn', 'fail'] },
+            subject: { type: 'string', description: 'A sender address or a DNS name' },
+            message: { type: 'string' },
+            reply: { type: 'string', description: "The server's exact reply" },
+            record: { type: 'string', description: 'The DNS record seen (at most 512 characters)' },
+            fix: { type: 'string', description: 'What the tenant admin does about it' },
+          },
+        },
         VerifyResult: {
           type: 'object',
           properties: {
-            ok: { type: 'boolean' },
-            failedStep: { type: 'string', enum: ['dns', 'tcp', 'greeting', 'ehlo', 'starttls', 'tls', 'auth'] },
+            ok: { type: 'boolean', description: 'Every connection step and envelope check passed (DNS findings do not count)' },
+            failedStep: {
+              type: 'string',
+              enum: ['dns', 'tcp', 'greeting', 'ehlo', 'starttls', 'tls', 'auth', 'mail', 'rcpt', 'rset'],
+            },
             reply: { type: 'string', description: "The server's exact reply at the failed step" },
             error: { type: 'string' },
             steps: { type: 'array', items: { type: 'object' } },
             capabilities: { type: 'array', items: { type: 'string' } },
             tls: { type: 'object' },
+            sizeLimit: { type: 'integer', description: 'SIZE announced in EHLO (RFC 1870)' },
+            envelope: {
+              type: 'array',
+              description: 'MAIL FROM / RCPT TO per sender, each ended by RSET (nothing is sent)',
+              items: {
+                type: 'object',
+                properties: {
+                  sender: { type: 'string' },
+                  recipient: { type: 'string' },
+                  ok: { type: 'boolean' },
+                  mailFrom: { type: 'string' },
+                  rcptTo: { type: 'string' },
+                },
+              },
+            },
+            status: { type: 'string', enum: ['pass', 'warn', 'fail'], description: 'The worst finding' },
+            findings: { type: 'array', items: { $ref: '#/components/schemas/VerifyFinding' } },
+            warnings: { type: 'array', items: { $ref: '#/components/schemas/TenantWarning' } },
           },
         },
         WebhookDelivery: {
@@ -315,7 +372,8 @@ export function buildOpenApi(version: string): Json {
       '/v1/tenants/{id}/verify': {
         parameters: [tenantIdParam],
         post: {
-          summary: "Test the tenant's SMTP server: DNS, TCP, TLS, EHLO, AUTH; reports the failed step and the server's exact reply",
+          summary:
+            "Test the tenant's SMTP server (DNS, TCP, TLS, EHLO, AUTH, then MAIL FROM/RCPT TO/RSET per sender, nothing sent) and the SPF/DKIM/DMARC of its domains; each finding with the server's exact reply or the record seen, and the fix",
           responses: {
             '200': json('The probe result (also when the server refused)', 'VerifyResult'),
             '503': problem('Temporal or the store is unavailable'),

@@ -91,6 +91,11 @@ const envSchema = z.object({
    * so the attempt's own timeout, not Temporal's, decides (docs/sending.md).
    */
   SMTP_SOCKET_TIMEOUT_MS: z.coerce.number().int().min(1000).max(540_000).default(300_000),
+  /** Resolvers for verify's SPF/DKIM/DMARC checks, `host` or `host:port`, comma-separated; empty = the system's. */
+  DNS_SERVERS: z.string().default(''),
+  DNS_TIMEOUT_MS: z.coerce.number().int().min(100).max(30_000).default(3000),
+  /** RCPT TO of verify's envelope check: an address outside every tenant's domains shows relay refusals. */
+  VERIFY_PROBE_RECIPIENT: z.email().max(254).optional(),
   SHUTDOWN_GRACE_MS: z.coerce.number().int().min(0).max(300_000).default(15_000),
   /**
    * Tenant deletion (docs/operations.md): the wait between the deletion workflow's two passes, for
@@ -281,6 +286,7 @@ export interface Config {
     tls?: { certPath?: string; keyPath?: string; caPath?: string; serverName?: string };
   };
   smtp: { allowPrivateNetworks: PrivateNetworkClass[]; verifyTimeoutMs: number; socketTimeoutMs: number };
+  verify: { dnsServers: string[]; dnsTimeoutMs: number; probeRecipient?: string };
   codec: { auth: 'admin-key' | 'none'; corsOrigins: string[] };
   shutdownGraceMs: number;
   tenants: { deletionSettleMs: number };
@@ -435,6 +441,13 @@ export function loadConfig(source: NodeJS.ProcessEnv = process.env): Config {
       allowPrivateNetworks: e.SMTP_ALLOW_PRIVATE_NETWORKS,
       verifyTimeoutMs: e.SMTP_VERIFY_TIMEOUT_MS,
       socketTimeoutMs: e.SMTP_SOCKET_TIMEOUT_MS,
+    },
+    verify: {
+      dnsServers: e.DNS_SERVERS.split(',')
+        .map((s) => s.trim())
+        .filter(Boolean),
+      dnsTimeoutMs: e.DNS_TIMEOUT_MS,
+      ...(e.VERIFY_PROBE_RECIPIENT ? { probeRecipient: e.VERIFY_PROBE_RECIPIENT } : {}),
     },
     codec: {
       auth: e.CODEC_ENDPOINT_AUTH,

@@ -147,6 +147,19 @@ export const inboundSchema = z.strictObject({
   forwardingAddresses: z.array(emailSchema).max(50).optional(),
 });
 
+/** What `verify` tries beyond the connection (docs/onboarding.md). */
+export const verifySettingsSchema = z.strictObject({
+  /** Addresses to try in MAIL FROM (the From addresses the tenant sends as); default: the login address. */
+  senders: z.array(emailSchema).max(10).optional(),
+  /** RCPT TO address of the probe (nothing is sent); default: VERIFY_PROBE_RECIPIENT, else the sender itself. */
+  probeRecipient: emailSchema.nullable().optional(),
+  /** DKIM selectors to look up in each sending domain; default: the preset's (google, selector1/selector2). */
+  dkimSelectors: z
+    .array(z.string().regex(/^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?(?:\.[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?)*$/i, 'must be a DNS label'))
+    .max(5)
+    .optional(),
+});
+
 export const webhookSchema = z.strictObject({
   url: z.url({ protocol: /^https?$/ }).max(2048),
 });
@@ -170,6 +183,7 @@ export const tenantCreateSchema = z.strictObject({
   inbound: inboundSchema.optional(),
   webhook: webhookSchema.nullable().optional(),
   status: z.enum(TENANT_STATUSES).optional(),
+  verify: verifySettingsSchema.optional(),
 });
 export type TenantCreateInput = z.infer<typeof tenantCreateSchema>;
 
@@ -184,6 +198,7 @@ export const tenantPatchSchema = z.strictObject({
   inbound: inboundSchema.optional(),
   webhook: webhookSchema.nullable().optional(),
   status: z.enum(TENANT_STATUSES).optional(),
+  verify: verifySettingsSchema.optional(),
 });
 export type TenantPatchInput = z.infer<typeof tenantPatchSchema>;
 
@@ -213,6 +228,8 @@ export interface TenantSettings {
   inbound: { forwardingAddresses: string[] };
   webhook: { url: string } | null;
   status: TenantStatus;
+  /** Absent on tenants that never set it (stored before it existed): every field has a default. */
+  verify?: { senders?: string[]; probeRecipient?: string; dkimSelectors?: string[] };
 }
 
 export interface SettingsProblem {
@@ -285,6 +302,14 @@ export function resolveTenantSettings(
     webhook: input.webhook ?? null,
     status: input.status ?? 'active',
   };
+  const verify = compactVerify(input.verify);
+  if (verify) settings.verify = verify;
+  for (const [i, sender] of (verify?.senders ?? []).entries()) {
+    const d = sender.slice(sender.lastIndexOf('@') + 1).toLowerCase();
+    if (!input.domains.includes(d)) {
+      problems.push({ field: `verify.senders.${i}`, message: `${d} is not one of the tenant's sending domains` });
+    }
+  }
   return { settings, problems };
 }
 
@@ -320,7 +345,19 @@ export function mergeTenantPatch(current: TenantSettings, patch: TenantPatchInpu
     webhook: patch.webhook === undefined ? current.webhook : patch.webhook,
     status: patch.status ?? current.status,
   };
+  const verify = { ...current.verify, ...patch.verify };
+  if (Object.keys(verify).length > 0) merged.verify = verify;
   return merged;
+}
+
+/** Drops unset fields (a `probeRecipient: null` in a PATCH removes it). */
+function compactVerify(v: SettingsInput['verify']): TenantSettings['verify'] | undefined {
+  if (!v) return undefined;
+  const out: NonNullable<TenantSettings['verify']> = {};
+  if (v.senders && v.senders.length > 0) out.senders = v.senders.map((s) => s.toLowerCase());
+  if (v.probeRecipient) out.probeRecipient = v.probeRecipient;
+  if (v.dkimSelectors && v.dkimSelectors.length > 0) out.dkimSelectors = v.dkimSelectors.map((s) => s.toLowerCase());
+  return Object.keys(out).length > 0 ? out : undefined;
 }
 
 /** EHLO name: explicit, else the first sending domain (what the tenant's server knows us by). */

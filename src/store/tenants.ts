@@ -3,6 +3,8 @@ import { isDuplicateKey } from './upsert';
 import { credentialMoveProblems, endpointKey, tenantCredentialEndpoint } from '../domain/credential-endpoint';
 import { AUTH_SECRET_FIELDS, type AuthInput, type AuthSecretField, type TenantSettings } from '../domain/tenant';
 import { ConflictError, NotFoundError, SealedCredentialsError, ValidationError } from '../errors';
+import type { TenantWarning } from '../domain/smtp-probe';
+import { tenantWarnings } from '../domain/verify-findings';
 import { createHash, randomBytes } from 'node:crypto';
 import { DecryptionError, generateSecret, hashApiKey, type Keyring } from '../security/crypto';
 import {
@@ -61,6 +63,9 @@ export interface TenantView {
   inbound: { key: string; forwardingAddresses: string[] };
   webhook: { url: string; secretSet: true } | null;
   status: TenantSettings['status'];
+  verify: NonNullable<TenantSettings['verify']>;
+  /** Standing problems of the setup itself (e.g. `basic_auth_retirement`), each with its fix. */
+  warnings: TenantWarning[];
   settingsVersion: number;
   createdAt: string;
   updatedAt: string;
@@ -366,6 +371,8 @@ export function toView(doc: TenantDoc): TenantView {
     inbound: { key: doc.inboundKey, forwardingAddresses: s.inbound.forwardingAddresses },
     webhook: s.webhook ? { url: s.webhook.url, secretSet: true } : null,
     status: s.status,
+    verify: s.verify ?? {},
+    warnings: tenantWarnings(s.preset, doc.auth.type),
     settingsVersion: doc.settingsVersion,
     createdAt: doc.createdAt.toISOString(),
     updatedAt: doc.updatedAt.toISOString(),

@@ -23,6 +23,10 @@ export interface PeerConfig {
   users: Record<string, string>;
   authMethods?: string[];
   hideStartTls?: boolean;
+  /** MAIL FROM replies by lowercased address (e.g. Microsoft 365's 5.7.60 for a sender without Send As). */
+  mailFromReplies?: Record<string, Reply>;
+  /** SIZE announced in EHLO (RFC 1870); default 50 MB. */
+  size?: number;
   /** RCPT TO replies by lowercased address (e.g. a 550 for one recipient). */
   rcptReplies?: Record<string, Reply>;
   /** Replies to DATA, consumed one per message in order; then 250. */
@@ -67,7 +71,7 @@ export type PeerEvent =
     }
   /** The final dot of a DATA arrived (before any reply): the message is in the server's hands. */
   | { type: 'data'; messageId: string; at: number }
-  | { type: 'rejected'; stage: 'rcpt' | 'data'; code: number; at: number; to?: string }
+  | { type: 'rejected'; stage: 'mail' | 'rcpt' | 'data'; code: number; at: number; to?: string; from?: string }
   | { type: 'auth'; user: string; ok: boolean; method?: string; reason?: string; tokenSha?: string };
 
 export type PeerCommand = { type: 'config'; config: Partial<PeerConfig> };
@@ -133,7 +137,7 @@ process.on('message', (raw) => {
     // AUTH only after TLS, like every real submission server.
     allowInsecureAuth: false,
     logger: false,
-    size: 50 * 1024 * 1024,
+    size: cfg.size ?? 50 * 1024 * 1024,
     onAuth(auth, _session, callback) {
       if (auth.method === 'XOAUTH2') {
         void checkOAuth(auth.accessToken ?? '').then((reason) => {
@@ -158,6 +162,14 @@ process.on('message', (raw) => {
       send({ type: 'auth', user: auth.username ?? '', ok });
       if (!ok) return callback(smtpError({ code: 535, text: '5.7.8 Error: authentication failed: bad credentials' }));
       callback(null, { user: auth.username });
+    },
+    onMailFrom(address, _session, callback) {
+      const r = cfg.mailFromReplies?.[address.address.toLowerCase()];
+      if (r && r.code >= 400) {
+        send({ type: 'rejected', stage: 'mail', code: r.code, at: Date.now(), from: address.address });
+        return callback(smtpError(r));
+      }
+      callback();
     },
     onRcptTo(address, _session, callback) {
       const r = cfg.rcptReplies?.[address.address.toLowerCase()];

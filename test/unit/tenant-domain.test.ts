@@ -126,3 +126,28 @@ test('address classes, including IPv4-mapped IPv6 that would dodge a naive check
   assert.match(addressRefusal('127.0.0.1', [])!, /loopback.*SMTP_ALLOW_PRIVATE_NETWORKS/);
   assert.match(addressRefusal('0.0.0.0', ['loopback', 'private'])!, /reserved/);
 });
+
+test('verify settings: validated, senders must be in the sending domains, PATCH merges and null removes the probe address', () => {
+  const input = tenantCreateSchema.parse({
+    name: 'Acme',
+    domains: ['acme.example'],
+    auth: { type: 'none' },
+    verify: { senders: ['Sales@acme.example'], probeRecipient: 'probe@ops.example', dkimSelectors: ['S1'] },
+  });
+  const { settings, problems } = resolveTenantSettings({ ...input, smtp: { host: 'mail.acme.example' } }, 'none');
+  assert.deepEqual(problems, []);
+  assert.deepEqual(settings.verify, { senders: ['sales@acme.example'], probeRecipient: 'probe@ops.example', dkimSelectors: ['s1'] });
+
+  const outside = resolveTenantSettings({ ...base, smtp: { host: 'h.example' }, verify: { senders: ['a@other.example'] } }, 'none');
+  assert.deepEqual(outside.problems, [{ field: 'verify.senders.0', message: "other.example is not one of the tenant's sending domains" }]);
+
+  assert.equal(tenantCreateSchema.safeParse({ ...input, verify: { dkimSelectors: ['bad selector'] } }).success, false);
+  assert.equal(tenantCreateSchema.safeParse({ ...input, verify: { unknown: 1 } }).success, false);
+
+  const patched = resolveTenantSettings(mergeTenantPatch(settings, tenantPatchSchema.parse({ verify: { probeRecipient: null } })), 'none');
+  assert.deepEqual(patched.settings.verify, { senders: ['sales@acme.example'], dkimSelectors: ['s1'] });
+  const untouched = resolveTenantSettings(mergeTenantPatch(settings, tenantPatchSchema.parse({ name: 'New' })), 'none');
+  assert.deepEqual(untouched.settings.verify, settings.verify);
+  // Tenants stored before `verify` existed have none, and stay without one.
+  assert.equal(resolveTenantSettings({ ...base, smtp: { host: 'h.example' } }, 'none').settings.verify, undefined);
+});
