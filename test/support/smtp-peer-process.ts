@@ -31,6 +31,10 @@ export interface PeerConfig {
   firstDataReply?: Reply;
   /** Milliseconds to wait before answering DATA (to hold a transaction open). */
   dataDelayMs?: number;
+  /** Take the message and never answer DATA (a stalled server); each one is reported as `stalled`. */
+  stallData?: boolean;
+  /** Milliseconds to wait before answering AUTH (to hold an attempt open before its verdict). */
+  authDelayMs?: number;
   /** XOAUTH2: accept only unexpired tokens signed by this OAuth2 server (checked against its JWKS). */
   oauth?: {
     jwksUrl: string;
@@ -49,6 +53,7 @@ export type PeerEvent =
   | { type: 'listening'; port: number }
   | { type: 'message'; from: string; to: string[]; size: number; at: number; messageId: string; raw: string }
   | { type: 'rejected'; stage: 'rcpt' | 'data'; code: number; at: number; to?: string }
+  | { type: 'stalled'; at: number; messageId: string }
   | { type: 'auth'; user: string; ok: boolean; method?: string; reason?: string; tokenSha?: string };
 
 export type PeerCommand = { type: 'config'; config: Partial<PeerConfig> };
@@ -127,10 +132,14 @@ process.on('message', (raw) => {
         });
         return;
       }
-      const ok = auth.username !== undefined && cfg.users[auth.username] === auth.password;
-      send({ type: 'auth', user: auth.username ?? '', ok });
-      if (!ok) return callback(smtpError({ code: 535, text: '5.7.8 Error: authentication failed: bad credentials' }));
-      callback(null, { user: auth.username });
+      const answer = () => {
+        const ok = auth.username !== undefined && cfg.users[auth.username] === auth.password;
+        send({ type: 'auth', user: auth.username ?? '', ok });
+        if (!ok) return callback(smtpError({ code: 535, text: '5.7.8 Error: authentication failed: bad credentials' }));
+        callback(null, { user: auth.username });
+      };
+      if (cfg.authDelayMs) setTimeout(answer, cfg.authDelayMs);
+      else answer();
     },
     onRcptTo(address, _session, callback) {
       const r = cfg.rcptReplies?.[address.address.toLowerCase()];
@@ -144,6 +153,11 @@ process.on('message', (raw) => {
       const chunks: Buffer[] = [];
       stream.on('data', (c: Buffer) => chunks.push(c));
       stream.on('end', () => {
+        if (cfg.stallData) {
+          const mid = /^Message-ID:\s*(<[^>]+>)/im.exec(Buffer.concat(chunks).toString('utf8'))?.[1] ?? '';
+          send({ type: 'stalled', at: Date.now(), messageId: mid });
+          return;
+        }
         const finish = () => {
           const rawMsg = Buffer.concat(chunks).toString('utf8');
           const mid = /^Message-ID:\s*(<[^>]+>)/im.exec(rawMsg)?.[1] ?? '';
