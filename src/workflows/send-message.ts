@@ -244,8 +244,8 @@ export async function sendMessage(input: SendMessageInput): Promise<{ status: Me
         const versionAtFailure = r.settingsVersion;
         if (patched(CREDENTIALS_VERSION_WAIT)) {
           // The wait ends when the tenant's settings are no longer those the attempt failed with. A
-          // signal only says "look now": one that came during the attempt (or a change made then,
-          // which no signal reaches because the message was `sending`) is seen by the first look.
+          // signal only says "look now": one that came during the attempt (or a change made before
+          // the message was stored as waiting, which no signal reaches) is seen by the first look.
           for (;;) {
             woken = false;
             if ((await acts.tenantSettingsVersion(input.tenantId)) !== versionAtFailure) break;
