@@ -123,10 +123,17 @@ export class DependencyUnavailableError extends CarteroError {
 
 /**
  * This process already does as much of some work at once as it is configured to (inbound webhook
- * bodies in memory): nothing is wrong with the request, retry later (503 with Retry-After).
+ * bodies in memory, a tenant's SMTP attempts): nothing is wrong with the request, retry later (503
+ * with Retry-After; an activity is retried after `retryAfterMs` when given).
  */
 export class BusyError extends CarteroError {
   readonly kind = 'busy';
+  constructor(
+    message: string,
+    readonly retryAfterMs?: number,
+  ) {
+    super(message);
+  }
 }
 
 /** An identity provider (OAuth2 token endpoint) is down, slow or answered 5xx/429: retry (502). */

@@ -5,6 +5,7 @@ import { Runtime, Worker, type NativeConnection, type WorkerOptions } from '@tem
 import { createActivities } from './activities';
 import { caseFeedbackSignaller } from './cases/record';
 import { OAuthAccess } from './activities/oauth-access';
+import { SendGate } from './activities/send-gate';
 import { SmtpPools } from './activities/smtp-transport';
 import { OAuthProviders } from './oauth/providers';
 import { baseDeps, openStore, retrying } from './bootstrap';
@@ -40,10 +41,24 @@ export interface WorkerDeps extends StoreDeps {
   warn?: (msg: string, fields: Record<string, unknown>) => void;
 }
 
-export async function createWorker(
-  deps: WorkerDeps,
-  overrides: Partial<WorkerOptions> = {},
-): Promise<{ worker: Worker; pools: SmtpPools }> {
+/**
+ * The process's two Workers. Both register every workflow and activity: the control queue still
+ * carries send workflows started before the queues were split (and their activities), and an
+ * activity a workflow schedules goes to its own queue.
+ */
+export interface CarteroWorkers {
+  /** TEMPORAL_TASK_QUEUE: limiter, case, webhook, OAuth, verify, bounce watch, reconciler, deletion. */
+  control: Worker;
+  /** TEMPORAL_SEND_TASK_QUEUE: send workflows and their SMTP attempts. */
+  send: Worker;
+  pools: SmtpPools;
+  gate: SendGate;
+  /** Runs both until shutdown (or until one fails, which shuts the other down). */
+  run(): Promise<void>;
+  shutdown(): void;
+}
+
+export async function createWorker(deps: WorkerDeps, overrides: Partial<WorkerOptions> = {}): Promise<CarteroWorkers> {
   const { config } = deps;
   const webhookDispatcher = new WebhookDispatcher({
     events: deps.events,
@@ -58,51 +73,88 @@ export async function createWorker(
   const tokenTarget = { client: deps.client, taskQueue: config.temporal.taskQueue, refreshMarginMs: config.oauth.refreshMarginMs };
   const oauth = new OAuthAccess(deps.oauthTokens, tokenTarget);
   const pools = new SmtpPools(config.smtp.allowPrivateNetworks, oauth, config.smtp.socketTimeoutMs);
-  const worker = await Worker.create({
-    connection: deps.connection,
-    namespace: config.temporal.namespace,
-    taskQueue: config.temporal.taskQueue,
-    ...workflowSource(),
-    activities: createActivities({
-      store: deps.store,
-      tenants: deps.tenants,
-      messages: deps.messages,
-      suppressions: deps.suppressions,
+  // One gate for both Workers: a send run still on the control queue counts against its tenant too.
+  const gate = new SendGate(config.worker.tenantConcurrencyMax, config.worker.localAttemptsMax);
+  const activities = createActivities({
+    store: deps.store,
+    tenants: deps.tenants,
+    messages: deps.messages,
+    suppressions: deps.suppressions,
+    cases: deps.cases,
+    // Bounces found by the IMAP watch reach the message's case.
+    signalCase: caseFeedbackSignaller({
       cases: deps.cases,
-      // Bounces found by the IMAP watch reach the message's case.
-      signalCase: caseFeedbackSignaller({
-        cases: deps.cases,
-        events: deps.events,
-        temporal: deps.client,
-        taskQueue: config.temporal.taskQueue,
-      }),
       events: deps.events,
-      pools,
       temporal: deps.client,
       taskQueue: config.temporal.taskQueue,
-      allowPrivateNetworks: config.smtp.allowPrivateNetworks,
-      verifyTimeoutMs: config.smtp.verifyTimeoutMs,
-      verifyChecks: config.verify,
-      webhookDeliveries: deps.webhookDeliveries,
-      webhookDispatcher,
-      webhookPolicy: config.webhooks.policy,
-      webhookAllowPrivateNetworks: config.webhooks.allowPrivateNetworks,
-      webhookSweepIntervalMs: config.webhooks.sweepIntervalMs,
-      oauthTokens: deps.oauthTokens,
-      oauthProviders: new OAuthProviders(config.oauth),
-      oauth,
-      bounceMailboxes: deps.bounceMailboxes,
-      policy: config.send.policy,
-      permitMarginMs: config.send.permitMarginMs,
-      permits: deps.permits,
-      permitMaxWaitMs: config.send.rateLimitMaxWaitMs,
     }),
+    events: deps.events,
+    pools,
+    gate,
+    temporal: deps.client,
+    taskQueue: config.temporal.taskQueue,
+    sendTaskQueue: config.temporal.sendTaskQueue,
+    allowPrivateNetworks: config.smtp.allowPrivateNetworks,
+    verifyTimeoutMs: config.smtp.verifyTimeoutMs,
+    verifyChecks: config.verify,
+    webhookDeliveries: deps.webhookDeliveries,
+    webhookDispatcher,
+    webhookPolicy: config.webhooks.policy,
+    webhookAllowPrivateNetworks: config.webhooks.allowPrivateNetworks,
+    webhookSweepIntervalMs: config.webhooks.sweepIntervalMs,
+    oauthTokens: deps.oauthTokens,
+    oauthProviders: new OAuthProviders(config.oauth),
+    oauth,
+    bounceMailboxes: deps.bounceMailboxes,
+    policy: config.send.policy,
+    permitMarginMs: config.send.permitMarginMs,
+    permits: deps.permits,
+    permitMaxWaitMs: config.send.rateLimitMaxWaitMs,
+  });
+  const common = {
+    connection: deps.connection,
+    namespace: config.temporal.namespace,
+    ...workflowSource(),
+    activities,
     dataConverter: dataConverter(deps.keyring),
     shutdownGraceTime: config.shutdownGraceMs,
-    maxConcurrentActivityTaskExecutions: 200,
+  };
+  const { control: c, send: s } = config.worker;
+  const control = await Worker.create({
+    ...common,
+    taskQueue: config.temporal.taskQueue,
+    maxConcurrentWorkflowTaskExecutions: c.workflowTaskSlots,
+    maxConcurrentActivityTaskExecutions: c.activitySlots,
     ...overrides,
   });
-  return { worker, pools };
+  const send = await Worker.create({
+    ...common,
+    taskQueue: config.temporal.sendTaskQueue,
+    maxConcurrentWorkflowTaskExecutions: s.workflowTaskSlots,
+    maxConcurrentActivityTaskExecutions: s.activitySlots,
+    ...overrides,
+  });
+  const both = [control, send];
+  const shutdown = () => {
+    for (const w of both) if (w.getState() === 'RUNNING') w.shutdown();
+  };
+  return {
+    control,
+    send,
+    pools,
+    gate,
+    shutdown,
+    async run() {
+      const runs = both.map((w) => w.run());
+      try {
+        await Promise.all(runs);
+      } catch (err) {
+        shutdown();
+        await Promise.allSettled(runs);
+        throw err;
+      }
+    },
+  };
 }
 
 async function main(): Promise<void> {
@@ -114,7 +166,7 @@ async function main(): Promise<void> {
   const repos = await openStore(config, keyring, logger);
   const connection = await retrying('Temporal', logger, () => connectWorkerConnection(config));
   const { client, connection: clientConnection } = await retrying('Temporal', logger, () => connectTemporal(config, keyring));
-  const { worker, pools } = await createWorker({
+  const workers = await createWorker({
     ...repos,
     config,
     keyring,
@@ -135,9 +187,12 @@ async function main(): Promise<void> {
     (err: unknown) =>
       logger.warn({ err: (err as Error).message }, 'could not list case workflows under legacy ids; the next worker start tries again'),
   );
-  logger.info({ taskQueue: config.temporal.taskQueue, namespace: config.temporal.namespace }, 'worker running');
-  await worker.run();
-  pools.closeAll();
+  logger.info(
+    { taskQueue: config.temporal.taskQueue, sendTaskQueue: config.temporal.sendTaskQueue, namespace: config.temporal.namespace },
+    'worker running',
+  );
+  await workers.run();
+  workers.pools.closeAll();
   await Promise.allSettled([connection.close(), clientConnection.close(), repos.store.close()]);
   logger.info('worker stopped');
 }

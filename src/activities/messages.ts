@@ -12,9 +12,11 @@ import type { TenantDoc, TenantRepository } from '../store/tenants';
 import { Context, heartbeat } from '@temporalio/activity';
 import type { PermitRepository } from '../store/permits';
 import { wakeLimiter } from '../temporal/handoffs/rate-limiter';
+import { BusyError } from '../errors';
 import { tellCaseOfDelivery } from './cases';
 import { appendAttemptEvents, appendEndingEvent } from './message-events';
 import type { OAuthAccess } from './oauth-access';
+import { busyRetryDelayMs, type SendGate } from './send-gate';
 import { outcomeFromError, outcomeFromResult, type PoolLease, type SmtpPools } from './smtp-transport';
 
 export interface MessageActivityDeps {
@@ -22,6 +24,8 @@ export interface MessageActivityDeps {
   messages: MessageRepository;
   suppressions: SuppressionRepository;
   pools: SmtpPools;
+  /** This process's cap on SMTP attempts per tenant and as local activities (src/activities/send-gate.ts). */
+  gate: SendGate;
   temporal: Client;
   taskQueue: string;
   /** XOAUTH2 tokens (absent: OAuth2 tenants wait for credentials). */
@@ -56,6 +60,11 @@ export interface AttemptInput {
 export type AttemptResult = (
   | { next: NextStep; status: MessageStatus; settingsVersion: number; lastReply: string }
   | { next: { kind: 'permit_expired' }; status: MessageStatus; settingsVersion: number; lastReply: string }
+  /**
+   * A local attempt found the tenant (or the process's local attempts) at its cap and did nothing:
+   * the workflow makes this attempt as a regular activity instead (src/activities/send-gate.ts).
+   */
+  | { next: { kind: 'tenant_busy' }; status: MessageStatus; settingsVersion: number; lastReply: string }
 ) & {
   /** The attempt ended the message and told its case already (the workflow skips notifyCaseOfDelivery). */
   caseNotified?: true;
@@ -127,6 +136,33 @@ export function createMessageActivities(deps: MessageActivityDeps) {
       }
       return { next: { kind: 'permit_expired' }, status: 'waiting_rate_limit', settingsVersion: 0, lastReply: existing.lastReply ?? '' };
     }
+    const isLocal = Context.current().info.isLocal;
+    const release = deps.gate.tryEnter(tenantId, tenant.settings.limits.maxConnections, isLocal);
+    if (!release) {
+      if (isLocal) {
+        return {
+          next: { kind: 'tenant_busy' },
+          status: existing.status,
+          settingsVersion: tenant.settingsVersion,
+          lastReply: existing.lastReply ?? '',
+        };
+      }
+      // Waiting here would hold an activity slot for as long as the tenant's server stalls.
+      throw new BusyError(
+        `tenant ${tenantId} already has its SMTP attempts in flight on this worker`,
+        busyRetryDelayMs(Context.current().info.attempt, Math.random),
+      );
+    }
+    try {
+      return await claimedAttempt(existing, tenant, input, isLocal);
+    } finally {
+      release();
+    }
+  }
+
+  /** The rest of `attempt`, inside the tenant's gate. */
+  async function claimedAttempt(existing: MessageDoc, tenant: TenantDoc, input: AttemptInput, isLocal: boolean): Promise<AttemptResult> {
+    const { tenantId, id } = input;
     if (!(await deps.messages.claimForSending(id, input.attempt))) {
       // Cancelled (or finished) before this attempt could start its SMTP transaction.
       const now = await deps.messages.get(tenantId, id);
@@ -147,8 +183,7 @@ export function createMessageActivities(deps: MessageActivityDeps) {
     let outcome;
     let lease: PoolLease | null = null;
     // As a regular activity, heartbeats let Temporal notice a dead worker in seconds; as a local
-    // activity (the send workflow's choice) the workflow-task timeout does that instead.
-    const isLocal = Context.current().info.isLocal;
+    // activity (the send workflow's first choice) the workflow-task timeout does that instead.
     const beat = setInterval(() => {
       if (!isLocal) heartbeat();
     }, 5_000);

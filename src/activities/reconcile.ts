@@ -11,7 +11,8 @@ export interface ReconcileActivityDeps {
   messages: MessageRepository;
   events: EventRepository;
   temporal: Client;
-  taskQueue: string;
+  /** Where send workflows run (TEMPORAL_SEND_TASK_QUEUE). */
+  sendTaskQueue: string;
   policy: RetryPolicy;
   permitMarginMs: number;
 }
@@ -56,7 +57,7 @@ export function createReconcileActivities(deps: ReconcileActivityDeps) {
             await fail(doc, 'never accepted: the API answered 503 (the workflow could not be started) and the request was not repeated');
             result.failed.push(doc._id);
           } else {
-            await startSendMessage(deps.temporal, deps.taskQueue, {
+            await startSendMessage(deps.temporal, deps.sendTaskQueue, {
               workflowId: doc.workflowId,
               input: {
                 tenantId: doc.tenantId,

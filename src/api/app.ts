@@ -151,7 +151,7 @@ export function createApp(deps: AppDeps): Express {
       tenants: deps.tenants,
       messages: deps.messages,
       temporal: deps.temporal,
-      taskQueue: deps.config.temporal.taskQueue,
+      sendTaskQueue: deps.config.temporal.sendTaskQueue,
       policy: deps.config.send.policy,
       permitMarginMs: deps.config.send.permitMarginMs,
       tracking,

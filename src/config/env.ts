@@ -65,6 +65,27 @@ const envSchema = z.object({
   TEMPORAL_ADDRESS: z.string().regex(/^[^\s:]+:\d{1,5}$/, 'must be host:port'),
   TEMPORAL_NAMESPACE: z.string().min(1).default('default'),
   TEMPORAL_TASK_QUEUE: z.string().min(1).default('cartero'),
+  /**
+   * Send workflows and their SMTP attempts poll this queue, everything else TEMPORAL_TASK_QUEUE, so a
+   * stalled tenant server never delays limiter, case, webhook or OAuth work. Default `<TEMPORAL_TASK_QUEUE>-send`.
+   */
+  TEMPORAL_SEND_TASK_QUEUE: z.string().min(1).optional(),
+  /** Slots of the worker process's two Workers (src/worker.ts): workflow tasks and activities per queue. */
+  WORKER_CONTROL_WORKFLOW_TASK_SLOTS: z.coerce.number().int().min(4).max(1000).default(40),
+  WORKER_CONTROL_ACTIVITY_SLOTS: z.coerce.number().int().min(1).max(2000).default(200),
+  WORKER_SEND_WORKFLOW_TASK_SLOTS: z.coerce.number().int().min(4).max(1000).default(40),
+  WORKER_SEND_ACTIVITY_SLOTS: z.coerce.number().int().min(1).max(2000).default(200),
+  /**
+   * SMTP attempts of one tenant in flight per worker process: min(the tenant's maxConnections, this).
+   * Attempts beyond it wait outside every slot (docs/sending.md, "Tenant isolation").
+   */
+  SEND_TENANT_CONCURRENCY_MAX: z.coerce.number().int().min(1).max(50).default(10),
+  /**
+   * SMTP attempts run as local activities (each holds a send workflow-task slot while it lasts) per
+   * worker process; more go to regular activities. Default: half of WORKER_SEND_WORKFLOW_TASK_SLOTS
+   * (none below 40 slots, see defaultLocalAttempts).
+   */
+  SEND_LOCAL_ATTEMPTS_MAX: z.coerce.number().int().min(0).max(1000).optional(),
   TEMPORAL_API_KEY: z.string().min(1).optional(),
   TEMPORAL_TLS: bool.default(false),
   TEMPORAL_TLS_CERT_PATH: z.string().min(1).optional(),
@@ -281,7 +302,10 @@ export interface Config {
   temporal: {
     address: string;
     namespace: string;
+    /** The control queue: every workflow but the send workflow (and sends started before the split). */
     taskQueue: string;
+    /** Send workflows and their activities. */
+    sendTaskQueue: string;
     apiKey?: string;
     tls?: { certPath?: string; keyPath?: string; caPath?: string; serverName?: string };
   };
@@ -289,6 +313,13 @@ export interface Config {
   verify: { dnsServers: string[]; dnsTimeoutMs: number; probeRecipient?: string };
   codec: { auth: 'admin-key' | 'none'; corsOrigins: string[] };
   shutdownGraceMs: number;
+  /** Slots of the worker process's Workers, and how SMTP attempts share them (src/activities/send-gate.ts). */
+  worker: {
+    control: { workflowTaskSlots: number; activitySlots: number };
+    send: { workflowTaskSlots: number; activitySlots: number };
+    tenantConcurrencyMax: number;
+    localAttemptsMax: number;
+  };
   tenants: { deletionSettleMs: number };
   send: {
     messageBodyLimitBytes: number;
@@ -369,6 +400,16 @@ export function parseEncryptionKeys(raw: string): Map<string, Buffer> {
   return keys;
 }
 
+/**
+ * Half the send Worker's workflow-task slots, and none below 40 slots: measured with 10 slots (5
+ * local attempts), two SMTP attempts stalled as local activities stopped the Worker from taking new
+ * workflow tasks at all (tenant-stall.test.ts: a backlog of 223 tasks, no dispatch); with 40 slots
+ * (20 local) or with every attempt a regular activity, the same run delivered everything.
+ */
+function defaultLocalAttempts(sendSlots: number): number {
+  return sendSlots >= 40 ? Math.floor(sendSlots / 2) : 0;
+}
+
 export function loadConfig(source: NodeJS.ProcessEnv = process.env): Config {
   const parsed = envSchema.safeParse(source);
   if (!parsed.success) {
@@ -404,6 +445,13 @@ export function loadConfig(source: NodeJS.ProcessEnv = process.env): Config {
       problems.push(`OAUTH_CA_FILE: ${(err as Error).message}`);
     }
   }
+  if (e.SEND_LOCAL_ATTEMPTS_MAX !== undefined && e.SEND_LOCAL_ATTEMPTS_MAX > e.WORKER_SEND_WORKFLOW_TASK_SLOTS - 4) {
+    problems.push('SEND_LOCAL_ATTEMPTS_MAX must leave at least 4 of WORKER_SEND_WORKFLOW_TASK_SLOTS to other workflow tasks');
+  }
+  const sendTaskQueue = e.TEMPORAL_SEND_TASK_QUEUE ?? `${e.TEMPORAL_TASK_QUEUE}-send`;
+  if (sendTaskQueue === e.TEMPORAL_TASK_QUEUE) {
+    problems.push('TEMPORAL_SEND_TASK_QUEUE must differ from TEMPORAL_TASK_QUEUE (sends get a queue of their own)');
+  }
   if (problems.length > 0) throw new ConfigError(problems);
   const publicBaseUrl = e.PUBLIC_BASE_URL ?? `http://localhost:${e.PORT}`;
 
@@ -425,6 +473,7 @@ export function loadConfig(source: NodeJS.ProcessEnv = process.env): Config {
       address: e.TEMPORAL_ADDRESS,
       namespace: e.TEMPORAL_NAMESPACE,
       taskQueue: e.TEMPORAL_TASK_QUEUE,
+      sendTaskQueue,
       ...(e.TEMPORAL_API_KEY ? { apiKey: e.TEMPORAL_API_KEY } : {}),
       ...(useTls
         ? {
@@ -456,6 +505,12 @@ export function loadConfig(source: NodeJS.ProcessEnv = process.env): Config {
         .filter(Boolean),
     },
     shutdownGraceMs: e.SHUTDOWN_GRACE_MS,
+    worker: {
+      control: { workflowTaskSlots: e.WORKER_CONTROL_WORKFLOW_TASK_SLOTS, activitySlots: e.WORKER_CONTROL_ACTIVITY_SLOTS },
+      send: { workflowTaskSlots: e.WORKER_SEND_WORKFLOW_TASK_SLOTS, activitySlots: e.WORKER_SEND_ACTIVITY_SLOTS },
+      tenantConcurrencyMax: e.SEND_TENANT_CONCURRENCY_MAX,
+      localAttemptsMax: e.SEND_LOCAL_ATTEMPTS_MAX ?? defaultLocalAttempts(e.WORKER_SEND_WORKFLOW_TASK_SLOTS),
+    },
     tenants: { deletionSettleMs: e.TENANT_DELETION_SETTLE_MS },
     send: {
       messageBodyLimitBytes: e.API_MESSAGE_BODY_LIMIT_BYTES,

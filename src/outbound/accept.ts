@@ -21,7 +21,8 @@ import { claimKey, requestHash } from './idempotency';
  */
 export interface OutboundDeps extends ComposeDeps {
   temporal: Client;
-  taskQueue: string;
+  /** Where send workflows run (TEMPORAL_SEND_TASK_QUEUE). */
+  sendTaskQueue: string;
   policy: RetryPolicy;
   permitMarginMs: number;
   /** A cancel signal that could not be delivered (not an error for the caller: see signalCancel). */
@@ -142,7 +143,7 @@ export async function cancelMessage(
 
 /** The one place a send workflow is started. A retried request finds it started: already durable. */
 export async function startSendWorkflow(
-  deps: Pick<OutboundDeps, 'temporal' | 'taskQueue' | 'policy' | 'permitMarginMs'>,
+  deps: Pick<OutboundDeps, 'temporal' | 'sendTaskQueue' | 'policy' | 'permitMarginMs'>,
   doc: MessageDoc,
 ): Promise<void> {
   const input: SendMessageInput = {
@@ -154,7 +155,7 @@ export async function startSendWorkflow(
     acceptedAt: doc.createdAt.getTime(),
   };
   // False when it runs (or ran) already: a retried request is durable already.
-  await startSendMessage(deps.temporal, deps.taskQueue, { workflowId: doc.workflowId, input, status: doc.status, caseId: doc.caseId });
+  await startSendMessage(deps.temporal, deps.sendTaskQueue, { workflowId: doc.workflowId, input, status: doc.status, caseId: doc.caseId });
 }
 
 /**

@@ -3,13 +3,14 @@ import {
   condition,
   getExternalWorkflowHandle,
   patched,
+  proxyActivities,
   proxyLocalActivities,
   setHandler,
   upsertSearchAttributes,
   workflowInfo,
 } from '@temporalio/workflow';
 import type { Activities } from '../activities';
-import type { AttemptResult } from '../activities/messages';
+import type { AttemptInput, AttemptResult } from '../activities/messages';
 import type { MessageStatus } from '../domain/message';
 import { formatDuration } from '../domain/retry';
 import { addressedHere } from '../temporal/handoffs/ids';
@@ -46,12 +47,36 @@ const acts = proxyLocalActivities<Activities>({
   },
 });
 
+/**
+ * The same attempt as a regular activity, when the local one found the tenant at its cap of SMTP
+ * attempts on this worker (src/activities/send-gate.ts): a regular activity waits for its turn between
+ * retries (`BusyError` with a retry delay), holding no slot, where a local one would hold a
+ * workflow-task slot of the send queue for as long as the tenant's server stalls. Heartbeats let
+ * Temporal notice a worker that died mid-transaction within the heartbeat timeout.
+ */
+const queued = proxyActivities<Activities>({
+  startToCloseTimeout: '10 minutes',
+  heartbeatTimeout: '30 seconds',
+  retry: {
+    initialInterval: '1 second',
+    maximumInterval: '1 minute',
+    backoffCoefficient: 2,
+    nonRetryableErrorTypes: ['NotFoundError', 'ValidationError'],
+  },
+});
+
 const CREDENTIAL_RECHECK_MS = 15 * 60_000;
 /**
  * Command-sequence changes of this workflow, each guarded by patched() (docs/decisions.md, "Changing
  * workflow code"); runs recorded before a change replay down its old path.
  */
 const NO_INVISIBLE_SENDING_UPSERT = 'send-no-invisible-sending-upsert';
+/** A local attempt refused by the tenant's cap is made again as a regular activity (`queued`). */
+const TENANT_BUSY_ACTIVITY = 'send-tenant-busy-activity';
+/** The credentials wait ends when the tenant's settingsVersion moved past the failing attempt's. */
+const CREDENTIALS_VERSION_WAIT = 'send-credentials-version-wait';
+/** One credentials deadline per message, from its first credentials failure. */
+const ONE_CREDENTIALS_DEADLINE = 'send-one-credentials-deadline';
 const PERMIT_REASK_MS = 60 * 60_000;
 
 export async function sendMessage(input: SendMessageInput): Promise<{ status: MessageStatus }> {
@@ -60,6 +85,7 @@ export async function sendMessage(input: SendMessageInput): Promise<{ status: Me
   let cancelled = false;
   let woken = false;
   let grantedAt: number | null = null;
+  let credentialsDeadline: number | null = null;
   // A signal addressed to another message (a mistaken or hostile caller) changes nothing here.
   const forMe = (to: Parameters<typeof addressedHere>[0]) => addressedHere(to, input.tenantId, input.id);
   setHandler(cancelSignal, (to) => {
@@ -114,6 +140,16 @@ export async function sendMessage(input: SendMessageInput): Promise<{ status: Me
     elapsedMs: 0,
     failuresSoFar: 0,
   };
+  /**
+   * Only a result that says the tenant was busy issues a command here, so runs that never meet a busy
+   * tenant record no marker; a history holding a `tenant_busy` result was written by this code and
+   * holds the marker right after it.
+   */
+  const madeSomewhere = async (r: AttemptResult, attemptInput: AttemptInput): Promise<AttemptResult> => {
+    if (r.next.kind !== 'tenant_busy') return r;
+    if (!patched(TENANT_BUSY_ACTIVITY)) throw new Error('a tenant_busy result in a history without its patch marker');
+    return queued.attemptDelivery(attemptInput);
+  };
   const start = await acts.startDelivery(firstInput);
   const prep = start.prep;
   if (prep.done) return end(prep.done.status, prep.done.reason, false);
@@ -159,13 +195,13 @@ export async function sendMessage(input: SendMessageInput): Promise<{ status: Me
 
     let r: AttemptResult;
     if (pending) {
-      r = pending;
+      r = await madeSomewhere(pending, firstInput);
       pending = undefined;
     } else {
       show('sending');
       attempts++;
       firstAttemptAt ??= Date.now();
-      r = await acts.attemptDelivery({
+      const attemptInput: AttemptInput = {
         tenantId: input.tenantId,
         id: input.id,
         attempt: attempts,
@@ -174,7 +210,8 @@ export async function sendMessage(input: SendMessageInput): Promise<{ status: Me
         policy: input.policy,
         elapsedMs: Date.now() - firstAttemptAt,
         failuresSoFar: failures,
-      });
+      };
+      r = await madeSomewhere(await acts.attemptDelivery(attemptInput), attemptInput);
     }
     const next = r.next;
     switch (next.kind) {
@@ -199,8 +236,32 @@ export async function sendMessage(input: SendMessageInput): Promise<{ status: Me
       }
       case 'wait_credentials': {
         show('waiting_credentials');
-        const deadline = Date.now() + input.policy.credentialsWaitMs;
+        // A message that fails on credentials again after a settings change keeps its first deadline:
+        // a fresh one per failure let a tenant that keeps changing wrong settings hold it for ever.
+        const deadline = patched(ONE_CREDENTIALS_DEADLINE)
+          ? (credentialsDeadline ??= Date.now() + input.policy.credentialsWaitMs)
+          : Date.now() + input.policy.credentialsWaitMs;
         const versionAtFailure = r.settingsVersion;
+        if (patched(CREDENTIALS_VERSION_WAIT)) {
+          // The wait ends when the tenant's settings are no longer those the attempt failed with. A
+          // signal only says "look now": one that came during the attempt (or a change made before
+          // the message was stored as waiting, which no signal reaches) is seen by the first look.
+          for (;;) {
+            woken = false;
+            if ((await acts.tenantSettingsVersion(input.tenantId)) !== versionAtFailure) break;
+            const left = deadline - Date.now();
+            if (left <= 0) {
+              return end(
+                'failed',
+                `credentials or settings were not fixed within ${formatDuration(input.policy.credentialsWaitMs)}; ${next.reason}`,
+                true,
+              );
+            }
+            await condition(() => woken || cancelled, Math.min(left, CREDENTIAL_RECHECK_MS));
+            if (cancelled) break;
+          }
+          continue;
+        }
         woken = false;
         for (;;) {
           const left = deadline - Date.now();

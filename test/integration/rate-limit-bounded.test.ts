@@ -2,6 +2,7 @@ import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import { temporal as proto } from '@temporalio/proto';
 import { createMessageActivities } from '../../src/activities/messages';
+import { SendGate } from '../../src/activities/send-gate';
 import { SmtpPools } from '../../src/activities/smtp-transport';
 import type { GrantDoc, PermitRequestDoc } from '../../src/store/permits';
 import { queryLimiterStats, rateLimiterWorkflowId, wakeLimiter } from '../../src/temporal/handoffs/rate-limiter';
@@ -226,6 +227,7 @@ describe('store-backed rate limiter', { concurrency: true }, () => {
     const acts = createMessageActivities({
       ...stack.repos,
       pools: new SmtpPools([]),
+      gate: new SendGate(10, 0),
       temporal: stack.temporal,
       taskQueue: stack.config.temporal.taskQueue,
     });

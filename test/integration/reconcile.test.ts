@@ -70,6 +70,8 @@ test(
 
     const sent = await messageUntil(stack, key, orphanDoc._id, ['sent'], 60_000);
     assert.equal(sent.status, 'sent');
+    // Started on the send queue, as the API would have.
+    assert.equal((await stack.temporal.workflow.getHandle(orphanDoc.workflowId).describe()).taskQueue, stack.config.temporal.sendTaskQueue);
     await eventually(() => peer.messages().some((m) => m.messageId === orphanDoc.messageId), 30_000, 'the orphan at the SMTP server');
     const failed = await messageUntil(stack, key, refusedDoc._id, ['failed'], 60_000);
     assert.match(failed.reason, /never accepted: the API answered 503/);

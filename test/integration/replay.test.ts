@@ -102,7 +102,7 @@ test('send-no-invisible-sending-upsert: runs from before the patch keep the upse
     }
     const current = fixture(scenario);
     assert.deepEqual(sendStatuses(current.history), after, current.file);
-    assert.deepEqual(patchIds(current.history), [PATCH], current.file);
+    assert.equal(patchIds(current.history)[0], PATCH, current.file);
     chosen.push(current);
   }
   const errors: string[] = [];
@@ -116,4 +116,29 @@ test('send-no-invisible-sending-upsert: runs from before the patch keep the upse
   }
   assert.equal(i, chosen.length);
   assert.deepEqual(errors, []);
+});
+
+test('send patches of issue 13: old credentials waits replay without them; new runs record them only on their path', async () => {
+  const fixture = (file: string) => {
+    const f = fixtures.find((x) => x.file === `sendMessage/${file}.json`);
+    assert.ok(f, `missing fixture sendMessage/${file}.json`);
+    return f;
+  };
+  const BUSY = 'send-tenant-busy-activity';
+  const VERSION_WAIT = 'send-credentials-version-wait';
+  const ONE_DEADLINE = 'send-one-credentials-deadline';
+  for (const old of ['f5599aa-credentials-wait-woken', 'f5599aa-oauth-credentials-wait']) {
+    assert.deepEqual(patchIds(fixture(old).history), ['send-no-invisible-sending-upsert'], old);
+  }
+  for (const current of ['credentials-wait-woken', 'oauth-credentials-wait']) {
+    const ids = patchIds(fixture(current).history);
+    assert.ok(ids.includes(VERSION_WAIT) && ids.includes(ONE_DEADLINE) && !ids.includes(BUSY), `${current}: ${ids.join(', ')}`);
+  }
+  // The busy path's marker, and an activity task for the attempt; the common path records neither.
+  const busy = fixture('tenant-busy-activity').history;
+  assert.ok(patchIds(busy).includes(BUSY));
+  assert.ok(busy.events.some((e) => e.activityTaskScheduledEventAttributes));
+  const immediate = fixture('immediate-250').history;
+  assert.deepEqual(patchIds(immediate), ['send-no-invisible-sending-upsert']);
+  assert.ok(!immediate.events.some((e) => e.activityTaskScheduledEventAttributes));
 });

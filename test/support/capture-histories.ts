@@ -15,7 +15,7 @@ import { WebhookReceiver } from './webhook-receiver';
 import { webhookTenant } from './webhooks';
 // ---- What differs between source trees. A copy run against an older commit (docs/decisions.md,
 // "Changing workflow code") edits only this block, so the scenarios stay the same. ----
-import { SEND_MESSAGE_WORKFLOW } from '../../src/temporal/handoffs/send-message';
+import { querySendState, SEND_MESSAGE_WORKFLOW, sendWorkflowId } from '../../src/temporal/handoffs/send-message';
 import { RATE_LIMITER_WORKFLOW } from '../../src/temporal/handoffs/rate-limiter';
 import { CASE_WORKFLOW, signalCaseEvent } from '../../src/temporal/handoffs/case';
 import { OAUTH_TOKEN_WORKFLOW } from '../../src/temporal/handoffs/oauth-token';
@@ -49,6 +49,19 @@ const inboundCaseEvent = (stack: Stack, tenantId: string, caseId: string, n: num
   });
 const startWebhooksWithHistoryLimit = (stack: Stack, tenantId: string, historyLimit: number) =>
   startWebhookDelivery(stack.temporal, stack.config.temporal.taskQueue, { tenantId, historyLimit });
+/**
+ * Until the message's workflow itself says it waits for credentials: the store says so from inside
+ * the workflow task that records the failure, and a PATCH signalled then makes the server refuse
+ * that task (UnhandledCommand), so the recorded history would not show the wait at all.
+ */
+const workflowWaitsForCredentials = (stack: Stack, tenantId: string, id: string) =>
+  eventually(
+    async () => (await querySendState(stack.temporal, sendWorkflowId(tenantId, id))).status === 'waiting_credentials',
+    30_000,
+    `${id}'s workflow to wait for credentials`,
+  );
+/** Every task queue the stack's worker polls (one before sends got a queue of their own). */
+const queuesOf = (stack: Stack): string[] => [stack.config.temporal.taskQueue, stack.config.temporal.sendTaskQueue];
 // ---- End of the tree-specific block. ----
 
 /**
@@ -111,11 +124,12 @@ async function send(ctx: Ctx, key: string, body: Record<string, unknown> = messa
 }
 
 /** Every run (continue-as-new included) of `type` whose workflow id names the tenant, oldest first. */
-async function runsOf(client: Client, taskQueue: string, type: string, tenantId: string, atLeast = 1) {
+async function runsOf(client: Client, queues: string[], type: string, tenantId: string, atLeast = 1) {
+  const onQueues = queues.map((q) => `TaskQueue = '${q}'`).join(' OR ');
   return eventually(
     async () => {
       const found: Array<{ workflowId: string; runId: string; startTime: Date }> = [];
-      for await (const wf of client.workflow.list({ query: `TaskQueue = '${taskQueue}' AND WorkflowType = '${type}'` })) {
+      for await (const wf of client.workflow.list({ query: `(${onQueues}) AND WorkflowType = '${type}'` })) {
         if (wf.workflowId.includes(tenantId)) found.push({ workflowId: wf.workflowId, runId: wf.runId, startTime: wf.startTime });
       }
       found.sort((a, b) => a.startTime.getTime() - b.startTime.getTime());
@@ -140,7 +154,7 @@ async function settledHistory(client: Client, workflowId: string, runId: string)
 }
 
 async function capture(ctx: Ctx, type: string, tenantId: string, scenario: string, run = 0): Promise<void> {
-  const runs = await runsOf(ctx.stack.temporal, ctx.stack.config.temporal.taskQueue, type, tenantId, run + 1);
+  const runs = await runsOf(ctx.stack.temporal, queuesOf(ctx.stack), type, tenantId, run + 1);
   const r = runs[run]!;
   ctx.save(type, scenario, r, await settledHistory(ctx.stack.temporal, r.workflowId, r.runId));
 }
@@ -171,7 +185,7 @@ const scenarios: Scenario[] = [
       const second = await send(ctx, t.key, message({ subject: 'second' }));
       await messageUntil(ctx.stack, t.key, second, ['waiting_rate_limit']);
       await messageUntil(ctx.stack, t.key, second, ['sent'], 120_000);
-      const sends = await runsOf(ctx.stack.temporal, ctx.stack.config.temporal.taskQueue, TYPES.send, t.id, 2);
+      const sends = await runsOf(ctx.stack.temporal, queuesOf(ctx.stack), TYPES.send, t.id, 2);
       const waited = sends.find((s) => s.workflowId.endsWith(second))!;
       ctx.save(TYPES.send, 'rate-limit-wait', waited, await settledHistory(ctx.stack.temporal, waited.workflowId, waited.runId));
       await capture(ctx, TYPES.limiter, t.id, 'grants-and-wait');
@@ -185,6 +199,7 @@ const scenarios: Scenario[] = [
       });
       const id = await send(ctx, t.key);
       await messageUntil(ctx.stack, t.key, id, ['waiting_credentials']);
+      await workflowWaitsForCredentials(ctx.stack, t.id, id);
       const patched = await api(ctx.stack, 'PATCH', `/v1/tenants/${t.id}`, {
         key: t.key,
         body: { auth: { type: 'password', user: USER, password: PASSWORD } },
@@ -192,6 +207,25 @@ const scenarios: Scenario[] = [
       if (patched.status !== 200) throw new Error(`PATCH tenant: ${patched.status}`);
       await messageUntil(ctx.stack, t.key, id, ['sent']);
       await capture(ctx, TYPES.send, t.id, 'credentials-wait-woken');
+    },
+  },
+  {
+    names: [`${TYPES.send}/tenant-busy-activity`],
+    async run(ctx) {
+      // One connection and a slow DATA: of three messages sent together, one attempt runs locally and
+      // the others find the tenant at its cap, and are made as regular activities.
+      const t = await tenant(ctx, await ctx.peer({ dataDelayMs: 1_500 }), { limits: { maxConnections: 1 } });
+      const ids = await Promise.all([1, 2, 3].map((n) => send(ctx, t.key, message({ subject: `busy ${n}` }))));
+      for (const id of ids) await messageUntil(ctx.stack, t.key, id, ['sent'], 120_000);
+      const runs = await runsOf(ctx.stack.temporal, queuesOf(ctx.stack), TYPES.send, t.id, 3);
+      for (const r of runs) {
+        const history = await settledHistory(ctx.stack.temporal, r.workflowId, r.runId);
+        if (history.events?.some((e) => e.activityTaskScheduledEventAttributes)) {
+          ctx.save(TYPES.send, 'tenant-busy-activity', r, history);
+          return;
+        }
+      }
+      throw new Error('no send of the busy tenant ran its attempt as a regular activity');
     },
   },
   {
@@ -319,6 +353,7 @@ const scenarios: Scenario[] = [
       const t = await tenant(ctx, p, { auth });
       const id = await send(ctx, t.key);
       await messageUntil(ctx.stack, t.key, id, ['waiting_credentials']);
+      await workflowWaitsForCredentials(ctx.stack, t.id, id);
       const patched = await api(ctx.stack, 'PATCH', `/v1/tenants/${t.id}`, {
         key: ctx.stack.adminKey,
         body: { auth: { ...auth, refreshToken: 'replay-rt-1' } },
@@ -352,7 +387,7 @@ const scenarios: Scenario[] = [
       ctx.receiver.configure({ mode: 'ok' });
       await eventually(() => ctx.receiver.to(t.path).filter((r) => r.answered === 204).length === n, 60_000, 'every event delivered');
       await capture(ctx, TYPES.webhooks, t.id, 'retry-continue-as-new', 0);
-      const runs = await runsOf(ctx.stack.temporal, ctx.stack.config.temporal.taskQueue, TYPES.webhooks, t.id, 2);
+      const runs = await runsOf(ctx.stack.temporal, queuesOf(ctx.stack), TYPES.webhooks, t.id, 2);
       const last = runs.at(-1)!;
       ctx.save(TYPES.webhooks, 'continued', last, await settledHistory(ctx.stack.temporal, last.workflowId, last.runId));
     },
@@ -426,7 +461,7 @@ const scenarios: Scenario[] = [
       await ensureReconcileSchedule(ctx.stack.temporal, q, 3_600_000, { graceMs: 0, notAcceptedGraceMs: 3_600_000 });
       await triggerReconcile(ctx.stack.temporal, q);
       await messageUntil(ctx.stack, t.key, orphanId, ['sent'], 60_000);
-      const [run] = await runsOf(ctx.stack.temporal, q, TYPES.reconcile, q);
+      const [run] = await runsOf(ctx.stack.temporal, [q], TYPES.reconcile, q);
       await eventually(
         async () => (await ctx.stack.temporal.workflow.getHandle(run!.workflowId, run!.runId).describe()).status.name === 'COMPLETED',
         30_000,

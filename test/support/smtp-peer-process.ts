@@ -40,6 +40,10 @@ export interface PeerConfig {
    * stalling after the final dot); the message is kept, as a real MTA that queued it would.
    */
   stallFirstDataMs?: number;
+  /** Take the message and never answer DATA (a stalled server); each one is reported as `stalled`. */
+  stallData?: boolean;
+  /** Milliseconds to wait before answering AUTH (to hold an attempt open before its verdict). */
+  authDelayMs?: number;
   /** XOAUTH2: accept only unexpired tokens signed by this OAuth2 server (checked against its JWKS). */
   oauth?: {
     jwksUrl: string;
@@ -72,6 +76,7 @@ export type PeerEvent =
   /** The final dot of a DATA arrived (before any reply): the message is in the server's hands. */
   | { type: 'data'; messageId: string; at: number }
   | { type: 'rejected'; stage: 'mail' | 'rcpt' | 'data'; code: number; at: number; to?: string; from?: string }
+  | { type: 'stalled'; at: number; messageId: string }
   | { type: 'auth'; user: string; ok: boolean; method?: string; reason?: string; tokenSha?: string };
 
 export type PeerCommand = { type: 'config'; config: Partial<PeerConfig> };
@@ -158,10 +163,14 @@ process.on('message', (raw) => {
         });
         return;
       }
-      const ok = auth.username !== undefined && cfg.users[auth.username] === auth.password;
-      send({ type: 'auth', user: auth.username ?? '', ok });
-      if (!ok) return callback(smtpError({ code: 535, text: '5.7.8 Error: authentication failed: bad credentials' }));
-      callback(null, { user: auth.username });
+      const answer = () => {
+        const ok = auth.username !== undefined && cfg.users[auth.username] === auth.password;
+        send({ type: 'auth', user: auth.username ?? '', ok });
+        if (!ok) return callback(smtpError({ code: 535, text: '5.7.8 Error: authentication failed: bad credentials' }));
+        callback(null, { user: auth.username });
+      };
+      if (cfg.authDelayMs) setTimeout(answer, cfg.authDelayMs);
+      else answer();
     },
     onMailFrom(address, _session, callback) {
       const r = cfg.mailFromReplies?.[address.address.toLowerCase()];
@@ -187,6 +196,10 @@ process.on('message', (raw) => {
         const rawMsg = Buffer.concat(chunks).toString('utf8');
         const mid = /^Message-ID:\s*(<[^>]+>)/im.exec(rawMsg)?.[1] ?? '';
         send({ type: 'data', messageId: mid, at: dataEndAt });
+        if (cfg.stallData) {
+          send({ type: 'stalled', at: dataEndAt, messageId: mid });
+          return;
+        }
         const finish = () => {
           let planned = cfg.dataReplies?.shift();
           if (!planned && cfg.firstDataReply && !refusedOnce.has(mid)) {

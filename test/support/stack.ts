@@ -4,7 +4,7 @@ import path from 'node:path';
 import type { Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { Client } from '@temporalio/client';
-import type { NativeConnection, Worker } from '@temporalio/worker';
+import type { NativeConnection } from '@temporalio/worker';
 import { Runtime, DefaultLogger } from '@temporalio/worker';
 import { createApp, type AppDeps } from '../../src/api/app';
 import { createApiMetrics } from '../../src/api/metrics';
@@ -23,14 +23,14 @@ import type { EventRepository } from '../../src/store/events';
 import type { WebhookDeliveryRepository } from '../../src/store/webhook-deliveries';
 import { ensureWebhookSweeper, webhookSweeperWorkflowId } from '../../src/temporal/handoffs/webhook-delivery';
 import { connectTemporal, connectWorkerConnection } from '../../src/temporal/connection';
-import { createWorker } from '../../src/worker';
+import { createWorker, type CarteroWorkers } from '../../src/worker';
 import { eventually } from './smtp-peer';
 import { createTracking, type Tracking } from '../../src/api/tracking';
 import { caseHitNotifier } from '../../src/cases/record';
 
 /**
  * The whole service in the test process, against the real servers run-tests.ts started: the API on
- * a random port and a worker on its own task queue, with a database of its own. Nothing is faked.
+ * a random port and a worker on its own task queues (control and send), with a database of its own. Nothing is faked.
  */
 export interface Stack {
   baseUrl: string;
@@ -52,6 +52,8 @@ export interface Stack {
   repos: StoreDeps;
   /** The API's HTTP server, for tests that measure what it read off its sockets. */
   server: Server;
+  /** The worker's two Workers, its SMTP pools and send gate (null with `worker: false`). */
+  workers: CarteroWorkers | null;
   stop(): Promise<void>;
 }
 
@@ -114,13 +116,10 @@ export async function startStack(
   const { tenants } = repos;
   const { connection, client } = await connectTemporal(config, keyring);
   const workerConnection: NativeConnection = await connectWorkerConnection(config);
-  let worker: Worker | null = null;
+  let worker: CarteroWorkers | null = null;
   let running: Promise<void> = Promise.resolve();
-  let pools: { closeAll(): void } | null = null;
   if (options.worker !== false) {
-    const created = await createWorker({ ...repos, config, keyring, client, connection: workerConnection });
-    worker = created.worker;
-    pools = created.pools;
+    worker = await createWorker({ ...repos, config, keyring, client, connection: workerConnection });
     running = worker.run();
     await ensureWebhookSweeper(client, config.temporal.taskQueue);
   }
@@ -170,6 +169,7 @@ export async function startStack(
     tracking,
     repos,
     server,
+    workers: worker,
     async stop() {
       server.closeAllConnections();
       await new Promise<void>((r) => server.close(() => r()));
@@ -184,7 +184,7 @@ export async function startStack(
       await tracking.close();
       worker?.shutdown();
       await running;
-      pools?.closeAll();
+      worker?.pools.closeAll();
       await workerConnection.close();
       await connection.close();
       await store.db.dropDatabase().catch(() => undefined);

@@ -120,3 +120,39 @@ test('inbound limits: defaults, overrides, and a bad value named', () => {
     ['INBOUND_PARSE_THREADS'],
   );
 });
+
+test('sends get a task queue of their own, derived from TEMPORAL_TASK_QUEUE unless named; worker slots are tunable', () => {
+  const c = loadConfig({ ...valid(), TEMPORAL_TASK_QUEUE: 'mail' });
+  assert.equal(c.temporal.taskQueue, 'mail');
+  assert.equal(c.temporal.sendTaskQueue, 'mail-send');
+  assert.deepEqual(c.worker, {
+    control: { workflowTaskSlots: 40, activitySlots: 200 },
+    send: { workflowTaskSlots: 40, activitySlots: 200 },
+    tenantConcurrencyMax: 10,
+    localAttemptsMax: 20,
+  });
+  const tuned = loadConfig({
+    ...valid(),
+    TEMPORAL_SEND_TASK_QUEUE: 'outbound',
+    WORKER_SEND_WORKFLOW_TASK_SLOTS: '100',
+    SEND_TENANT_CONCURRENCY_MAX: '3',
+  });
+  assert.equal(tuned.temporal.sendTaskQueue, 'outbound');
+  assert.equal(tuned.worker.send.workflowTaskSlots, 100);
+  assert.equal(tuned.worker.localAttemptsMax, 50);
+  assert.equal(tuned.worker.tenantConcurrencyMax, 3);
+  assert.equal(
+    loadConfig({ ...valid(), WORKER_SEND_WORKFLOW_TASK_SLOTS: '20' }).worker.localAttemptsMax,
+    0,
+    'no local attempts below 40 slots',
+  );
+  assert.ok(problems({ ...valid(), TEMPORAL_SEND_TASK_QUEUE: 'cartero' }).some((p) => p.startsWith('TEMPORAL_SEND_TASK_QUEUE')));
+});
+
+test('local SMTP attempts must leave send workflow-task slots to other tasks', () => {
+  const p = problems({ ...valid(), WORKER_SEND_WORKFLOW_TASK_SLOTS: '10', SEND_LOCAL_ATTEMPTS_MAX: '8' });
+  assert.ok(
+    p.some((l) => l.startsWith('SEND_LOCAL_ATTEMPTS_MAX')),
+    p.join('\n'),
+  );
+});

@@ -57,11 +57,14 @@ export interface SendStart {
   caseId: string | null;
 }
 
-/** Starts a message's workflow; false when it runs (or ran) already: a retried request is durable already. */
-export async function startSendMessage(client: Client, taskQueue: string, s: SendStart): Promise<boolean> {
+/**
+ * Starts a message's workflow on the send queue (TEMPORAL_SEND_TASK_QUEUE, src/worker.ts); false when
+ * it runs (or ran) already: a retried request is durable already.
+ */
+export async function startSendMessage(client: Client, sendTaskQueue: string, s: SendStart): Promise<boolean> {
   try {
     await client.workflow.start<SendMessageWorkflow>(SEND_MESSAGE_WORKFLOW, {
-      taskQueue,
+      taskQueue: sendTaskQueue,
       workflowId: s.workflowId,
       // One run per message, ever: a request repeated after the message finished must not start it again.
       workflowIdReusePolicy: 'REJECT_DUPLICATE',

@@ -1,0 +1,56 @@
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import { busyRetryDelayMs, SendGate } from '../../src/activities/send-gate';
+
+test('a tenant gets min(maxConnections, the process cap) attempts; others are not held back by it', () => {
+  const gate = new SendGate(3, 100);
+  const a = [gate.tryEnter('a', 2, false), gate.tryEnter('a', 2, false)];
+  assert.ok(a.every(Boolean));
+  assert.equal(gate.tryEnter('a', 2, false), null, 'a third attempt of a 2-connection tenant waits');
+  assert.ok(gate.tryEnter('b', 2, false), 'another tenant still gets in');
+  const big = [1, 2, 3].map(() => gate.tryEnter('c', 50, false));
+  assert.ok(big.every(Boolean));
+  assert.equal(gate.tryEnter('c', 50, false), null, 'the process cap bounds a tenant with many connections');
+  a[0]!();
+  a[0]!();
+  assert.equal(gate.inFlight('a'), 1, 'a release counts once');
+  assert.ok(gate.tryEnter('a', 2, false), 'a released slot is free again');
+});
+
+test('local attempts share a process-wide cap; regular attempts do not count against it', () => {
+  const gate = new SendGate(10, 2);
+  const l1 = gate.tryEnter('a', 5, true);
+  const l2 = gate.tryEnter('b', 5, true);
+  assert.ok(l1 && l2);
+  assert.equal(gate.tryEnter('c', 5, true), null, 'a third local attempt goes to a regular activity');
+  assert.ok(gate.tryEnter('c', 5, false), 'a regular attempt of the same tenant gets in');
+  l1();
+  assert.ok(gate.tryEnter('c', 5, true));
+});
+
+test('a refused regular attempt waits 1 s doubling to 30 s, jittered ±25 %', () => {
+  assert.equal(
+    busyRetryDelayMs(1, () => 0.5),
+    1_000,
+  );
+  assert.equal(
+    busyRetryDelayMs(2, () => 0.5),
+    2_000,
+  );
+  assert.equal(
+    busyRetryDelayMs(6, () => 0.5),
+    30_000,
+  );
+  assert.equal(
+    busyRetryDelayMs(60, () => 0.5),
+    30_000,
+  );
+  assert.equal(
+    busyRetryDelayMs(1, () => 0),
+    750,
+  );
+  assert.equal(
+    busyRetryDelayMs(6, () => 1),
+    37_500,
+  );
+});
