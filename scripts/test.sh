@@ -17,4 +17,13 @@ node .build-test/src/tools/bundle-workflows.js >/dev/null
 # Lint before the suites so a violation fails `npm test` quickly. CARTERO_TEST_LINT=0 skips it for a local
 # re-run of one suite (.ci/run must not set it).
 if [ "${CARTERO_TEST_LINT:-1}" != "0" ]; then bash scripts/lint.sh; fi
-exec node .build-test/test/support/run-tests.js "$@"
+node .build-test/test/support/run-tests.js "$@"
+# The whole run (no filter) ends with a second pass on the production-style Temporal server
+# (go.temporal.io/server on PostgreSQL, docs/decisions.md "Embedded servers"): the send suite, the
+# fault tests and the replay test, so what the dev server passes is shown on the server production
+# runs too. CARTERO_TEST_POSTGRES=0 skips it; CARTERO_TEMPORAL=postgres runs everything there instead.
+if [ "$#" -eq 0 ] && [ "${CARTERO_TEST_POSTGRES:-1}" != "0" ] && [ "${CARTERO_TEMPORAL:-dev}" != "postgres" ]; then
+  echo "cartero: second pass on the PostgreSQL-backed Temporal server..."
+  bash scripts/provision.sh postgres
+  CARTERO_TEMPORAL=postgres node .build-test/test/support/run-tests.js integration/send.test integration/faults- integration/replay
+fi

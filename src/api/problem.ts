@@ -86,7 +86,7 @@ export function errorHandler(logger: Logger): ErrorRequestHandler {
     if (err instanceof CarteroError) {
       carteroErr = err;
       if (err instanceof DependencyUnavailableError && err.underlying !== undefined) {
-        const underlying = err.underlying instanceof Error ? err.underlying.message : String(err.underlying);
+        const underlying = err.underlying instanceof Error ? err.underlying.message : JSON.stringify(err.underlying);
         logger.warn({ err: underlying.slice(0, 500), dependency: err.dependency, path: loggablePath(req.path) }, 'dependency unavailable');
       }
     } else if (bp?.type === 'entity.parse.failed') {
