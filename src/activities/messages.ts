@@ -14,6 +14,7 @@ import type { PermitRepository } from '../store/permits';
 import { wakeLimiter } from '../temporal/handoffs/rate-limiter';
 import { tellCaseOfDelivery } from './cases';
 import { appendAttemptEvents, appendEndingEvent } from './message-events';
+import { noteMessageFailed, noteSendAttempt } from './tenant-health';
 import type { OAuthAccess } from './oauth-access';
 import { outcomeFromError, outcomeFromResult, type PoolLease, type SmtpPools } from './smtp-transport';
 
@@ -204,6 +205,7 @@ export function createMessageActivities(deps: MessageActivityDeps) {
       decision.recipients,
       decision.next.reason ?? null,
     );
+    await noteSendAttempt(deps, tenant, { cls: outcome.cls, reply: lastReply, status: decision.status, bounced: decision.bounced.length });
     if (decision.next.kind === 'done') {
       // The document is in hand: telling the case here saves the workflow a local activity and a read.
       await tellCaseOfDelivery(
@@ -244,6 +246,7 @@ export function createMessageActivities(deps: MessageActivityDeps) {
         const doc = await deps.messages.findAny(id);
         // Only what the store recorded is announced: a cancel that won the lock stays `cancelled`.
         if (doc?.status === 'failed') await appendEndingEvent(deps.events, doc, status, reason, doc.lastReply ?? null);
+        if (doc?.status === 'failed') await noteMessageFailed(deps, doc.tenantId);
       }
     },
 

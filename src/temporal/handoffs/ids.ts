@@ -63,6 +63,11 @@ export function parseWorkflowId(id: string): ParsedWorkflowId | null {
 export const webhookSweeperWorkflowId = (taskQueue: string): string => `webhook-sweeper-${taskQueue}`;
 /** So is the reconciler's schedule (its runs are named by Temporal from it). */
 export const reconcileScheduleId = (taskQueue: string): string => `reconcile-${taskQueue}`;
+/** A tenant's health-check schedule (a schedule id, not a workflow id: its runs are `verify-<tenant>:health-<time>`). */
+export const tenantHealthScheduleId = (tenantId: string): string => {
+  checkTenant(tenantId);
+  return `health-${tenantId}`;
+};
 
 /**
  * Tenant-scoped hand-offs carry the tenant (and item) they were addressed for, and every handler
