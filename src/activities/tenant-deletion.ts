@@ -11,6 +11,7 @@ export interface TenantDeletionDeps {
   tenants: TenantRepository;
   store: Store;
   temporal: Client;
+  taskQueue: string;
 }
 
 /**
@@ -30,7 +31,7 @@ export function createTenantDeletionActivities(deps: TenantDeletionDeps) {
     async stopTenantWorkflows(tenantId: string): Promise<number> {
       await requireNotLive(tenantId);
       // First the schedule, so it starts nothing new while its runs are stopped.
-      await deleteTenantHealthSchedule(deps.temporal, tenantId);
+      await deleteTenantHealthSchedule(deps.temporal, deps.taskQueue, tenantId);
       return terminateTenantWorkflows(deps.temporal, tenantId, () => heartbeat());
     },
 

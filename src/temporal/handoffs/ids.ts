@@ -63,10 +63,13 @@ export function parseWorkflowId(id: string): ParsedWorkflowId | null {
 export const webhookSweeperWorkflowId = (taskQueue: string): string => `webhook-sweeper-${taskQueue}`;
 /** So is the reconciler's schedule (its runs are named by Temporal from it). */
 export const reconcileScheduleId = (taskQueue: string): string => `reconcile-${taskQueue}`;
-/** A tenant's health-check schedule (a schedule id, not a workflow id: its runs are `verify-<tenant>:health-<time>`). */
-export const tenantHealthScheduleId = (tenantId: string): string => {
+/**
+ * A tenant's health-check schedule, per deployment like the reconciler's (a schedule id, not a
+ * workflow id: its runs are `verify-<tenant>:health-<time>`).
+ */
+export const tenantHealthScheduleId = (taskQueue: string, tenantId: string): string => {
   checkTenant(tenantId);
-  return `health-${tenantId}`;
+  return `health-${taskQueue}:${tenantId}`;
 };
 
 /**

@@ -27,12 +27,12 @@ export async function runVerification(client: Client, taskQueue: string, tenantI
 
 /**
  * Each tenant's health check (docs/operations.md, "Tenant health"): a Temporal Schedule
- * `health-<tenant>` that runs this same verify every interval; the verify activity records the
+ * `health-<task queue>:<tenant>` that runs this same verify every interval; the verify activity records the
  * outcome as the tenant's health. The offset spreads tenants over the interval (a deterministic
  * hash of the id), so a deployment's checks do not all start at once.
  */
 export async function ensureTenantHealthSchedule(client: Client, taskQueue: string, tenantId: string, everyMs: number): Promise<void> {
-  const scheduleId = tenantHealthScheduleId(tenantId);
+  const scheduleId = tenantHealthScheduleId(taskQueue, tenantId);
   let hash = 0;
   for (const c of tenantId) hash = (hash * 31 + c.charCodeAt(0)) >>> 0;
   const options = {
@@ -59,9 +59,9 @@ export async function ensureTenantHealthSchedule(client: Client, taskQueue: stri
 }
 
 /** Removes the tenant's schedule (its deletion); true when there was one. */
-export async function deleteTenantHealthSchedule(client: Client, tenantId: string): Promise<boolean> {
+export async function deleteTenantHealthSchedule(client: Client, taskQueue: string, tenantId: string): Promise<boolean> {
   try {
-    await client.schedule.getHandle(tenantHealthScheduleId(tenantId)).delete();
+    await client.schedule.getHandle(tenantHealthScheduleId(taskQueue, tenantId)).delete();
     return true;
   } catch (err) {
     if (err instanceof ScheduleNotFoundError) return false;
@@ -69,15 +69,15 @@ export async function deleteTenantHealthSchedule(client: Client, tenantId: strin
   }
 }
 
-/** Runs the tenant's health check now (operators: `temporal schedule trigger --schedule-id health-<tenant>`; tests). */
-export async function triggerTenantHealthCheck(client: Client, tenantId: string): Promise<void> {
-  await client.schedule.getHandle(tenantHealthScheduleId(tenantId)).trigger();
+/** Runs the tenant's health check now (operators: `temporal schedule trigger --schedule-id health-<queue>:<tenant>`; tests). */
+export async function triggerTenantHealthCheck(client: Client, taskQueue: string, tenantId: string): Promise<void> {
+  await client.schedule.getHandle(tenantHealthScheduleId(taskQueue, tenantId)).trigger();
 }
 
 /** The schedule's interval, or null when the tenant has none (tests, operators' tools). */
-export async function tenantHealthScheduleInterval(client: Client, tenantId: string): Promise<number | null> {
+export async function tenantHealthScheduleInterval(client: Client, taskQueue: string, tenantId: string): Promise<number | null> {
   try {
-    const d = await client.schedule.getHandle(tenantHealthScheduleId(tenantId)).describe();
+    const d = await client.schedule.getHandle(tenantHealthScheduleId(taskQueue, tenantId)).describe();
     const every = d.spec.intervals?.[0]?.every;
     return typeof every === 'number' ? every : every === undefined ? null : Number(every);
   } catch (err) {
