@@ -67,7 +67,9 @@ test('the check itself refuses a misspelt metric and a histogram suffix on a cou
   assert.equal(exists('cartero_messages_sentt_total', reg), false);
   assert.equal(exists('cartero_messages_sent_total_bucket', reg), false);
   assert.equal(exists('cartero_http_request_duration_seconds_bucket', reg), true);
-  assert.deepEqual(metricNames('sum by (preset) (rate(cartero_messages_sent_total{preset="cartero_x"}[5m]))'), ['cartero_messages_sent_total']);
+  assert.deepEqual(metricNames('sum by (preset) (rate(cartero_messages_sent_total{preset="cartero_x"}[5m]))'), [
+    'cartero_messages_sent_total',
+  ]);
 });
 
 test('every series an operator acts on is charted', () => {
