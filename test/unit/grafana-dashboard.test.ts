@@ -21,8 +21,12 @@ const dashboard = JSON.parse(readFileSync(path.join(root, 'deploy', 'grafana', '
 /** Metric names in a PromQL expression: our two namespaces' identifiers (labels and functions never carry them). */
 function metricNames(expr: string): string[] {
   // Label matchers and grouping lists hold label names and values, never metric names.
-  const outside = expr.replace(/\{[^}]*\}/g, '').replace(/\b(?:by|without)\s*\([^)]*\)/g, '');
-  return [...outside.matchAll(/\b(?:cartero|temporal)_[a-zA-Z0-9_]+/g)].map((m) => m[0]);
+  const outside = expr
+    .split(/[{}]/)
+    .filter((_, i) => i % 2 === 0)
+    .join(' ')
+    .replace(/\b(?:by|without)\s*\([^)]*\)/g, '');
+  return [...outside.matchAll(/\b(?:cartero|temporal)_\w+/g)].map((m) => m[0]);
 }
 
 async function registered(): Promise<{ names: Set<string>; histograms: Set<string> }> {
