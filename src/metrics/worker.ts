@@ -97,7 +97,9 @@ export function workerMetrics(): WorkerMetrics {
  * https://docs.temporal.io/references/sdk-metrics; the names are in the bundled
  * @temporalio/core-bridge binary), prefixed `temporal_` by the exporter and exported as
  * src/metrics/temporal-runtime.ts configures it: counters without a `_total` suffix, latencies as
- * histograms in seconds (`_bucket`, `_sum`, `_count`). test/unit/grafana-dashboard.test.ts checks
+ * histograms in seconds (`_bucket`, `_sum`, `_count`). Checked against a live worker of
+ * @temporalio/worker 1.24.0 (labels: `worker_type`, `activity_type`, `workflow_type`, `task_queue`,
+ * `namespace`). test/unit/grafana-dashboard.test.ts checks
  * every dashboard query against these names and the registries'.
  */
 export const TEMPORAL_SDK_METRICS = [

@@ -52,6 +52,9 @@ function settingsProblems(settings: TenantSettings, problems: SettingsProblem[],
   }
 }
 
+/** How long a tenant create or PATCH waits for its health schedule before answering anyway. */
+const SCHEDULE_WAIT_MS = 5_000;
+
 export function tenantRoutes(deps: TenantRouteDeps): Router {
   const r = Router();
   const idOf = (req: Request) => parseParam(req.params.id, 'id', tenantIdSchema);
@@ -62,14 +65,16 @@ export function tenantRoutes(deps: TenantRouteDeps): Router {
    * next change. The tenant is stored already: a failure here is logged, never the request's answer.
    */
   const ensureHealthSchedule = async (tenantId: string): Promise<void> => {
-    try {
-      await ensureTenantHealthSchedule(deps.temporal, deps.taskQueue, tenantId, deps.healthIntervalMs);
-    } catch (err) {
+    const ensured = ensureTenantHealthSchedule(deps.temporal, deps.taskQueue, tenantId, deps.healthIntervalMs).catch((err: unknown) => {
       deps.warn?.('could not create the tenant health-check schedule; the next PATCH tries again', {
         tenantId,
         err: (err as Error).message,
       });
-    }
+    });
+    // Temporal unreachable: the client retries for long; the answer does not wait for it.
+    let timer: NodeJS.Timeout | undefined;
+    await Promise.race([ensured, new Promise<void>((r) => (timer = setTimeout(r, SCHEDULE_WAIT_MS)))]);
+    clearTimeout(timer);
   };
 
   r.post('/v1/tenants', async (req, res) => {
