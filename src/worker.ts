@@ -1,7 +1,7 @@
 import { existsSync } from 'node:fs';
 import path from 'node:path';
 import type { Client } from '@temporalio/client';
-import { Runtime, Worker, type NativeConnection, type WorkerOptions } from '@temporalio/worker';
+import { Worker, type NativeConnection, type WorkerOptions } from '@temporalio/worker';
 import { createActivities } from './activities';
 import { caseFeedbackSignaller } from './cases/record';
 import { OAuthAccess } from './activities/oauth-access';
@@ -19,6 +19,8 @@ import { ensureWebhookSweeper } from './temporal/handoffs/webhook-delivery';
 import { retireLegacyCaseWorkflows } from './temporal/handoffs/case';
 import { ensureReconcileSchedule } from './temporal/handoffs/reconciler';
 import { WORKFLOW_BUNDLE_IGNORED_MODULES } from './temporal/handoffs/bundle';
+import { installWorkerRuntime } from './metrics/temporal-runtime';
+import { startWorkerMetrics } from './metrics/worker';
 
 /**
  * The workflow bundle is built once by `npm run build` (dist/workflow-bundle.js); bundling at every
@@ -162,8 +164,9 @@ async function main(): Promise<void> {
   // The bounce-mailbox watch parses fetched mail on the parse pool's threads, never on this event loop.
   configureParsePool(config.inbound.parse);
   // SIGINT/SIGTERM make worker.run() drain: no new tasks, in-flight activities get shutdownGraceTime.
-  Runtime.install({ shutdownSignals: ['SIGINT', 'SIGTERM'] });
+  const temporalMetricsUrl = installWorkerRuntime(config);
   const repos = await openStore(config, keyring, logger);
+  const metrics = config.workerMetrics ? await startWorkerMetrics(repos, { ...config.workerMetrics, temporalMetricsUrl }) : null;
   const connection = await retrying('Temporal', logger, () => connectWorkerConnection(config));
   const { client, connection: clientConnection } = await retrying('Temporal', logger, () => connectTemporal(config, keyring));
   const workers = await createWorker({
@@ -193,7 +196,7 @@ async function main(): Promise<void> {
   );
   await workers.run();
   workers.pools.closeAll();
-  await Promise.allSettled([connection.close(), clientConnection.close(), repos.store.close()]);
+  await Promise.allSettled([connection.close(), clientConnection.close(), repos.store.close(), metrics?.close()]);
   logger.info('worker stopped');
 }
 

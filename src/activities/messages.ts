@@ -15,6 +15,7 @@ import { wakeLimiter } from '../temporal/handoffs/rate-limiter';
 import { BusyError } from '../errors';
 import { tellCaseOfDelivery } from './cases';
 import { appendAttemptEvents, appendEndingEvent } from './message-events';
+import { noteMessageFailed, noteSendAttempt } from './tenant-health';
 import type { OAuthAccess } from './oauth-access';
 import { busyRetryDelayMs, type SendGate } from './send-gate';
 import { outcomeFromError, outcomeFromResult, type PoolLease, type SmtpPools } from './smtp-transport';
@@ -239,6 +240,7 @@ export function createMessageActivities(deps: MessageActivityDeps) {
       decision.recipients,
       decision.next.reason ?? null,
     );
+    await noteSendAttempt(deps, tenant, { cls: outcome.cls, reply: lastReply, status: decision.status, bounced: decision.bounced.length });
     if (decision.next.kind === 'done') {
       // The document is in hand: telling the case here saves the workflow a local activity and a read.
       await tellCaseOfDelivery(
@@ -279,6 +281,7 @@ export function createMessageActivities(deps: MessageActivityDeps) {
         const doc = await deps.messages.findAny(id);
         // Only what the store recorded is announced: a cancel that won the lock stays `cancelled`.
         if (doc?.status === 'failed') await appendEndingEvent(deps.events, doc, status, reason, doc.lastReply ?? null);
+        if (doc?.status === 'failed') await noteMessageFailed(deps, doc.tenantId);
       }
     },
 

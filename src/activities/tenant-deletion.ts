@@ -5,11 +5,13 @@ import type { Store } from '../store/mongo';
 import { purgeTenantData } from '../store/tenant-purge';
 import type { TenantRepository } from '../store/tenants';
 import { terminateTenantWorkflows } from '../temporal/handoffs/tenant-deletion';
+import { deleteTenantHealthSchedule } from '../temporal/handoffs/verify-connection';
 
 export interface TenantDeletionDeps {
   tenants: TenantRepository;
   store: Store;
   temporal: Client;
+  taskQueue: string;
 }
 
 /**
@@ -28,6 +30,8 @@ export function createTenantDeletionActivities(deps: TenantDeletionDeps) {
     /** Terminates the tenant's running workflows (its deletion aside); returns how many. */
     async stopTenantWorkflows(tenantId: string): Promise<number> {
       await requireNotLive(tenantId);
+      // First the schedule, so it starts nothing new while its runs are stopped.
+      await deleteTenantHealthSchedule(deps.temporal, deps.taskQueue, tenantId);
       return terminateTenantWorkflows(deps.temporal, tenantId, () => heartbeat());
     },
 

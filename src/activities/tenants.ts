@@ -20,6 +20,8 @@ import {
 import type { TenantSettings } from '../domain/tenant';
 import { createDnsLookup } from './dns-lookup';
 import { probeSmtp, type ProbeAuth } from './smtp-probe';
+import type { EventRepository } from '../store/events';
+import { noteVerify } from './tenant-health';
 
 export interface TenantActivityDeps {
   tenants: TenantRepository;
@@ -29,6 +31,8 @@ export interface TenantActivityDeps {
   oauth?: OAuthAccess;
   /** DNS servers and probe recipient of verify's deeper checks (DNS_SERVERS, DNS_TIMEOUT_MS, VERIFY_PROBE_RECIPIENT). */
   verifyChecks?: VerifyCheckConfig;
+  /** Where `tenant.health` events go: every verify is a health check (src/activities/tenant-health.ts). */
+  events?: EventRepository;
 }
 
 const DNS_BUDGET_MS = 45_000;
@@ -161,6 +165,8 @@ export function createTenantActivities(deps: TenantActivityDeps) {
       findings.push(...dnsResults);
       const warnings = tenantWarnings(settings.preset, doc.auth.type);
       for (const w of warnings) findings.push({ check: w.code, status: 'warn', message: w.message, fix: w.fix });
+      // Only the connection (`ok`) is health: DNS findings and warnings are advice, not a broken setup.
+      if (deps.events) await noteVerify({ tenants: deps.tenants, events: deps.events }, tenantId, result);
       return { ...result, findings, status: worstStatus(findings), warnings };
     },
   };

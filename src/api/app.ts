@@ -10,6 +10,7 @@ import { EncryptionCodec } from '../temporal/codec';
 import { wakeWaitingSends } from '../temporal/wake-waiting-sends';
 import { authenticate } from './auth';
 import { createApiMetrics, type ApiMetrics } from './metrics';
+import { presetLabel } from '../metrics/labels';
 import { errorHandler } from './problem';
 import { codecRoutes } from './routes/codec';
 import { messageRoutes } from './routes/messages';
@@ -143,6 +144,8 @@ export function createApp(deps: AppDeps): Express {
       allowPrivateNetworks: deps.config.smtp.allowPrivateNetworks,
       onDeliverySettingsChanged: deps.onDeliverySettingsChanged ?? ((tenantId) => onDeliverySettingsChanged(deps, tenantId)),
       deletionSettleMs: deps.config.tenants.deletionSettleMs,
+      healthIntervalMs: deps.config.tenants.healthIntervalMs,
+      warn: (msg, fields) => deps.logger.warn(fields, msg),
     }),
   );
   app.use(oauthStartRoutes(oauthDeps));
@@ -157,6 +160,7 @@ export function createApp(deps: AppDeps): Express {
       tracking,
       cases,
       inbound,
+      onAccepted: (preset) => metrics.accepted.inc({ preset: presetLabel(preset) }),
       onCancelSignalError: (workflowId, err) => deps.logger.warn({ workflowId, err: err.message }, 'could not signal a cancel to its send'),
     }),
   );

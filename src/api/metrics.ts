@@ -3,6 +3,8 @@ import { collectDefaultMetrics, Counter, Histogram, Registry } from 'prom-client
 
 export interface ApiMetrics {
   registry: Registry;
+  /** Messages accepted by POST /v1/messages (not its idempotent repeats), by tenant preset. */
+  accepted: Counter<'preset'>;
   middleware: (req: Request, res: Response, next: NextFunction) => void;
 }
 
@@ -22,8 +24,15 @@ export function createApiMetrics(): ApiMetrics {
     buckets: [0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10],
     registers: [registry],
   });
+  const accepted = new Counter({
+    name: 'cartero_messages_accepted_total',
+    help: 'Messages accepted by POST /v1/messages (repeats of an idempotency key not counted), by tenant preset',
+    labelNames: ['preset'] as const,
+    registers: [registry],
+  });
   return {
     registry,
+    accepted,
     middleware: (req, res, next) => {
       const end = duration.startTimer();
       res.on('finish', () => {

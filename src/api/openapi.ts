@@ -158,6 +158,18 @@ export function buildOpenApi(version: string): Json {
               },
             },
             warnings: { type: 'array', items: { $ref: '#/components/schemas/TenantWarning' } },
+            health: {
+              type: 'object',
+              description:
+                'What the scheduled verify and real sends found lately: `degraded` after an auth/TLS/settings failure of a send or a failed verify, `healthy` again at the next success; each change is a `tenant.health` event',
+              required: ['status', 'reason', 'since', 'checkedAt'],
+              properties: {
+                status: { type: 'string', enum: ['healthy', 'degraded'] },
+                reason: { type: ['string', 'null'] },
+                since: { type: 'string', format: 'date-time' },
+                checkedAt: { type: ['string', 'null'], format: 'date-time' },
+              },
+            },
             settingsVersion: { type: 'integer' },
             createdAt: { type: 'string', format: 'date-time' },
             updatedAt: { type: 'string', format: 'date-time' },

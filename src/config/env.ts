@@ -46,6 +46,13 @@ const envSchema = z.object({
   METRICS_PORT: z.coerce.number().int().min(0).max(65535).default(9464),
   /** Loopback by default: bind it wider only on a network that only the scraper reaches. */
   METRICS_HOST: z.string().min(1).default('127.0.0.1'),
+  /** The worker's own /metrics listener (docs/operations.md, "Metrics"). 0 = none. */
+  WORKER_METRICS_PORT: z.coerce.number().int().min(0).max(65535).default(9465),
+  WORKER_METRICS_HOST: z.string().min(1).default('127.0.0.1'),
+  /** Where the Temporal SDK serves its own metrics (loopback; the worker's /metrics includes them). 0 = off. */
+  TEMPORAL_METRICS_PORT: z.coerce.number().int().min(0).max(65535).default(9466),
+  /** How often the worker's store gauges (oldest waiting message, tenants by health) are recomputed. */
+  WORKER_METRICS_REFRESH_MS: z.coerce.number().int().min(1000).default(30_000),
   LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
 
   CARTERO_ADMIN_KEY: z.string().min(24, 'must be at least 24 characters'),
@@ -127,6 +134,12 @@ const envSchema = z.object({
     .int()
     .min(0)
     .default(15 * 60_000),
+  /** Each tenant's scheduled health check (a verify) runs this often (docs/operations.md, "Tenant health"). */
+  TENANT_HEALTH_INTERVAL_MS: z.coerce
+    .number()
+    .int()
+    .min(60_000)
+    .default(6 * 3600_000),
 
   /** JSON limit of POST /v1/messages (attachments arrive base64 inside it). */
   API_MESSAGE_BODY_LIMIT_BYTES: z.coerce
@@ -320,7 +333,9 @@ export interface Config {
     tenantConcurrencyMax: number;
     localAttemptsMax: number;
   };
-  tenants: { deletionSettleMs: number };
+  tenants: { deletionSettleMs: number; healthIntervalMs: number };
+  /** The worker's /metrics (null = not served) and the Temporal SDK's exporter port (null = off). */
+  workerMetrics: { port: number; host: string; temporalPort: number | null; refreshMs: number } | null;
   send: {
     messageBodyLimitBytes: number;
     policy: RetryPolicy;
@@ -511,7 +526,16 @@ export function loadConfig(source: NodeJS.ProcessEnv = process.env): Config {
       tenantConcurrencyMax: e.SEND_TENANT_CONCURRENCY_MAX,
       localAttemptsMax: e.SEND_LOCAL_ATTEMPTS_MAX ?? defaultLocalAttempts(e.WORKER_SEND_WORKFLOW_TASK_SLOTS),
     },
-    tenants: { deletionSettleMs: e.TENANT_DELETION_SETTLE_MS },
+    tenants: { deletionSettleMs: e.TENANT_DELETION_SETTLE_MS, healthIntervalMs: e.TENANT_HEALTH_INTERVAL_MS },
+    workerMetrics:
+      e.WORKER_METRICS_PORT === 0
+        ? null
+        : {
+            port: e.WORKER_METRICS_PORT,
+            host: e.WORKER_METRICS_HOST,
+            temporalPort: e.TEMPORAL_METRICS_PORT === 0 ? null : e.TEMPORAL_METRICS_PORT,
+            refreshMs: e.WORKER_METRICS_REFRESH_MS,
+          },
     send: {
       messageBodyLimitBytes: e.API_MESSAGE_BODY_LIMIT_BYTES,
       policy: {

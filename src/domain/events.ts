@@ -17,6 +17,8 @@ export const EVENT_TYPES = [
   'inbound.received',
   'case.updated',
   'tenant.needs_reauth',
+  /** The tenant's health changed (healthy ⇄ degraded); only on change (docs/operations.md, "Tenant health"). */
+  'tenant.health',
   /** Sent on request by `POST /v1/webhooks/test`. */
   'webhook.test',
 ] as const;

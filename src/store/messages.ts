@@ -132,6 +132,8 @@ export class MessageRepository {
     await col.createIndex({ tenantId: 1, messageId: 1 }, { name: 'tenant_messageId' });
     // The reconciler's scan of unfinished messages (src/activities/reconcile.ts).
     await col.createIndex({ status: 1, updatedAt: 1 }, { name: 'status_updated' });
+    // The worker's oldest-waiting gauge (src/metrics/worker.ts): one index lookup per status.
+    await col.createIndex({ status: 1, createdAt: 1 }, { name: 'status_created' });
   }
 
   /**
@@ -248,6 +250,21 @@ export class MessageRepository {
       .sort({ updatedAt: 1, _id: 1 })
       .limit(limit)
       .toArray();
+  }
+
+  /** When the oldest message in `status` was accepted (null: none); bounded by `maxTimeMS` (a metrics gauge). */
+  async oldestIn(status: MessageStatus, maxTimeMS: number): Promise<Date | null> {
+    const doc = await this.col
+      .find({ status }, { projection: { createdAt: 1 }, maxTimeMS })
+      .sort({ createdAt: 1 })
+      .limit(1)
+      .next();
+    return doc?.createdAt ?? null;
+  }
+
+  /** How many messages are in `status`, counting no further than `cap` (a metrics gauge). */
+  async countIn(status: MessageStatus, cap: number, maxTimeMS: number): Promise<number> {
+    return this.col.countDocuments({ status }, { limit: cap, maxTimeMS });
   }
 
   /** Writes the recipient list, as the caller just read it, with those found on the suppression list marked `suppressed`. */

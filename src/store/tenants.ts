@@ -5,6 +5,7 @@ import { AUTH_SECRET_FIELDS, type AuthInput, type AuthSecretField, type TenantSe
 import { ConflictError, NotFoundError, SealedCredentialsError, ValidationError } from '../errors';
 import type { TenantWarning } from '../domain/smtp-probe';
 import { tenantWarnings } from '../domain/verify-findings';
+import type { HealthObservation, HealthStatus, TenantHealthView } from '../domain/tenant-health';
 import { createHash, randomBytes } from 'node:crypto';
 import { DecryptionError, generateSecret, hashApiKey, type Keyring } from '../security/crypto';
 import {
@@ -47,6 +48,21 @@ export interface TenantDoc {
    * workflow removes this document.
    */
   deletion?: { requestedAt: Date; workflowId: string };
+  /**
+   * Health as last observed (src/activities/tenant-health.ts). Absent until the first observation:
+   * healthy since creation. Any field may be missing (a first ok check sets only `checkedAt`).
+   * `changes` counts status changes: the `tenant.health` event id carries it.
+   */
+  health?: { status?: HealthStatus; reason?: string | null; since?: Date; checkedAt?: Date; changes?: number };
+}
+
+/** A health status change won by this caller (compare-and-set): exactly one caller gets it per change. */
+export interface HealthChange {
+  status: HealthStatus;
+  reason: string | null;
+  since: Date;
+  changes: number;
+  preset: TenantSettings['preset'];
 }
 
 /** What the API may show: no secrets, only which ones are set. */
@@ -66,6 +82,8 @@ export interface TenantView {
   verify: NonNullable<TenantSettings['verify']>;
   /** Standing problems of the setup itself (e.g. `basic_auth_retirement`), each with its fix. */
   warnings: TenantWarning[];
+  /** What the scheduled verify and real sends found lately (docs/operations.md, "Tenant health"). */
+  health: TenantHealthView;
   settingsVersion: number;
   createdAt: string;
   updatedAt: string;
@@ -301,6 +319,43 @@ export class TenantRepository {
     return openTenantSecret(this.keyring, sealScopeOf(doc), webhookPlace(doc._id), doc.webhookSecretSealed);
   }
 
+  /**
+   * Applies what a verify or a send found. The status changes by a conditional single-document
+   * update (atomic on FerretDB and MongoDB), so of many concurrent failures exactly one gets the
+   * change back and emits its event; the others only find it degraded already. A send's success
+   * writes nothing unless it recovers the tenant (callers skip it for a tenant they saw healthy).
+   */
+  async observeHealth(id: string, obs: HealthObservation, now = new Date()): Promise<HealthChange | null> {
+    const live = { _id: id, deletion: { $exists: false } };
+    const to: HealthStatus = obs.kind === 'failed' ? 'degraded' : 'healthy';
+    const reason = obs.kind === 'failed' ? obs.reason : null;
+    const changed = await this.col.findOneAndUpdate(
+      // A missing status is healthy: `$ne: 'degraded'` matches it, `degraded` does not.
+      { ...live, 'health.status': to === 'degraded' ? { $ne: 'degraded' } : 'degraded' },
+      {
+        $set: { 'health.status': to, 'health.reason': reason, 'health.since': now, 'health.checkedAt': now },
+        $inc: { 'health.changes': 1 },
+      },
+      { returnDocument: 'after' },
+    );
+    if (changed) {
+      return { status: to, reason, since: now, changes: changed.health?.changes ?? 1, preset: changed.settings.preset };
+    }
+    // No change: a verify still records when it looked (a send's failure too: it is rare).
+    if (obs.source === 'verify' || obs.kind === 'failed') await this.col.updateOne(live, { $set: { 'health.checkedAt': now } });
+    return null;
+  }
+
+  /** Live tenants by health status (the worker's gauge): two counts, whatever the number of tenants. */
+  async countByHealth(): Promise<Record<HealthStatus, number>> {
+    const live = { deletion: { $exists: false } };
+    const [all, degraded] = await Promise.all([
+      this.col.countDocuments(live),
+      this.col.countDocuments({ ...live, 'health.status': 'degraded' }),
+    ]);
+    return { healthy: all - degraded, degraded };
+  }
+
   /** Tenants with records still sealed the way they were before salts (src/store/seal-upgrade.ts). */
   legacyTenants(): AsyncIterable<TenantDoc> {
     return this.col.find({ $or: [{ salt: { $exists: false } }, { legacySeals: true }], deletion: { $exists: false } });
@@ -354,6 +409,16 @@ export class TenantRepository {
   }
 }
 
+function healthView(doc: TenantDoc): TenantHealthView {
+  const h = doc.health ?? {};
+  return {
+    status: h.status ?? 'healthy',
+    reason: h.reason ?? null,
+    since: (h.since ?? doc.createdAt).toISOString(),
+    checkedAt: h.checkedAt ? h.checkedAt.toISOString() : null,
+  };
+}
+
 export function toView(doc: TenantDoc): TenantView {
   const { sealed, ...authClear } = doc.auth;
   const secretsSet = Object.fromEntries(Object.keys(sealed).map((k) => [`${k}Set`, true] as const));
@@ -373,6 +438,7 @@ export function toView(doc: TenantDoc): TenantView {
     status: s.status,
     verify: s.verify ?? {},
     warnings: tenantWarnings(s.preset, doc.auth.type),
+    health: healthView(doc),
     settingsVersion: doc.settingsVersion,
     createdAt: doc.createdAt.toISOString(),
     updatedAt: doc.updatedAt.toISOString(),

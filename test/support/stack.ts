@@ -1,3 +1,5 @@
+import { startWorkerMetrics, type WorkerMetricsServer } from '../../src/metrics/worker';
+import { deleteTenantHealthSchedule } from '../../src/temporal/handoffs/verify-connection';
 import { randomBytes } from 'node:crypto';
 import os from 'node:os';
 import path from 'node:path';
@@ -36,6 +38,8 @@ export interface Stack {
   baseUrl: string;
   /** The operators' listener (/metrics, detailed /readyz), on loopback as in production. */
   metricsUrl: string;
+  /** The worker's /metrics (src/metrics/worker.ts) on a free loopback port; null without a worker. */
+  workerMetricsUrl: string | null;
   adminKey: string;
   config: Config;
   store: Store;
@@ -118,9 +122,11 @@ export async function startStack(
   const workerConnection: NativeConnection = await connectWorkerConnection(config);
   let worker: CarteroWorkers | null = null;
   let running: Promise<void> = Promise.resolve();
+  let workerMetricsServer: WorkerMetricsServer | null = null;
   if (options.worker !== false) {
     worker = await createWorker({ ...repos, config, keyring, client, connection: workerConnection });
     running = worker.run();
+    workerMetricsServer = await startWorkerMetrics(repos, { port: 0, host: '127.0.0.1', refreshMs: 1000 });
     await ensureWebhookSweeper(client, config.temporal.taskQueue);
   }
   const tracking = createTracking(config, logger, repos, keyring, {
@@ -155,6 +161,7 @@ export async function startStack(
   return {
     baseUrl: `http://127.0.0.1:${port}`,
     metricsUrl: `http://127.0.0.1:${(opsServer.address() as AddressInfo).port}`,
+    workerMetricsUrl: workerMetricsServer?.url ?? null,
     adminKey: config.adminKey,
     config,
     store,
@@ -182,6 +189,14 @@ export async function startStack(
           .terminate()
           .catch(() => undefined);
       await tracking.close();
+      await workerMetricsServer?.close();
+      // Tenants' health-check schedules outlive the stack otherwise (the dev server is shared).
+      for (const t of await store.db
+        .collection('tenants')
+        .find({}, { projection: { _id: 1 } })
+        .toArray()) {
+        await deleteTenantHealthSchedule(client, config.temporal.taskQueue, String(t._id)).catch(() => undefined);
+      }
       worker?.shutdown();
       await running;
       worker?.pools.closeAll();

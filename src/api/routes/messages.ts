@@ -14,6 +14,8 @@ import { caseIdSchema, messageIdSchema, tenantQuerySchema } from '../params';
 export interface MessageRouteDeps extends OutboundDeps {
   tenants: TenantRepository;
   tracking: OutboundDeps['tracking'] & { summaryOf(doc: MessageDoc): Promise<unknown> };
+  /** Told of each newly accepted message (the API's accepted counter). */
+  onAccepted?: (preset: TenantDoc['settings']['preset']) => void;
 }
 
 export function messageView(doc: MessageDoc) {
@@ -65,6 +67,7 @@ export function messageRoutes(deps: MessageRouteDeps): Router {
     const tenant = await tenantFor(req, body.tenantId);
     const { doc, repeated } = await acceptMessage(deps, tenant, body);
     if (!repeated) res.location(`/v1/messages/${doc._id}`);
+    if (!repeated) deps.onAccepted?.(tenant.settings.preset);
     res.status(202).json(acceptedView(doc));
   });
 

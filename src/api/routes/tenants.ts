@@ -15,7 +15,7 @@ import {
   type TenantSettings,
 } from '../../domain/tenant';
 import { DependencyUnavailableError, ForbiddenError, ValidationError } from '../../errors';
-import { runVerification } from '../../temporal/handoffs/verify-connection';
+import { ensureTenantHealthSchedule, runVerification } from '../../temporal/handoffs/verify-connection';
 import { startTenantDeletion, tenantDeletionWorkflowId } from '../../temporal/handoffs/tenant-deletion';
 import { toView, type TenantRepository } from '../../store/tenants';
 import { principalOf, requireAdmin, requireTenantAccess } from '../auth';
@@ -30,6 +30,9 @@ export interface TenantRouteDeps {
   onDeliverySettingsChanged: (tenantId: string) => Promise<void>;
   /** The deletion workflow's wait between its two passes (TENANT_DELETION_SETTLE_MS). */
   deletionSettleMs: number;
+  /** Each tenant's health-check schedule runs verify this often (TENANT_HEALTH_INTERVAL_MS). */
+  healthIntervalMs: number;
+  warn?: (msg: string, fields: Record<string, unknown>) => void;
 }
 
 function newTenantId(): string {
@@ -49,9 +52,30 @@ function settingsProblems(settings: TenantSettings, problems: SettingsProblem[],
   }
 }
 
+/** How long a tenant create or PATCH waits for its health schedule before answering anyway. */
+const SCHEDULE_WAIT_MS = 5_000;
+
 export function tenantRoutes(deps: TenantRouteDeps): Router {
   const r = Router();
   const idOf = (req: Request) => parseParam(req.params.id, 'id', tenantIdSchema);
+
+  /**
+   * The tenant's health-check schedule, created (or brought to the current interval) at create and
+   * at every PATCH, so a tenant from before it, or whose create met Temporal down, gets it at its
+   * next change. The tenant is stored already: a failure here is logged, never the request's answer.
+   */
+  const ensureHealthSchedule = async (tenantId: string): Promise<void> => {
+    const ensured = ensureTenantHealthSchedule(deps.temporal, deps.taskQueue, tenantId, deps.healthIntervalMs).catch((err: unknown) => {
+      deps.warn?.('could not create the tenant health-check schedule; the next PATCH tries again', {
+        tenantId,
+        err: (err as Error).message,
+      });
+    });
+    // Temporal unreachable: the client retries for long; the answer does not wait for it.
+    let timer: NodeJS.Timeout | undefined;
+    await Promise.race([ensured, new Promise<void>((r) => (timer = setTimeout(r, SCHEDULE_WAIT_MS)))]);
+    clearTimeout(timer);
+  };
 
   r.post('/v1/tenants', async (req, res) => {
     requireAdmin(req);
@@ -60,6 +84,7 @@ export function tenantRoutes(deps: TenantRouteDeps): Router {
     const { settings, problems } = resolveTenantSettings(rest, auth.type);
     settingsProblems(settings, problems, deps.allowPrivateNetworks);
     const created = await deps.tenants.create(id ?? newTenantId(), settings, auth);
+    await ensureHealthSchedule(created.tenant.id);
     res.status(201).location(`/v1/tenants/${created.tenant.id}`).json({
       tenant: created.tenant,
       // Shown once; only hashes / ciphertexts are kept.
@@ -87,6 +112,7 @@ export function tenantRoutes(deps: TenantRouteDeps): Router {
     settingsProblems(settings, problems, deps.allowPrivateNetworks);
     const updated = await deps.tenants.update(id, current.settingsVersion, settings, patch.auth);
     if (deliverySettingsChanged(patch)) await deps.onDeliverySettingsChanged(id);
+    await ensureHealthSchedule(id);
     res.json(toView(updated));
   });
 

@@ -63,6 +63,14 @@ export function parseWorkflowId(id: string): ParsedWorkflowId | null {
 export const webhookSweeperWorkflowId = (taskQueue: string): string => `webhook-sweeper-${taskQueue}`;
 /** So is the reconciler's schedule (its runs are named by Temporal from it). */
 export const reconcileScheduleId = (taskQueue: string): string => `reconcile-${taskQueue}`;
+/**
+ * A tenant's health-check schedule, per deployment like the reconciler's (a schedule id, not a
+ * workflow id: its runs are `verify-<tenant>:health-<time>`).
+ */
+export const tenantHealthScheduleId = (taskQueue: string, tenantId: string): string => {
+  checkTenant(tenantId);
+  return `health-${taskQueue}:${tenantId}`;
+};
 
 /**
  * Tenant-scoped hand-offs carry the tenant (and item) they were addressed for, and every handler
