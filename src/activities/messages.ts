@@ -13,6 +13,7 @@ import { Context, heartbeat } from '@temporalio/activity';
 import type { PermitRepository } from '../store/permits';
 import { wakeLimiter } from '../temporal/handoffs/rate-limiter';
 import { tellCaseOfDelivery } from './cases';
+import { applyConsequences, waitForPause } from './delivery-consequences';
 import { appendAttemptEvents, appendEndingEvent } from './message-events';
 import type { OAuthAccess } from './oauth-access';
 import { outcomeFromError, outcomeFromResult, type PoolLease, type SmtpPools } from './smtp-transport';
@@ -127,6 +128,8 @@ export function createMessageActivities(deps: MessageActivityDeps) {
       }
       return { next: { kind: 'permit_expired' }, status: 'waiting_rate_limit', settingsVersion: 0, lastReply: existing.lastReply ?? '' };
     }
+    const pausedUntil = await deps.permits.sendingPausedUntil(tenantId, Date.now());
+    if (pausedUntil > 0) return waitForPause(deps, existing, pausedUntil, input.policy);
     if (!(await deps.messages.claimForSending(id, input.attempt))) {
       // Cancelled (or finished) before this attempt could start its SMTP transaction.
       const now = await deps.messages.get(tenantId, id);
@@ -176,10 +179,7 @@ export function createMessageActivities(deps: MessageActivityDeps) {
       failuresSoFar: input.failuresSoFar,
       random: Math.random,
     });
-    for (const address of decision.bounced) {
-      const r = decision.recipients.find((x) => x.address === address);
-      await deps.suppressions.add(tenantId, address, 'smtp', 'hard bounce at RCPT TO', r?.reply ?? null);
-    }
+    await applyConsequences(deps, existing, input.attempt, decision);
     const lastReply = formatReply(outcome.reply);
     const now = new Date();
     await deps.messages.recordAttempt(

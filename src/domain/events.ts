@@ -17,6 +17,10 @@ export const EVENT_TYPES = [
   'inbound.received',
   'case.updated',
   'tenant.needs_reauth',
+  /** The tenant's server refused a message for a reason about the sender (relaying, policy, SPF/DMARC…): docs/bounces.md. */
+  'tenant.sending_refused',
+  /** A quota or rate refusal paused the tenant's sending; its messages wait (docs/bounces.md "Consequences"). */
+  'tenant.sending_paused',
   /** Sent on request by `POST /v1/webhooks/test`. */
   'webhook.test',
 ] as const;
