@@ -33,12 +33,14 @@ export async function appendAttemptEvents(
       data: {
         ...common,
         recipient: r.address,
-        reason: 'rejected',
-        status: null,
-        hard: true,
+        // The consequence table's reading of the refusal; records from before it were all suppressed.
+        reason: r.refusal?.reason ?? 'rejected',
+        status: r.refusal?.status ?? null,
+        hard: r.refusal?.hard ?? true,
         diagnostic: r.reply ?? null,
         source: 'smtp',
-        suppressed: true,
+        suppressed: r.refusal ? r.refusal.consequence === 'suppress' : true,
+        ...(r.refusal ? { consequence: r.refusal.consequence, rule: r.refusal.rule } : {}),
       },
     });
   }

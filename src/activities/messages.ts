@@ -14,6 +14,7 @@ import type { PermitRepository } from '../store/permits';
 import { wakeLimiter } from '../temporal/handoffs/rate-limiter';
 import { BusyError } from '../errors';
 import { tellCaseOfDelivery } from './cases';
+import { applyConsequences, waitForPause } from './delivery-consequences';
 import { appendAttemptEvents, appendEndingEvent } from './message-events';
 import { noteMessageFailed, noteSendAttempt } from './tenant-health';
 import type { OAuthAccess } from './oauth-access';
@@ -137,6 +138,9 @@ export function createMessageActivities(deps: MessageActivityDeps) {
       }
       return { next: { kind: 'permit_expired' }, status: 'waiting_rate_limit', settingsVersion: 0, lastReply: existing.lastReply ?? '' };
     }
+    // A paused tenant (a quota refusal) takes no slot of the gate and opens no transaction.
+    const pausedUntil = await deps.permits.sendingPausedUntil(tenantId, Date.now());
+    if (pausedUntil > 0) return waitForPause(deps, existing, pausedUntil, input.policy);
     const isLocal = Context.current().info.isLocal;
     const release = deps.gate.tryEnter(tenantId, tenant.settings.limits.maxConnections, isLocal);
     if (!release) {
@@ -212,10 +216,7 @@ export function createMessageActivities(deps: MessageActivityDeps) {
       failuresSoFar: input.failuresSoFar,
       random: Math.random,
     });
-    for (const address of decision.bounced) {
-      const r = decision.recipients.find((x) => x.address === address);
-      await deps.suppressions.add(tenantId, address, 'smtp', 'hard bounce at RCPT TO', r?.reply ?? null);
-    }
+    await applyConsequences(deps, existing, input.attempt, decision);
     const lastReply = formatReply(outcome.reply);
     const now = new Date();
     await deps.messages.recordAttempt(

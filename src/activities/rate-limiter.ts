@@ -99,6 +99,8 @@ export function createLimiterActivities(deps: LimiterActivityDeps) {
         if (err instanceof NotFoundError) return { granted: 0, refused: 0, queued: 0, nextAt: null, giveUpCheckAt: 0 };
         throw err;
       }
+      // A quota or rate refusal paused the tenant (recorded by the send attempt that got it): no grants before then.
+      const pausedUntil = Math.max(input.pausedUntil, await deps.permits.sendingPausedUntil(tenantId, now));
       const cutoff = grantLogCutoff(rules, now, marginMs);
       await deps.permits.pruneGrants(tenantId, cutoff);
       const logDocs = await deps.permits.liveGrants(tenantId, cutoff);
@@ -133,7 +135,7 @@ export function createLimiterActivities(deps: LimiterActivityDeps) {
           log,
           rules,
           candidates.map((r) => ({ id: r._id, recipients: r.recipients })),
-          { now, marginMs, pausedUntil: input.pausedUntil, maxGrants: MAX_GRANTS_PER_TICK - fresh.length },
+          { now, marginMs, pausedUntil, maxGrants: MAX_GRANTS_PER_TICK - fresh.length },
         );
         for (let i = 0; i < plan.granted.length; i++) {
           const r = candidates[i]!;

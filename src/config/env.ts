@@ -170,6 +170,12 @@ const envSchema = z.object({
     .min(1000)
     .default(3 * 24 * 60 * 60_000),
   SEND_THROTTLE_PAUSE_MS: z.coerce.number().int().min(0).default(60_000),
+  /** A daily-quota refusal (Gmail's 550 5.4.5) pauses the tenant this long before one message tries again. */
+  SEND_QUOTA_PAUSE_MS: z.coerce
+    .number()
+    .int()
+    .min(0)
+    .default(60 * 60_000),
   /** How long a rate-limit permit stays usable; also added to every window (see domain/rate-limit.ts). */
   RATE_LIMIT_MARGIN_MS: z.coerce.number().int().min(100).max(60_000).default(2_000),
   /**
@@ -545,6 +551,7 @@ export function loadConfig(source: NodeJS.ProcessEnv = process.env): Config {
         giveUpMs: e.SEND_GIVE_UP_MS,
         credentialsWaitMs: e.SEND_CREDENTIALS_WAIT_MS,
         throttlePauseMs: e.SEND_THROTTLE_PAUSE_MS,
+        quotaPauseMs: e.SEND_QUOTA_PAUSE_MS,
       },
       permitMarginMs: e.RATE_LIMIT_MARGIN_MS,
       rateLimitMaxWaitMs: e.SEND_RATE_LIMIT_MAX_WAIT_MS,

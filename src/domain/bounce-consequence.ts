@@ -1,4 +1,4 @@
-import type { BounceReason } from './mail/reasons';
+import { reasonFromStatus, reasonFromText, statusIn, type BounceReason } from './mail/reasons';
 
 /**
  * What Cartero does about one bounced, delayed or complained recipient (docs/bounces.md "Consequences"). Two
@@ -92,4 +92,47 @@ export function consequenceOf(input: ConsequenceInput): BounceConsequence {
 /** Every reason, with what a permanent (5.x.x) failure for it leads to: the table in docs/bounces.md. */
 export function consequenceTable(reasons: readonly BounceReason[]): Array<{ reason: BounceReason } & BounceConsequence> {
   return reasons.map((reason) => ({ reason, ...consequenceOf({ kind: 'bounce', reason, status: '5.0.0', diagnostic: null }) }));
+}
+
+/**
+ * Sending-limit refusals that last until the provider's daily window resets (Gmail's and Google Workspace's
+ * `550 5.4.5 Daily user sending limit exceeded`, Microsoft 365's `5.1.90` daily recipient limit): a long pause,
+ * not a short throttle.
+ */
+const DAILY_QUOTA_TEXT = /daily|per day|24 ?h|quota|5\.1\.90/i;
+
+/** What one SMTP reply (RCPT TO, MAIL FROM, DATA) leads to: the same table as a notice, read from the reply. */
+export interface ReplyConsequence extends BounceConsequence {
+  reason: BounceReason;
+  /** The enhanced status code used (the reply's, or its class with `.0.0` when it had none). */
+  status: string;
+  /** Which rule decided, kept as evidence on suppressions: `<consequence>/<reason>`, e.g. `suppress/userunknown`. */
+  rule: string;
+  /** For `pause-tenant`: a daily quota (wait for the window to reset) or a rate limit (a short pause). */
+  pause?: 'daily' | 'rate';
+}
+
+/**
+ * Reads a server's reply with the consequence table (docs/bounces.md "Consequences"). The reply code decides
+ * permanent or temporary (an enhanced code of the other class is read as the reply's class: some servers answer
+ * `550 4.2.2`); the text, then the enhanced code, the reason. A reply without a code (the connection failed) is
+ * a network error: retry.
+ */
+export function consequenceOfReply(reply: { code?: number; enhanced?: string; text: string }): ReplyConsequence {
+  if (reply.code === undefined) {
+    return { hard: false, permanent: false, consequence: 'retry', reason: 'networkerror', status: '4.4.0', rule: 'retry/networkerror' };
+  }
+  const cls = String(reply.code).charAt(0);
+  const found = reply.enhanced ?? statusIn(reply.text);
+  const status = found ? `${cls}${found.slice(1)}` : `${cls}.0.0`;
+  let reason: BounceReason = reasonFromText(reply.text) ?? reasonFromStatus(status) ?? 'undefined';
+  // RFC 3463 x.7.x is "security or policy": a code the registry does not name (Microsoft 365's 5.7.60 "send as"
+  // refusal) is still about the sender.
+  if (reason === 'undefined' && status.charAt(2) === '7') reason = 'policyviolation';
+  const c = consequenceOf({ kind: 'bounce', reason, status, diagnostic: reply.text });
+  // A quota refusal whose text read as another reason ("quota exceeded" reads as a full mailbox) is a limit.
+  if (c.consequence === 'pause-tenant' && !LIMITS.has(reason)) reason = 'ratelimited';
+  const out: ReplyConsequence = { ...c, reason, status, rule: `${c.consequence}/${reason}` };
+  if (c.consequence === 'pause-tenant') out.pause = status === '5.4.5' || DAILY_QUOTA_TEXT.test(reply.text) ? 'daily' : 'rate';
+  return out;
 }

@@ -19,6 +19,10 @@ export const EVENT_TYPES = [
   'tenant.needs_reauth',
   /** The tenant's health changed (healthy ⇄ degraded); only on change (docs/operations.md, "Tenant health"). */
   'tenant.health',
+  /** The tenant's server refused a message for a reason about the sender (relaying, policy, SPF/DMARC…): docs/bounces.md. */
+  'tenant.sending_refused',
+  /** A quota or rate refusal paused the tenant's sending; its messages wait (docs/bounces.md "Consequences"). */
+  'tenant.sending_paused',
   /** Sent on request by `POST /v1/webhooks/test`. */
   'webhook.test',
 ] as const;

@@ -16,7 +16,15 @@ export interface RetryPolicy {
   credentialsWaitMs: number;
   /** How long a throttling reply pushes the tenant's next slots back. */
   throttlePauseMs: number;
+  /**
+   * How long a daily-quota refusal (Gmail's `550 5.4.5`) pauses the tenant before one message tries again
+   * (SEND_QUOTA_PAUSE_MS). Absent in workflows started before it existed: DEFAULT_QUOTA_PAUSE_MS.
+   */
+  quotaPauseMs?: number;
 }
+
+/** Gmail frees quota as its rolling 24-hour window moves on: an hour's pause, then one message tries again. */
+export const DEFAULT_QUOTA_PAUSE_MS = 60 * 60_000;
 
 export const DEFAULT_RETRY_POLICY: RetryPolicy = {
   initialMs: 30_000,
@@ -25,6 +33,7 @@ export const DEFAULT_RETRY_POLICY: RetryPolicy = {
   giveUpMs: 3 * 24 * 60 * 60_000,
   credentialsWaitMs: 3 * 24 * 60 * 60_000,
   throttlePauseMs: 60_000,
+  quotaPauseMs: DEFAULT_QUOTA_PAUSE_MS,
 };
 
 export function retryDelayMs(policy: RetryPolicy, cls: ReplyClass, failuresSoFar: number, random: () => number): number {

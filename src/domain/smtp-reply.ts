@@ -50,16 +50,6 @@ export function classifyReply(reply: SmtpReply): ReplyClass {
   return code >= 500 ? 'permanent' : 'transient';
 }
 
-/** Per-recipient reply to RCPT TO: a 5xx bounces that recipient only; a 4xx retries it. */
-export type RecipientClass = 'accepted' | 'bounced' | 'deferred';
-
-export function classifyRecipientReply(reply: SmtpReply): RecipientClass {
-  if (reply.code === undefined) return 'deferred';
-  if (reply.code >= 200 && reply.code < 300) return 'accepted';
-  if (reply.code >= 500) return 'bounced';
-  return 'deferred';
-}
-
 /** Reply text for records: code + text, trimmed to a sane length. */
 export function formatReply(reply: SmtpReply): string {
   const t = reply.text.trim();

@@ -1,6 +1,7 @@
 import { feedbackCorroboration, matchRecipient, messageIdFromRfc, statusAfterBounces } from '../domain/bounce-match';
 import type { CaseFeedbackSignal } from '../domain/cases';
 import type { MailVerdict } from '../domain/mail/classify';
+import { consequenceOf } from '../domain/bounce-consequence';
 import type { EventRepository } from '../store/events';
 import type { MessageDoc, MessageRepository, RecipientFeedback } from '../store/messages';
 import type { SuppressionRepository } from '../store/suppressions';
@@ -116,14 +117,18 @@ export async function handleBounceOrComplaint(
     }
     updates.push({ index, status: kind === 'bounce' ? 'bounced' : null, feedback });
 
-    const suppress = (kind === 'bounce' && b.hard) || kind === 'complaint';
+    // The one consequence table (docs/bounces.md "Consequences"), as on the send path: only a dead address or a
+    // complaint suppresses; a refusal about the sender (policy, SPF/DMARC, relaying, quota) never does.
+    const consequence = consequenceOf({ kind, reason: b.reason, status: b.status, diagnostic: b.diagnostic });
+    const suppress = (kind === 'bounce' && b.hard && consequence.hard) || kind === 'complaint';
     if (suppress) {
       await deps.suppressions.add(
         tenantId,
         address,
         kind === 'complaint' ? 'complaint' : 'bounce',
         b.reason,
-        `${source.channel}: ${b.diagnostic ?? b.status ?? b.reason}`,
+        // The evidence: which channel and notice, which rule of the verdict and of the table, what the server said.
+        `${source.channel}: ${b.diagnostic ?? b.status ?? b.reason} (notice ${source.noticeId ?? verdict.originalMessageId ?? 'unknown'}, rule ${verdict.rule}, ${kind === 'complaint' ? 'suppress-complaint' : `suppress/${b.reason}`})`,
       );
     }
     const data = {
@@ -134,6 +139,7 @@ export async function handleBounceOrComplaint(
       diagnostic: b.diagnostic,
       source: source.channel,
       suppressed: suppress,
+      consequence: consequence.consequence,
     };
     if (kind === 'bounce') {
       await deps.events.append({

@@ -1,6 +1,7 @@
 import { GridFSBucket, ObjectId, type Collection, type Db, Binary } from 'mongodb';
 import { isDuplicateKey } from './upsert';
 import { TERMINAL_STATUSES, type MessageStatus, type RecipientStatus } from '../domain/message';
+import type { RecipientRefusal } from '../domain/delivery';
 import { ConflictError, NotFoundError } from '../errors';
 import type { MessageTracking } from '../domain/tracking/message';
 import { downloadBuffer, uploadBuffer } from './gridfs';
@@ -21,6 +22,8 @@ export interface RecipientRecord {
   kind: 'to' | 'cc' | 'bcc';
   status: RecipientStatus;
   reply?: string;
+  /** How the consequence table read this recipient's refusal at RCPT TO (docs/bounces.md "Consequences"). */
+  refusal?: RecipientRefusal;
   updatedAt?: Date;
   /** The last bounce, delay notice or complaint received for this recipient (docs/bounces.md). */
   feedback?: RecipientFeedback;
@@ -389,6 +392,7 @@ export class MessageRepository {
       if (!attempted.has(r.address)) return;
       perRecipient[`recipients.${i}.status`] = r.status;
       if (r.reply !== undefined) perRecipient[`recipients.${i}.reply`] = r.reply;
+      if (r.refusal !== undefined) perRecipient[`recipients.${i}.refusal`] = r.refusal;
       perRecipient[`recipients.${i}.updatedAt`] = r.updatedAt ?? now;
     });
     // The caller holds the lock for this attempt and found it unrecorded, so this is its only

@@ -46,6 +46,20 @@ export interface GrantDoc {
 
 const REQUESTS = 'permit_requests';
 const GRANTS = 'permit_grants';
+const PAUSES = 'sending_pauses';
+
+/**
+ * A tenant's sending paused by its provider's quota or rate refusal (docs/bounces.md "Consequences"): `_id` is the
+ * tenant id. Nothing is granted or sent for the tenant before `untilMs`.
+ */
+export interface SendingPauseDoc {
+  _id: string;
+  untilMs: number;
+  kind: 'daily' | 'rate';
+  /** The reply that paused it. */
+  reply: string;
+  at: Date;
+}
 
 /** `<tenant>:` up to, not including, `<tenant>;`: a tenant id never holds `:` or `;`. */
 const tenantRange = (tenantId: string) => ({ $gte: `${tenantId}:`, $lt: `${tenantId};` });
@@ -61,8 +75,10 @@ export interface NewPermitRequest {
 export class PermitRepository {
   private readonly requests: Collection<PermitRequestDoc>;
   private readonly grants: Collection<GrantDoc>;
+  private readonly pauses: Collection<SendingPauseDoc>;
 
   constructor(db: Db) {
+    this.pauses = db.collection<SendingPauseDoc>(PAUSES);
     this.requests = db.collection<PermitRequestDoc>(REQUESTS);
     this.grants = db.collection<GrantDoc>(GRANTS);
   }
@@ -161,5 +177,18 @@ export class PermitRepository {
     await this.enqueue(tenantId, { workflowId, recipients: g.recipients, acceptedAt: g.acceptedAt }, now, g.waitingSince);
     await this.grants.deleteOne({ _id });
     return true;
+  }
+
+  /** Pauses the tenant's sending until `untilMs` (a later pause already recorded stays). */
+  async pauseSending(tenantId: string, untilMs: number, kind: SendingPauseDoc['kind'], reply: string): Promise<void> {
+    await upsertRetrying(() =>
+      this.pauses.updateOne({ _id: tenantId }, { $max: { untilMs }, $set: { kind, reply, at: new Date() } }, { upsert: true }),
+    );
+  }
+
+  /** Until when the tenant's sending is paused (0: not paused, or the pause is over). One `_id` read. */
+  async sendingPausedUntil(tenantId: string, now: number): Promise<number> {
+    const p = await this.pauses.findOne({ _id: tenantId });
+    return p && p.untilMs > now ? p.untilMs : 0;
   }
 }

@@ -39,7 +39,7 @@ const BY_TENANT_FIELD = [
 ] as const;
 
 /** Collections keyed by the tenant id itself. */
-const BY_TENANT_ID = ['oauth_tokens', 'bounce_mailboxes'] as const;
+const BY_TENANT_ID = ['oauth_tokens', 'bounce_mailboxes', 'sending_pauses'] as const;
 
 /** GridFS buckets whose files carry `metadata.tenantId` (message bodies over 4 MB; inbound attachments and raw mail). */
 const BUCKETS = ['message_bodies_large', 'inbound_files'] as const;

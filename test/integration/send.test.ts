@@ -132,7 +132,7 @@ describe('sending', () => {
     assert.equal(byAddr['carol@customer.example'].status, 'sent');
     assert.deepEqual(p.messages()[0]!.to.sort(), ['alice@customer.example', 'carol@customer.example']);
     // The product hears of both: one bounced recipient, one (partial) sending.
-    assert.deepEqual((await eventsOf(t.id, 2)).sort(), ['message.bounced:bob@customer.example:', 'message.sent:partially_sent']);
+    assert.deepEqual((await eventsOf(t.id, 2)).sort(), ['message.bounced:bob@customer.example:5.1.1', 'message.sent:partially_sent']);
     const supp = await stack.suppressions.suppressedAmong(t.id, ['bob@customer.example']);
     assert.equal(supp.get('bob@customer.example')?.source, 'smtp');
     // The next message to bob is not even attempted.

@@ -54,6 +54,8 @@ export interface PeerConfig {
     /** How a refusal looks: Gmail's 334 challenge then 535, or Entra's bare 535. */
     failStyle?: 'challenge' | 'reply';
   };
+  /** Accept mail without AUTH (an MX Postfix relays to in tests); default false: AUTH required. */
+  authOptional?: boolean;
   /** Close the connection after each message, so every message authenticates again. */
   closeAfterMessage?: boolean;
 }
@@ -141,6 +143,7 @@ process.on('message', (raw) => {
     authMethods: cfg.authMethods ?? ['PLAIN', 'LOGIN'],
     // AUTH only after TLS, like every real submission server.
     allowInsecureAuth: false,
+    authOptional: cfg.authOptional ?? false,
     logger: false,
     size: cfg.size ?? 50 * 1024 * 1024,
     onAuth(auth, _session, callback) {
