@@ -1,5 +1,6 @@
 import { spawn, type ChildProcessWithoutNullStreams } from 'node:child_process';
 import { existsSync } from 'node:fs';
+import os from 'node:os';
 import path from 'node:path';
 import type { Socket } from 'node:net';
 import { createInterface } from 'node:readline';
@@ -14,6 +15,9 @@ import { z } from 'zod';
  * Cartero's own verdict: Sisimai improves verdicts, it is never needed for one.
  */
 
+/** Real diagnostics are a line or a few; more is noise or an attack. */
+const DIAGNOSTIC_MAX_CHARS = 2000;
+
 /** One recipient as Sisimai::Data reports it (the fields Cartero reads). */
 export const sisimaiRecordSchema = z.object({
   recipient: z.string(),
@@ -24,7 +28,8 @@ export const sisimaiRecordSchema = z.object({
   softbounce: z.number().int(),
   /** The Sisimai module that read the notice (`Postfix`, `RFC3464`, `Feedback-Loop`, `RFC3834`…). */
   smtpagent: z.string(),
-  diagnosticcode: z.string(),
+  /** Cut to DIAGNOSTIC_MAX_CHARS: Cartero's reason rules read it on the caller's thread, and hostile mail can make it megabytes. */
+  diagnosticcode: z.string().transform((d) => d.slice(0, DIAGNOSTIC_MAX_CHARS)),
   /** Message-ID of the returned message, without angle brackets ('' when none). */
   messageid: z.string(),
   action: z.string(),
@@ -37,7 +42,8 @@ const helloSchema = z.object({ ready: z.number(), version: z.string().optional()
 const answerSchema = z.object({
   id: z.number(),
   ok: z.number(),
-  records: z.array(sisimaiRecordSchema).optional(),
+  // A notice naming more recipients than this is not one Cartero acts on recipient by recipient.
+  records: z.array(sisimaiRecordSchema).max(1000).optional(),
   error: z.string().optional(),
 });
 
@@ -180,6 +186,15 @@ export class SisimaiBridge {
     }
     const child = spawn(this.opts.perl, [script], { stdio: ['pipe', 'pipe', 'pipe'] });
     this.starts++;
+    // Sisimai's regular expressions are Perl's (backtracking) and see attacker mail: on a small machine the
+    // bridge must lose to the API's event loop for CPU, not win (its time limit still bounds it).
+    if (child.pid !== undefined) {
+      try {
+        os.setPriority(child.pid, 10);
+      } catch {
+        // Not permitted here: it runs at the parent's priority.
+      }
+    }
     let hello: (ok: boolean) => void = () => undefined;
     const running: Running = { child, version: null, current: null, ready: new Promise<boolean>((r) => (hello = r)) };
     this.running = running;

@@ -41,6 +41,8 @@ async function createTenant(id: string, password: string): Promise<string> {
       domains: ['acme.example'],
       smtp: { host: 'localhost', port: pf.port, security: 'starttls', tls: { ca: pki.caCert } },
       auth: { type: 'password', user: pf.user, password },
+      // This Postfix delivers customer.example only (no outbound), so verify's RCPT probe names a local mailbox.
+      verify: { probeRecipient: 'postmaster@customer.example' },
     },
   });
   assert.equal(r.status, 201, JSON.stringify(r.body));
