@@ -15,6 +15,7 @@ import { wakeLimiter } from '../temporal/handoffs/rate-limiter';
 import { tellCaseOfDelivery } from './cases';
 import { appendAttemptEvents, appendEndingEvent } from './message-events';
 import type { OAuthAccess } from './oauth-access';
+import { copyToSentIfWanted } from './sent-copy';
 import { outcomeFromError, outcomeFromResult, type PoolLease, type SmtpPools } from './smtp-transport';
 
 export interface MessageActivityDeps {
@@ -108,6 +109,7 @@ export function createMessageActivities(deps: MessageActivityDeps) {
     if (recorded) {
       // Re-announce (same ids): the run that recorded it may have died before announcing it.
       await appendAttemptEvents(deps.events, existing, recorded, existing.status, existing.recipients, existing.reason ?? null);
+      await copyToSentIfWanted(deps, existing, tenant, existing.status);
       return replayed(existing.status, existing.reason, recorded.outcome, existing.lastReply ?? '', input.policy);
     }
     if (TERMINAL_STATUSES.has(existing.status)) {
@@ -204,6 +206,7 @@ export function createMessageActivities(deps: MessageActivityDeps) {
       decision.recipients,
       decision.next.reason ?? null,
     );
+    await copyToSentIfWanted(deps, existing, tenant, decision.status);
     if (decision.next.kind === 'done') {
       // The document is in hand: telling the case here saves the workflow a local activity and a read.
       await tellCaseOfDelivery(
