@@ -465,20 +465,25 @@ const scenarios: Scenario[] = [
   {
     names: [`${TYPES.sentCopy}/refused`],
     async run(ctx) {
-      // An IMAPS "server" whose certificate cannot be verified: not retried, `failed` on the message.
-      const tlsPeer = await ctx.peer({ implicitTls: true });
-      const t = await tenant(ctx, await ctx.peer(), {
-        sentCopy: 'on',
-        imap: { host: '127.0.0.1', port: tlsPeer.port, security: 'tls' },
-      });
-      const id = await send(ctx, t.key);
-      await messageUntil(ctx.stack, t.key, id, ['sent']);
-      await eventually(
-        async () => (await api(ctx.stack, 'GET', `/v1/messages/${id}`, { key: t.key })).body?.sentCopy?.status === 'failed',
-        60_000,
-        'the Sent copy to fail',
-      );
-      await capture(ctx, TYPES.sentCopy, t.id, 'refused');
+      // The IMAP login is refused (the SMTP password is not the mailbox's): not retried, `failed` on the message.
+      const imap = await startDovecotImap({ serverKey: ctx.pki.serverKey, serverCert: ctx.pki.serverCert });
+      try {
+        const t = await tenant(ctx, await ctx.peer({ users: { [imap.user]: 'smtp-only' } }), {
+          auth: { type: 'password', user: imap.user, password: 'smtp-only' },
+          sentCopy: 'on',
+          imap: { host: 'localhost', port: imap.tlsPort, security: 'tls' },
+        });
+        const id = await send(ctx, t.key);
+        await messageUntil(ctx.stack, t.key, id, ['sent']);
+        await eventually(
+          async () => (await api(ctx.stack, 'GET', `/v1/messages/${id}`, { key: t.key })).body?.sentCopy?.status === 'failed',
+          60_000,
+          'the Sent copy to fail',
+        );
+        await capture(ctx, TYPES.sentCopy, t.id, 'refused');
+      } finally {
+        await imap.stop();
+      }
     },
   },
   {
