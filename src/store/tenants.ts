@@ -66,7 +66,7 @@ export interface TenantView {
   status: TenantSettings['status'];
   verify: NonNullable<TenantSettings['verify']>;
   sentCopy: SentCopyMode;
-  /** What `sentCopy` means for this tenant now: appended to which IMAP server, or why not. */
+  /** What the Sent-copy setting means for this tenant now: appended to which IMAP server, or why not. */
   sentCopyPlan: SentCopyPlan;
   imap?: TenantSettings['imap'];
   /** Standing problems of the setup itself (e.g. `basic_auth_retirement`), each with its fix. */
