@@ -1,5 +1,6 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
+import { credentialMoveProblems, tenantCredentialEndpoint } from '../../src/domain/credential-endpoint';
 import { sentCopyPlan } from '../../src/domain/sent-copy';
 
 const base = { smtp: { host: 'mail.acme.example' } };
@@ -31,4 +32,19 @@ test('on and off override auto', () => {
     append: true,
     imap: { host: 'imap.gmail.com', port: 993, security: 'tls' },
   });
+});
+
+test('a named IMAP host and port bind the SMTP credentials too; tenants without one keep their binding', () => {
+  const settings = { preset: null, smtp: { host: 'mail.acme.example', port: 587, tls: {} } };
+  const plain = tenantCredentialEndpoint(settings, { type: 'password' });
+  assert.equal(plain['imap.host'], undefined);
+  assert.deepEqual(Object.keys(plain).sort(), ['preset', 'smtp.host', 'smtp.port', 'smtp.tls.ca', 'smtp.tls.servername']);
+  const withImap = tenantCredentialEndpoint({ ...settings, imap: { host: 'IMAP.acme.example.', port: 993 } }, { type: 'password' });
+  assert.equal(withImap['imap.host'], 'imap.acme.example');
+  assert.equal(withImap['imap.port'], '993');
+  assert.notDeepEqual(
+    credentialMoveProblems(plain, withImap, ['password'], 'password').map((p) => p.field),
+    [],
+    'naming an IMAP host without the password again is refused',
+  );
 });
