@@ -169,6 +169,11 @@ export function buildOpenApi(version: string): Json {
               },
             },
             sentCopy: { type: 'string', enum: ['auto', 'on', 'off'], description: 'Sent-folder copy (docs/sending.md); absent = auto' },
+            sentCopyPlan: {
+              type: 'object',
+              description: 'What sentCopy means for this tenant now: `{append: true, imap}` or `{append: false, reason}`',
+              properties: { append: { type: 'boolean' }, imap: { type: 'object' }, reason: { type: 'string' } },
+            },
             imap: {
               type: 'object',
               description: "IMAP server of the Sent copy (default: the preset's, or the SMTP host for cPanel/Zimbra/Exchange)",

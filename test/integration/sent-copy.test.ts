@@ -118,7 +118,13 @@ describe('Sent-folder copy against a real Dovecot', { timeout: 300_000 }, () => 
     assert.equal(view.status, 'sent', 'the message stays sent');
     assert.equal(view.attempts.length, 1);
     const handle = stack.temporal.workflow.getHandle(sentCopyWorkflowId('sent-copy-refused', id));
-    assert.equal((await handle.describe()).status.name, 'COMPLETED', 'no retries for a refused login');
+    // Completed right after recording the failure: a refused login is not retried (the retry policy would wait 30 s).
+    await eventually(async () => (await handle.describe()).status.name === 'COMPLETED', 20_000, 'the copy workflow to complete');
+    const history = await handle.fetchHistory();
+    const scheduled = (history.events ?? []).filter((e) => e.activityTaskScheduledEventAttributes?.activityType?.name === 'appendToSent');
+    assert.equal(scheduled.length, 1);
+    const started = (history.events ?? []).find((e) => e.activityTaskStartedEventAttributes);
+    assert.equal(started?.activityTaskStartedEventAttributes?.attempt, 1, 'one attempt of the APPEND');
     assert.equal(peer.messages().length, 1, 'the SMTP server got the mail once');
     assert.equal((await sentFolder()).sources.length, before, 'nothing appended');
     assert.ok(/auth failed|Authentication failed|password mismatch/i.test(imap.log()), 'Dovecot saw the refused login');
