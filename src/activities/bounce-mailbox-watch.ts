@@ -13,19 +13,21 @@ import { classifyMail, returnedRecipients } from '../domain/mail/classify';
 import { asMailVerdict, combineVerdicts } from '../domain/mail/combine';
 import { fieldValue } from '../domain/mail/fields';
 import type { AllowableClass } from '../domain/network';
-import { DependencyUnavailableError, orNullIfNotFound, SealedCredentialsError } from '../errors';
+import { DependencyUnavailableError, OAuthCredentialsError, orNullIfNotFound, SealedCredentialsError } from '../errors';
 import { mailFromRaw } from '../inbound/mime';
 import { sisimai } from '../inbound/sisimai';
 import type { BounceMailboxDoc, BounceMailboxRepository } from '../store/bounce-mailboxes';
-import { sealScopeOf, type TenantSealScope } from '../store/tenant-seal';
-import type { TenantRepository } from '../store/tenants';
+import { sealScopeOf } from '../store/tenant-seal';
+import type { TenantDoc, TenantRepository } from '../store/tenants';
 import { handleBounceOrComplaint, type BounceHandlingDeps } from '../inbound/feedback';
 import { checkedAddresses, tlsServername } from './checked-address';
+import type { OAuthAccess } from './oauth-access';
 
 /**
  * The IMAP watch of a tenant's bounce mailbox (docs/bounces.md, "IMAP watch"): connect, apply every
- * unseen bounce / delay / complaint with handleBounceOrComplaint (source `imap`), flag it \Seen and
- * move it to the processed folder, then IDLE until the server announces new mail. A lost
+ * unseen bounce / delay / complaint with handleBounceOrComplaint (source `imap`), flag each notice
+ * (and auto-reply) \Seen and move it to the processed folder, leave human mail unread where it is
+ * (read with BODY.PEEK, passed by a UID cursor), then IDLE until the server announces new mail. A lost
  * connection is retried here with backoff; a problem only the tenant can fix ends the run with
  * `failed` (the workflow waits, slowly, for a retry or new settings).
  */
@@ -34,6 +36,8 @@ export interface BounceMailboxWatchDeps extends Pick<BounceHandlingDeps, 'messag
   tenants: TenantRepository;
   /** The SSRF guard's allowance, the same as for tenant SMTP hosts (SMTP_ALLOW_PRIVATE_NETWORKS). */
   allowPrivateNetworks: readonly AllowableClass[];
+  /** XOAUTH2 access tokens for `auth.kind` oauth2 (absent: such a watch fails visibly). */
+  oauth?: OAuthAccess;
 }
 
 /** How a run is steered: by Temporal in production (heartbeats, cancellation), by tests directly. */
@@ -135,17 +139,37 @@ async function stoppedAlready(stopped: Promise<'cancelled'>): Promise<boolean> {
  * are gone (the watch then stops for good). A store failure is thrown, never read as "gone": the run
  * reconnects with backoff, or the activity is retried.
  */
-async function current(deps: BounceMailboxWatchDeps, tenantId: string): Promise<{ doc: BounceMailboxDoc; tenant: TenantSealScope } | null> {
+async function current(deps: BounceMailboxWatchDeps, tenantId: string): Promise<{ doc: BounceMailboxDoc; tenant: TenantDoc } | null> {
   const doc = await deps.bounceMailboxes.get(tenantId);
   if (!doc) return null;
   const tenant = await orNullIfNotFound(deps.tenants.get(tenantId));
-  return tenant ? { doc, tenant: sealScopeOf(tenant) } : null;
+  return tenant ? { doc, tenant } : null;
 }
 
-async function connect(deps: BounceMailboxWatchDeps, doc: BounceMailboxDoc, tenant: TenantSealScope): Promise<ImapFlow> {
+/** The IMAP login: the sealed password, or the tenant's current XOAUTH2 access token. */
+async function loginOf(
+  deps: BounceMailboxWatchDeps,
+  doc: BounceMailboxDoc,
+  tenant: TenantDoc,
+): Promise<{ user: string; pass: string } | { user: string; accessToken: string }> {
+  const user = doc.settings.user;
+  if (doc.settings.auth?.kind !== 'oauth2') return { user, pass: deps.bounceMailboxes.openPassword(doc, sealScopeOf(tenant)) };
+  if (tenant.auth.type !== 'oauth2')
+    throw new NeedsAttention('auth oauth2 needs a tenant with OAuth2 credentials (the tenant now uses another auth)');
+  if (!deps.oauth) throw new NeedsAttention('this worker runs without the OAuth2 token service');
+  try {
+    return { user, accessToken: (await deps.oauth.current(deps.tenants.credentialBinding(tenant))).accessToken };
+  } catch (err) {
+    // needs_reauth is the tenant's to fix; a provider or Temporal outage is retried like a lost connection.
+    if (err instanceof OAuthCredentialsError) throw new NeedsAttention(err.message);
+    throw err;
+  }
+}
+
+async function connect(deps: BounceMailboxWatchDeps, doc: BounceMailboxDoc, tenant: TenantDoc): Promise<ImapFlow> {
   // Opened before anything is resolved or connected: a password that does not open for these
   // settings (moved behind the API's back) is never sent anywhere, and the watch waits in `failed`.
-  const pass = deps.bounceMailboxes.openPassword(doc, tenant);
+  const auth = await loginOf(deps, doc, tenant);
   const s = doc.settings;
   // Resolve and check here, then connect to the checked address with the name for TLS: imapflow
   // resolving on its own would bypass the private-network guard (DNS rebinding).
@@ -158,7 +182,7 @@ async function connect(deps: BounceMailboxWatchDeps, doc: BounceMailboxDoc, tena
     secure: s.security === 'tls',
     ...(s.security === 'starttls' ? { doSTARTTLS: true } : {}),
     ...(servername ? { servername } : {}),
-    auth: { user: s.user, pass },
+    auth,
     tls: {
       ...(servername ? { servername } : {}),
       ...(s.tls.ca ? { ca: [...tls.rootCertificates, s.tls.ca] } : {}),
@@ -212,9 +236,10 @@ async function watchConnected(
     wake();
   });
   await session.status('watching', null);
+  const cursor = { at: doc.cursor ?? null };
   for (;;) {
     const next = woken();
-    await processUnseen(deps, doc, client, session.log);
+    await processUnseen(deps, doc, client, session.log, cursor);
     if (closed || !client.usable) return null;
     const why = await Promise.race([
       next,
@@ -232,61 +257,87 @@ async function watchConnected(
 }
 
 /**
- * Applies every unseen message, oldest first. A message is flagged and moved only after its
- * verdict is applied, so a crash in between means it is applied again on the next pass, which
- * changes nothing (handleBounceOrComplaint is idempotent).
+ * Applies every unseen message past the cursor, oldest first. A notice is flagged and moved only
+ * after its verdict is applied, so a crash in between means it is applied again on the next pass,
+ * which changes nothing (handleBounceOrComplaint is idempotent). Human mail is read with BODY.PEEK
+ * (imapflow's `source`), so it stays unread, and stays where it is: the cursor, stored after each
+ * message, is what keeps it from being read again.
  */
 async function processUnseen(
   deps: BounceMailboxWatchDeps,
   doc: BounceMailboxDoc,
   client: ImapFlow,
   log: WatchControl['log'],
+  cursor: { at: { key: string; uid: number } | null },
 ): Promise<void> {
   const tenantId = doc._id;
-  const unseen = await client.fetchAll({ seen: false }, { uid: true, size: true }, { uid: true });
+  const s = doc.settings;
+  const key = JSON.stringify([s.host, s.port, s.user, s.mailbox, client.mailbox ? String(client.mailbox.uidValidity) : '?']);
+  const from = cursor.at?.key === key ? cursor.at.uid + 1 : 1;
+  // `n:*` also matches the last message when n is past it (RFC 3501 6.4.8): filtered below.
+  const unseen = (await client.fetchAll({ seen: false, uid: `${from}:*` }, { uid: true, size: true }, { uid: true })).filter(
+    (m) => m.uid >= from,
+  );
   for (const m of unseen.sort((a, b) => a.uid - b.uid)) {
     const uid = String(m.uid);
     const at = new Date();
-    if ((m.size ?? 0) > MAX_NOTICE_BYTES) {
-      await deps.bounceMailboxes.countProcessed(tenantId, 'oversized', at);
-    } else {
-      const fetched = await client.fetchOne(uid, { uid: true, source: true }, { uid: true });
-      if (!fetched || !fetched.source) continue; // expunged meanwhile
-      // A message that cannot be read as mail (no I/O happens here, so the fault is the message's: unreadable, or
-      // past INBOUND_PARSE_TIMEOUT_MS) must not stop the watch: it would be fetched again for ever. It is counted and
-      // moved aside. Busy parser threads are no fault of the message: the watch fails and retries.
-      const mail = await mailFromRaw(fetched.source).catch((err: unknown) => {
-        if (err instanceof DependencyUnavailableError) throw err;
-        log.info('bounce mailbox: unreadable message moved aside', { tenantId, uid, error: (err as Error).message });
-        return null;
-      });
-      if (!mail) {
-        await deps.bounceMailboxes.countProcessed(tenantId, 'unreadable', at);
-        await markProcessed(client, uid, doc.settings.processedFolder);
-        continue;
-      }
-      // Cartero's classifier and Sisimai (the worker's one Perl bridge) on the same bytes, one verdict.
-      const records = await sisimai().verdicts(fetched.source);
-      const verdict = asMailVerdict(combineVerdicts(classifyMail(mail), records, returnedRecipients(mail)));
-      const noticeId =
-        fieldValue(mail.headers, 'message-id') ??
-        `imap:${doc.settings.mailbox}:${client.mailbox ? String(client.mailbox.uidValidity) : '?'}:${uid}`;
-      let counted: Parameters<BounceMailboxRepository['countProcessed']>[1] = verdict.kind;
-      if (verdict.kind === 'bounce' || verdict.kind === 'delay' || verdict.kind === 'complaint') {
-        const result = await handleBounceOrComplaint(deps, tenantId, verdict, { channel: 'imap', noticeId });
-        if (!result.messageId || !result.recipients.some((r) => r.matched)) {
-          counted = 'unmatched';
-          log.info('bounce mailbox: notice names no message or recipient of this tenant', {
-            tenantId,
-            noticeId,
-            originalMessageId: verdict.originalMessageId,
-          });
-        }
-      }
-      await deps.bounceMailboxes.countProcessed(tenantId, counted, at);
-    }
-    await markProcessed(client, uid, doc.settings.processedFolder);
+    const moved = await processOne(deps, doc, client, log, m, at);
+    if (moved) await markProcessed(client, uid, s.processedFolder);
+    cursor.at = { key, uid: m.uid };
+    await deps.bounceMailboxes.advanceCursor(tenantId, doc.generation, cursor.at);
   }
+}
+
+/** Applies one message; true when it is to be moved out (a notice), false for human mail (left alone). */
+async function processOne(
+  deps: BounceMailboxWatchDeps,
+  doc: BounceMailboxDoc,
+  client: ImapFlow,
+  log: WatchControl['log'],
+  m: { uid: number; size?: number },
+  at: Date,
+): Promise<boolean> {
+  const tenantId = doc._id;
+  const uid = String(m.uid);
+  if ((m.size ?? 0) > MAX_NOTICE_BYTES) {
+    // No notice is this big: a person's mail with attachments, left where it is.
+    await deps.bounceMailboxes.countProcessed(tenantId, 'oversized', at);
+    return false;
+  }
+  const fetched = await client.fetchOne(uid, { uid: true, source: true }, { uid: true });
+  if (!fetched || !fetched.source) return false; // expunged meanwhile
+  // A message that cannot be read as mail (no I/O happens here, so the fault is the message's: unreadable, or
+  // past INBOUND_PARSE_TIMEOUT_MS) must not stop the watch. It is counted and left where it is: it may be a
+  // person's. Busy parser threads are no fault of the message: the watch fails and retries.
+  const mail = await mailFromRaw(fetched.source).catch((err: unknown) => {
+    if (err instanceof DependencyUnavailableError) throw err;
+    log.info('bounce mailbox: unreadable message left in place', { tenantId, uid, error: (err as Error).message });
+    return null;
+  });
+  if (!mail) {
+    await deps.bounceMailboxes.countProcessed(tenantId, 'unreadable', at);
+    return false;
+  }
+  // Cartero's classifier and Sisimai (the worker's one Perl bridge) on the same bytes, one verdict.
+  const records = await sisimai().verdicts(fetched.source);
+  const verdict = asMailVerdict(combineVerdicts(classifyMail(mail), records, returnedRecipients(mail)));
+  const noticeId =
+    fieldValue(mail.headers, 'message-id') ??
+    `imap:${doc.settings.mailbox}:${client.mailbox ? String(client.mailbox.uidValidity) : '?'}:${uid}`;
+  let counted: Parameters<BounceMailboxRepository['countProcessed']>[1] = verdict.kind;
+  if (verdict.kind === 'bounce' || verdict.kind === 'delay' || verdict.kind === 'complaint') {
+    const result = await handleBounceOrComplaint(deps, tenantId, verdict, { channel: 'imap', noticeId });
+    if (!result.messageId || !result.recipients.some((r) => r.matched)) {
+      counted = 'unmatched';
+      log.info('bounce mailbox: notice names no message or recipient of this tenant', {
+        tenantId,
+        noticeId,
+        originalMessageId: verdict.originalMessageId,
+      });
+    }
+  }
+  await deps.bounceMailboxes.countProcessed(tenantId, counted, at);
+  return verdict.kind !== 'human';
 }
 
 async function markProcessed(client: ImapFlow, uid: string, folder: string): Promise<void> {

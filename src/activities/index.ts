@@ -4,6 +4,7 @@ import { withFailureMapping } from './failures';
 import { createMessageActivities, type MessageActivityDeps } from './messages';
 import { createOAuthActivities, type OAuthActivityDeps } from './oauth';
 import { createLimiterActivities, type LimiterActivityDeps } from './rate-limiter';
+import { createSentCopyActivities, type SentCopyDeps } from './sent-copy';
 import { createReconcileActivities, type ReconcileActivityDeps } from './reconcile';
 import { createTenantActivities, type TenantActivityDeps } from './tenants';
 import { createTenantDeletionActivities, type TenantDeletionDeps } from './tenant-deletion';
@@ -17,6 +18,7 @@ export type ActivityDeps = TenantActivityDeps &
   OAuthActivityDeps &
   BounceMailboxWatchDeps &
   ReconcileActivityDeps &
+  SentCopyDeps &
   TenantDeletionDeps;
 
 export function createActivities(deps: ActivityDeps) {
@@ -29,6 +31,7 @@ export function createActivities(deps: ActivityDeps) {
     ...createOAuthActivities(deps),
     ...createBounceMailboxActivities(deps),
     ...createReconcileActivities(deps),
+    ...createSentCopyActivities(deps),
     ...createTenantDeletionActivities(deps),
   });
 }

@@ -19,6 +19,7 @@ import { appendAttemptEvents, appendEndingEvent } from './message-events';
 import { noteMessageFailed, noteSendAttempt } from './tenant-health';
 import type { OAuthAccess } from './oauth-access';
 import { busyRetryDelayMs, type SendGate } from './send-gate';
+import { copyToSentIfWanted } from './sent-copy';
 import { outcomeFromError, outcomeFromResult, type PoolLease, type SmtpPools } from './smtp-transport';
 
 export interface MessageActivityDeps {
@@ -119,6 +120,7 @@ export function createMessageActivities(deps: MessageActivityDeps) {
     if (recorded) {
       // Re-announce (same ids): the run that recorded it may have died before announcing it.
       await appendAttemptEvents(deps.events, existing, recorded, existing.status, existing.recipients, existing.reason ?? null);
+      await copyToSentIfWanted(deps, existing, tenant, existing.status);
       return replayed(existing.status, existing.reason, recorded.outcome, existing.lastReply ?? '', input.policy);
     }
     if (TERMINAL_STATUSES.has(existing.status)) {
@@ -242,6 +244,7 @@ export function createMessageActivities(deps: MessageActivityDeps) {
       decision.next.reason ?? null,
     );
     await noteSendAttempt(deps, tenant, { cls: outcome.cls, reply: lastReply, status: decision.status, bounced: decision.bounced.length });
+    await copyToSentIfWanted(deps, existing, tenant, decision.status);
     if (decision.next.kind === 'done') {
       // The document is in hand: telling the case here saves the workflow a local activity and a read.
       await tellCaseOfDelivery(

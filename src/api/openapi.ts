@@ -131,6 +131,17 @@ export function buildOpenApi(version: string): Json {
                 },
               },
             },
+            sentCopy: {
+              type: ['object', 'null'],
+              description:
+                'The copy in the sender\'s Sent folder (IMAP APPEND after a 250; docs/sending.md "Sent copy"); null when not copied (off, or the provider files it itself) or not yet',
+              properties: {
+                status: { type: 'string', enum: ['appended', 'failed', 'skipped'] },
+                at: { type: 'string', format: 'date-time' },
+                reason: { type: ['string', 'null'] },
+                folder: { type: ['string', 'null'], description: 'The mailbox flagged \\Sent it went to' },
+              },
+            },
           },
         },
         Tenant: {
@@ -156,6 +167,17 @@ export function buildOpenApi(version: string): Json {
                 probeRecipient: { type: 'string' },
                 dkimSelectors: { type: 'array', items: { type: 'string' } },
               },
+            },
+            sentCopy: { type: 'string', enum: ['auto', 'on', 'off'], description: 'Sent-folder copy (docs/sending.md); absent = auto' },
+            sentCopyPlan: {
+              type: 'object',
+              description: 'What sentCopy means for this tenant now: `{append: true, imap}` or `{append: false, reason}`',
+              properties: { append: { type: 'boolean' }, imap: { type: 'object' }, reason: { type: 'string' } },
+            },
+            imap: {
+              type: 'object',
+              description: "IMAP server of the Sent copy (default: the preset's, or the SMTP host for cPanel/Zimbra/Exchange)",
+              properties: { host: { type: 'string' }, port: { type: 'integer' }, security: { type: 'string', enum: ['tls', 'starttls'] } },
             },
             warnings: { type: 'array', items: { $ref: '#/components/schemas/TenantWarning' } },
             health: {

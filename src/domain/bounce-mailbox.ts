@@ -28,7 +28,13 @@ export const bounceMailboxPutSchema = z
       .min(1)
       .max(320)
       .refine((s) => !CONTROL_CHARS.test(s), 'user must not contain control characters'),
-    /** Required the first time; omitted on a later PUT, the stored password is kept. */
+    /**
+     * How the watch logs in: `password` (default) with `password`, or `oauth2` with XOAUTH2 and the
+     * access token of the tenant's own OAuth2 credentials (Google, Microsoft: the same token workflow
+     * the sends use; the tenant's auth must be `oauth2`).
+     */
+    auth: z.strictObject({ kind: z.enum(['password', 'oauth2']) }).default({ kind: 'password' }),
+    /** Required the first time with password auth; omitted on a later PUT, the stored password is kept. */
     password: z
       .string()
       .min(1)
@@ -42,6 +48,10 @@ export const bounceMailboxPutSchema = z
   .refine((s) => s.processedFolder.toLowerCase() !== s.mailbox.toLowerCase(), {
     path: ['processedFolder'],
     message: 'must differ from mailbox (processed mail is moved out of the watched mailbox)',
+  })
+  .refine((s) => s.auth.kind === 'password' || s.password === undefined, {
+    path: ['password'],
+    message: "must be absent with auth oauth2 (the tenant's OAuth2 access token is used)",
   });
 
 export type BounceMailboxPut = z.infer<typeof bounceMailboxPutSchema>;
@@ -53,6 +63,8 @@ export interface BounceMailboxSettings {
   security: 'tls' | 'starttls';
   tls: { ca?: string; servername?: string; minVersion?: 'TLSv1.2' | 'TLSv1.3' };
   user: string;
+  /** Absent on settings stored before XOAUTH2: `password`. */
+  auth?: { kind: 'password' | 'oauth2' };
   mailbox: string;
   processedFolder: string;
 }
@@ -64,6 +76,7 @@ export function bounceMailboxSettings(input: BounceMailboxPut): BounceMailboxSet
     security: input.security,
     tls: { ...input.tls },
     user: input.user,
+    auth: { kind: input.auth.kind },
     mailbox: input.mailbox,
     processedFolder: input.processedFolder,
   };

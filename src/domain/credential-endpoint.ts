@@ -8,7 +8,8 @@
  *
  * What counts as the endpoint is what decides who receives the secret or a token made from it:
  * - SMTP: host, port, the extra trusted CA and the TLS server name (a new CA or name lets another
- *   server pass verification), and the preset, which fixes the host;
+ *   server pass verification), and the preset, which fixes the host; the Sent copy's `imap.host` and
+ *   `imap.port` when set (the same credentials log in there);
  * - OAuth2: the provider, the token URL (generic), the authority and Entra tenant (Microsoft). Google's
  *   token URL is the deployment's, not the tenant's. The SMTP endpoint binds OAuth2 secrets too: the
  *   access tokens they produce go there.
@@ -24,6 +25,8 @@ const text = (v: unknown): string => (typeof v === 'string' ? v : '');
 export interface SmtpEndpointInput {
   preset: string | null;
   smtp: { host: string; port: number; tls: { ca?: string | undefined; servername?: string | undefined } };
+  /** The Sent copy's IMAP server (src/domain/sent-copy.ts), when named: the SMTP credentials log in there too. */
+  imap?: { host?: string | undefined; port?: number | undefined } | undefined;
 }
 
 /** The auth fields that name an endpoint; stored auth keeps them in clear. */
@@ -44,6 +47,9 @@ export function tenantCredentialEndpoint(settings: SmtpEndpointInput, auth: Auth
     'smtp.tls.ca': settings.smtp.tls.ca ?? '',
     'smtp.tls.servername': hostKey(settings.smtp.tls.servername),
   };
+  // Only when named, so the secrets of tenants without one keep their associated data.
+  if (settings.imap?.host !== undefined) e['imap.host'] = hostKey(settings.imap.host);
+  if (settings.imap?.port !== undefined) e['imap.port'] = String(settings.imap.port);
   if (auth.type === 'oauth2') {
     e['auth.provider'] = text(auth.provider);
     e['auth.tokenUrl'] = text(auth.tokenUrl);

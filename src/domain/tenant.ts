@@ -1,6 +1,7 @@
 import { z } from 'zod';
 import { isIpLiteral } from './network';
 import { TENANT_ID_PATTERN } from './tenant-id';
+import { SENT_COPY_MODES, type ImapEndpoint, type SentCopyMode } from './sent-copy';
 import { GENERIC_DEFAULTS, PRESETS, PRESET_NAMES, presetHost, type CountBy, type PresetName } from './presets';
 
 /**
@@ -160,6 +161,13 @@ export const verifySettingsSchema = z.strictObject({
     .optional(),
 });
 
+/** The IMAP server of the Sent copy (src/domain/sent-copy.ts); TLS trust is the SMTP side's `smtp.tls`. */
+export const imapSchema = z.strictObject({
+  host: smtpHostSchema.optional(),
+  port: z.int().min(1).max(65535).optional(),
+  security: z.enum(['tls', 'starttls']).optional(),
+});
+
 export const webhookSchema = z.strictObject({
   url: z.url({ protocol: /^https?$/ }).max(2048),
 });
@@ -184,6 +192,8 @@ export const tenantCreateSchema = z.strictObject({
   webhook: webhookSchema.nullable().optional(),
   status: z.enum(TENANT_STATUSES).optional(),
   verify: verifySettingsSchema.optional(),
+  sentCopy: z.enum(SENT_COPY_MODES).optional(),
+  imap: imapSchema.optional(),
 });
 export type TenantCreateInput = z.infer<typeof tenantCreateSchema>;
 
@@ -199,6 +209,8 @@ export const tenantPatchSchema = z.strictObject({
   webhook: webhookSchema.nullable().optional(),
   status: z.enum(TENANT_STATUSES).optional(),
   verify: verifySettingsSchema.optional(),
+  sentCopy: z.enum(SENT_COPY_MODES).optional(),
+  imap: imapSchema.optional(),
 });
 export type TenantPatchInput = z.infer<typeof tenantPatchSchema>;
 
@@ -230,6 +242,9 @@ export interface TenantSettings {
   status: TenantStatus;
   /** Absent on tenants that never set it (stored before it existed): every field has a default. */
   verify?: { senders?: string[]; probeRecipient?: string; dkimSelectors?: string[] };
+  /** Absent: `auto` (src/domain/sent-copy.ts). */
+  sentCopy?: SentCopyMode;
+  imap?: Partial<ImapEndpoint>;
 }
 
 export interface SettingsProblem {
@@ -304,6 +319,8 @@ export function resolveTenantSettings(
   };
   const verify = compactVerify(input.verify);
   if (verify) settings.verify = verify;
+  if (input.sentCopy) settings.sentCopy = input.sentCopy;
+  if (input.imap && Object.keys(input.imap).length > 0) settings.imap = { ...input.imap };
   for (const [i, sender] of (verify?.senders ?? []).entries()) {
     const d = sender.slice(sender.lastIndexOf('@') + 1).toLowerCase();
     if (!input.domains.includes(d)) {
@@ -347,6 +364,10 @@ export function mergeTenantPatch(current: TenantSettings, patch: TenantPatchInpu
   };
   const verify = { ...current.verify, ...patch.verify };
   if (Object.keys(verify).length > 0) merged.verify = verify;
+  const sentCopy = patch.sentCopy ?? current.sentCopy;
+  if (sentCopy) merged.sentCopy = sentCopy;
+  const imap = { ...current.imap, ...patch.imap };
+  if (Object.keys(imap).length > 0) merged.imap = imap;
   return merged;
 }
 

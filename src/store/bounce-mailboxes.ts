@@ -42,7 +42,14 @@ export interface WatchStats {
 export interface BounceMailboxDoc {
   _id: string;
   settings: BounceMailboxSettings;
-  passwordSealed: string;
+  /** Absent with `auth.kind` oauth2 (the watch logs in with the tenant's access token). */
+  passwordSealed?: string;
+  /**
+   * The highest UID the watch has looked at in `settings.mailbox` (for that UIDVALIDITY): human
+   * mail is left unread where it is, so "unseen" alone would offer it again on every pass. `key` names
+   * the account, mailbox and UIDVALIDITY it counts in (another one starts from its unseen mail again).
+   */
+  cursor?: { key: string; uid: number };
   generation: number;
   status: WatchStatus;
   stats: WatchStats;
@@ -97,9 +104,17 @@ export class BounceMailboxRepository {
       status: { state: 'connecting', error: null, since: now, failures: 0, lastConnectedAt: null } satisfies WatchStatus,
       updatedAt: now,
     };
+    if (settings.auth?.kind === 'oauth2') {
+      // No password is kept for an XOAUTH2 login: one left behind would outlive its purpose.
+      return this.col.findOneAndUpdate(
+        { _id: tenantId },
+        { $set: set, $unset: { passwordSealed: '' }, $inc: { generation: 1 }, $setOnInsert: { stats: NO_STATS, createdAt: now } },
+        { upsert: true, returnDocument: 'after' },
+      );
+    }
     if (password === undefined) {
       const existing = await this.col.findOne({ _id: tenantId });
-      if (!existing) return null;
+      if (!existing?.passwordSealed) return null;
       const problems = credentialMoveProblems(
         imapCredentialEndpoint(existing.settings),
         imapCredentialEndpoint(settings),
@@ -136,6 +151,7 @@ export class BounceMailboxRepository {
    */
   openPassword(doc: BounceMailboxDoc, tenant: TenantSealScope): string {
     try {
+      if (doc.passwordSealed === undefined) throw new DecryptionError('no password stored');
       return openTenantSecret(this.keyring, tenant, passwordPlace(doc._id, doc.settings), doc.passwordSealed);
     } catch (err) {
       if (!(err instanceof DecryptionError)) throw err;
@@ -149,7 +165,7 @@ export class BounceMailboxRepository {
   /** Upgrade from before salts (src/store/seal-upgrade.ts): the password resealed `v2`, bound to the current settings. */
   async resealLegacy(tenant: TenantSealScope): Promise<void> {
     const doc = await this.col.findOne({ _id: tenant.tenantId });
-    if (!doc || !isLegacySeal(doc.passwordSealed)) return;
+    if (!doc?.passwordSealed || !isLegacySeal(doc.passwordSealed)) return;
     const resealed = sealTenantSecret(this.keyring, tenant, passwordPlace(doc._id, doc.settings), this.openPassword(doc, tenant));
     // Only if nobody PUT a new password meanwhile (that one is `v2` already).
     await this.col.updateOne({ _id: doc._id, passwordSealed: doc.passwordSealed }, { $set: { passwordSealed: resealed } });
@@ -159,6 +175,11 @@ export class BounceMailboxRepository {
   async setStatus(tenantId: string, generation: number, status: WatchStatus): Promise<void> {
     // Not an `_id`-only filter (a scan on FerretDB), but the collection has one document per tenant.
     await this.col.updateOne({ _id: tenantId, generation }, { $set: { status } });
+  }
+
+  /** Moves the watch's cursor forward (never back), only for the settings it runs with. */
+  async advanceCursor(tenantId: string, generation: number, cursor: { key: string; uid: number }): Promise<void> {
+    await this.col.updateOne({ _id: tenantId, generation }, { $set: { cursor } });
   }
 
   async countProcessed(tenantId: string, kind: MailKind | 'unmatched' | 'oversized' | 'unreadable', at: Date): Promise<void> {

@@ -1,3 +1,4 @@
+import type { SentCopyOutcome } from '../domain/sent-copy';
 import { GridFSBucket, ObjectId, type Collection, type Db, Binary } from 'mongodb';
 import { isDuplicateKey } from './upsert';
 import { TERMINAL_STATUSES, type MessageStatus, type RecipientStatus } from '../domain/message';
@@ -75,6 +76,8 @@ export interface MessageDoc {
   completedAt: Date | null;
   /** Opens/clicks/unsubscribe applied at compose time (absent: none). */
   tracking?: MessageTracking;
+  /** The Sent-folder copy's outcome (absent: not copied, or not yet; src/workflows/sent-copy.ts). */
+  sentCopy?: SentCopyOutcome;
 }
 
 /** MIME bodies up to this size travel inside the message document itself (most transactional mail). */
@@ -416,6 +419,11 @@ export class MessageRepository {
     // A finished message keeps its lock (nothing can claim or cancel it again; cancel also checks
     // the terminal status first), which saves a write; otherwise release it for the next attempt.
     if (!terminal) await this.locks.deleteOne({ _id: id });
+  }
+
+  /** Records the Sent copy's outcome; an `appended` is never overwritten (a late retry's failure). */
+  async setSentCopy(id: string, outcome: SentCopyOutcome): Promise<void> {
+    await this.col.updateOne({ _id: id, 'sentCopy.status': { $ne: 'appended' } }, { $set: { sentCopy: outcome } });
   }
 
   /** Ends a message for a reason decided outside an SMTP attempt; a cancel that won stays. */

@@ -1,3 +1,4 @@
+import { sentCopyPlan, type SentCopyMode, type SentCopyPlan } from '../domain/sent-copy';
 import type { Collection, Db } from 'mongodb';
 import { isDuplicateKey } from './upsert';
 import { credentialMoveProblems, endpointKey, tenantCredentialEndpoint } from '../domain/credential-endpoint';
@@ -80,6 +81,10 @@ export interface TenantView {
   webhook: { url: string; secretSet: true } | null;
   status: TenantSettings['status'];
   verify: NonNullable<TenantSettings['verify']>;
+  sentCopy: SentCopyMode;
+  /** What the Sent-copy setting means for this tenant now: appended to which IMAP server, or why not. */
+  sentCopyPlan: SentCopyPlan;
+  imap?: TenantSettings['imap'];
   /** Standing problems of the setup itself (e.g. `basic_auth_retirement`), each with its fix. */
   warnings: TenantWarning[];
   /** What the scheduled verify and real sends found lately (docs/operations.md, "Tenant health"). */
@@ -437,6 +442,9 @@ export function toView(doc: TenantDoc): TenantView {
     webhook: s.webhook ? { url: s.webhook.url, secretSet: true } : null,
     status: s.status,
     verify: s.verify ?? {},
+    sentCopy: s.sentCopy ?? 'auto',
+    sentCopyPlan: sentCopyPlan(s),
+    ...(s.imap ? { imap: s.imap } : {}),
     warnings: tenantWarnings(s.preset, doc.auth.type),
     health: healthView(doc),
     settingsVersion: doc.settingsVersion,

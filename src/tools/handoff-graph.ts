@@ -6,6 +6,7 @@ import { OAUTH_TOKEN_WORKFLOW } from '../temporal/handoffs/oauth-token';
 import { RATE_LIMITER_WORKFLOW } from '../temporal/handoffs/rate-limiter';
 import { RECONCILER_WORKFLOW } from '../temporal/handoffs/reconciler';
 import { SEND_MESSAGE_WORKFLOW } from '../temporal/handoffs/send-message';
+import { SENT_COPY_WORKFLOW } from '../temporal/handoffs/sent-copy';
 import { TENANT_DELETION_WORKFLOW } from '../temporal/handoffs/tenant-deletion';
 import { VERIFY_CONNECTION_WORKFLOW } from '../temporal/handoffs/verify-connection';
 import { WEBHOOK_DELIVERY_WORKFLOW } from '../temporal/handoffs/webhook-delivery';
@@ -29,6 +30,7 @@ const OWNED: Record<string, string> = {
   'verify-connection': VERIFY_CONNECTION_WORKFLOW,
   reconciler: RECONCILER_WORKFLOW,
   'tenant-deletion': TENANT_DELETION_WORKFLOW,
+  'sent-copy': SENT_COPY_WORKFLOW,
 };
 
 function sources(dir: string): string[] {

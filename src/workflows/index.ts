@@ -9,3 +9,4 @@ export { bounceMailboxWatch } from './bounce-mailbox-watch';
 export { caseWorkflow } from './case';
 export { reconcileOrphans } from './reconciler';
 export { tenantDeletion } from './tenant-deletion';
+export { sentCopy } from './sent-copy';

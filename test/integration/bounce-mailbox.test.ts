@@ -228,4 +228,90 @@ describe('IMAP bounce-mailbox watch against a real Dovecot', { timeout: 600_000 
     await eventually(async () => (await handle.describe()).status.name === 'COMPLETED', 60_000, 'the watch workflow to complete');
     assert.equal((await api(stack, 'GET', `/v1/tenants/${TENANT}/bounce-mailbox`, { key })).status, 404);
   });
+
+  test('human mail next to notices stays in the watched mailbox, unread; only the notice is applied and moved', async () => {
+    const put = await api(stack, 'PUT', `/v1/tenants/${TENANT}/bounce-mailbox`, { key, body: mailboxBody() });
+    assert.equal(put.status, 201, JSON.stringify(put.body));
+    const before = imap.list('Cartero/Processed').length;
+    const sent = await send('dave@customer.example');
+    const human = imap.deliver(
+      [
+        'From: Dave Customer <dave@customer.example>',
+        'To: bounces@acme.example',
+        'Subject: Re: your order',
+        `Message-ID: <${randomBytes(6).toString('hex')}@customer.example>`,
+        'Date: Mon, 7 Dec 2026 06:00:00 +0000',
+        'Content-Type: text/plain; charset=utf-8',
+        '',
+        'Thanks, the parcel arrived. Can you send the invoice again?',
+        '',
+      ].join('\r\n'),
+    );
+    imap.deliver(dsn(sent.messageId, 'dave@customer.example'));
+    await applied(sent.id, 'dave@customer.example');
+    await eventually(() => imap.list('Cartero/Processed').length === before + 1, 30_000, 'the DSN moved to Cartero/Processed');
+    await eventually(async () => (await status()).stats.human === 1, 30_000, 'the human mail classified');
+    const inbox = () => imap.list('INBOX');
+    assert.deepEqual(
+      inbox().map((e) => e.name.split(':')[0]),
+      [human],
+      'only the human mail is left in INBOX',
+    );
+    assert.equal(inbox()[0]!.seen, false, 'the human mail is still unread');
+
+    // Later passes (a new notice, IDLE, the periodic check) do not read it again.
+    const later = await send('erin@customer.example');
+    imap.deliver(dsn(later.messageId, 'erin@customer.example'));
+    await applied(later.id, 'erin@customer.example');
+    await eventually(() => imap.list('Cartero/Processed').length === before + 2, 30_000, 'the second DSN moved');
+    const st = await status();
+    assert.equal(st.stats.human, 1, 'the human mail was classified once');
+    assert.equal(inbox().length, 1);
+    assert.equal(inbox()[0]!.seen, false, 'still unread');
+    assert.equal((await api(stack, 'DELETE', `/v1/tenants/${TENANT}/bounce-mailbox`, { key })).status, 204);
+  });
+
+  test("XOAUTH2: the watch logs in with the tenant's OAuth2 access token, never a password", async () => {
+    const OAUTH_TENANT = 'imap-watch-oauth';
+    const oauthKey = await createPeerTenant(stack, OAUTH_TENANT, peer, pki.caCert, {
+      auth: {
+        type: 'oauth2',
+        provider: 'generic',
+        mode: 'client_credentials',
+        user: imap.user,
+        // Never reached: the token below is in the store with an hour to live.
+        tokenUrl: 'https://localhost:9/token',
+        clientId: 'imap-client',
+        clientSecret: 'imap-secret',
+      },
+    });
+    const tenant = await stack.tenants.get(OAUTH_TENANT);
+    const token = `ya29.${randomBytes(24).toString('base64url')}`;
+    await stack.repos.oauthTokens.save(
+      stack.tenants.credentialBinding(tenant),
+      { accessToken: token, expiresAt: Date.now() + 3_600_000 },
+      tenant.settingsVersion,
+    );
+    imap.acceptToken(token);
+    const path = `/v1/tenants/${OAUTH_TENANT}/bounce-mailbox`;
+    const withPassword = await api(stack, 'PUT', path, { key: oauthKey, body: mailboxBody({ auth: { kind: 'oauth2' } }) });
+    assert.equal(withPassword.status, 400, JSON.stringify(withPassword.body));
+    assert.equal(withPassword.body.errors[0].field, 'password');
+    const passwordTenant = await api(stack, 'PUT', `/v1/tenants/${TENANT}/bounce-mailbox`, {
+      key,
+      body: mailboxBody({ auth: { kind: 'oauth2' }, password: undefined }),
+    });
+    assert.equal(passwordTenant.status, 400, 'a password tenant has no token to log in with');
+
+    const put = await api(stack, 'PUT', path, { key: oauthKey, body: mailboxBody({ auth: { kind: 'oauth2' }, password: undefined }) });
+    assert.equal(put.status, 201, JSON.stringify(put.body));
+    assert.deepEqual(put.body.auth, { kind: 'oauth2' });
+    assert.equal(put.body.passwordSet, false);
+    const oauthStatus = async () => (await api(stack, 'GET', path, { key: oauthKey })).body;
+    await eventually(async () => (await oauthStatus()).status.state === 'watching', 60_000, 'watching with XOAUTH2');
+    assert.ok(imap.tokenChecks.includes(token), "Dovecot checked the tenant's access token");
+
+    assert.equal(imap.list('INBOX').filter((e) => e.seen).length, 0, 'the human mail is still unread');
+    assert.equal((await api(stack, 'DELETE', path, { key: oauthKey })).status, 204);
+  });
 });

@@ -5,6 +5,7 @@ import type { Client } from '@temporalio/client';
 import type { History } from '@temporalio/common/lib/proto-utils';
 import type { Managed } from '../../src/embedded/processes';
 import { startThrowawayServers } from './throwaway-servers';
+import { startDovecotImap } from './dovecot-imap';
 import { makeTestPki, type TestPki } from './certs';
 import { historyToFile } from './history-json';
 import { OAuthServer } from './oauth-server';
@@ -25,6 +26,7 @@ import { VERIFY_CONNECTION_WORKFLOW } from '../../src/temporal/handoffs/verify-c
 import { ensureReconcileSchedule, RECONCILER_WORKFLOW, triggerReconcile } from '../../src/temporal/handoffs/reconciler';
 import { reconcileScheduleId } from '../../src/temporal/handoffs/ids';
 import { TENANT_DELETION_WORKFLOW } from '../../src/temporal/handoffs/tenant-deletion';
+import { SENT_COPY_WORKFLOW } from '../../src/temporal/handoffs/sent-copy';
 
 const TYPES = {
   send: SEND_MESSAGE_WORKFLOW,
@@ -37,6 +39,7 @@ const TYPES = {
   verify: VERIFY_CONNECTION_WORKFLOW,
   reconcile: RECONCILER_WORKFLOW,
   deletion: TENANT_DELETION_WORKFLOW,
+  sentCopy: SENT_COPY_WORKFLOW,
 };
 const inboundCaseEvent = (stack: Stack, tenantId: string, caseId: string, n: number) =>
   signalCaseEvent(stack.temporal, stack.config.temporal.taskQueue, tenantId, caseId, {
@@ -469,6 +472,53 @@ const scenarios: Scenario[] = [
       );
       await capture(ctx, TYPES.reconcile, q, 'pass-starts-an-orphan');
       await ctx.stack.temporal.schedule.getHandle(reconcileScheduleId(q)).delete();
+    },
+  },
+  {
+    names: [`${TYPES.sentCopy}/appended`],
+    async run(ctx) {
+      const imap = await startDovecotImap({ serverKey: ctx.pki.serverKey, serverCert: ctx.pki.serverCert });
+      try {
+        const t = await tenant(ctx, await ctx.peer({ users: { [imap.user]: imap.password } }), {
+          auth: { type: 'password', user: imap.user, password: imap.password },
+          sentCopy: 'on',
+          imap: { host: 'localhost', port: imap.tlsPort, security: 'tls' },
+        });
+        const id = await send(ctx, t.key);
+        await messageUntil(ctx.stack, t.key, id, ['sent']);
+        await eventually(
+          async () => (await api(ctx.stack, 'GET', `/v1/messages/${id}`, { key: t.key })).body?.sentCopy?.status === 'appended',
+          60_000,
+          'the Sent copy',
+        );
+        await capture(ctx, TYPES.sentCopy, t.id, 'appended');
+      } finally {
+        await imap.stop();
+      }
+    },
+  },
+  {
+    names: [`${TYPES.sentCopy}/refused`],
+    async run(ctx) {
+      // The IMAP login is refused (the SMTP password is not the mailbox's): not retried, `failed` on the message.
+      const imap = await startDovecotImap({ serverKey: ctx.pki.serverKey, serverCert: ctx.pki.serverCert });
+      try {
+        const t = await tenant(ctx, await ctx.peer({ users: { [imap.user]: 'smtp-only' } }), {
+          auth: { type: 'password', user: imap.user, password: 'smtp-only' },
+          sentCopy: 'on',
+          imap: { host: 'localhost', port: imap.tlsPort, security: 'tls' },
+        });
+        const id = await send(ctx, t.key);
+        await messageUntil(ctx.stack, t.key, id, ['sent']);
+        await eventually(
+          async () => (await api(ctx.stack, 'GET', `/v1/messages/${id}`, { key: t.key })).body?.sentCopy?.status === 'failed',
+          60_000,
+          'the Sent copy to fail',
+        );
+        await capture(ctx, TYPES.sentCopy, t.id, 'refused');
+      } finally {
+        await imap.stop();
+      }
     },
   },
   {

@@ -12,6 +12,7 @@ import {
   rmSync,
   writeFileSync,
 } from 'node:fs';
+import http from 'node:http';
 import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
@@ -33,6 +34,13 @@ export interface DovecotImap {
   tlsPort: number;
   user: string;
   password: string;
+  /**
+   * XOAUTH2 / OAUTHBEARER: Dovecot's oauth2 passdb asks a token-info endpoint served here (plain
+   * HTTP on loopback) about every bearer token; only tokens given to acceptToken() are valid, for `user`.
+   */
+  acceptToken(token: string): void;
+  /** The bearer tokens Dovecot asked about, in order. */
+  tokenChecks: string[];
   /** Writes a message into the user's Maildir `folder` (INBOX by default) as new, unseen mail. */
   deliver(raw: string, folder?: string): string;
   /** File names in a folder's Maildir (new/ and cur/); cur/ names carry the flags (`:2,S` = \Seen). */
@@ -72,6 +80,26 @@ export async function startDovecotImap(opts: { serverKey: string; serverCert: st
   const usersFile = path.join(tmp, 'users');
   writeFileSync(usersFile, `${user}:{PLAIN}${password}\n`, { mode: 0o640 });
   chownSync(usersFile, 0, dovecotIds.gid);
+  // The token-info endpoint Dovecot's oauth2 passdb calls (GET <url><token>).
+  const accepted = new Set<string>();
+  const tokenChecks: string[] = [];
+  const tokenInfo = http.createServer((req, res) => {
+    const token = decodeURIComponent((req.url ?? '').replace(/^\/tokeninfo\?access_token=/, ''));
+    tokenChecks.push(token);
+    if (!accepted.has(token)) {
+      res.writeHead(401, { 'content-type': 'application/json' }).end('{"error":"invalid_token"}');
+      return;
+    }
+    res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify({ email: user, active: 'true' }));
+  });
+  await new Promise<void>((r) => tokenInfo.listen(0, '127.0.0.1', () => r()));
+  const tokenInfoPort = (tokenInfo.address() as net.AddressInfo).port;
+  const oauthConf = path.join(tmp, 'dovecot-oauth2.conf.ext');
+  writeFileSync(
+    oauthConf,
+    `tokeninfo_url = http://127.0.0.1:${tokenInfoPort}/tokeninfo?access_token=\nusername_attribute = email\nactive_attribute = active\nactive_value = true\n`,
+    { mode: 0o644 },
+  );
   const logFile = path.join(tmp, 'dovecot.log');
   const conf = path.join(tmp, 'dovecot.conf');
   writeFileSync(
@@ -88,17 +116,31 @@ ssl_cert = <${path.join(tmp, 'server.pem')}
 ssl_key = <${path.join(tmp, 'server.key')}
 ssl_min_protocol = TLSv1.2
 disable_plaintext_auth = yes
-auth_mechanisms = plain login
+auth_mechanisms = plain login xoauth2 oauthbearer
 first_valid_uid = ${owner.uid}
 mail_location = maildir:${home}/Maildir
 mailbox_idle_check_interval = 1 secs
 namespace inbox {
   inbox = yes
   separator = /
+  # SPECIAL-USE under names that do not say so: clients must find Sent by its flag.
+  mailbox "Outbox Copies" {
+    special_use = \\Sent
+    auto = create
+  }
+  mailbox "Sent" {
+    auto = create
+  }
 }
 passdb {
   driver = passwd-file
+  mechanisms = plain login
   args = scheme=PLAIN username_format=%u ${usersFile}
+}
+passdb {
+  driver = oauth2
+  mechanisms = xoauth2 oauthbearer
+  args = ${oauthConf}
 }
 userdb {
   driver = static
@@ -159,6 +201,7 @@ service anvil {
     if (!(await waitUntil(() => leftovers(tmp).length === 0, 10_000))) for (const pid of leftovers(tmp)) process.kill(pid, 'SIGKILL');
   };
   const onExit = () => {
+    tokenInfo.close();
     if (child?.pid && running()) child.kill('SIGKILL');
     rmSync(tmp, { recursive: true, force: true });
   };
@@ -173,6 +216,8 @@ service anvil {
     tlsPort,
     user,
     password,
+    acceptToken: (token) => void accepted.add(token),
+    tokenChecks,
     deliver(raw, folder = 'INBOX') {
       const dir = maildir(folder);
       for (const sub of ['tmp', 'new', 'cur']) {
@@ -208,6 +253,7 @@ service anvil {
     async stop() {
       process.removeListener('exit', onExit);
       await halt('SIGTERM');
+      tokenInfo.close();
       rmSync(tmp, { recursive: true, force: true });
     },
   };

@@ -13,11 +13,25 @@ test('bounce mailbox defaults: implicit TLS on 993, INBOX, processed mail to Car
     security: 'tls',
     tls: {},
     user: 'bounces@acme.example',
+    auth: { kind: 'password' },
     mailbox: 'INBOX',
     processedFolder: 'Cartero/Processed',
   });
   assert.equal(bounceMailboxSettings(bounceMailboxPutSchema.parse({ ...base, security: 'starttls' })).port, 143);
   assert.equal(bounceMailboxSettings(bounceMailboxPutSchema.parse({ ...base, security: 'starttls', port: 1143 })).port, 1143);
+});
+
+test('bounce mailbox auth: oauth2 takes no password', () => {
+  const { password: _unused, ...noPassword } = base;
+  assert.deepEqual(bounceMailboxSettings(bounceMailboxPutSchema.parse({ ...noPassword, auth: { kind: 'oauth2' } })).auth, {
+    kind: 'oauth2',
+  });
+  const r = bounceMailboxPutSchema.safeParse({ ...base, auth: { kind: 'oauth2' } });
+  assert.equal(r.success, false);
+  assert.deepEqual(
+    r.error?.issues.map((i) => i.path.join('.')),
+    ['password'],
+  );
 });
 
 test('bounce mailbox input: each bad field is named', () => {

@@ -8,6 +8,7 @@ import * as oauthToken from '../../src/temporal/handoffs/oauth-token';
 import * as rateLimiter from '../../src/temporal/handoffs/rate-limiter';
 import * as reconciler from '../../src/temporal/handoffs/reconciler';
 import * as sendMessage from '../../src/temporal/handoffs/send-message';
+import * as sentCopy from '../../src/temporal/handoffs/sent-copy';
 import * as tenantDeletion from '../../src/temporal/handoffs/tenant-deletion';
 import * as verify from '../../src/temporal/handoffs/verify-connection';
 import * as webhooks from '../../src/temporal/handoffs/webhook-delivery';
@@ -19,7 +20,7 @@ import * as webhooks from '../../src/temporal/handoffs/webhook-delivery';
  */
 const root = path.resolve(__dirname, '..', '..', '..');
 const OWNERS = path.join('src', 'temporal', 'handoffs') + path.sep;
-const modules = { bounceWatch, cases, oauthToken, rateLimiter, reconciler, sendMessage, tenantDeletion, verify, webhooks };
+const modules = { bounceWatch, cases, oauthToken, rateLimiter, reconciler, sendMessage, sentCopy, tenantDeletion, verify, webhooks };
 
 const workflowTypes = Object.values(modules).flatMap((m) =>
   Object.entries(m)

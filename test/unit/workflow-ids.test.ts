@@ -11,7 +11,7 @@ import {
   type WorkflowIdFamily,
 } from '../../src/temporal/handoffs/ids';
 
-const ITEM_FAMILIES = ['send', 'case', 'verify'] as const;
+const ITEM_FAMILIES = ['send', 'case', 'verify', 'sentcopy'] as const;
 const TENANT_FAMILIES = WORKFLOW_ID_FAMILIES.filter(
   (f): f is Exclude<WorkflowIdFamily, (typeof ITEM_FAMILIES)[number]> => !(ITEM_FAMILIES as readonly string[]).includes(f),
 );

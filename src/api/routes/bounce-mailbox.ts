@@ -42,6 +42,10 @@ export function bounceMailboxRoutes(deps: BounceMailboxRouteDeps): Router {
       const refusal = addressRefusal(body.host, deps.allowPrivateNetworks);
       if (refusal) throw new ValidationError('invalid host', [{ field: 'host', message: refusal }]);
     }
+    if (body.auth.kind === 'oauth2' && tenant.auth.type !== 'oauth2')
+      throw new ValidationError('invalid auth', [
+        { field: 'auth.kind', message: 'oauth2 needs a tenant whose auth is oauth2 (its access token is used for IMAP too)' },
+      ]);
     // Without a password the stored one is kept, only for the host, port and TLS trust it was given
     // with: a moved endpoint is a 400 naming the fields (the store refuses it).
     const doc = await deps.bounceMailboxes.put(sealScopeOf(tenant), bounceMailboxSettings(body), body.password);
@@ -91,7 +95,8 @@ function view(d: BounceMailboxDoc) {
     security: s.security,
     tls: s.tls,
     user: s.user,
-    passwordSet: true,
+    auth: s.auth ?? { kind: 'password' },
+    passwordSet: d.passwordSealed !== undefined,
     mailbox: s.mailbox,
     processedFolder: s.processedFolder,
     workflowId: bounceWatchWorkflowId(d._id),

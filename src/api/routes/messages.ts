@@ -45,6 +45,7 @@ export function messageView(doc: MessageDoc) {
     createdAt: doc.createdAt.toISOString(),
     updatedAt: doc.updatedAt.toISOString(),
     completedAt: doc.completedAt?.toISOString() ?? null,
+    sentCopy: doc.sentCopy ? { ...doc.sentCopy, at: doc.sentCopy.at.toISOString(), folder: doc.sentCopy.folder ?? null } : null,
   };
 }
 

@@ -9,11 +9,11 @@ import { isTenantId } from '../../domain/tenant-id';
  * prefix is a prefix of another. Before this module, pairs were joined with `-`, so tenant `acme`'s
  * case `corp-T1` and tenant `acme-corp`'s case `T1` had the same id (docs/decisions.md).
  */
-export const WORKFLOW_ID_FAMILIES = ['send', 'case', 'verify', 'oauth', 'ratelimit', 'webhooks', 'imap', 'delete'] as const;
+export const WORKFLOW_ID_FAMILIES = ['send', 'case', 'verify', 'oauth', 'ratelimit', 'webhooks', 'imap', 'delete', 'sentcopy'] as const;
 export type WorkflowIdFamily = (typeof WORKFLOW_ID_FAMILIES)[number];
 
 /** Families whose id names a tenant's item as well as the tenant. */
-const ITEM_FAMILIES: ReadonlySet<WorkflowIdFamily> = new Set(['send', 'case', 'verify']);
+const ITEM_FAMILIES: ReadonlySet<WorkflowIdFamily> = new Set(['send', 'case', 'verify', 'sentcopy']);
 
 const ITEM_PATTERN = /^[\x21-\x39\x3b-\x7e]{1,200}$/;
 
@@ -23,13 +23,13 @@ function checkTenant(tenantId: string): void {
 }
 
 /** `<family>-<tenantId>`: the tenant's one workflow of that family. */
-export function tenantWorkflowId(family: Exclude<WorkflowIdFamily, 'send' | 'case' | 'verify'>, tenantId: string): string {
+export function tenantWorkflowId(family: Exclude<WorkflowIdFamily, 'send' | 'case' | 'verify' | 'sentcopy'>, tenantId: string): string {
   checkTenant(tenantId);
   return `${family}-${tenantId}`;
 }
 
 /** `<family>-<tenantId>:<item>`: the workflow of one of the tenant's items. */
-export function tenantItemWorkflowId(family: 'send' | 'case' | 'verify', tenantId: string, item: string): string {
+export function tenantItemWorkflowId(family: 'send' | 'case' | 'verify' | 'sentcopy', tenantId: string, item: string): string {
   checkTenant(tenantId);
   if (!ITEM_PATTERN.test(item)) throw new TypeError(`not an item id for a workflow id: ${JSON.stringify(item)}`);
   return `${family}-${tenantId}:${item}`;
