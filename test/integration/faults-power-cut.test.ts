@@ -5,6 +5,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { after, test } from 'node:test';
 import { isAlive } from '../../src/embedded/run-record';
+import { temporalKind } from '../../src/embedded/temporal';
 import { makeTestPki } from '../support/certs';
 import { killRecorded, launch, launcherPorts, launcherStarted, runRecord, type Launched } from '../support/launcher';
 import { allSent, assertEveryMessageArrived, postMessages } from '../support/processes';
@@ -57,7 +58,8 @@ test(
     await eventually(() => p.messages().length >= 5, 120_000, 'the first messages delivered');
     const record = runRecord(dataDir);
     assert.ok(record);
-    assert.deepEqual(record.processes.map((x) => x.name).sort(), ['api', 'ferretdb', 'temporal', 'worker']);
+    const temporalProcesses = temporalKind() === 'postgres' ? ['postgres', 'temporal-server'] : ['temporal'];
+    assert.deepEqual(record.processes.map((x) => x.name).sort(), ['api', 'ferretdb', ...temporalProcesses, 'worker'].sort());
 
     const faultAt = Date.now();
     first.child.kill('SIGKILL');

@@ -105,7 +105,10 @@ export async function startProcessStack(overrides: Record<string, string> = {}, 
   const api = new ServiceProcess('api', 'server', () => env);
   const workers: ServiceProcess[] = [];
   const addWorker = async () => {
-    const w = new ServiceProcess(`worker ${workers.length + 1}`, 'worker', () => env);
+    // Each worker its own metrics ports, as two workers on one host would be deployed: the SDK's
+    // Prometheus exporter refuses to start on a taken port, and the worker with it.
+    const ports = { WORKER_METRICS_PORT: String(await freePort()), TEMPORAL_METRICS_PORT: String(await freePort()) };
+    const w = new ServiceProcess(`worker ${workers.length + 1}`, 'worker', () => ({ ...env, ...ports }));
     workers.push(w);
     return w.start();
   };
