@@ -7,6 +7,7 @@ import { Keyring } from '../src/security/crypto';
 import { dataConverter } from '../src/temporal/connection';
 import type { SendMessageInput } from '../src/temporal/handoffs/send-message';
 import { CaseIdKey, MessageIdKey, SendStatusKey, TenantIdKey } from '../src/temporal/search-attributes';
+import { temporalKind } from '../src/embedded/temporal';
 import { withBenchServers } from './servers';
 import { makeTestPki } from '../test/support/certs';
 import { eventually, SmtpPeer } from '../test/support/smtp-peer';
@@ -28,6 +29,9 @@ import { api, createPeerTenant, startStack } from '../test/support/stack';
  */
 const N = Number(process.argv[2] ?? 2000);
 const CONCURRENCY = Number(process.argv[3] ?? 16);
+/** The steady-load phase (issue 16): messages offered at a fixed rate, one at a time, as a product's traffic arrives. */
+const STEADY_RATE = Number(process.env.BENCH_STEADY_RATE ?? 10);
+const STEADY_SECS = Number(process.env.BENCH_STEADY_SECS ?? 60);
 const CONNECTIONS = 5;
 
 function percentile(sorted: number[], p: number): number {
@@ -173,6 +177,45 @@ async function main(): Promise<void> {
     // Let the last sends' trailing writes (events, case) land before stopping the count.
     await new Promise((r) => setTimeout(r, 2_000));
     counting = false;
+    // Steady load: STEADY_RATE requests a second for STEADY_SECS, each sent on its tick whatever the
+    // others are doing (open loop); latency from the request's start to the sink's 250, as a person
+    // waiting for a password-reset mail would measure it.
+    const steadyStarted = new Map<string, number>();
+    let steadyRefused = 0;
+    const steadyN = Math.round(STEADY_RATE * STEADY_SECS);
+    const steadyBefore = sink.messages().length;
+    if (steadyN > 0) {
+      await new Promise((r) => setTimeout(r, 3_000)); // the throughput phase's trailing work settles first
+      const tickMs = 1000 / STEADY_RATE;
+      const t3 = Date.now();
+      const inFlight: Array<Promise<void>> = [];
+      for (let i = 0; i < steadyN; i++) {
+        const due = t3 + i * tickMs;
+        const wait = due - Date.now();
+        if (wait > 0) await new Promise((r) => setTimeout(r, wait));
+        const started = Date.now();
+        inFlight.push(
+          api(stack, 'POST', '/v1/messages', {
+            key,
+            body: { from: 'bench@acme.example', to: [`s${i}@customer.example`], subject: `steady ${i}`, text: 'Your reset code is 123456' },
+          }).then((r) => {
+            if (r.status === 202) steadyStarted.set(r.body.messageId as string, started);
+            else steadyRefused++;
+          }),
+        );
+      }
+      await Promise.all(inFlight);
+      await eventually(
+        () => sink.messages().length - steadyBefore >= steadyStarted.size,
+        10 * 60_000,
+        'the steady-load messages at the sink',
+      );
+    }
+    const steady = sink
+      .messages()
+      .slice(steadyBefore)
+      .map((m) => m.at - (steadyStarted.get(m.messageId) ?? m.at))
+      .sort((a, b) => a - b);
     const totalCommands = [...commands.values()].reduce((a, b) => a + b, 0);
     const byName = [...commands.entries()]
       .sort((a, b) => b[1] - a[1])
@@ -192,6 +235,10 @@ async function main(): Promise<void> {
       `  ratio cartero/fair temporal floor: ${(carteroRate / fairRate).toFixed(3)}`,
       `  store commands per message: ${(totalCommands / N).toFixed(2)} (${byName})`,
       `  accept-to-250 latency: p50 ${percentile(latencies, 50)} ms, p99 ${percentile(latencies, 99)} ms`,
+      steadyN > 0
+        ? `  steady load ${STEADY_RATE}/s for ${STEADY_SECS} s (${steadyStarted.size} accepted, ${steadyRefused} refused): request-to-250 p50 ${percentile(steady, 50)} ms, p99 ${percentile(steady, 99)} ms, max ${steady[steady.length - 1]} ms`
+        : '  steady load: skipped (BENCH_STEADY_SECS=0)',
+      `  temporal server: ${temporalKind()}`,
     ];
     process.stdout.write(lines.join('\n') + '\n');
   });

@@ -24,7 +24,8 @@ import { bounceMailboxRoutes } from './routes/bounce-mailbox';
 import { trackingRoutes } from './routes/tracking';
 import type { Tracking } from './tracking';
 import { caseRoutes } from './routes/cases';
-import { inboundMessageRoutes, inboundSettingsRoutes, inboundWebhookRoutes } from './routes/inbound';
+import { inboundMessageRoutes, inboundSettingsRoutes, inboundWebhookRoutes, type InboundRouteDeps } from './routes/inbound';
+import { providerEventRoutes } from './routes/provider-events';
 import { brevoAttachmentFetcher } from '../inbound/providers/brevo';
 import { confirmSnsSubscription, fetchSnsCertificate, SnsVerifier, type CertFetcher } from '../inbound/sns';
 import type { AdapterContext } from '../inbound/request';
@@ -100,25 +101,26 @@ export function createApp(deps: AppDeps): Express {
   };
   app.use(oauthCallbackRoutes(oauthDeps));
   // Inbound webhooks authenticate by their URL key and the provider's own scheme, not by API key.
-  app.use(
-    inboundWebhookRoutes({
-      tenants: deps.tenants,
-      inbound,
-      cases,
-      messages: deps.messages,
-      events: deps.events,
-      temporal: deps.temporal,
-      taskQueue: deps.config.temporal.taskQueue,
-      subjectWindowMs: deps.config.inbound.subjectWindowMs,
-      limits: deps.config.inbound,
-      bodyLimitBytes: deps.config.inbound.bodyLimitBytes,
-      maxConcurrentBodies: deps.config.inbound.maxConcurrentBodies,
-      sns: new SnsVerifier(deps.snsCertFetcher ?? fetchSnsCertificate),
-      snsConfirm: deps.snsConfirm ?? confirmSnsSubscription,
-      brevoAttachment: deps.brevoAttachment ?? brevoAttachmentFetcher(),
-      suppressions: deps.suppressions,
-    }),
-  );
+  const inboundDeps: InboundRouteDeps = {
+    tenants: deps.tenants,
+    inbound,
+    cases,
+    messages: deps.messages,
+    events: deps.events,
+    temporal: deps.temporal,
+    taskQueue: deps.config.temporal.taskQueue,
+    subjectWindowMs: deps.config.inbound.subjectWindowMs,
+    limits: deps.config.inbound,
+    bodyLimitBytes: deps.config.inbound.bodyLimitBytes,
+    maxConcurrentBodies: deps.config.inbound.maxConcurrentBodies,
+    sns: new SnsVerifier(deps.snsCertFetcher ?? fetchSnsCertificate),
+    snsConfirm: deps.snsConfirm ?? confirmSnsSubscription,
+    brevoAttachment: deps.brevoAttachment ?? brevoAttachmentFetcher(),
+    suppressions: deps.suppressions,
+  };
+  app.use(inboundWebhookRoutes(inboundDeps));
+  // Relay events (delivery, bounce, complaint, delay) authenticate the same way (docs/provider-events.md).
+  app.use(providerEventRoutes(inboundDeps));
 
   // Everything under /v1 needs a key, unknown paths included, so the API does not map itself to strangers.
   app.use('/v1', authenticate(deps.config.adminKey, deps.tenants));

@@ -3,6 +3,7 @@ import { MESSAGE_STATUSES, messageCreateSchema } from '../domain/message';
 import { tenantCreateSchema, tenantPatchSchema } from '../domain/tenant';
 import { CASE_EVENT_KINDS } from '../domain/cases';
 import { INBOUND_PROVIDERS } from '../domain/inbound/email';
+import { RELAY_EVENT_PROVIDERS } from '../domain/provider-events';
 import { inboundSettingsSchemas } from './routes/inbound';
 import { suppressedAddressParam, suppressionCreateSchema } from '../domain/suppression';
 import { EVENT_TYPES } from '../domain/events';
@@ -544,6 +545,30 @@ export function buildOpenApi(version: string): Json {
           },
         },
       },
+      '/v1/provider-events/{provider}/{inboundKey}': {
+        parameters: [
+          { name: 'provider', in: 'path', required: true, schema: { type: 'string', enum: [...RELAY_EVENT_PROVIDERS] } },
+          pathParam('inboundKey', inboundKeySchema, "The tenant's inbound key (GET /v1/tenants/{id} → inbound.key)"),
+        ],
+        post: {
+          summary:
+            "A relay's delivery, bounce, complaint and delay webhook, in that relay's documented format (docs/provider-events.md); authenticated by the tenant's inbound settings for the provider",
+          security: [],
+          requestBody: {
+            required: true,
+            description: 'JSON (SES: an SNS message, posted as text/plain; SendGrid: an array of events, signed)',
+            content: { 'application/json': { schema: { type: 'object' } }, 'text/plain': { schema: { type: 'string' } } },
+          },
+          responses: {
+            '200': { description: 'Every event applied: `{received, ignored, unmatched, applied[]}`, or an SNS confirmation acknowledged' },
+            '400': problem('Malformed payload; `errors` names the field'),
+            '401': problem('Wrong signature or credentials, a stale signature timestamp, a foreign SNS topic, a replayed Mailgun token'),
+            '404': problem('Unknown inbound key, unknown provider, or a provider without event credentials (one answer for all)'),
+            '413': problem('Body over 2 MiB'),
+            '503': problem('Store or Temporal unavailable, or too many bodies at once: the relay should retry'),
+          },
+        },
+      },
       '/v1/tenants/{id}/inbound/{provider}': {
         parameters: [
           tenantIdParam,
@@ -551,7 +576,7 @@ export function buildOpenApi(version: string): Json {
         ],
         put: {
           summary:
-            'Enable a provider for inbound mail with its credentials (a provider without settings answers 404): brevo basic auth (`username`,`password`) or `bearerToken` (one required), plus `apiKey` for attachments; sendgrid/postmark basic auth (required); mailgun `signingKey`; ses `topicArns`; mime `bearerToken` (generated and shown once if omitted)',
+            'Enable a provider for inbound mail with its credentials (a provider without settings answers 404): brevo basic auth (`username`,`password`) or `bearerToken` (one required), plus `apiKey` for attachments; sendgrid basic auth and/or `eventVerificationKey` (relay events); postmark basic auth (required); mailgun `signingKey`; ses `topicArns`; mime `bearerToken` (generated and shown once if omitted)',
           requestBody: {
             required: true,
             content: {

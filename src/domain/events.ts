@@ -6,6 +6,8 @@
 export const EVENT_TYPES = [
   'message.sent',
   'message.deferred',
+  /** A relay reported the recipient's server accepted the message (relay events, docs/provider-events.md). */
+  'message.delivered',
   'message.failed',
   'message.bounced',
   'message.complained',

@@ -12,6 +12,11 @@ export interface FeedbackSource {
   channel: string;
   /** The notice's own Message-ID or provider id; makes delay events unique per notice. */
   noticeId: string | null;
+  /**
+   * A signed report from the relay that carried the message (relay events): it comes from the party
+   * that spoke to the recipient's server, not from a recipient, so no corroboration is needed.
+   */
+  trusted?: true;
 }
 
 export interface BounceHandlingDeps {
@@ -92,7 +97,7 @@ export async function handleBounceOrComplaint(
       at,
     };
     // Delay notices change no status and suppress nothing: there is nothing to corroborate.
-    if (kind !== 'delay' && feedbackCorroboration(doc.recipients, index) === null) {
+    if (kind !== 'delay' && !source.trusted && feedbackCorroboration(doc.recipients, index) === null) {
       updates.push({ index, status: null, feedback, unverified: true });
       const notice = source.noticeId ?? verdict.originalMessageId ?? 'unknown';
       await deps.events.append({

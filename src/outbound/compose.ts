@@ -9,6 +9,7 @@ import {
   type Mailbox,
   type MessageCreateInput,
 } from '../domain/message';
+import { relayCorrelationHeaders } from '../domain/provider-events';
 import type { MessageTracking } from '../domain/tracking/message';
 import { ValidationError } from '../errors';
 import { findReplyParent, newCaseId, replyToFor, type OutboundCaseDeps } from '../cases/outbound';
@@ -117,6 +118,9 @@ export async function composeMessage(deps: ComposeDeps, tenant: TenantDoc, body:
   if (problems.length > 0) throw new ValidationError(`invalid ${[...new Set(problems.map((p) => p.field))].join(', ')}`, problems);
 
   const messageId = rfcMessageId(id, fromDomain);
+  const correlation = Object.fromEntries(
+    Object.entries(relayCorrelationHeaders(tenant.settings.preset, id)).map(([k, v]) => [k, { prepared: true as const, value: v }]),
+  );
   const mime = await new MailComposer({
     from: toAddressObject(body.from),
     to: body.to.map(toAddressObject),
@@ -132,7 +136,9 @@ export async function composeMessage(deps: ComposeDeps, tenant: TenantDoc, body:
       contentType: a.contentType,
       ...(a.contentId ? { cid: a.contentId } : {}),
     })),
-    headers: { ...body.headers, ...tracked.headers, 'X-Cartero-Id': id },
+    // A relay echoes its correlation header back in its delivery/bounce/complaint events (docs/provider-events.md).
+    // Prepared: nodemailer would otherwise RFC 2047-encode a line over 78 characters, which no relay decodes.
+    headers: { ...body.headers, ...tracked.headers, ...correlation, 'X-Cartero-Id': id },
     messageId,
     date: new Date(),
     ...(inReplyTo ? { inReplyTo } : {}),

@@ -57,8 +57,11 @@ export interface InboundSettingsDoc {
   _id: string;
   tenantId: string;
   provider: InboundEmail['provider'];
-  /** Non-secret settings (basic-auth user name, allowed SNS topic ARNs). */
-  clear: { username?: string; topicArns?: string[] };
+  /**
+   * Non-secret settings: basic-auth user name, allowed SNS topic ARNs, and SendGrid's Event Webhook
+   * verification key (a public key: base64 DER SPKI, as SendGrid shows it).
+   */
+  clear: { username?: string; topicArns?: string[]; eventVerificationKey?: string };
   sealed: Partial<Record<InboundSecretField, string>>;
   updatedAt: Date;
 }

@@ -21,6 +21,7 @@ import type { TenantRepository } from '../../store/tenants';
 import { sealScopeOf } from '../../store/tenant-seal';
 import { principalOf, requireTenantAccess } from '../auth';
 import { parseBody, parseParam } from '../validate';
+import { providerEventsEnabled } from '../../inbound/provider-events/gates';
 
 export interface InboundRouteDeps extends Omit<IngestDeps, 'onBounce'> {
   tenants: TenantRepository;
@@ -67,17 +68,31 @@ async function admit(
   const provider = providerSchema.safeParse(req.params.provider);
   if (!provider.success) throw notFound();
   if (req.path.endsWith('/mime') && provider.data !== 'mailgun') throw new NotFoundError('route', `POST ${req.path}`);
+  const { tenantId, settings } = await admitProvider(deps, req, provider.data, ADAPTERS[provider.data].gate);
+  return { provider: provider.data, tenantId, settings };
+}
+
+/**
+ * The tenant the URL's inbound key names, its settings for `provider`, enabled by `gate`, and the
+ * header credentials the gate checks: 404 (one answer) for an unknown key or a provider not enabled,
+ * 401 for wrong credentials. Shared by inbound mail and relay events (provider-events.ts).
+ */
+export async function admitProvider(
+  deps: Pick<InboundRouteDeps, 'inbound' | 'tenants'>,
+  req: Request,
+  provider: InboundProvider,
+  gate: ProviderGate,
+): Promise<{ tenantId: string; settings: OpenInboundSettings }> {
   const key = inboundKeySchema.safeParse(req.params.inboundKey);
   const tenantId = key.success ? await deps.inbound.tenantForKey(key.data) : null;
   // Only a missing tenant is "unknown key"; a store failure answers 5xx so the provider retries.
   const tenant = tenantId ? await orNullIfNotFound(deps.tenants.get(tenantId)) : null;
   if (!tenant || tenant.inboundKey !== key.data) throw notFound();
-  const settingsDoc = await deps.inbound.getSettings(tenant._id, provider.data);
+  const settingsDoc = await deps.inbound.getSettings(tenant._id, provider);
   const settings = settingsDoc ? deps.inbound.openSettings(settingsDoc, sealScopeOf(tenant)) : null;
-  const { gate } = ADAPTERS[provider.data];
   if (!settings || !gate.enabled(settings)) throw notFound();
   gate.checkHead({ headers: req.headers }, settings);
-  return { provider: provider.data, tenantId: tenant._id, settings };
+  return { tenantId: tenant._id, settings };
 }
 
 /**
@@ -153,7 +168,16 @@ const secret = z
   .regex(/^[\x21-\x7e]+$/, 'printable ASCII without spaces');
 const SETTINGS_SCHEMAS = {
   brevo: z.strictObject({ ...partial(basic), bearerToken: secret.optional(), apiKey: z.string().min(1).max(500).optional() }),
-  sendgrid: z.strictObject(basic),
+  sendgrid: z.strictObject({
+    ...partial(basic),
+    // The Event Webhook's verification key (Mail Settings → Signed Event Webhook): base64 of a DER public key.
+    eventVerificationKey: z
+      .string()
+      .min(60)
+      .max(400)
+      .regex(/^[a-z0-9+/]+={0,2}$/i, 'base64 of the public key SendGrid shows')
+      .optional(),
+  }),
   postmark: z.strictObject(basic),
   mailgun: z.strictObject({ signingKey: z.string().min(8).max(500) }),
   ses: z.strictObject({
@@ -202,9 +226,14 @@ export function inboundSettingsRoutes(deps: Pick<InboundRouteDeps, 'tenants' | '
     const clear: InboundSettingsDoc['clear'] = {};
     if (typeof body.username === 'string') clear.username = body.username;
     if (Array.isArray(body.topicArns)) clear.topicArns = body.topicArns as string[];
-    // Settings are what enables a provider: without its authentication they would enable nothing.
-    if (!ADAPTERS[provider].gate.enabled({ ...clear, ...secrets })) {
-      const message = 'needs basic-auth credentials (username and password) or a bearerToken';
+    if (typeof body.eventVerificationKey === 'string') clear.eventVerificationKey = body.eventVerificationKey;
+    // Settings are what enables a provider (inbound mail, relay events): without its authentication they would enable nothing.
+    const open = { ...clear, ...secrets };
+    if (!ADAPTERS[provider].gate.enabled(open) && !providerEventsEnabled(provider, open)) {
+      const message =
+        provider === 'sendgrid'
+          ? 'needs basic-auth credentials (username and password) or an eventVerificationKey'
+          : 'needs basic-auth credentials (username and password) or a bearerToken';
       throw new ValidationError(`invalid ${provider} settings: ${message}`, [{ field: '(body)', message }]);
     }
     const doc = await deps.inbound.putSettings(sealScopeOf(tenant), provider, clear, secrets);

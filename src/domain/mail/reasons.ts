@@ -39,6 +39,9 @@ export type BounceReason = (typeof BOUNCE_REASONS)[number];
  */
 const HARD_REASONS: ReadonlySet<BounceReason> = new Set(['userunknown', 'hostunknown', 'hasmoved', 'notaccept']);
 
+/** A reason that says the address itself is dead (suppress it when the failure is permanent). */
+export const isHardReason = (reason: BounceReason): boolean => HARD_REASONS.has(reason);
+
 /** RFC 3463 / IANA "Enumerated Status Codes" subject.detail → reason. */
 const STATUS_REASONS: Readonly<Record<string, BounceReason>> = {
   '1.1': 'userunknown',

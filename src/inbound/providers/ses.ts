@@ -2,16 +2,8 @@ import { z } from 'zod';
 import { cleanAddress } from '../../domain/inbound/email';
 import { AuthenticationError, zodToValidationError } from '../../errors';
 import { fromRawMime } from '../mime';
-import { snsMessageSchema } from '../sns';
-import {
-  fieldError,
-  header,
-  parseJsonBody,
-  type AdapterContext,
-  type AdapterResult,
-  type InboundRequest,
-  type ProviderGate,
-} from '../request';
+import { openSnsPost } from '../sns';
+import { fieldError, header, type AdapterContext, type AdapterResult, type InboundRequest, type ProviderGate } from '../request';
 
 /**
  * Amazon SES receipt rule → SNS action → HTTPS subscription. SNS posts JSON as `text/plain`; its
@@ -52,30 +44,9 @@ export async function parseSes(
   ctx: AdapterContext,
   confirm: (subscribeUrl: string) => Promise<void>,
 ): Promise<AdapterResult> {
-  const parsed = snsMessageSchema.safeParse(parseJsonBody(req));
-  if (!parsed.success) throw zodToValidationError(parsed.error);
-  const m = parsed.data;
-  const allowed = ctx.settings.topicArns ?? [];
-  if (allowed.length === 0) throw new AuthenticationError('no SNS topic ARN configured for this tenant (PUT /v1/tenants/{id}/inbound/ses)');
-  if (!allowed.includes(m.TopicArn)) throw new AuthenticationError(`topic ${m.TopicArn} is not one of this tenant's SNS topics`);
-  const announced = header(req, 'x-amz-sns-topic-arn');
-  if (announced !== null && announced !== m.TopicArn)
-    throw new AuthenticationError('the signed TopicArn is not the topic the x-amz-sns-topic-arn header named');
-  await ctx.sns.verify(m, ctx.now);
-
-  if (m.Type === 'SubscriptionConfirmation') {
-    if (!m.SubscribeURL) throw fieldError('SubscribeURL', 'missing in a SubscriptionConfirmation');
-    await confirm(m.SubscribeURL);
-    return { kind: 'ack', detail: `subscription to ${m.TopicArn} confirmed` };
-  }
-  if (m.Type === 'UnsubscribeConfirmation') return { kind: 'ack', detail: `unsubscribed from ${m.TopicArn}` };
-
-  let inner: unknown;
-  try {
-    inner = JSON.parse(m.Message);
-  } catch {
-    throw fieldError('Message', 'is not the JSON of an SES notification');
-  }
+  const opened = await openSnsPost(req, ctx, confirm, 'an SES notification');
+  if (opened.kind === 'ack') return opened;
+  const inner = opened.message;
   const n = sesNotification.safeParse(inner);
   if (!n.success) throw zodToValidationError(n.error, 'Message');
   // SES sends a test notification when the rule is saved; it carries no mail.
@@ -95,7 +66,7 @@ export async function parseSes(
     kind: 'emails',
     emails: [
       await fromRawMime(raw, 'ses', ctx.limits, {
-        providerId: n.data.mail?.messageId ?? m.MessageId,
+        providerId: n.data.mail?.messageId ?? opened.snsMessageId,
         envelopeTo,
         envelopeFrom: cleanAddress(n.data.mail?.source)?.address ?? null,
       }),
