@@ -201,7 +201,9 @@ export function createMessageActivities(deps: MessageActivityDeps) {
       const binding = deps.tenants.credentialBinding(tenant);
       const leased = await deps.pools.lease(tenantId, tenant.settingsVersion, tenant.settings, auth, binding);
       lease = leased;
-      const send = () => leased.transporter.sendMail({ envelope: { from: existing.from, to: pending }, raw: mime });
+      // The tenant's Return-Path, when set, sends notices to their own mailbox (docs/sending.md "Envelope sender").
+      const envelopeFrom = tenant.settings.returnPath ?? existing.from;
+      const send = () => leased.transporter.sendMail({ envelope: { from: envelopeFrom, to: pending }, raw: mime });
       const info = auth.type === 'oauth2' && deps.oauth ? await deps.oauth.sendWithRefresh(binding, send) : await send();
       outcome = outcomeFromResult(info);
     } catch (err) {

@@ -170,6 +170,10 @@ export function buildOpenApi(version: string): Json {
               },
             },
             sentCopy: { type: 'string', enum: ['auto', 'on', 'off'], description: 'Sent-folder copy (docs/sending.md); absent = auto' },
+            returnPath: {
+              type: ['string', 'null'],
+              description: 'Envelope sender (MAIL FROM) of every message; null = each message\'s From (docs/sending.md "Envelope sender")',
+            },
             sentCopyPlan: {
               type: 'object',
               description: 'What sentCopy means for this tenant now: `{append: true, imap}` or `{append: false, reason}`',

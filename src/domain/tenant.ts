@@ -194,6 +194,11 @@ export const tenantCreateSchema = z.strictObject({
   verify: verifySettingsSchema.optional(),
   sentCopy: z.enum(SENT_COPY_MODES).optional(),
   imap: imapSchema.optional(),
+  /**
+   * Envelope sender (MAIL FROM, the Return-Path) for every message, so notices go to their own mailbox
+   * instead of the From address's; in one of the tenant's domains. null/absent: the From address.
+   */
+  returnPath: emailSchema.nullable().optional(),
 });
 export type TenantCreateInput = z.infer<typeof tenantCreateSchema>;
 
@@ -211,6 +216,7 @@ export const tenantPatchSchema = z.strictObject({
   verify: verifySettingsSchema.optional(),
   sentCopy: z.enum(SENT_COPY_MODES).optional(),
   imap: imapSchema.optional(),
+  returnPath: emailSchema.nullable().optional(),
 });
 export type TenantPatchInput = z.infer<typeof tenantPatchSchema>;
 
@@ -245,6 +251,8 @@ export interface TenantSettings {
   /** Absent: `auto` (src/domain/sent-copy.ts). */
   sentCopy?: SentCopyMode;
   imap?: Partial<ImapEndpoint>;
+  /** The envelope sender of every message (docs/sending.md "Envelope sender"); absent: each message's From. */
+  returnPath?: string;
 }
 
 export interface SettingsProblem {
@@ -321,6 +329,11 @@ export function resolveTenantSettings(
   if (verify) settings.verify = verify;
   if (input.sentCopy) settings.sentCopy = input.sentCopy;
   if (input.imap && Object.keys(input.imap).length > 0) settings.imap = { ...input.imap };
+  if (input.returnPath) {
+    const d = input.returnPath.slice(input.returnPath.lastIndexOf('@') + 1).toLowerCase();
+    if (input.domains.includes(d)) settings.returnPath = input.returnPath.toLowerCase();
+    else problems.push({ field: 'returnPath', message: `${d} is not one of the tenant's sending domains` });
+  }
   for (const [i, sender] of (verify?.senders ?? []).entries()) {
     const d = sender.slice(sender.lastIndexOf('@') + 1).toLowerCase();
     if (!input.domains.includes(d)) {
@@ -368,6 +381,8 @@ export function mergeTenantPatch(current: TenantSettings, patch: TenantPatchInpu
   if (sentCopy) merged.sentCopy = sentCopy;
   const imap = { ...current.imap, ...patch.imap };
   if (Object.keys(imap).length > 0) merged.imap = imap;
+  const returnPath = patch.returnPath === undefined ? current.returnPath : patch.returnPath;
+  if (returnPath) merged.returnPath = returnPath;
   return merged;
 }
 

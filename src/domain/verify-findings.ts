@@ -20,11 +20,22 @@ export const MAX_VERIFY_SENDERS = 10;
  * The addresses `verify` tries in MAIL FROM: the tenant's `verify.senders`, else the account it
  * logs in as when that is an address, else postmaster@ its first domain (relays with a key as user).
  */
-export function sendersToVerify(settings: { domains: string[]; verify?: { senders?: string[] } }, authUser: string | undefined): string[] {
+export function sendersToVerify(
+  settings: { domains: string[]; verify?: { senders?: string[] }; returnPath?: string },
+  authUser: string | undefined,
+): string[] {
   const configured = settings.verify?.senders ?? [];
-  if (configured.length > 0) return configured.slice(0, MAX_VERIFY_SENDERS);
-  if (authUser && looksLikeAddress(authUser)) return [authUser];
-  return settings.domains[0] ? [`postmaster@${settings.domains[0]}`] : [];
+  const senders =
+    configured.length > 0
+      ? configured.slice(0, MAX_VERIFY_SENDERS)
+      : authUser && looksLikeAddress(authUser)
+        ? [authUser]
+        : settings.domains[0]
+          ? [`postmaster@${settings.domains[0]}`]
+          : [];
+  // Every message's MAIL FROM is the Return-Path when one is set: the server must take it too.
+  if (settings.returnPath && !senders.includes(settings.returnPath)) senders.push(settings.returnPath);
+  return senders;
 }
 
 /**

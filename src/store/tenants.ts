@@ -85,6 +85,8 @@ export interface TenantView {
   /** What the Sent-copy setting means for this tenant now: appended to which IMAP server, or why not. */
   sentCopyPlan: SentCopyPlan;
   imap?: TenantSettings['imap'];
+  /** The envelope sender of every message; null: each message's From address. */
+  returnPath: string | null;
   /** Standing problems of the setup itself (e.g. `basic_auth_retirement`), each with its fix. */
   warnings: TenantWarning[];
   /** What the scheduled verify and real sends found lately (docs/operations.md, "Tenant health"). */
@@ -445,6 +447,7 @@ export function toView(doc: TenantDoc): TenantView {
     sentCopy: s.sentCopy ?? 'auto',
     sentCopyPlan: sentCopyPlan(s),
     ...(s.imap ? { imap: s.imap } : {}),
+    returnPath: s.returnPath ?? null,
     warnings: tenantWarnings(s.preset, doc.auth.type),
     health: healthView(doc),
     settingsVersion: doc.settingsVersion,

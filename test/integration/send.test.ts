@@ -115,6 +115,28 @@ describe('sending', () => {
     assert.equal(desc.typedSearchAttributes.get(MessageIdKey), accepted.id);
   });
 
+  test("a Return-Path in the tenant is every message's MAIL FROM; outside its domains it is refused; PATCH null restores From", async () => {
+    const p = await peer();
+    const t = await tenant(p.port, { returnPath: 'Bounces@acme.example' });
+    const view = await api(stack, 'GET', `/v1/tenants/${t.id}`, { key: t.key });
+    assert.equal(view.body.returnPath, 'bounces@acme.example');
+    const first = await send(t.key, message());
+    await until(t.key, first.id, ['sent']);
+    const got = p.messages().find((m) => m.messageId === first.messageId);
+    assert.equal(got?.from, 'bounces@acme.example');
+    assert.match(got?.raw ?? '', /^From: Acme Support <support@acme\.example>/m);
+
+    const refused = await api(stack, 'PATCH', `/v1/tenants/${t.id}`, { key: t.key, body: { returnPath: 'bounces@elsewhere.example' } });
+    assert.equal(refused.status, 400);
+    assert.match(JSON.stringify(refused.body), /returnPath/);
+    const cleared = await api(stack, 'PATCH', `/v1/tenants/${t.id}`, { key: t.key, body: { returnPath: null } });
+    assert.equal(cleared.status, 200, JSON.stringify(cleared.body));
+    assert.equal(cleared.body.returnPath, null);
+    const second = await send(t.key, message());
+    await until(t.key, second.id, ['sent']);
+    assert.equal(p.messages().find((m) => m.messageId === second.messageId)?.from, 'support@acme.example');
+  });
+
   test('550 for one of three recipients: that one bounced and suppressed, the others delivered', async () => {
     const p = await peer({
       rcptReplies: {
