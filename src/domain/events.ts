@@ -25,6 +25,8 @@ export const EVENT_TYPES = [
   'tenant.sending_refused',
   /** A quota or rate refusal paused the tenant's sending; its messages wait (docs/bounces.md "Consequences"). */
   'tenant.sending_paused',
+  /** Gmail asks to approve forwarding to the tenant's inbound address (docs/inbound.md "Forwarding confirmation"). */
+  'tenant.forwarding_confirmation',
   /** Sent on request by `POST /v1/webhooks/test`. */
   'webhook.test',
 ] as const;

@@ -9,9 +9,13 @@ import type { MessageRepository } from '../store/messages';
 import { DependencyUnavailableError } from '../errors';
 import { asMailVerdict, combineVerdicts } from '../domain/mail/combine';
 import { BODY_BUDGET_CHARS, classifyInbound } from './mime';
+import { forwardingConfirmation } from '../domain/inbound/forwarding';
 import { sisimai } from './sisimai';
 import { findCase, type ThreadingDeps } from './threading';
 import type { BounceHandler } from './bounces';
+
+/** The classification rule of Gmail's forwarding approval: stored, never threaded, the tenant told. */
+const FORWARDING_RULE = 'gmail-forwarding-confirmation';
 
 export interface IngestDeps extends CaseRecorderDeps, ThreadingDeps {
   inbound: InboundRepository;
@@ -88,8 +92,12 @@ export async function ingestEmail(deps: IngestDeps, tenantId: string, mail: Inbo
 }
 
 async function store(deps: IngestDeps, tenantId: string, id: string, mail: InboundEmail, now: Date): Promise<InboundDoc> {
-  const verdict = await verdictFor(mail);
-  const threaded = verdict.kind === 'human' || verdict.kind === 'autoreply';
+  const forwarding = forwardingConfirmation(mail);
+  // Gmail's forwarding approval is for the tenant's admin, not a customer's reply: never a case.
+  const verdict: MailVerdict = forwarding
+    ? { kind: 'autoreply', rule: FORWARDING_RULE, bounces: [], originalMessageId: null }
+    : await verdictFor(mail);
+  const threaded = !forwarding && (verdict.kind === 'human' || verdict.kind === 'autoreply');
   const decision = threaded
     ? await findCase(deps, tenantId, mail, now)
     : { caseId: null, rule: `not threaded: ${verdict.kind}`, matched: null };
@@ -187,6 +195,21 @@ async function followUp(deps: IngestDeps, doc: InboundDoc): Promise<void> {
       dropped: doc.dropped,
     },
   });
+  if (doc.classification.rule === FORWARDING_RULE) {
+    const found = forwardingConfirmation(doc);
+    await deps.events.append({
+      id: `tenant.forwarding_confirmation:${doc._id}`,
+      tenantId: doc.tenantId,
+      type: 'tenant.forwarding_confirmation',
+      data: {
+        inboundId: doc._id,
+        confirmationUrl: found?.confirmationUrl ?? null,
+        code: found?.code ?? null,
+        subject: doc.subject,
+        what: "Gmail asks to approve forwarding to Cartero's inbound address; inbound replies start once the tenant's admin opens the link (docs/inbound.md)",
+      },
+    });
+  }
   if (doc.caseId) {
     await recordCaseEvent(
       deps,

@@ -365,6 +365,29 @@ describe('threading', () => {
     assert.equal(desc.typedSearchAttributes.get(TenantIdKey), t.id);
   });
 
+  test("Gmail's forwarding confirmation is stored unthreaded and the tenant gets the approval link, not a case", async () => {
+    const r = await deliver(t, 'mime', {
+      messageId: newId('fwd'),
+      from: 'Gmail Team <forwarding-noreply@google.com>',
+      subject: '(#123456789) Gmail Forwarding Confirmation - Receive Mail from support@acme.example',
+      body:
+        'support@acme.example has requested to automatically forward mail to your email address.\r\nConfirmation code: 123456789\r\n\r\n' +
+        'To allow support@acme.example to automatically forward mail to your address, please click the link below to confirm the request:\r\n\r\n' +
+        'https://mail-settings.google.com/mail/vf-%5BANGjdJ8xyz%5D-abc123\r\n\r\nAlso see https://evil.example/mail/phish\r\n',
+    });
+    assert.equal(r.status, 200, JSON.stringify(r.body));
+    const got = r.body.received[0];
+    assert.equal(got.caseId, null);
+    assert.equal(got.rule, 'not threaded: autoreply');
+    const events = await stack.store.db
+      .collection<{ type: string; data: Record<string, unknown> }>('events')
+      .find({ tenantId: t.id, type: 'tenant.forwarding_confirmation' })
+      .toArray();
+    assert.equal(events.length, 1);
+    assert.equal(events[0]!.data.confirmationUrl, 'https://mail-settings.google.com/mail/vf-%5BANGjdJ8xyz%5D-abc123');
+    assert.equal(events[0]!.data.code, '123456789');
+  });
+
   test('a bounce is stored and classified, not threaded as a reply; the bounce handling applies it and the case hears of it', async () => {
     const m = await send(t, { subject: 'Bounce me' });
     await sent(t, m.id);

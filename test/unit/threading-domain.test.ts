@@ -2,6 +2,7 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { replyAddress, replyTokenFor, replyTokensIn } from '../../src/cases/reply-token';
 import { applyCaseEvent, initialCaseState, RECENT_EVENT_IDS } from '../../src/domain/cases';
+import { forwardingConfirmation } from '../../src/domain/inbound/forwarding';
 import { cleanHeaderValue, normalizeSubject, ownMessageRef, parseAddressList, parseMessageIds } from '../../src/domain/inbound/email';
 
 test('subjects compare without reply/forward prefixes in several languages', () => {
@@ -68,4 +69,26 @@ test('case summary: counts, participants, duplicates ignored, reply reopens a cl
   assert.equal(s.summary.subject, 'Your case');
   for (let i = 0; i < RECENT_EVENT_IDS + 10; i++) s = applyCaseEvent(s, { eventId: `o${i}`, kind: 'opened', at: 4000 + i });
   assert.equal(s.recent.length, RECENT_EVENT_IDS);
+});
+
+test("Gmail's forwarding confirmation: only Google's sender, only links on Google's mail hosts", () => {
+  const text = 'Confirmation code: 987654321\nhttps://evil.example/mail/x\nhttps://mail-settings.google.com/mail/vf-abc-123\n';
+  const found = forwardingConfirmation({
+    from: { address: 'Forwarding-Noreply@google.com' },
+    subject: 'Gmail Forwarding Confirmation',
+    text,
+  });
+  assert.deepEqual(found, {
+    confirmationUrl: 'https://mail-settings.google.com/mail/vf-abc-123',
+    code: '987654321',
+    subject: 'Gmail Forwarding Confirmation',
+  });
+  assert.equal(forwardingConfirmation({ from: { address: 'forwarding-noreply@google.com.evil.example' }, subject: '', text }), null);
+  assert.equal(forwardingConfirmation({ from: null, subject: '', text }), null);
+  const phish = forwardingConfirmation({
+    from: { address: 'forwarding-noreply@google.com' },
+    subject: '',
+    text: 'https://mail.google.com.evil.example/mail/x',
+  });
+  assert.equal(phish?.confirmationUrl, null);
 });
