@@ -38,6 +38,9 @@ export interface BounceMailboxWatchDeps extends Pick<BounceHandlingDeps, 'messag
   allowPrivateNetworks: readonly AllowableClass[];
   /** XOAUTH2 access tokens for `auth.kind` oauth2 (absent: such a watch fails visibly). */
   oauth?: OAuthAccess;
+  /** Quota refusals in the notices pause the tenant's sending (src/inbound/feedback.ts). */
+  permits?: NonNullable<BounceHandlingDeps['pause']>['permits'];
+  policy?: NonNullable<BounceHandlingDeps['pause']>['policy'];
 }
 
 /** How a run is steered: by Temporal in production (heartbeats, cancellation), by tests directly. */
@@ -326,7 +329,8 @@ async function processOne(
     `imap:${doc.settings.mailbox}:${client.mailbox ? String(client.mailbox.uidValidity) : '?'}:${uid}`;
   let counted: Parameters<BounceMailboxRepository['countProcessed']>[1] = verdict.kind;
   if (verdict.kind === 'bounce' || verdict.kind === 'delay' || verdict.kind === 'complaint') {
-    const result = await handleBounceOrComplaint(deps, tenantId, verdict, { channel: 'imap', noticeId });
+    const pause = deps.permits && deps.policy ? { pause: { permits: deps.permits, policy: deps.policy } } : {};
+    const result = await handleBounceOrComplaint({ ...deps, ...pause }, tenantId, verdict, { channel: 'imap', noticeId });
     if (!result.messageId || !result.recipients.some((r) => r.matched)) {
       counted = 'unmatched';
       log.info('bounce mailbox: notice names no message or recipient of this tenant', {

@@ -117,6 +117,7 @@ export function createApp(deps: AppDeps): Express {
     snsConfirm: deps.snsConfirm ?? confirmSnsSubscription,
     brevoAttachment: deps.brevoAttachment ?? brevoAttachmentFetcher(),
     suppressions: deps.suppressions,
+    pause: { permits: deps.permits, policy: deps.config.send.policy },
   };
   app.use(inboundWebhookRoutes(inboundDeps));
   // Relay events (delivery, bounce, complaint, delay) authenticate the same way (docs/provider-events.md).

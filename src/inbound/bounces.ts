@@ -17,7 +17,13 @@ export function inboundBounceHandler(
   return async (doc) => {
     if (doc.kind !== 'bounce' && doc.kind !== 'complaint' && doc.kind !== 'delay') return;
     const result = await handleBounceOrComplaint(
-      { messages: deps.messages, suppressions: deps.suppressions, events: deps.events, signalCase },
+      {
+        messages: deps.messages,
+        suppressions: deps.suppressions,
+        events: deps.events,
+        signalCase,
+        ...(deps.pause ? { pause: deps.pause } : {}),
+      },
       doc.tenantId,
       { kind: doc.kind, ...doc.classification },
       { channel: `inbound:${doc.provider}`, noticeId: doc.messageId ?? doc.providerId },

@@ -5,6 +5,8 @@ import { consequenceOf } from '../domain/bounce-consequence';
 import type { EventRepository } from '../store/events';
 import type { MessageDoc, MessageRepository, RecipientFeedback } from '../store/messages';
 import type { SuppressionRepository } from '../store/suppressions';
+import type { PermitRepository } from '../store/permits';
+import { DEFAULT_QUOTA_PAUSE_MS, type RetryPolicy } from '../domain/retry';
 
 /** Where a bounce or complaint came from (recorded on the suppression and the event). */
 export interface FeedbackSource {
@@ -29,7 +31,15 @@ export interface BounceHandlingDeps {
    * the store leave it out.
    */
   signalCase?: (signal: CaseFeedbackSignal) => Promise<void>;
+  /**
+   * Where a quota or rate refusal reported after the fact (a DSN, a relay event) pauses the tenant's
+   * sending, as the same refusal at RCPT time does (docs/bounces.md "Consequences"). Absent: not paused.
+   */
+  pause?: { permits: Pick<PermitRepository, 'pauseSending'>; policy: Pick<RetryPolicy, 'throttlePauseMs' | 'quotaPauseMs'> };
 }
+
+/** A daily quota (Gmail's 5.4.5, "daily … limit/quota") waits out the day's window; anything else is a rate. */
+const DAILY = /daily|quota|24[ -]?h/i;
 
 export interface BounceHandlingResult {
   /** The Cartero message id the notice reports on, when it is one of this tenant's messages. */
@@ -126,6 +136,29 @@ export async function handleBounceOrComplaint(
     // complaint suppresses; a refusal about the sender (policy, SPF/DMARC, relaying, quota) never does.
     const consequence = consequenceOf({ kind, reason: b.reason, status: b.status, diagnostic: b.diagnostic });
     const suppress = (kind === 'bounce' && b.hard && consequence.hard) || kind === 'complaint';
+    if (kind === 'bounce' && consequence.consequence === 'pause-tenant' && deps.pause) {
+      // The server had taken the message and dropped it later: it is not re-sent (others of its recipients may
+      // have it), but the tenant's next messages wait out the window instead of failing the same way.
+      const daily = b.status === '5.4.5' || DAILY.test(b.diagnostic ?? '');
+      const untilMs =
+        at.getTime() + (daily ? (deps.pause.policy.quotaPauseMs ?? DEFAULT_QUOTA_PAUSE_MS) : deps.pause.policy.throttlePauseMs);
+      const reply = (b.diagnostic ?? b.status ?? b.reason).slice(0, 500);
+      await deps.pause.permits.pauseSending(tenantId, untilMs, daily ? 'daily' : 'rate', reply);
+      await deps.events.append({
+        id: `tenant.sending_paused:${doc._id}:notice:${source.noticeId ?? verdict.originalMessageId ?? 'unknown'}`,
+        tenantId,
+        type: 'tenant.sending_paused',
+        caseId: doc.caseId,
+        messageId: doc._id,
+        data: {
+          messageId: doc._id,
+          kind: daily ? 'daily' : 'rate',
+          pausedUntil: new Date(untilMs).toISOString(),
+          reply,
+          source: source.channel,
+        },
+      });
+    }
     if (suppress) {
       await deps.suppressions.add(
         tenantId,

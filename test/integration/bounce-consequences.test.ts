@@ -258,6 +258,7 @@ describe('DSNs from a real Postfix', { timeout: 240_000 }, () => {
           code: 550,
           text: "5.7.26 Unauthenticated email from acme.example is not accepted due to domain's DMARC policy",
         },
+        'quota@policy.example': { code: 550, text: '5.4.5 Daily user sending limit exceeded.' },
       },
     });
     const closed = await freePort();
@@ -308,7 +309,12 @@ describe('DSNs from a real Postfix', { timeout: 240_000 }, () => {
       `Postfix's bounce about ${m.messageId}`,
     );
     const applied = await handleBounceOrComplaint(
-      { messages: stack.messages, suppressions: stack.suppressions, events: stack.repos.events },
+      {
+        messages: stack.messages,
+        suppressions: stack.suppressions,
+        events: stack.repos.events,
+        pause: { permits: stack.repos.permits, policy: stack.config.send.policy },
+      },
       TENANT,
       asMailVerdict(verdict),
       { channel: 'imap', noticeId: null },
@@ -353,5 +359,29 @@ describe('DSNs from a real Postfix', { timeout: 240_000 }, () => {
     assert.equal(ev.data.suppressed, false);
     assert.equal(ev.data.consequence, 'tell-tenant');
     assert.equal(ev.data.reason, 'authfailure');
+  });
+
+  test('a daily-quota refusal reported by DSN (5.4.5): nothing suppressed, the tenant paused until the window resets, and told', async () => {
+    const before = Date.now();
+    const { m, verdict, applied } = await bounceOf('quota@policy.example');
+    const b = verdict.bounces[0]!;
+    assert.equal(b.status, '5.4.5');
+    assert.equal(b.consequence, 'pause-tenant');
+    assert.deepEqual(applied.recipients, [{ address: 'quota@policy.example', matched: true, suppressed: false }]);
+    assert.equal(await suppressed(TENANT, 'quota@policy.example'), undefined);
+    const pauses = stack.store.db.collection<{ _id: string; kind: string; untilMs: number; reply: string }>('sending_pauses');
+    const pause = await pauses.findOne({ _id: TENANT });
+    assert.equal(pause?.kind, 'daily');
+    // For SEND_QUOTA_PAUSE_MS from when the notice was applied.
+    assert.ok(pause.untilMs >= before + QUOTA_PAUSE_MS && pause.untilMs <= Date.now() + QUOTA_PAUSE_MS, `paused until ${pause.untilMs}`);
+    assert.match(pause.reply, /5\.4\.5/);
+    const ev = await eventually(
+      async () => (await eventsOf(TENANT, 'tenant.sending_paused')).find((e) => e.messageId === m.id),
+      10_000,
+      'tenant.sending_paused for the DSN',
+    );
+    assert.equal(ev.data.kind, 'daily');
+    assert.equal(ev.data.source, 'imap');
+    await pauses.deleteOne({ _id: TENANT });
   });
 });

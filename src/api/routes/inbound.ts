@@ -4,6 +4,7 @@ import { INBOUND_PROVIDERS, type InboundProvider } from '../../domain/inbound/em
 import { tenantIdSchema } from '../../domain/tenant';
 import { AuthenticationError, NotFoundError, orNullIfNotFound, ValidationError } from '../../errors';
 import { inboundBounceHandler, type BounceHandler } from '../../inbound/bounces';
+import type { BounceHandlingDeps } from '../../inbound/feedback';
 import type { SuppressionRepository } from '../../store/suppressions';
 import { ingestEmail, inboundIdFor, type IngestDeps, type IngestResult } from '../../inbound/ingest';
 import { BodySlots, checkDeclaredBody, readBody } from '../../inbound/body';
@@ -34,6 +35,8 @@ export interface InboundRouteDeps extends Omit<IngestDeps, 'onBounce'> {
   snsConfirm: (subscribeUrl: string) => Promise<void>;
   brevoAttachment: AdapterContext['brevoAttachment'];
   suppressions: SuppressionRepository;
+  /** Quota refusals reported by DSN or relay event pause the tenant's sending (src/inbound/feedback.ts). */
+  pause?: BounceHandlingDeps['pause'];
   onBounce?: BounceHandler;
 }
 

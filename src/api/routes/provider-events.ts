@@ -52,6 +52,7 @@ export function providerEventRoutes(deps: InboundRouteDeps): Router {
     suppressions: deps.suppressions,
     events: deps.events,
     signalCase: caseFeedbackSignaller(deps),
+    ...(deps.pause ? { pause: deps.pause } : {}),
   };
   r.post('/v1/provider-events/:provider/:inboundKey', async (req, res) => {
     res.setHeader('Connection', 'close');
