@@ -3,7 +3,7 @@ import { bracketed, carteroIdFrom, CORRELATION_KEY, type ProviderEvent } from '.
 import { statusIn } from '../../domain/mail/reasons';
 import { zodToValidationError } from '../../errors';
 import type { InboundRequest } from '../request';
-import { openSnsPost } from '../sns';
+import { openSnsPost } from '../sns-post';
 import { clip, MAX_EVENTS_PER_REQUEST, type ProviderEventContext, type ProviderEventResult } from './context';
 
 /**

@@ -2,7 +2,7 @@ import { z } from 'zod';
 import { cleanAddress } from '../../domain/inbound/email';
 import { AuthenticationError, zodToValidationError } from '../../errors';
 import { fromRawMime } from '../mime';
-import { openSnsPost } from '../sns';
+import { openSnsPost } from '../sns-post';
 import { fieldError, header, type AdapterContext, type AdapterResult, type InboundRequest, type ProviderGate } from '../request';
 
 /**
