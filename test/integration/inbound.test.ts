@@ -8,7 +8,18 @@ import { dataConverter } from '../../src/temporal/connection';
 import { CaseIdKey, TenantIdKey } from '../../src/temporal/search-attributes';
 import { workflowSource } from '../../src/worker';
 import { makeTestPki, type TestPki } from '../support/certs';
-import { CERT_URL, mailgunSigned, makeSnsSigner, multipart, replyMime, sesReceived, snsEnvelope, TOPIC } from '../support/inbound-fixtures';
+import {
+  CERT_URL,
+  inboundRequest,
+  mailgunSigned,
+  makeSnsSigner,
+  multipart,
+  replyMime,
+  snsEnvelope,
+  TOPIC,
+  type InboundCredentials,
+  type InboundReply,
+} from '../support/inbound-fixtures';
 import { eventually, SmtpPeer } from '../support/smtp-peer';
 import { api, createPeerTenant, startStack, type Stack } from '../support/stack';
 
@@ -102,132 +113,22 @@ async function sent(tt: T, id: string) {
   );
 }
 
-interface Reply {
-  messageId: string;
-  inReplyTo?: string;
-  references?: string[];
-  subject?: string;
-  to?: string;
-  from?: string;
-  body?: string;
-}
+type Reply = InboundReply;
+
+const CREDS: InboundCredentials = {
+  brevoBearer: BREVO_BEARER,
+  postmark: POSTMARK,
+  sendgrid: SENDGRID,
+  mailgunKey: MAILGUN_KEY,
+  mimeSecret: MIME_SECRET,
+  snsKey: signer.key,
+};
 
 /** Posts `reply` to the tenant's webhook in `variant`'s documented format. */
 async function deliver(tt: T, variant: string, reply: Reply, opts: { auth?: 'wrong' } = {}) {
-  const raw = replyMime(reply);
-  const subject = reply.subject ?? 'Re: Your case #42';
-  const to = reply.to ?? 'support@acme.example';
-  const headersList: Array<[string, string]> = [
-    ['From', 'Alice <alice@customer.example>'],
-    ['To', to],
-    ['Subject', subject],
-    ['Message-ID', reply.messageId],
-    ...(reply.inReplyTo ? ([['In-Reply-To', reply.inReplyTo]] as Array<[string, string]>) : []),
-    ...(reply.references?.length ? ([['References', reply.references.join(' ')]] as Array<[string, string]>) : []),
-  ];
-  const provider = variant.split('-')[0]!;
-  const url = `${stack.baseUrl}/v1/inbound/${provider}/${tt.inboundKey}${variant === 'mailgun-mime' ? '/mime' : ''}`;
-  let body: Buffer | string;
-  const headers: Record<string, string> = {};
-  switch (variant) {
-    case 'brevo':
-      headers['content-type'] = 'application/json';
-      headers.authorization = `Bearer ${opts.auth === 'wrong' ? 'brevo-wrong-secret-00001' : BREVO_BEARER}`;
-      body = JSON.stringify({
-        items: [
-          {
-            Uuid: [`uuid-${reply.messageId}`],
-            MessageId: reply.messageId,
-            InReplyTo: reply.inReplyTo ?? null,
-            From: { Name: 'Alice', Address: 'alice@customer.example' },
-            To: [{ Name: null, Address: to }],
-            Subject: subject,
-            RawTextBody: reply.body ?? 'Thanks',
-            Headers: Object.fromEntries(headersList),
-            SpamScore: 0,
-          },
-        ],
-      });
-      break;
-    case 'postmark':
-      headers['content-type'] = 'application/json';
-      headers.authorization = basic({ ...POSTMARK, password: opts.auth === 'wrong' ? 'nope' : POSTMARK.password });
-      body = JSON.stringify({
-        From: 'alice@customer.example',
-        FromFull: { Email: 'alice@customer.example', Name: 'Alice', MailboxHash: '' },
-        ToFull: [{ Email: to, Name: '', MailboxHash: '' }],
-        OriginalRecipient: to,
-        Subject: subject,
-        MessageID: `pm-${reply.messageId}`,
-        TextBody: reply.body ?? 'Thanks',
-        Headers: headersList.map(([Name, Value]) => ({ Name, Value })),
-        Attachments: [],
-      });
-      break;
-    case 'sendgrid-parsed': {
-      const f = multipart([
-        ['headers', headersList.map(([k, v]) => `${k}: ${v}`).join('\n')],
-        ['from', 'Alice <alice@customer.example>'],
-        ['to', to],
-        ['subject', subject],
-        ['text', reply.body ?? 'Thanks'],
-        ['envelope', JSON.stringify({ to: [to], from: 'alice@customer.example' })],
-        ['charsets', JSON.stringify({ to: 'UTF-8', text: 'UTF-8', subject: 'UTF-8', from: 'UTF-8' })],
-      ]);
-      headers['content-type'] = f.contentType;
-      headers.authorization = basic({ ...SENDGRID, password: opts.auth === 'wrong' ? 'nope' : SENDGRID.password });
-      body = f.body;
-      break;
-    }
-    case 'sendgrid-raw': {
-      const f = multipart([
-        ['email', raw],
-        ['to', to],
-        ['envelope', JSON.stringify({ to: [to], from: 'alice@customer.example' })],
-      ]);
-      headers['content-type'] = f.contentType;
-      headers.authorization = basic({ ...SENDGRID, password: opts.auth === 'wrong' ? 'nope' : SENDGRID.password });
-      body = f.body;
-      break;
-    }
-    case 'mailgun-parsed':
-    case 'mailgun-mime': {
-      const sig = mailgunSigned(opts.auth === 'wrong' ? 'wrong-key-0000' : MAILGUN_KEY);
-      const fields: Array<[string, string]> =
-        variant === 'mailgun-mime'
-          ? [
-              ['recipient', to],
-              ['sender', 'alice@customer.example'],
-              ['body-mime', raw],
-            ]
-          : [
-              ['recipient', to],
-              ['sender', 'alice@customer.example'],
-              ['from', 'Alice <alice@customer.example>'],
-              ['subject', subject],
-              ['body-plain', reply.body ?? 'Thanks'],
-              ['message-headers', JSON.stringify(headersList)],
-            ];
-      fields.push(['timestamp', sig.timestamp], ['token', sig.token], ['signature', sig.signature]);
-      headers['content-type'] = 'application/x-www-form-urlencoded';
-      body = new URLSearchParams(fields).toString();
-      break;
-    }
-    case 'ses':
-      headers['content-type'] = 'text/plain; charset=UTF-8';
-      headers['x-amz-sns-message-type'] = 'Notification';
-      headers['x-amz-sns-topic-arn'] = TOPIC;
-      body = JSON.stringify(snsEnvelope(signer.key, { Type: 'Notification', Message: sesReceived(raw, [to]), SignatureVersion: '2' }));
-      break;
-    case 'mime':
-      headers['content-type'] = 'message/rfc822';
-      headers.authorization = `Bearer ${opts.auth === 'wrong' ? 'wrong-secret' : MIME_SECRET}`;
-      body = raw;
-      break;
-    default:
-      throw new Error(variant);
-  }
-  const res = await fetch(url, { method: 'POST', headers, body });
+  const r = inboundRequest(variant, reply, CREDS, { wrongAuth: opts.auth === 'wrong' });
+  const url = `${stack.baseUrl}/v1/inbound/${r.provider}/${tt.inboundKey}${variant === 'mailgun-mime' ? '/mime' : ''}`;
+  const res = await fetch(url, { method: 'POST', headers: r.headers, body: r.body });
   const text = await res.text();
   return { status: res.status, body: text ? JSON.parse(text) : undefined };
 }

@@ -138,7 +138,30 @@ export function replyMime(o: {
   references?: string[];
   body?: string;
   extraHeaders?: string;
+  /** One attachment: the message becomes multipart/mixed with the text and it (base64). */
+  attachment?: { filename: string; contentType: string; content: Buffer };
 }): string {
+  const text = o.body ?? 'Thanks, that fixed it.';
+  const boundary = 'b1_cartero_fixture';
+  const body = o.attachment
+    ? [
+        `Content-Type: multipart/mixed; boundary="${boundary}"`,
+        '',
+        `--${boundary}`,
+        'Content-Type: text/plain; charset=utf-8',
+        'Content-Transfer-Encoding: 8bit',
+        '',
+        text,
+        `--${boundary}`,
+        `Content-Type: ${o.attachment.contentType}; name="${o.attachment.filename}"`,
+        `Content-Disposition: attachment; filename="${o.attachment.filename}"`,
+        'Content-Transfer-Encoding: base64',
+        '',
+        (o.attachment.content.toString('base64').match(/.{1,76}/g) ?? []).join('\r\n'),
+        `--${boundary}--`,
+        '',
+      ]
+    : ['Content-Type: text/plain; charset=utf-8', 'Content-Transfer-Encoding: 8bit', '', text, ''];
   return [
     `From: ${o.from ?? 'Alice <alice@customer.example>'}`,
     `To: ${o.to ?? 'support@acme.example'}`,
@@ -149,10 +172,179 @@ export function replyMime(o: {
     ...(o.references?.length ? [`References: ${o.references.join(' ')}`] : []),
     ...(o.extraHeaders ? [o.extraHeaders] : []),
     'MIME-Version: 1.0',
-    'Content-Type: text/plain; charset=utf-8',
-    'Content-Transfer-Encoding: 8bit',
-    '',
-    o.body ?? 'Thanks, that fixed it.',
-    '',
+    ...body,
   ].join('\r\n');
+}
+
+/** What a provider's webhook needs from the tenant to accept a post (the values the tests configure). */
+export interface InboundCredentials {
+  brevoBearer: string;
+  postmark: { username: string; password: string };
+  sendgrid: { username: string; password: string };
+  mailgunKey: string;
+  mimeSecret: string;
+  /** The SNS signing key (makeSnsSigner().key). */
+  snsKey: string;
+}
+
+export interface InboundReply {
+  messageId: string;
+  inReplyTo?: string;
+  references?: string[];
+  subject?: string;
+  to?: string;
+  from?: string;
+  body?: string;
+  attachment?: { filename: string; contentType: string; content: Buffer };
+}
+
+export const INBOUND_VARIANTS = [
+  'brevo',
+  'postmark',
+  'sendgrid-parsed',
+  'sendgrid-raw',
+  'mailgun-parsed',
+  'mailgun-mime',
+  'ses',
+  'mime',
+] as const;
+
+const basicAuth = (c: { username: string; password: string }) => `Basic ${Buffer.from(`${c.username}:${c.password}`).toString('base64')}`;
+
+/**
+ * `reply` as `variant`'s provider posts it (its documented format and authentication): the URL path
+ * after `/v1/inbound/`, the headers and the body. `wrongAuth` spoils the credentials.
+ */
+export function inboundRequest(
+  variant: string,
+  reply: InboundReply,
+  creds: InboundCredentials,
+  opts: { wrongAuth?: boolean } = {},
+): { provider: string; pathSuffix: string; headers: Record<string, string>; body: Buffer | string } {
+  const wrong = opts.wrongAuth === true;
+  const raw = replyMime(reply);
+  const subject = reply.subject ?? 'Re: Your case #42';
+  const to = reply.to ?? 'support@acme.example';
+  const headersList: Array<[string, string]> = [
+    ['From', 'Alice <alice@customer.example>'],
+    ['To', to],
+    ['Subject', subject],
+    ['Message-ID', reply.messageId],
+    ...(reply.inReplyTo ? ([['In-Reply-To', reply.inReplyTo]] as Array<[string, string]>) : []),
+    ...(reply.references?.length ? ([['References', reply.references.join(' ')]] as Array<[string, string]>) : []),
+  ];
+  const provider = variant.split('-')[0]!;
+  const a = reply.attachment;
+  const headers: Record<string, string> = {};
+  let body: Buffer | string;
+  switch (variant) {
+    case 'brevo':
+      headers['content-type'] = 'application/json';
+      headers.authorization = `Bearer ${wrong ? 'brevo-wrong-secret-00001' : creds.brevoBearer}`;
+      body = JSON.stringify({
+        items: [
+          {
+            Uuid: [`uuid-${reply.messageId}`],
+            MessageId: reply.messageId,
+            InReplyTo: reply.inReplyTo ?? null,
+            From: { Name: 'Alice', Address: 'alice@customer.example' },
+            To: [{ Name: null, Address: to }],
+            Subject: subject,
+            RawTextBody: reply.body ?? 'Thanks',
+            Headers: Object.fromEntries(headersList),
+            SpamScore: 0,
+            ...(a ? { Attachments: [{ Name: a.filename, ContentType: a.contentType, ContentLength: a.content.length, DownloadToken: `tok-${a.filename}` }] } : {}),
+          },
+        ],
+      });
+      break;
+    case 'postmark':
+      headers['content-type'] = 'application/json';
+      headers.authorization = basicAuth({ ...creds.postmark, password: wrong ? 'nope' : creds.postmark.password });
+      body = JSON.stringify({
+        From: 'alice@customer.example',
+        FromFull: { Email: 'alice@customer.example', Name: 'Alice', MailboxHash: '' },
+        ToFull: [{ Email: to, Name: '', MailboxHash: '' }],
+        OriginalRecipient: to,
+        Subject: subject,
+        MessageID: `pm-${reply.messageId}`,
+        TextBody: reply.body ?? 'Thanks',
+        Headers: headersList.map(([Name, Value]) => ({ Name, Value })),
+        Attachments: a ? [{ Name: a.filename, Content: a.content.toString('base64'), ContentType: a.contentType, ContentLength: a.content.length }] : [],
+      });
+      break;
+    case 'sendgrid-parsed': {
+      const f = multipart(
+        [
+          ['headers', headersList.map(([k, v]) => `${k}: ${v}`).join('\n')],
+          ['from', 'Alice <alice@customer.example>'],
+          ['to', to],
+          ['subject', subject],
+          ['text', reply.body ?? 'Thanks'],
+          ['envelope', JSON.stringify({ to: [to], from: 'alice@customer.example' })],
+          ['charsets', JSON.stringify({ to: 'UTF-8', text: 'UTF-8', subject: 'UTF-8', from: 'UTF-8' })],
+          ...(a ? ([['attachments', '1']] as Array<[string, string]>) : []),
+        ],
+        a ? [{ field: 'attachment1', filename: a.filename, type: a.contentType, content: a.content }] : [],
+      );
+      headers['content-type'] = f.contentType;
+      headers.authorization = basicAuth({ ...creds.sendgrid, password: wrong ? 'nope' : creds.sendgrid.password });
+      body = f.body;
+      break;
+    }
+    case 'sendgrid-raw': {
+      const f = multipart([
+        ['email', raw],
+        ['to', to],
+        ['envelope', JSON.stringify({ to: [to], from: 'alice@customer.example' })],
+      ]);
+      headers['content-type'] = f.contentType;
+      headers.authorization = basicAuth({ ...creds.sendgrid, password: wrong ? 'nope' : creds.sendgrid.password });
+      body = f.body;
+      break;
+    }
+    case 'mailgun-parsed':
+    case 'mailgun-mime': {
+      const sig = mailgunSigned(wrong ? 'wrong-key-0000' : creds.mailgunKey);
+      const fields: Array<[string, string]> =
+        variant === 'mailgun-mime'
+          ? [
+              ['recipient', to],
+              ['sender', 'alice@customer.example'],
+              ['body-mime', raw],
+            ]
+          : [
+              ['recipient', to],
+              ['sender', 'alice@customer.example'],
+              ['from', 'Alice <alice@customer.example>'],
+              ['subject', subject],
+              ['body-plain', reply.body ?? 'Thanks'],
+              ['message-headers', JSON.stringify(headersList)],
+            ];
+      fields.push(['timestamp', sig.timestamp], ['token', sig.token], ['signature', sig.signature]);
+      if (a && variant === 'mailgun-parsed') {
+        const f = multipart([...fields, ['attachment-count', '1']], [{ field: 'attachment-1', filename: a.filename, type: a.contentType, content: a.content }]);
+        headers['content-type'] = f.contentType;
+        body = f.body;
+      } else {
+        headers['content-type'] = 'application/x-www-form-urlencoded';
+        body = new URLSearchParams(fields).toString();
+      }
+      break;
+    }
+    case 'ses':
+      headers['content-type'] = 'text/plain; charset=UTF-8';
+      headers['x-amz-sns-message-type'] = 'Notification';
+      headers['x-amz-sns-topic-arn'] = TOPIC;
+      body = JSON.stringify(snsEnvelope(creds.snsKey, { Type: 'Notification', Message: sesReceived(raw, [to]), SignatureVersion: '2' }));
+      break;
+    case 'mime':
+      headers['content-type'] = 'message/rfc822';
+      headers.authorization = `Bearer ${wrong ? 'wrong-secret' : creds.mimeSecret}`;
+      body = raw;
+      break;
+    default:
+      throw new Error(`unknown inbound variant ${variant}`);
+  }
+  return { provider, pathSuffix: `${provider}/`, headers, body };
 }
