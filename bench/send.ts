@@ -146,14 +146,22 @@ async function main(): Promise<void> {
     await floorClient.connection.close();
     await floorConn.close();
 
-    const stack = await startStack({ LOG_LEVEL: 'silent' }, { monitorCommands: true });
+    // SEND_* and WORKER_* from the environment reach Cartero's config, to measure a setting against its default.
+    const tuning = Object.fromEntries(
+      Object.entries(process.env).filter(([k, v]) => /^(?:SEND|WORKER)_/.test(k) && v !== undefined),
+    ) as Record<string, string>;
+    const stack = await startStack({ LOG_LEVEL: 'silent', ...tuning }, { monitorCommands: true });
     const key = await createPeerTenant(stack, 'bench', sink, pki.caCert, { limits: { maxConnections: CONNECTIONS } });
     // Store commands while Cartero works (connection upkeep excluded), by name.
     const commands = new Map<string, number>();
     let counting = false;
     const UPKEEP = new Set(['hello', 'isMaster', 'ismaster', 'ping', 'endSessions', 'buildInfo', 'saslStart', 'saslContinue']);
     stack.store.client.on('commandStarted', (e: CommandStartedEvent) => {
-      if (counting && !UPKEEP.has(e.commandName)) commands.set(e.commandName, (commands.get(e.commandName) ?? 0) + 1);
+      if (!counting || UPKEEP.has(e.commandName)) return;
+      // By command and collection: `find messages`, `update tenants`…
+      const target = (e.command as Record<string, unknown>)[e.commandName];
+      const name = typeof target === 'string' ? `${e.commandName} ${target}` : e.commandName;
+      commands.set(name, (commands.get(name) ?? 0) + 1);
     });
     const before = sink.messages().length;
     const accepted = new Map<string, number>();
@@ -238,7 +246,7 @@ async function main(): Promise<void> {
       steadyN > 0
         ? `  steady load ${STEADY_RATE}/s for ${STEADY_SECS} s (${steadyStarted.size} accepted, ${steadyRefused} refused): request-to-250 p50 ${percentile(steady, 50)} ms, p99 ${percentile(steady, 99)} ms, max ${steady[steady.length - 1]} ms`
         : '  steady load: skipped (BENCH_STEADY_SECS=0)',
-      `  temporal server: ${temporalKind()}`,
+      `  temporal server: ${temporalKind()}${Object.keys(tuning).length ? `; settings ${JSON.stringify(tuning)}` : ''}`,
     ];
     process.stdout.write(lines.join('\n') + '\n');
   });

@@ -76,7 +76,8 @@ export async function createWorker(deps: WorkerDeps, overrides: Partial<WorkerOp
   const oauth = new OAuthAccess(deps.oauthTokens, tokenTarget);
   const pools = new SmtpPools(config.smtp.allowPrivateNetworks, oauth, config.smtp.socketTimeoutMs);
   // One gate for both Workers: a send run still on the control queue counts against its tenant too.
-  const gate = new SendGate(config.worker.tenantConcurrencyMax, config.worker.localAttemptsMax);
+  const { tenantConcurrencyMax, localAttemptsMax, gateWaitersMax, gateWaitMs } = config.worker;
+  const gate = new SendGate(tenantConcurrencyMax, localAttemptsMax, gateWaitersMax, gateWaitMs);
   const activities = createActivities({
     store: deps.store,
     tenants: deps.tenants,

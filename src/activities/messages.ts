@@ -22,6 +22,13 @@ import { busyRetryDelayMs, type SendGate } from './send-gate';
 import { copyToSentIfWanted } from './sent-copy';
 import { outcomeFromError, outcomeFromResult, type PoolLease, type SmtpPools } from './smtp-transport';
 
+/**
+ * How long a local attempt waits for its tenant's next free slot: long enough for a healthy server's
+ * transaction to end (a burst of one tenant then stays on the local path), short enough that a stalled
+ * tenant's local attempts soon give their workflow-task slots back (they go to regular activities).
+ */
+const LOCAL_GATE_WAIT_MS = 2_000;
+
 export interface MessageActivityDeps {
   tenants: TenantRepository;
   messages: MessageRepository;
@@ -144,7 +151,15 @@ export function createMessageActivities(deps: MessageActivityDeps) {
     const pausedUntil = await deps.permits.sendingPausedUntil(tenantId, Date.now());
     if (pausedUntil > 0) return waitForPause(deps, existing, pausedUntil, input.policy);
     const isLocal = Context.current().info.isLocal;
-    const release = deps.gate.tryEnter(tenantId, tenant.settings.limits.maxConnections, isLocal);
+    const release = await deps.gate.enter(
+      tenantId,
+      tenant.settings.limits.maxConnections,
+      () => {
+        if (!isLocal) heartbeat();
+      },
+      isLocal,
+      LOCAL_GATE_WAIT_MS,
+    );
     if (!release) {
       if (isLocal) {
         return {
@@ -154,7 +169,7 @@ export function createMessageActivities(deps: MessageActivityDeps) {
           lastReply: existing.lastReply ?? '',
         };
       }
-      // Waiting here would hold an activity slot for as long as the tenant's server stalls.
+      // Waiting longer here would hold an activity slot for as long as the tenant's server stalls.
       throw new BusyError(
         `tenant ${tenantId} already has its SMTP attempts in flight on this worker`,
         busyRetryDelayMs(Context.current().info.attempt, Math.random),

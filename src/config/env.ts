@@ -93,6 +93,14 @@ const envSchema = z.object({
    * (none below 40 slots, see defaultLocalAttempts).
    */
   SEND_LOCAL_ATTEMPTS_MAX: z.coerce.number().int().min(0).max(1000).optional(),
+  /**
+   * Regular SMTP attempts that may wait in a worker process for their tenant's next free slot (all
+   * tenants together; each holds an activity slot while it waits), and for how long. Default: a
+   * quarter of WORKER_SEND_ACTIVITY_SLOTS, 20 s. 0 turns waiting off (a busy tenant's attempt is
+   * retried after a delay instead).
+   */
+  SEND_GATE_WAITERS_MAX: z.coerce.number().int().min(0).max(2000).optional(),
+  SEND_GATE_WAIT_MS: z.coerce.number().int().min(0).max(60_000).default(20_000),
   TEMPORAL_API_KEY: z.string().min(1).optional(),
   TEMPORAL_TLS: bool.default(false),
   TEMPORAL_TLS_CERT_PATH: z.string().min(1).optional(),
@@ -337,6 +345,8 @@ export interface Config {
     control: { workflowTaskSlots: number; activitySlots: number };
     send: { workflowTaskSlots: number; activitySlots: number };
     tenantConcurrencyMax: number;
+    gateWaitersMax: number;
+    gateWaitMs: number;
     localAttemptsMax: number;
   };
   tenants: { deletionSettleMs: number; healthIntervalMs: number };
@@ -530,6 +540,8 @@ export function loadConfig(source: NodeJS.ProcessEnv = process.env): Config {
       control: { workflowTaskSlots: e.WORKER_CONTROL_WORKFLOW_TASK_SLOTS, activitySlots: e.WORKER_CONTROL_ACTIVITY_SLOTS },
       send: { workflowTaskSlots: e.WORKER_SEND_WORKFLOW_TASK_SLOTS, activitySlots: e.WORKER_SEND_ACTIVITY_SLOTS },
       tenantConcurrencyMax: e.SEND_TENANT_CONCURRENCY_MAX,
+      gateWaitersMax: e.SEND_GATE_WAITERS_MAX ?? Math.floor(e.WORKER_SEND_ACTIVITY_SLOTS / 4),
+      gateWaitMs: e.SEND_GATE_WAIT_MS,
       localAttemptsMax: e.SEND_LOCAL_ATTEMPTS_MAX ?? defaultLocalAttempts(e.WORKER_SEND_WORKFLOW_TASK_SLOTS),
     },
     tenants: { deletionSettleMs: e.TENANT_DELETION_SETTLE_MS, healthIntervalMs: e.TENANT_HEALTH_INTERVAL_MS },

@@ -253,7 +253,13 @@ export function inboundRequest(
             RawTextBody: reply.body ?? 'Thanks',
             Headers: Object.fromEntries(headersList),
             SpamScore: 0,
-            ...(a ? { Attachments: [{ Name: a.filename, ContentType: a.contentType, ContentLength: a.content.length, DownloadToken: `tok-${a.filename}` }] } : {}),
+            ...(a
+              ? {
+                  Attachments: [
+                    { Name: a.filename, ContentType: a.contentType, ContentLength: a.content.length, DownloadToken: `tok-${a.filename}` },
+                  ],
+                }
+              : {}),
           },
         ],
       });
@@ -270,7 +276,9 @@ export function inboundRequest(
         MessageID: `pm-${reply.messageId}`,
         TextBody: reply.body ?? 'Thanks',
         Headers: headersList.map(([Name, Value]) => ({ Name, Value })),
-        Attachments: a ? [{ Name: a.filename, Content: a.content.toString('base64'), ContentType: a.contentType, ContentLength: a.content.length }] : [],
+        Attachments: a
+          ? [{ Name: a.filename, Content: a.content.toString('base64'), ContentType: a.contentType, ContentLength: a.content.length }]
+          : [],
       });
       break;
     case 'sendgrid-parsed': {
@@ -323,7 +331,10 @@ export function inboundRequest(
             ];
       fields.push(['timestamp', sig.timestamp], ['token', sig.token], ['signature', sig.signature]);
       if (a && variant === 'mailgun-parsed') {
-        const f = multipart([...fields, ['attachment-count', '1']], [{ field: 'attachment-1', filename: a.filename, type: a.contentType, content: a.content }]);
+        const f = multipart(
+          [...fields, ['attachment-count', '1']],
+          [{ field: 'attachment-1', filename: a.filename, type: a.contentType, content: a.content }],
+        );
         headers['content-type'] = f.contentType;
         body = f.body;
       } else {

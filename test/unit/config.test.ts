@@ -130,13 +130,17 @@ test('sends get a task queue of their own, derived from TEMPORAL_TASK_QUEUE unle
     send: { workflowTaskSlots: 40, activitySlots: 200 },
     tenantConcurrencyMax: 10,
     localAttemptsMax: 20,
+    gateWaitersMax: 50,
+    gateWaitMs: 20_000,
   });
   const tuned = loadConfig({
     ...valid(),
     TEMPORAL_SEND_TASK_QUEUE: 'outbound',
     WORKER_SEND_WORKFLOW_TASK_SLOTS: '100',
     SEND_TENANT_CONCURRENCY_MAX: '3',
+    WORKER_SEND_ACTIVITY_SLOTS: '40',
   });
+  assert.equal(tuned.worker.gateWaitersMax, 10, 'a quarter of the send activity slots wait at most');
   assert.equal(tuned.temporal.sendTaskQueue, 'outbound');
   assert.equal(tuned.worker.send.workflowTaskSlots, 100);
   assert.equal(tuned.worker.localAttemptsMax, 50);

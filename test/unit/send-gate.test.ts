@@ -54,3 +54,25 @@ test('a refused regular attempt waits 1 s doubling to 30 s, jittered ±25 %', ()
     37_500,
   );
 });
+
+test('a regular attempt waits for its tenant’s next free slot (FIFO), within the waiters bound and the wait limit', async () => {
+  const gate = new SendGate(2, 0, 2, 200);
+  const held = [gate.tryEnter('a', 2, false)!, gate.tryEnter('a', 2, false)!];
+  const order: string[] = [];
+  const first = gate.enter('a', 2, () => undefined).then((r) => (order.push('first'), r));
+  const second = gate.enter('a', 2, () => undefined).then((r) => (order.push('second'), r));
+  // Two wait already: the third is refused at once (it is retried later, as before).
+  assert.equal(await gate.enter('a', 2, () => undefined), null);
+  assert.ok(gate.tryEnter('b', 2, false), 'another tenant is not held back by a waiting one');
+  held[0]!();
+  const r1 = await first;
+  assert.ok(r1, 'the oldest waiter got the freed slot');
+  assert.equal(gate.inFlight('a'), 2, 'handed on, not added');
+  // Nothing more frees: the second waiter gives up after the wait limit.
+  assert.equal(await second, null);
+  assert.deepEqual(order, ['first', 'second']);
+  r1();
+  held[1]!();
+  assert.equal(gate.inFlight('a'), 0);
+  assert.ok(await gate.enter('a', 2, () => undefined), 'free slots are taken without waiting');
+});
