@@ -18,7 +18,7 @@ import { applyConsequences, waitForPause } from './delivery-consequences';
 import { appendAttemptEvents, appendEndingEvent } from './message-events';
 import { noteMessageFailed, noteSendAttempt } from './tenant-health';
 import type { OAuthAccess } from './oauth-access';
-import { busyRetryDelayMs, type SendGate } from './send-gate';
+import type { SendGate } from './send-gate';
 import { copyToSentIfWanted } from './sent-copy';
 import { outcomeFromError, outcomeFromResult, type PoolLease, type SmtpPools } from './smtp-transport';
 
@@ -172,7 +172,7 @@ export function createMessageActivities(deps: MessageActivityDeps) {
       // Waiting longer here would hold an activity slot for as long as the tenant's server stalls.
       throw new BusyError(
         `tenant ${tenantId} already has its SMTP attempts in flight on this worker`,
-        busyRetryDelayMs(Context.current().info.attempt, Math.random),
+        deps.gate.retryDelayMs(tenantId, tenant.settings.limits.maxConnections, Context.current().info.attempt, Math.random),
       );
     }
     try {

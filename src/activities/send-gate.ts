@@ -11,12 +11,17 @@
  * Local attempts also share `localMax` across tenants: each holds a send workflow-task slot while it
  * lasts, and many tenants stalled at once must still leave slots for everyone else's workflow tasks.
  */
+/** How far ahead retryDelayMs places a refused attempt at most (then it asks again). */
+const MAX_LINE_MS = 30_000;
+
 export class SendGate {
   private readonly perTenant = new Map<string, number>();
   private local = 0;
   /** Regular attempts waiting here for one of their tenant's slots, oldest first. */
   private readonly waiting = new Map<string, Array<{ cap: number; local: boolean; wake: (release: (() => void) | null) => void }>>();
   private waiters = 0;
+  /** Per tenant: how long its attempts hold a slot (moving average) and when its virtual line is next free. */
+  private readonly pace = new Map<string, { avgMs: number; nextAt: number }>();
 
   /**
    * `maxWaiters`: regular attempts that may wait in this process for a slot, all tenants together, each
@@ -77,13 +82,43 @@ export class SendGate {
     });
   }
 
+  /**
+   * The wait before a refused regular attempt tries again: its place in the tenant's line. Each refusal
+   * takes the next free moment of a virtual line that advances by one slot-time (the tenant's average
+   * attempt over its K slots) and starts behind the attempts in flight and waiting here, so a burst of
+   * one tenant's messages comes back spread at the rate its server takes them, instead of all retrying
+   * together. Never shorter than a quarter of busyRetryDelayMs for the activity's attempt number (a
+   * stalled tenant, whose attempts end rarely, still backs off), and looking at most MAX_LINE_MS ahead.
+   */
+  retryDelayMs(tenantId: string, maxConnections: number, activityAttempt: number, random: () => number, now = Date.now()): number {
+    const cap = Math.max(1, Math.min(maxConnections, this.tenantMax));
+    const p = this.pace.get(tenantId) ?? { avgMs: 200, nextAt: 0 };
+    this.pace.set(tenantId, p);
+    const slotMs = p.avgMs / cap;
+    const ahead = (this.perTenant.get(tenantId) ?? 0) + (this.waiting.get(tenantId)?.length ?? 0);
+    // The line looks at most MAX_LINE_MS ahead: a position given on an old pace must not idle the slots later.
+    const at = Math.min(now + MAX_LINE_MS, Math.max(p.nextAt, now + ahead * slotMs));
+    p.nextAt = at + slotMs;
+    const line = Math.round((at - now) * (0.9 + random() * 0.2));
+    return Math.max(busyRetryDelayMs(activityAttempt, random) / 4, line);
+  }
+
+  /** How long one of the tenant's attempts held its slot (a moving average feeds retryDelayMs). */
+  noteAttempt(tenantId: string, ms: number): void {
+    const p = this.pace.get(tenantId);
+    if (p) p.avgMs = 0.8 * p.avgMs + 0.2 * ms;
+    else this.pace.set(tenantId, { avgMs: ms, nextAt: 0 });
+  }
+
   private take(tenantId: string, local: boolean): () => void {
     this.perTenant.set(tenantId, (this.perTenant.get(tenantId) ?? 0) + 1);
     if (local) this.local++;
+    const started = Date.now();
     let released = false;
     return () => {
       if (released) return;
       released = true;
+      this.noteAttempt(tenantId, Date.now() - started);
       const left = (this.perTenant.get(tenantId) ?? 1) - 1;
       if (left > 0) this.perTenant.set(tenantId, left);
       else this.perTenant.delete(tenantId);

@@ -76,3 +76,22 @@ test('a regular attempt waits for its tenant’s next free slot (FIFO), within t
   assert.equal(gate.inFlight('a'), 0);
   assert.ok(await gate.enter('a', 2, () => undefined), 'free slots are taken without waiting');
 });
+
+test('refused attempts get places in the tenant’s line, spread at the rate its attempts end', () => {
+  const gate = new SendGate(5, 0, 0, 0);
+  // The tenant's attempts take ~100 ms: five slots free one every ~20 ms.
+  for (let i = 0; i < 20; i++) gate.noteAttempt('a', 100);
+  const held = [1, 2, 3, 4, 5].map(() => gate.tryEnter('a', 5, false)!);
+  const now = 1_000_000;
+  const delays = Array.from({ length: 200 }, () => gate.retryDelayMs('a', 5, 1, () => 0.5, now));
+  for (let i = 1; i < delays.length; i++) assert.ok(delays[i]! >= delays[i - 1]!, 'later refusals come back later');
+  assert.equal(delays[0], 250, 'the first one soon (a quarter of the first busy delay)');
+  assert.ok(delays[199]! < 200 * 1_000, `the 200th within its place in line, not at 30 s doublings: ${delays[199]} ms`);
+  assert.ok(delays[199]! > delays[100]!, 'the line advances');
+  // Another tenant's line is its own.
+  assert.equal(
+    gate.retryDelayMs('b', 5, 1, () => 0.5, now),
+    250,
+  );
+  for (const r of held) r();
+});
