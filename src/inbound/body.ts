@@ -123,3 +123,27 @@ export class BodySlots {
     };
   }
 }
+
+/**
+ * The body of an admitted webhook request, then `handle(body)` inside one of `slots`: the declared
+ * size first, then a place, then the bytes under `limit`. Until the body has been read any answer
+ * closes the connection (the caller sets `Connection: close` before admitting): otherwise Node would
+ * read, and throw away, the rest of the very body refused.
+ */
+export async function withBody<T>(
+  req: IncomingMessage,
+  res: { removeHeader(name: string): void },
+  slots: BodySlots,
+  limit: number,
+  handle: (body: Buffer) => Promise<T>,
+): Promise<T> {
+  checkDeclaredBody(req.headers, limit);
+  const release = slots.acquire();
+  try {
+    const body = await readBody(req, limit);
+    res.removeHeader('Connection');
+    return await handle(body);
+  } finally {
+    release();
+  }
+}

@@ -7,7 +7,7 @@ import { inboundBounceHandler, type BounceHandler } from '../../inbound/bounces'
 import type { BounceHandlingDeps } from '../../inbound/feedback';
 import type { SuppressionRepository } from '../../store/suppressions';
 import { ingestEmail, inboundIdFor, type IngestDeps, type IngestResult } from '../../inbound/ingest';
-import { BodySlots, checkDeclaredBody, readBody } from '../../inbound/body';
+import { BodySlots, withBody } from '../../inbound/body';
 import { brevoGate, parseBrevo } from '../../inbound/providers/brevo';
 import { mailgunGate, parseMailgun } from '../../inbound/providers/mailgun';
 import { mimeGate, parseMime } from '../../inbound/providers/mime';
@@ -120,12 +120,7 @@ export function inboundWebhookRoutes(deps: InboundRouteDeps): Router {
     res.setHeader('Connection', 'close');
     const { provider, tenantId, settings } = await admit(deps, req);
     const adapter = ADAPTERS[provider];
-    const limit = Math.min(deps.bodyLimitBytes, adapter.gate.maxBodyBytes ?? Infinity);
-    checkDeclaredBody(req.headers, limit);
-    const release = slots.acquire();
-    try {
-      const body = await readBody(req, limit);
-      res.removeHeader('Connection');
+    await withBody(req, res, slots, Math.min(deps.bodyLimitBytes, adapter.gate.maxBodyBytes ?? Infinity), async (body) => {
       const ctx: AdapterContext = {
         tenantId,
         settings,
@@ -149,9 +144,7 @@ export function inboundWebhookRoutes(deps: InboundRouteDeps): Router {
       const received: IngestResult[] = [];
       for (const mail of result.emails) received.push(await ingestEmail(ingestDeps, tenantId, mail, ctx.now));
       res.json({ received });
-    } finally {
-      release();
-    }
+    });
   });
   return r;
 }

@@ -3,7 +3,7 @@ import { z } from 'zod';
 import { RELAY_EVENT_PROVIDERS, type RelayEventProvider } from '../../domain/provider-events';
 import { AuthenticationError, NotFoundError } from '../../errors';
 import { caseFeedbackSignaller } from '../../cases/record';
-import { BodySlots, checkDeclaredBody, readBody } from '../../inbound/body';
+import { BodySlots, withBody } from '../../inbound/body';
 import { applyProviderEvent, type ProviderEventOutcome } from '../../inbound/provider-events/apply';
 import type { ProviderEventContext, ProviderEventResult } from '../../inbound/provider-events/context';
 import { PROVIDER_EVENT_GATES } from '../../inbound/provider-events/gates';
@@ -57,12 +57,7 @@ export function providerEventRoutes(deps: InboundRouteDeps): Router {
   r.post('/v1/provider-events/:provider/:inboundKey', async (req, res) => {
     res.setHeader('Connection', 'close');
     const { provider, tenantId, settings } = await admit(deps, req);
-    const limit = Math.min(deps.bodyLimitBytes, EVENT_BODY_LIMIT_BYTES);
-    checkDeclaredBody(req.headers, limit);
-    const release = slots.acquire();
-    try {
-      const body = await readBody(req, limit);
-      res.removeHeader('Connection');
+    await withBody(req, res, slots, Math.min(deps.bodyLimitBytes, EVENT_BODY_LIMIT_BYTES), async (body) => {
       const ctx: ProviderEventContext = {
         tenantId,
         settings,
@@ -86,9 +81,7 @@ export function providerEventRoutes(deps: InboundRouteDeps): Router {
       const applied: ProviderEventOutcome[] = [];
       for (const e of events) applied.push(await applyProviderEvent(feedbackDeps, tenantId, e));
       res.json({ received: events.length, ignored, unmatched: applied.filter((a) => !a.matched).length, applied });
-    } finally {
-      release();
-    }
+    });
   });
   return r;
 }
