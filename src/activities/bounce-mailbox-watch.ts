@@ -149,19 +149,28 @@ async function current(deps: BounceMailboxWatchDeps, tenantId: string): Promise<
   return tenant ? { doc, tenant } : null;
 }
 
-/** The IMAP login: the sealed password, or the tenant's current XOAUTH2 access token. */
-async function loginOf(
-  deps: BounceMailboxWatchDeps,
-  doc: BounceMailboxDoc,
-  tenant: TenantDoc,
-): Promise<{ user: string; pass: string } | { user: string; accessToken: string }> {
+/** imapflow's flag for a refused LOGIN/AUTHENTICATE (NO or BAD to it). */
+export const imapLoginRefused = (err: unknown): boolean => (err as ImapFlowError).authenticationFailed === true;
+
+/**
+ * Connects and logs in: with the sealed password, or with the tenant's XOAUTH2 access token, which
+ * is refreshed once and tried once more when the server refuses it (loginWithRefresh).
+ */
+async function connect(deps: BounceMailboxWatchDeps, doc: BounceMailboxDoc, tenant: TenantDoc): Promise<ImapFlow> {
   const user = doc.settings.user;
-  if (doc.settings.auth?.kind !== 'oauth2') return { user, pass: deps.bounceMailboxes.openPassword(doc, sealScopeOf(tenant)) };
+  // Opened before anything is resolved or connected: a password that does not open for these
+  // settings (moved behind the API's back) is never sent anywhere, and the watch waits in `failed`.
+  if (doc.settings.auth?.kind !== 'oauth2')
+    return open(deps, doc, { user, pass: deps.bounceMailboxes.openPassword(doc, sealScopeOf(tenant)) });
   if (tenant.auth.type !== 'oauth2')
     throw new NeedsAttention('auth oauth2 needs a tenant with OAuth2 credentials (the tenant now uses another auth)');
   if (!deps.oauth) throw new NeedsAttention('this worker runs without the OAuth2 token service');
   try {
-    return { user, accessToken: (await deps.oauth.current(deps.tenants.credentialBinding(tenant))).accessToken };
+    return await deps.oauth.loginWithRefresh(
+      deps.tenants.credentialBinding(tenant),
+      (accessToken) => open(deps, doc, { user, accessToken }),
+      imapLoginRefused,
+    );
   } catch (err) {
     // needs_reauth is the tenant's to fix; a provider or Temporal outage is retried like a lost connection.
     if (err instanceof OAuthCredentialsError) throw new NeedsAttention(err.message);
@@ -169,10 +178,11 @@ async function loginOf(
   }
 }
 
-async function connect(deps: BounceMailboxWatchDeps, doc: BounceMailboxDoc, tenant: TenantDoc): Promise<ImapFlow> {
-  // Opened before anything is resolved or connected: a password that does not open for these
-  // settings (moved behind the API's back) is never sent anywhere, and the watch waits in `failed`.
-  const auth = await loginOf(deps, doc, tenant);
+async function open(
+  deps: BounceMailboxWatchDeps,
+  doc: BounceMailboxDoc,
+  auth: { user: string; pass: string } | { user: string; accessToken: string },
+): Promise<ImapFlow> {
   const s = doc.settings;
   // Resolve and check here, then connect to the checked address with the name for TLS: imapflow
   // resolving on its own would bypass the private-network guard (DNS rebinding).

@@ -78,6 +78,28 @@ export class OAuthAccess {
     }
   }
 
+  /**
+   * An IMAP login (bounce mailbox watch, Sent copy) with the tenant's token; if the server refuses
+   * a token the store still holds as valid (revoked, or rotated by the provider before its
+   * expiry), one refresh and one more login, as sendWithRefresh does for SMTP. A second refusal is
+   * the caller's to report: the token is then not the problem.
+   */
+  async loginWithRefresh<T>(
+    binding: CredentialBinding,
+    login: (accessToken: string) => Promise<T>,
+    refused: (err: unknown) => boolean,
+  ): Promise<T> {
+    const used = await this.current(binding);
+    try {
+      return await login(used.accessToken);
+    } catch (err) {
+      if (!refused(err)) throw err;
+      const cached = this.cached(binding);
+      const next = cached && cached.generation > used.generation ? cached : await this.renew(binding, used.generation);
+      return login(next.accessToken);
+    }
+  }
+
   /** nodemailer's XOAUTH2 provisionCallback for one tenant's pool (built for the settings `binding` describes). */
   provisioner(
     binding: CredentialBinding,

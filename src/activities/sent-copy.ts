@@ -9,7 +9,7 @@ import { OAuthCredentialsError, orNullIfNotFound } from '../errors';
 import type { MessageDoc, MessageRepository } from '../store/messages';
 import type { TenantDoc, TenantRepository } from '../store/tenants';
 import { startSentCopy, type SentCopyInput } from '../temporal/handoffs/sent-copy';
-import { describeImapError } from './bounce-mailbox-watch';
+import { describeImapError, imapLoginRefused } from './bounce-mailbox-watch';
 import { checkedAddresses, tlsServername } from './checked-address';
 import type { OAuthAccess } from './oauth-access';
 
@@ -45,29 +45,43 @@ export async function copyToSentIfWanted(
   await startSentCopy(deps.temporal, deps.taskQueue, { tenantId: doc.tenantId, id: doc._id });
 }
 
-async function loginOf(
-  deps: SentCopyDeps,
-  tenant: TenantDoc,
-): Promise<{ user: string; pass: string } | { user: string; accessToken: string }> {
+/** Connects and logs in: the tenant's SMTP password, or its XOAUTH2 token (refreshed once if refused). */
+async function connect(deps: SentCopyDeps, tenant: TenantDoc, imap: ImapEndpoint): Promise<ImapFlow> {
   const auth = deps.tenants.openAuth(tenant);
   switch (auth.type) {
     case 'password':
-      return { user: auth.user, pass: auth.password };
-    case 'oauth2':
+      return open(deps, tenant, imap, { user: auth.user, pass: auth.password });
+    case 'oauth2': {
       if (!deps.oauth) throw new Error('this worker runs without the OAuth2 token service');
       try {
-        return { user: auth.user, accessToken: (await deps.oauth.current(deps.tenants.credentialBinding(tenant))).accessToken };
+        return await deps.oauth.loginWithRefresh(
+          deps.tenants.credentialBinding(tenant),
+          (accessToken) => open(deps, tenant, imap, { user: auth.user, accessToken }),
+          imapLoginRefused,
+        );
       } catch (err) {
         if (err instanceof OAuthCredentialsError) throw refused(err.message);
-        throw err;
+        throw classified(err, imap);
       }
+    }
     case 'none':
       throw refused('the tenant sends without a login, so there is no mailbox to log in to');
   }
 }
 
-async function connect(deps: SentCopyDeps, tenant: TenantDoc, imap: ImapEndpoint): Promise<ImapFlow> {
-  const auth = await loginOf(deps, tenant);
+/** Login refused, certificate, unknown host: the watch's classification; a lost connection is retried. */
+function classified(err: unknown, imap: ImapEndpoint): unknown {
+  if (err instanceof ApplicationFailure) return err;
+  const d = describeImapError(err);
+  return d.needsAttention ? refused(`IMAP ${imap.host}:${imap.port}: ${d.message}`) : err;
+}
+
+async function open(
+  deps: SentCopyDeps,
+  tenant: TenantDoc,
+  imap: ImapEndpoint,
+  auth: { user: string; pass: string } | { user: string; accessToken: string },
+): Promise<ImapFlow> {
   const smtp = tenant.settings.smtp;
   const { addresses, refused: why } = await checkedAddresses(imap.host, deps.allowPrivateNetworks);
   if (why) throw refused(`IMAP host ${imap.host} refused: ${why}`);
@@ -95,9 +109,8 @@ async function connect(deps: SentCopyDeps, tenant: TenantDoc, imap: ImapEndpoint
   try {
     await client.connect();
   } catch (err) {
-    // Login refused, certificate, unknown host: the watch's classification; a lost connection is retried.
-    const d = describeImapError(err);
-    if (d.needsAttention) throw refused(`IMAP ${imap.host}:${imap.port}: ${d.message}`);
+    // The raw error for loginWithRefresh to recognise a refused login; classified by connect().
+    if ('pass' in auth || !imapLoginRefused(err)) throw classified(err, imap);
     throw err;
   }
   return client;

@@ -1,8 +1,12 @@
 import assert from 'node:assert/strict';
-import { randomBytes } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import os from 'node:os';
+import nodePath from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { makeTestPki, type TestPki } from '../support/certs';
 import { startDovecotImap, type DovecotImap } from '../support/dovecot-imap';
+import { OAuthServer } from '../support/oauth-server';
 import { eventually, SmtpPeer } from '../support/smtp-peer';
 import { api, createPeerTenant, startStack, type Stack } from '../support/stack';
 import { bounceWatchWorkflowId } from '../../src/temporal/handoffs/bounce-mailbox-watch';
@@ -18,15 +22,21 @@ let pki: TestPki;
 let imap: DovecotImap;
 let peer: SmtpPeer;
 let key: string;
+let idp: OAuthServer;
+let tmp: string;
 const TENANT = 'imap-watch';
 
 before(async () => {
   pki = makeTestPki(['localhost']);
-  [imap, peer, stack] = await Promise.all([
+  tmp = mkdtempSync(nodePath.join(os.tmpdir(), 'cartero-imap-oauth-'));
+  writeFileSync(nodePath.join(tmp, 'ca.pem'), pki.caCert);
+  [imap, peer, idp] = await Promise.all([
     startDovecotImap({ serverKey: pki.serverKey, serverCert: pki.serverCert }),
     SmtpPeer.start({ implicitTls: false, key: pki.serverKey, cert: pki.serverCert, users: { u: 'p' } }),
-    startStack(),
+    OAuthServer.start({ key: pki.serverKey, cert: pki.serverCert, tokenTtlS: 3600, serviceAccounts: {} }),
   ]);
+  // The token server is for the XOAUTH2 refresh test; the other tenants never reach it.
+  stack = await startStack({ OAUTH_CA_FILE: nodePath.join(tmp, 'ca.pem'), OAUTH_ALLOW_PRIVATE_NETWORKS: 'loopback' });
   key = await createPeerTenant(stack, TENANT, peer, pki.caCert);
 });
 after(async () => {
@@ -34,7 +44,8 @@ after(async () => {
     .getHandle(bounceWatchWorkflowId(TENANT))
     .terminate()
     .catch(() => undefined);
-  await Promise.all([stack?.stop(), imap?.stop(), peer?.stop()]);
+  await Promise.all([stack?.stop(), imap?.stop(), peer?.stop(), idp?.stop()]);
+  if (tmp) rmSync(tmp, { recursive: true, force: true });
 });
 
 const mailboxBody = (over: Record<string, unknown> = {}) => ({
@@ -313,5 +324,41 @@ describe('IMAP bounce-mailbox watch against a real Dovecot', { timeout: 600_000 
 
     assert.equal(imap.list('INBOX').filter((e) => e.seen).length, 0, 'the human mail is still unread');
     assert.equal((await api(stack, 'DELETE', path, { key: oauthKey })).status, 204);
+  });
+  test('XOAUTH2: a token the IMAP server refuses before its expiry is refreshed once and the login tried once more', async () => {
+    const REFRESH_TENANT = 'imap-watch-oauth-refresh';
+    const refreshKey = await createPeerTenant(stack, REFRESH_TENANT, peer, pki.caCert, {
+      auth: {
+        type: 'oauth2',
+        provider: 'generic',
+        mode: 'client_credentials',
+        user: imap.user,
+        tokenUrl: `${idp.baseUrl}/token`,
+        clientId: 'imap-refresh-client',
+        clientSecret: 'imap-refresh-secret',
+      },
+    });
+    const tenant = await stack.tenants.get(REFRESH_TENANT);
+    const binding = stack.tenants.credentialBinding(tenant);
+    // A token with an hour to live in the store, which the IMAP server has revoked.
+    const first = `ya29.${randomBytes(24).toString('base64url')}`;
+    await stack.repos.oauthTokens.save(binding, { accessToken: first, expiresAt: Date.now() + 3_600_000 }, tenant.settingsVersion);
+    imap.acceptTokensExcept([first]);
+    const grants = idp.tokens('client_credentials', 200).length;
+    const checksBefore = imap.tokenChecks.length;
+    const path = `/v1/tenants/${REFRESH_TENANT}/bounce-mailbox`;
+    const put = await api(stack, 'PUT', path, { key: refreshKey, body: mailboxBody({ auth: { kind: 'oauth2' }, password: undefined }) });
+    assert.equal(put.status, 201, JSON.stringify(put.body));
+    await eventually(async () => (await api(stack, 'GET', path, { key: refreshKey })).body.status.state === 'watching', 60_000, 'watching');
+    const second = (await stack.repos.oauthTokens.get(binding))?.accessToken;
+    assert.ok(second && second !== first, 'a new token in the store');
+    const sha = (t: string) => createHash('sha256').update(t).digest('hex').slice(0, 12);
+    assert.deepEqual(
+      imap.tokenChecks.slice(checksBefore).map(sha),
+      [first, second].map(sha),
+      'refused token, then the refreshed one, once each',
+    );
+    assert.equal(idp.tokens('client_credentials', 200).length, grants + 1, 'exactly one refresh');
+    assert.equal((await api(stack, 'DELETE', path, { key: refreshKey })).status, 204);
   });
 });

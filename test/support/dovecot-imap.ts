@@ -39,6 +39,8 @@ export interface DovecotImap {
    * HTTP on loopback) about every bearer token; only tokens given to acceptToken() are valid, for `user`.
    */
   acceptToken(token: string): void;
+  /** From now on every bearer token is valid for `user` except these (a token revoked before its expiry). */
+  acceptTokensExcept(refused: string[]): void;
   /** The bearer tokens Dovecot asked about, in order. */
   tokenChecks: string[];
   /** Writes a message into the user's Maildir `folder` (INBOX by default) as new, unseen mail. */
@@ -82,11 +84,12 @@ export async function startDovecotImap(opts: { serverKey: string; serverCert: st
   chownSync(usersFile, 0, dovecotIds.gid);
   // The token-info endpoint Dovecot's oauth2 passdb calls (GET <url><token>).
   const accepted = new Set<string>();
+  let refusedOnly: Set<string> | null = null;
   const tokenChecks: string[] = [];
   const tokenInfo = http.createServer((req, res) => {
     const token = decodeURIComponent((req.url ?? '').replace(/^\/tokeninfo\?access_token=/, ''));
     tokenChecks.push(token);
-    if (!accepted.has(token)) {
+    if (refusedOnly ? refusedOnly.has(token) : !accepted.has(token)) {
       res.writeHead(401, { 'content-type': 'application/json' }).end('{"error":"invalid_token"}');
       return;
     }
@@ -217,6 +220,7 @@ service anvil {
     user,
     password,
     acceptToken: (token) => void accepted.add(token),
+    acceptTokensExcept: (refused) => void (refusedOnly = new Set(refused)),
     tokenChecks,
     deliver(raw, folder = 'INBOX') {
       const dir = maildir(folder);
