@@ -1,6 +1,6 @@
 import type { MessageStatus } from '../domain/message';
 import type { EventInput } from '../domain/events';
-import type { EventRepository } from '../store/events';
+import type { EventSink } from '../store/events';
 import type { MessageDoc, RecipientRecord } from '../store/messages';
 
 /**
@@ -14,7 +14,7 @@ import type { MessageDoc, RecipientRecord } from '../store/messages';
 type Doc = Pick<MessageDoc, '_id' | 'tenantId' | 'caseId' | 'messageId'>;
 
 export async function appendAttemptEvents(
-  events: EventRepository,
+  events: EventSink,
   doc: Doc,
   attempt: { n: number; outcome: string; reply: string },
   status: MessageStatus,
@@ -72,7 +72,7 @@ export async function appendAttemptEvents(
 
 /** An ending decided outside an SMTP attempt (give-up, credentials deadline, every recipient suppressed). */
 export async function appendEndingEvent(
-  events: EventRepository,
+  events: EventSink,
   doc: Doc,
   status: MessageStatus,
   reason: string,

@@ -148,7 +148,7 @@ export function createMessageActivities(deps: MessageActivityDeps) {
       return { next: { kind: 'permit_expired' }, status: 'waiting_rate_limit', settingsVersion: 0, lastReply: existing.lastReply ?? '' };
     }
     // A paused tenant (a quota refusal) takes no slot of the gate and opens no transaction.
-    const pausedUntil = await deps.permits.sendingPausedUntil(tenantId, Date.now());
+    const pausedUntil = await deps.permits.sendingPausedUntilRecent(tenantId, Date.now());
     if (pausedUntil > 0) return waitForPause(deps, existing, pausedUntil, input.policy);
     const isLocal = Context.current().info.isLocal;
     const release = await deps.gate.enter(
@@ -252,8 +252,11 @@ export function createMessageActivities(deps: MessageActivityDeps) {
       decision.status,
       { lastReply, reason: decision.next.reason },
     );
+    // The attempt's events and its case's `case.updated` go out in one append. A crash before it
+    // loses none: the attempt is recorded, so the retry replays it and announces them again.
+    const events = deps.events.batch();
     await appendAttemptEvents(
-      deps.events,
+      events,
       existing,
       { n: input.attempt, outcome: outcome.cls, reply: lastReply },
       decision.status,
@@ -265,13 +268,15 @@ export function createMessageActivities(deps: MessageActivityDeps) {
     if (decision.next.kind === 'done') {
       // The document is in hand: telling the case here saves the workflow a local activity and a read.
       await tellCaseOfDelivery(
-        deps,
+        { ...deps, events },
         { ...existing, recipients: decision.recipients, completedAt: now },
         decision.next.status,
         decision.next.reason,
       );
+      await events.flush();
       return { next: decision.next, status: decision.status, settingsVersion: tenant.settingsVersion, lastReply, caseNotified: true };
     }
+    await events.flush();
     return { next: decision.next, status: decision.status, settingsVersion: tenant.settingsVersion, lastReply };
   }
 
@@ -281,7 +286,9 @@ export function createMessageActivities(deps: MessageActivityDeps) {
      * one activity instead of two on the common path halves Temporal's work per message.
      */
     async startDelivery(input: AttemptInput): Promise<StartResult> {
-      const [doc, tenant] = await Promise.all([deps.messages.get(input.tenantId, input.id), deps.tenants.get(input.tenantId)]);
+      // The first attempt may use a tenant read up to TENANT_CACHE_MS ago; every later attempt
+      // (after a refusal, a credentials wait, a settings change) reads it afresh in attemptDelivery.
+      const [doc, tenant] = await Promise.all([deps.messages.get(input.tenantId, input.id), deps.tenants.getRecent(input.tenantId)]);
       const { prep, doc: prepared } = await prepare(doc, tenant);
       if (prep.done || prep.rules.length > 0) return { prep };
       return { prep, first: await attempt(prepared, tenant, input) };

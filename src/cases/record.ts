@@ -2,7 +2,7 @@ import type { HitNotice } from '../domain/tracking/notice';
 import type { Client } from '@temporalio/client';
 import type { CaseEventKind, CaseFeedbackSignal, CaseSignalEvent } from '../domain/cases';
 import type { CaseRepository } from '../store/cases';
-import type { EventRepository } from '../store/events';
+import type { EventSink } from '../store/events';
 import { NotFoundError } from '../errors';
 import { caseUpdatedEvent } from './updated-event';
 import { CASE_SIGNAL_FOR_KIND, signalCaseEvent } from '../temporal/handoffs/case';
@@ -19,7 +19,7 @@ export const STORE_ONLY_KINDS: ReadonlySet<CaseEventKind> = new Set(['sent', 'de
 export interface CaseRecorderDeps {
   cases: CaseRepository;
   /** For `case.updated` when an event is applied in the store (the workflow appends its own). */
-  events: EventRepository;
+  events: EventSink;
   temporal: Client;
   taskQueue: string;
 }

@@ -142,6 +142,12 @@ const envSchema = z.object({
     .int()
     .min(0)
     .default(15 * 60_000),
+  /**
+   * How long an API process may answer an API key → tenant lookup, and a worker a send's first
+   * tenant read, from memory (docs/decisions.md, "Tenant cache"). A process sees its own writes at
+   * once; another process's (a revoked key, new settings) within this time. 0 turns it off.
+   */
+  TENANT_CACHE_MS: z.coerce.number().int().min(0).max(60_000).default(1000),
   /** Each tenant's scheduled health check (a verify) runs this often (docs/operations.md, "Tenant health"). */
   TENANT_HEALTH_INTERVAL_MS: z.coerce
     .number()
@@ -349,7 +355,7 @@ export interface Config {
     gateWaitMs: number;
     localAttemptsMax: number;
   };
-  tenants: { deletionSettleMs: number; healthIntervalMs: number };
+  tenants: { deletionSettleMs: number; healthIntervalMs: number; cacheMs: number };
   /** The worker's /metrics (null = not served) and the Temporal SDK's exporter port (null = off). */
   workerMetrics: { port: number; host: string; temporalPort: number | null; refreshMs: number } | null;
   send: {
@@ -544,7 +550,7 @@ export function loadConfig(source: NodeJS.ProcessEnv = process.env): Config {
       gateWaitMs: e.SEND_GATE_WAIT_MS,
       localAttemptsMax: e.SEND_LOCAL_ATTEMPTS_MAX ?? defaultLocalAttempts(e.WORKER_SEND_WORKFLOW_TASK_SLOTS),
     },
-    tenants: { deletionSettleMs: e.TENANT_DELETION_SETTLE_MS, healthIntervalMs: e.TENANT_HEALTH_INTERVAL_MS },
+    tenants: { deletionSettleMs: e.TENANT_DELETION_SETTLE_MS, healthIntervalMs: e.TENANT_HEALTH_INTERVAL_MS, cacheMs: e.TENANT_CACHE_MS },
     workerMetrics:
       e.WORKER_METRICS_PORT === 0
         ? null

@@ -64,6 +64,13 @@ export type AppendListener = (tenantId: string) => void;
 /** Whether a tenant's new events need handing over at all (no webhook: they are only recorded). */
 export type HandoverFilter = (tenantId: string) => Promise<boolean>;
 
+/** Where a producer appends its events: the repository itself, or a batch of it. */
+export type EventSink = Pick<EventRepository, 'append'>;
+
+export interface EventBatch extends EventSink {
+  flush(): Promise<void>;
+}
+
 export class EventRepository {
   private readonly col: Collection<EventDoc>;
   private readonly undispatched: Collection<UndispatchedDoc>;
@@ -114,6 +121,25 @@ export class EventRepository {
     // before the handover; the delivery workflow ignores what it already has.
     if (handover) this.listener?.(event.tenantId);
     return isNew;
+  }
+
+  /**
+   * Collects events to append together (appendMany) when `flush()` is called: a producer that
+   * announces several outcomes of one step (a message's `message.sent` and its case's
+   * `case.updated`) pays one round trip for them. Events not flushed are not appended: the caller
+   * must be a step whose retry announces them again (their ids are deterministic).
+   */
+  batch(): EventBatch {
+    const pending: EventInput[] = [];
+    return {
+      append: async (event: EventInput) => {
+        pending.push(event);
+        return true;
+      },
+      flush: async () => {
+        await this.appendMany(pending.splice(0));
+      },
+    };
   }
 
   /** Appends several events in two round trips (markers, then events), in order; ids appended before are skipped. */

@@ -77,7 +77,16 @@ export class PermitRepository {
   private readonly grants: Collection<GrantDoc>;
   private readonly pauses: Collection<SendingPauseDoc>;
 
-  constructor(db: Db) {
+  /** Per tenant, the pause end read within `pauseCacheMs` (see sendingPausedUntilRecent). */
+  private readonly recentPauses = new Map<string, { untilMs: number; at: number }>();
+  /** Bumped by every pause of this process: a read that began before one is not remembered. */
+  private pauseGen = 0;
+
+  constructor(
+    db: Db,
+    /** TENANT_CACHE_MS: how long an attempt may take a tenant's pause from memory (0: never). */
+    private readonly pauseCacheMs = 0,
+  ) {
     this.pauses = db.collection<SendingPauseDoc>(PAUSES);
     this.requests = db.collection<PermitRequestDoc>(REQUESTS);
     this.grants = db.collection<GrantDoc>(GRANTS);
@@ -184,6 +193,27 @@ export class PermitRepository {
     await upsertRetrying(() =>
       this.pauses.updateOne({ _id: tenantId }, { $max: { untilMs }, $set: { kind, reply, at: new Date() } }, { upsert: true }),
     );
+    // This process's next attempts see its own pause at once.
+    this.pauseGen++;
+    this.recentPauses.delete(tenantId);
+  }
+
+  /**
+   * sendingPausedUntil as read at most TENANT_CACHE_MS ago, for the attempt path (one read per
+   * message saved). A pause only ever moves later, so a remembered pause is never wrong; a pause
+   * recorded by another process (a DSN, a relay event) is seen within that time, and an attempt
+   * that slips through meets the same refusal and pauses the tenant again.
+   */
+  async sendingPausedUntilRecent(tenantId: string, now: number): Promise<number> {
+    const r = this.recentPauses.get(tenantId);
+    if (r && now - r.at < this.pauseCacheMs) return r.untilMs > now ? r.untilMs : 0;
+    const gen = this.pauseGen;
+    const untilMs = await this.sendingPausedUntil(tenantId, now);
+    if (this.pauseCacheMs > 0 && gen === this.pauseGen) {
+      if (this.recentPauses.size >= 10_000) this.recentPauses.clear();
+      this.recentPauses.set(tenantId, { untilMs, at: now });
+    }
+    return untilMs;
   }
 
   /** Until when the tenant's sending is paused (0: not paused, or the pause is over). One `_id` read. */

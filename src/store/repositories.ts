@@ -31,10 +31,11 @@ export interface StoreDeps {
   permits: PermitRepository;
 }
 
-export function repositories(store: Store, keyring: Keyring): StoreDeps {
+/** `tenantCacheMs`: TENANT_CACHE_MS (see TenantReadCache); 0 when a caller needs every read fresh. */
+export function repositories(store: Store, keyring: Keyring, tenantCacheMs = 0): StoreDeps {
   return {
     store,
-    tenants: new TenantRepository(store.db, keyring),
+    tenants: new TenantRepository(store.db, keyring, tenantCacheMs),
     messages: new MessageRepository(store.db),
     suppressions: new SuppressionRepository(store.db),
     events: new EventRepository(store.db),
@@ -43,6 +44,6 @@ export function repositories(store: Store, keyring: Keyring): StoreDeps {
     bounceMailboxes: new BounceMailboxRepository(store.db, keyring),
     cases: new CaseRepository(store.db),
     inbound: new InboundRepository(store.db, keyring),
-    permits: new PermitRepository(store.db),
+    permits: new PermitRepository(store.db, tenantCacheMs),
   };
 }

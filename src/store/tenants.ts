@@ -1,5 +1,6 @@
 import { sentCopyPlan, type SentCopyMode, type SentCopyPlan } from '../domain/sent-copy';
 import type { Collection, Db } from 'mongodb';
+import { TenantReadCache } from './tenant-cache';
 import { isDuplicateKey } from './upsert';
 import { credentialMoveProblems, endpointKey, tenantCredentialEndpoint } from '../domain/credential-endpoint';
 import { AUTH_SECRET_FIELDS, type AuthInput, type AuthSecretField, type TenantSettings } from '../domain/tenant';
@@ -135,10 +136,15 @@ export class TenantRepository {
   /** Inbound key → tenant (`_id` = key), read by the inbound webhooks (store/inbound.ts). */
   private readonly inboundKeys: Collection<{ _id: string; tenantId: string }>;
 
+  private readonly cache: TenantReadCache<TenantDoc>;
+
   constructor(
     db: Db,
     private readonly keyring: Keyring,
+    /** TENANT_CACHE_MS: how long findByApiKey and getRecent may answer from memory (0: never). */
+    cacheMs = 0,
   ) {
+    this.cache = new TenantReadCache<TenantDoc>(cacheMs);
     this.col = db.collection<TenantDoc>('tenants');
     this.keys = db.collection<ApiKeyDoc>('api_keys');
     this.inboundKeys = db.collection<{ _id: string; tenantId: string }>('inbound_keys');
@@ -189,13 +195,43 @@ export class TenantRepository {
     return doc;
   }
 
+  /**
+   * The live tenant as read at most TENANT_CACHE_MS ago (this process's own writes are seen at
+   * once): for a send's first attempt, where a read per message is the cost and a second-old
+   * setting is not (docs/decisions.md, "Tenant cache"). Anything that decides on a change reads
+   * with get().
+   */
+  async getRecent(id: string): Promise<TenantDoc> {
+    const cached = this.cache.tenant(id);
+    if (cached) return cached;
+    const generation = this.cache.generation;
+    const doc = await this.get(id);
+    this.cache.put(generation, doc);
+    return doc;
+  }
+
   async findByApiKey(apiKey: string): Promise<TenantDoc | null> {
-    const key = await this.keys.findOne({ _id: hashApiKey(apiKey) });
+    const hash = hashApiKey(apiKey);
+    const cached = this.cache.tenantOfKey(hash);
+    if (cached) return cached;
+    const generation = this.cache.generation;
+    const key = await this.keys.findOne({ _id: hash });
     if (!key) return null;
     const tenant = await this.col.findOne({ _id: key.tenantId });
     // The tenant's own record is authoritative: a key left behind by a crash mid-rotation is dead,
     // and so is every key of a tenant being deleted.
-    return tenant && !tenant.deletion && tenant.apiKeyHash === key._id ? tenant : null;
+    if (!tenant || tenant.deletion || tenant.apiKeyHash !== key._id) return null;
+    this.cache.put(generation, tenant, hash);
+    return tenant;
+  }
+
+  /** After every write of this repository: this process reads its own changes at once. */
+  private async changed<T>(write: Promise<T>): Promise<T> {
+    try {
+      return await write;
+    } finally {
+      this.cache.clear();
+    }
   }
 
   async findByInboundKey(inboundKey: string): Promise<TenantDoc | null> {
@@ -226,11 +262,13 @@ export class TenantRepository {
       );
       if (problems.length > 0) throw new ValidationError(`invalid ${[...new Set(problems.map((p) => p.field))].join(', ')}`, problems);
     }
-    const updated = await this.col.findOneAndUpdate(
-      // The salt too: the secrets were sealed with the one read above (the upgrade may add one meanwhile).
-      { _id: id, settingsVersion: expectedVersion, deletion: { $exists: false }, salt: current.salt ?? { $exists: false } },
-      { $set: set, $inc: { settingsVersion: 1 } },
-      { returnDocument: 'after' },
+    const updated = await this.changed(
+      this.col.findOneAndUpdate(
+        // The salt too: the secrets were sealed with the one read above (the upgrade may add one meanwhile).
+        { _id: id, settingsVersion: expectedVersion, deletion: { $exists: false }, salt: current.salt ?? { $exists: false } },
+        { $set: set, $inc: { settingsVersion: 1 } },
+        { returnDocument: 'after' },
+      ),
     );
     if (!updated) {
       await this.get(id); // 404 if it is gone
@@ -244,7 +282,7 @@ export class TenantRepository {
     const apiKey = generateSecret('ck_');
     const hash = hashApiKey(apiKey);
     await this.keys.insertOne({ _id: hash, tenantId: id, createdAt: new Date() });
-    const res = await this.col.updateOne({ _id: id }, { $set: { apiKeyHash: hash, updatedAt: new Date() } });
+    const res = await this.changed(this.col.updateOne({ _id: id }, { $set: { apiKeyHash: hash, updatedAt: new Date() } }));
     if (res.matchedCount === 0) throw new NotFoundError('tenant', id);
     await this.keys.deleteOne({ _id: old.apiKeyHash });
     return apiKey;
@@ -258,10 +296,12 @@ export class TenantRepository {
    */
   async markDeleted(id: string, workflowId: string): Promise<void> {
     const now = new Date();
-    const marked = await this.col.findOneAndUpdate(
-      { _id: id, deletion: { $exists: false } },
-      { $set: { deletion: { requestedAt: now, workflowId }, updatedAt: now }, $inc: { settingsVersion: 1 } },
-      { returnDocument: 'after' },
+    const marked = await this.changed(
+      this.col.findOneAndUpdate(
+        { _id: id, deletion: { $exists: false } },
+        { $set: { deletion: { requestedAt: now, workflowId }, updatedAt: now }, $inc: { settingsVersion: 1 } },
+        { returnDocument: 'after' },
+      ),
     );
     if (!marked && !(await this.col.findOne({ _id: id }, { projection: { _id: 1 } }))) throw new NotFoundError('tenant', id);
     await this.revokeKeys(id);
@@ -270,11 +310,11 @@ export class TenantRepository {
   /** Last step of the deletion workflow: the id is free again. Never removes a live tenant. */
   async removeTombstone(id: string): Promise<boolean> {
     await this.revokeKeys(id);
-    return (await this.col.deleteOne({ _id: id, deletion: { $exists: true } })).deletedCount === 1;
+    return (await this.changed(this.col.deleteOne({ _id: id, deletion: { $exists: true } }))).deletedCount === 1;
   }
 
   private async revokeKeys(id: string): Promise<void> {
-    await this.keys.deleteMany({ tenantId: id });
+    await this.changed(this.keys.deleteMany({ tenantId: id }));
     await this.inboundKeys.deleteMany({ tenantId: id });
   }
 
@@ -315,9 +355,11 @@ export class TenantRepository {
    * product may have set a new one meanwhile). Bumps settingsVersion like any change.
    */
   async disableWebhook(id: string, url: string): Promise<boolean> {
-    const res = await this.col.updateOne(
-      { _id: id, 'settings.webhook.url': url, deletion: { $exists: false } },
-      { $set: { 'settings.webhook': null, updatedAt: new Date() }, $inc: { settingsVersion: 1 } },
+    const res = await this.changed(
+      this.col.updateOne(
+        { _id: id, 'settings.webhook.url': url, deletion: { $exists: false } },
+        { $set: { 'settings.webhook': null, updatedAt: new Date() }, $inc: { settingsVersion: 1 } },
+      ),
     );
     return res.modifiedCount > 0;
   }
@@ -336,14 +378,16 @@ export class TenantRepository {
     const live = { _id: id, deletion: { $exists: false } };
     const to: HealthStatus = obs.kind === 'failed' ? 'degraded' : 'healthy';
     const reason = obs.kind === 'failed' ? obs.reason : null;
-    const changed = await this.col.findOneAndUpdate(
-      // A missing status is healthy: `$ne: 'degraded'` matches it, `degraded` does not.
-      { ...live, 'health.status': to === 'degraded' ? { $ne: 'degraded' } : 'degraded' },
-      {
-        $set: { 'health.status': to, 'health.reason': reason, 'health.since': now, 'health.checkedAt': now },
-        $inc: { 'health.changes': 1 },
-      },
-      { returnDocument: 'after' },
+    const changed = await this.changed(
+      this.col.findOneAndUpdate(
+        // A missing status is healthy: `$ne: 'degraded'` matches it, `degraded` does not.
+        { ...live, 'health.status': to === 'degraded' ? { $ne: 'degraded' } : 'degraded' },
+        {
+          $set: { 'health.status': to, 'health.reason': reason, 'health.since': now, 'health.checkedAt': now },
+          $inc: { 'health.changes': 1 },
+        },
+        { returnDocument: 'after' },
+      ),
     );
     if (changed) {
       return { status: to, reason, since: now, changes: changed.health?.changes ?? 1, preset: changed.settings.preset };
@@ -380,17 +424,19 @@ export class TenantRepository {
       const webhookSecret = this.openWebhookSecret(current);
       const salt = newTenantSalt();
       const scope: TenantSealScope = { tenantId: current._id, salt, acceptLegacy: true };
-      const upgraded = await this.col.findOneAndUpdate(
-        { _id: current._id, settingsVersion: current.settingsVersion, salt: { $exists: false } },
-        {
-          $set: {
-            salt,
-            legacySeals: true,
-            auth: this.sealAuth(scope, current.settings, auth),
-            webhookSecretSealed: sealTenantSecret(this.keyring, scope, webhookPlace(current._id), webhookSecret),
+      const upgraded = await this.changed(
+        this.col.findOneAndUpdate(
+          { _id: current._id, settingsVersion: current.settingsVersion, salt: { $exists: false } },
+          {
+            $set: {
+              salt,
+              legacySeals: true,
+              auth: this.sealAuth(scope, current.settings, auth),
+              webhookSecretSealed: sealTenantSecret(this.keyring, scope, webhookPlace(current._id), webhookSecret),
+            },
           },
-        },
-        { returnDocument: 'after' },
+          { returnDocument: 'after' },
+        ),
       );
       if (upgraded) return upgraded;
     }
@@ -399,7 +445,7 @@ export class TenantRepository {
 
   /** The tenant's records are all in the `v2` format now: `v1` values no longer open for it. */
   async finishLegacy(id: string): Promise<void> {
-    await this.col.updateOne({ _id: id, legacySeals: true }, { $unset: { legacySeals: '' } });
+    await this.changed(this.col.updateOne({ _id: id, legacySeals: true }, { $unset: { legacySeals: '' } }));
   }
 
   private sealAuth(scope: TenantSealScope, settings: TenantSettings, auth: AuthInput): StoredAuth {

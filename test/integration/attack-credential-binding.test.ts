@@ -74,6 +74,9 @@ before(async () => {
     OAUTH_REDIRECT_URL: 'http://127.0.0.1:9/v1/oauth/callback',
     SEND_RETRY_INITIAL_MS: '300',
     SEND_RETRY_MAX_MS: '2000',
+    // The attacker here edits the store behind the API's back, which the process's tenant cache
+    // would hide for up to TENANT_CACHE_MS; the guard under test is the sealing, so every read is fresh.
+    TENANT_CACHE_MS: '0',
   });
 });
 after(async () => {

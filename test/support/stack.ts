@@ -114,7 +114,7 @@ export async function startStack(
     monitorCommands: options.monitorCommands ?? false,
   });
   await ensureIndexes(store.db);
-  const repos = repositories(store, keyring);
+  const repos = repositories(store, keyring, config.tenants.cacheMs);
   // As every process does at start (src/bootstrap.ts openStore).
   await upgradeLegacySeals(repos, () => undefined);
   const { tenants } = repos;
