@@ -87,6 +87,13 @@ export interface StartResult {
 }
 
 export function createMessageActivities(deps: MessageActivityDeps) {
+  /** A regular attempt turned away by the gate, retried at its place in the tenant's line. */
+  const busy = (tenantId: string, maxConnections: number, activityAttempt: number) =>
+    new BusyError(
+      `tenant ${tenantId} already has its SMTP attempts in flight on this worker`,
+      deps.gate.retryDelayMs(tenantId, maxConnections, activityAttempt, Math.random),
+    );
+
   /** Drops suppressed recipients (recorded), reads the tenant's limits. */
   async function prepare(doc: MessageDoc, tenant: TenantDoc): Promise<{ prep: PrepareResult; doc: MessageDoc }> {
     if (TERMINAL_STATUSES.has(doc.status)) {
@@ -170,20 +177,27 @@ export function createMessageActivities(deps: MessageActivityDeps) {
         };
       }
       // Waiting longer here would hold an activity slot for as long as the tenant's server stalls.
-      throw new BusyError(
-        `tenant ${tenantId} already has its SMTP attempts in flight on this worker`,
-        deps.gate.retryDelayMs(tenantId, tenant.settings.limits.maxConnections, Context.current().info.attempt, Math.random),
-      );
+      throw busy(tenantId, tenant.settings.limits.maxConnections, Context.current().info.attempt);
     }
     try {
-      return await claimedAttempt(existing, tenant, input, isLocal);
+      return await claimedAttempt(existing, tenant, input, isLocal, release);
     } finally {
       release();
     }
   }
 
-  /** The rest of `attempt`, inside the tenant's gate. */
-  async function claimedAttempt(existing: MessageDoc, tenant: TenantDoc, input: AttemptInput, isLocal: boolean): Promise<AttemptResult> {
+  /**
+   * The rest of `attempt`, inside the tenant's gate until its SMTP transaction ends: the gate bounds
+   * transactions (the tenant's connections), so recording the outcome (several store writes) happens
+   * after `release`, while the tenant's next attempt already uses the connection.
+   */
+  async function claimedAttempt(
+    existing: MessageDoc,
+    tenant: TenantDoc,
+    input: AttemptInput,
+    isLocal: boolean,
+    release: () => void,
+  ): Promise<AttemptResult> {
     const { tenantId, id } = input;
     if (!(await deps.messages.claimForSending(id, input.attempt))) {
       // Cancelled (or finished) before this attempt could start its SMTP transaction.
@@ -228,6 +242,7 @@ export function createMessageActivities(deps: MessageActivityDeps) {
     } finally {
       clearInterval(beat);
       lease?.release();
+      release();
     }
     const decision = decideAfterAttempt(existing.recipients, pending, outcome, {
       policy: input.policy,
@@ -295,6 +310,15 @@ export function createMessageActivities(deps: MessageActivityDeps) {
     },
 
     async attemptDelivery(input: AttemptInput): Promise<AttemptResult> {
+      const info = input.permitGrantedAt === null ? Context.current().info : null;
+      if (info && !info.isLocal) {
+        // A regular attempt the gate would turn away at once is turned away before it reads
+        // anything: in a one-tenant burst most of them are, and each read is store work per retry.
+        // (One holding a rate-limit permit goes on, so an expired permit is handed back promptly.)
+        const { settings } = await deps.tenants.getRecent(input.tenantId);
+        if (deps.gate.wouldRefuse(input.tenantId, settings.limits.maxConnections))
+          throw busy(input.tenantId, settings.limits.maxConnections, info.attempt);
+      }
       const [doc, tenant] = await Promise.all([deps.messages.get(input.tenantId, input.id), deps.tenants.get(input.tenantId)]);
       return attempt(doc, tenant, input);
     },

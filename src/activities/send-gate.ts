@@ -13,6 +13,8 @@
  */
 /** How far ahead retryDelayMs places a refused attempt at most (then it asks again). */
 const MAX_LINE_MS = 30_000;
+/** A tenant one of whose attempts ended this recently is moving (busy), not stalled. */
+const MOVING_MS = 2_000;
 
 export class SendGate {
   private readonly perTenant = new Map<string, number>();
@@ -20,8 +22,8 @@ export class SendGate {
   /** Regular attempts waiting here for one of their tenant's slots, oldest first. */
   private readonly waiting = new Map<string, Array<{ cap: number; local: boolean; wake: (release: (() => void) | null) => void }>>();
   private waiters = 0;
-  /** Per tenant: how long its attempts hold a slot (moving average) and when its virtual line is next free. */
-  private readonly pace = new Map<string, { avgMs: number; nextAt: number }>();
+  /** Per tenant: how long its attempts hold a slot (moving average), when its virtual line is next free, when one last ended. */
+  private readonly pace = new Map<string, { avgMs: number; nextAt: number; endedAt?: number }>();
 
   /**
    * `maxWaiters`: regular attempts that may wait in this process for a slot, all tenants together, each
@@ -34,6 +36,14 @@ export class SendGate {
     private readonly localMax: number,
     private readonly maxWaiters = 0,
     private readonly waitMs = 0,
+    /**
+     * Waiters allowed, all tenants together, while the tenant they wait for is moving (an attempt of
+     * its ended in the last 2 s) and their turn should come within `waitMs`: a one-tenant burst then
+     * waits here once instead of being refused and retried again and again. A stalled tenant moves
+     * no more, so its attempts get only `maxWaiters`; those admitted while it still moved give up
+     * after `waitMs`. Default 3 × maxWaiters (three quarters of the activity slots by default).
+     */
+    private readonly movingWaitersMax = maxWaiters * 3,
   ) {}
 
   /** A release function, or null when the tenant (or, for a local attempt, the process) is at its cap. */
@@ -55,7 +65,7 @@ export class SendGate {
     const waitMs = local ? localWaitMs : this.waitMs;
     // A local attempt refused by the process-wide local cap does not wait: a regular activity takes it.
     const tenantFull = (this.perTenant.get(tenantId) ?? 0) >= Math.max(1, Math.min(maxConnections, this.tenantMax));
-    if (now || this.waiters >= this.maxWaiters || waitMs <= 0 || (local && !tenantFull)) return now;
+    if (now || waitMs <= 0 || (local && !tenantFull) || !this.mayWait(tenantId, maxConnections, local, waitMs)) return now;
     const cap = Math.max(1, Math.min(maxConnections, this.tenantMax));
     const queue = this.waiting.get(tenantId) ?? [];
     this.waiting.set(tenantId, queue);
@@ -82,6 +92,28 @@ export class SendGate {
     });
   }
 
+  /** Whether one more attempt may wait here for the tenant (see maxWaiters and movingWaitersMax). */
+  private mayWait(tenantId: string, maxConnections: number, local: boolean, waitMs: number, now = Date.now()): boolean {
+    if (this.waiters < this.maxWaiters) return true;
+    if (local || this.waiters >= this.movingWaitersMax) return false;
+    const p = this.pace.get(tenantId);
+    if (!p?.endedAt || now - p.endedAt > MOVING_MS) return false;
+    // Its turn: behind the tenant's waiters, one slot-time each (average attempt over its slots).
+    const cap = Math.max(1, Math.min(maxConnections, this.tenantMax));
+    const ahead = (this.waiting.get(tenantId)?.length ?? 0) + 1;
+    return (ahead * p.avgMs) / cap <= waitMs;
+  }
+
+  /**
+   * Whether a regular attempt would be refused at once (the tenant's slots taken and no room to
+   * wait): the activity can then be refused before it reads anything.
+   */
+  wouldRefuse(tenantId: string, maxConnections: number): boolean {
+    const cap = Math.max(1, Math.min(maxConnections, this.tenantMax));
+    if ((this.perTenant.get(tenantId) ?? 0) < cap) return false;
+    return this.waitMs <= 0 || !this.mayWait(tenantId, maxConnections, false, this.waitMs);
+  }
+
   /**
    * The wait before a refused regular attempt tries again: its place in the tenant's line. Each refusal
    * takes the next free moment of a virtual line that advances by one slot-time (the tenant's average
@@ -104,10 +136,12 @@ export class SendGate {
   }
 
   /** How long one of the tenant's attempts held its slot (a moving average feeds retryDelayMs). */
-  noteAttempt(tenantId: string, ms: number): void {
+  noteAttempt(tenantId: string, ms: number, now = Date.now()): void {
     const p = this.pace.get(tenantId);
-    if (p) p.avgMs = 0.8 * p.avgMs + 0.2 * ms;
-    else this.pace.set(tenantId, { avgMs: ms, nextAt: 0 });
+    if (p) {
+      p.avgMs = 0.8 * p.avgMs + 0.2 * ms;
+      p.endedAt = now;
+    } else this.pace.set(tenantId, { avgMs: ms, nextAt: 0, endedAt: now });
   }
 
   private take(tenantId: string, local: boolean): () => void {

@@ -7,7 +7,10 @@ import type { SisimaiRecord } from '../../src/inbound/sisimai';
  * (docs/bounces.md "Corpus and scores"). Used by bench/bounces.ts (npm run bench:bounces) and by
  * test/unit/bounce-corpus.test.ts.
  */
-export const CORPUS_DIR = path.resolve(__dirname, '..', '..', '..', 'test', 'fixtures', 'bounces');
+/** BOUNCE_CORPUS_DIR scores another corpus of the same layout (an outside sample, kept out of the repository). */
+export const CORPUS_DIR = process.env.BOUNCE_CORPUS_DIR
+  ? path.resolve(process.env.BOUNCE_CORPUS_DIR)
+  : path.resolve(__dirname, '..', '..', '..', 'test', 'fixtures', 'bounces');
 
 export interface ExpectedVerdict {
   kind: string;

@@ -95,3 +95,33 @@ test('refused attempts get places in the tenant’s line, spread at the rate its
   );
   for (const r of held) r();
 });
+
+test('while its tenant is moving, a burst waits past the waiters bound (up to its own bound, if its turn comes in time); a stalled tenant does not', async () => {
+  const moving = new SendGate(1, 0, 1, 1_000, 3);
+  moving.noteAttempt('a', 100); // an attempt of 'a' just ended: ~100 ms per attempt on its one slot
+  const held = moving.tryEnter('a', 1, false)!;
+  const waits = [1, 2, 3].map(() => moving.enter('a', 1, () => undefined));
+  assert.equal(await moving.enter('a', 1, () => undefined), null, 'the moving bound (3) is full: refused at once');
+  assert.equal(moving.wouldRefuse('a', 1), true);
+  held();
+  for (const w of waits) (await w)!(); // each gets the slot in turn, FIFO
+  assert.equal(moving.inFlight('a'), 0);
+  assert.equal(moving.wouldRefuse('a', 1), false, 'a free slot');
+
+  const stalled = new SendGate(1, 0, 1, 1_000, 3);
+  stalled.noteAttempt('b', 100, Date.now() - 5_000); // its last attempt ended 5 s ago
+  const heldB = stalled.tryEnter('b', 1, false)!;
+  const first = stalled.enter('b', 1, () => undefined);
+  assert.equal(await stalled.enter('b', 1, () => undefined), null, 'only the plain bound (1) for a tenant that does not move');
+  assert.equal(stalled.wouldRefuse('b', 1), true);
+  heldB();
+  (await first)!();
+
+  const slow = new SendGate(1, 0, 1, 1_000, 3);
+  slow.noteAttempt('c', 800); // moving, but its second waiter's turn would come after 1.6 s > 1 s
+  const heldC = slow.tryEnter('c', 1, false)!;
+  const firstC = slow.enter('c', 1, () => undefined);
+  assert.equal(await slow.enter('c', 1, () => undefined), null, 'a wait that would outlast SEND_GATE_WAIT_MS is not taken');
+  heldC();
+  (await firstC)!();
+});
