@@ -41,3 +41,30 @@ test('a From that is no address (a bare MAILER-DAEMON) still reaches the classif
   const mail = await mailFromRaw(raw);
   assert.match(mail.from ?? '', /^Mail Delivery System MAILER-DAEMON$/);
 });
+
+test("Cartero's own rules (without Sisimai) read Outlook.com JMRP junk reports, SendGrid's `Action: expired` and DragonFly notices", async () => {
+  const corpus = path.resolve(__dirname, '..', '..', '..', 'test', 'fixtures', 'bounces');
+  const read = async (f: string) => classifyMail(await mailFromRaw(readFileSync(path.join(corpus, f))));
+  const jmrp = await read('jmrp/outlookcom-jmrp-0.eml');
+  assert.equal(jmrp.kind, 'complaint');
+  assert.equal(jmrp.rule, 'jmrp');
+  assert.deepEqual(
+    jmrp.bounces.map((b) => b.recipient),
+    ['hanna.7c1@outlook.example'],
+  );
+  assert.equal(jmrp.originalMessageId, '<3f0c2d9e8b7a6f5e4d3c.cartero@acme.example>');
+  const expired = await read('sendgrid-legacy/sendgrid-expired-0.eml');
+  assert.equal(expired.kind, 'bounce', 'a failure, not a success report');
+  assert.deepEqual(
+    expired.bounces.map((b) => [b.recipient, b.hard]),
+    [['ines.4d2@mail.example.net', false]],
+  );
+  const dma = await read('dragonfly/dragonfly-dmarc-0.eml');
+  assert.equal(dma.rule, 'ndr-dragonfly');
+  assert.deepEqual(
+    dma.bounces.map((b) => [b.recipient, b.status, b.hard]),
+    [['jonas.9e4@mail.example.com', '5.7.26', false]],
+  );
+  assert.match(dma.bounces[0]!.diagnostic ?? '', /DMARC policy/);
+  assert.equal(dma.originalMessageId, '<5d4c3b2a19f8e7d6c5b4.cartero@acme.example>');
+});

@@ -133,6 +133,18 @@ function classifyWindow(
   if (feedback || reportType === 'feedback-report')
     return complaint(mail, feedback ? partText(feedback) : '', returnedText, originalMessageId);
 
+  // Outlook.com/Hotmail junk reports (JMRP, before ARF): no feedback-report part, the reported message attached whole
+  // and marked by X-HmXmrOriginalRecipient, the mailbox that reported it.
+  const returnedHeaders = returnedText ? headerFields(returnedText) : [];
+  const jmrp = fieldValue(returnedHeaders, 'x-hmxmroriginalrecipient');
+  if (jmrp !== null) {
+    const recipient = addressIn(jmrp) ?? addressIn(fieldValue(returnedHeaders, 'to'));
+    const bounces = recipient
+      ? [{ recipient, status: null, hard: true, reason: 'spamdetected' as BounceReason, diagnostic: 'Outlook.com junk report (JMRP)' }]
+      : [];
+    return { kind: 'complaint', rule: 'jmrp', bounces, originalMessageId };
+  }
+
   const statusPart = mail.parts.find((p) => /^message\/(?:global-)?delivery-status$/.test(typeOf(p)));
   const statusText = statusPart ? partText(statusPart) : /^Final-Recipient:/im.test(mail.text) ? mail.text : null;
   if (statusText) {

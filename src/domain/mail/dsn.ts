@@ -27,7 +27,9 @@ export function parseDeliveryStatus(text: string, onlyRecipient: string | null =
     // returned message's only recipient is whom it is about (onlyRecipient, from classifyMail).
     const recipient = named ?? (recipientGroups.length === 1 && recipientGroups[0] === group ? onlyRecipient : null);
     if (!recipient) continue;
-    const actionText = (fieldValue(group, 'action') ?? '').toLowerCase().split(/[\s(;]/)[0] ?? '';
+    const actionWord = (fieldValue(group, 'action') ?? '').toLowerCase().split(/[\s(;]/)[0] ?? '';
+    // SendGrid writes `Action: expired` (not an RFC 3464 value) when it gave up retrying: a failure.
+    const actionText = actionWord === 'expired' ? 'failed' : actionWord;
     const action = (ACTIONS.has(actionText) ? actionText : 'unknown') as DsnRecipient['action'];
     const statusText = fieldValue(group, 'status');
     const status = /^[245]\.\d{1,3}\.\d{1,3}/.exec(statusText ?? '')?.[0] ?? null;

@@ -334,6 +334,22 @@ const FORMATS: Format[] = [
     },
   },
   {
+    // DragonFly Mail Agent (dma): one recipient per notice, the remote reply lines after "did not like our ...:".
+    name: 'dragonfly',
+    signature: /This is the DragonFly Mail Agent\b/i,
+    extract: (b) => {
+      const m = /There was an error delivering your mail to <([^<>\s]{1,320})>/i.exec(b);
+      if (!m?.[1]) return [];
+      const rest = b.slice(m.index, m.index + 8_000);
+      const end = rest.search(/^Message headers follow/im);
+      const reply = (end >= 0 ? rest.slice(0, end) : rest)
+        .split('\n')
+        .map((l) => l.trim())
+        .filter((l) => /^[45]\d\d[ -]/.test(l));
+      return [{ recipient: addressIn(m[1]) ?? m[1], diagnostic: reply.length ? reply.join(' ') : null }];
+    },
+  },
+  {
     name: 'mdaemon',
     signature: /The attached message had PERMANENT fatal delivery errors/i,
     extract: (b) => transcript(b),
