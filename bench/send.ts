@@ -2,7 +2,7 @@ import nodemailer from 'nodemailer';
 import { Client, Connection } from '@temporalio/client';
 import { NativeConnection, Worker } from '@temporalio/worker';
 import { randomBytes } from 'node:crypto';
-import type { CommandStartedEvent } from 'mongodb';
+import type { CommandFailedEvent, CommandStartedEvent, CommandSucceededEvent } from 'mongodb';
 import { Keyring } from '../src/security/crypto';
 import { dataConverter } from '../src/temporal/connection';
 import type { SendMessageInput } from '../src/temporal/handoffs/send-message';
@@ -155,6 +155,9 @@ async function main(): Promise<void> {
     // Store commands while Cartero works (connection upkeep excluded), by name.
     const commands = new Map<string, number>();
     let counting = false;
+    // Round-trip time by command (the store's queueing included): where a message's store time goes.
+    const started = new Map<number, string>();
+    const storeMs = new Map<string, number>();
     const UPKEEP = new Set(['hello', 'isMaster', 'ismaster', 'ping', 'endSessions', 'buildInfo', 'saslStart', 'saslContinue']);
     stack.store.client.on('commandStarted', (e: CommandStartedEvent) => {
       if (!counting || UPKEEP.has(e.commandName)) return;
@@ -162,7 +165,16 @@ async function main(): Promise<void> {
       const target = (e.command as Record<string, unknown>)[e.commandName];
       const name = typeof target === 'string' ? `${e.commandName} ${target}` : e.commandName;
       commands.set(name, (commands.get(name) ?? 0) + 1);
+      started.set(e.requestId, name);
     });
+    const finished = (e: CommandSucceededEvent | CommandFailedEvent) => {
+      const name = started.get(e.requestId);
+      if (name === undefined) return;
+      started.delete(e.requestId);
+      storeMs.set(name, (storeMs.get(name) ?? 0) + e.duration);
+    };
+    stack.store.client.on('commandSucceeded', finished);
+    stack.store.client.on('commandFailed', finished);
     const before = sink.messages().length;
     const accepted = new Map<string, number>();
     counting = true;
@@ -229,6 +241,12 @@ async function main(): Promise<void> {
       .sort((a, b) => b[1] - a[1])
       .map(([name, n]) => `${name} ${(n / N).toFixed(2)}`)
       .join(', ');
+    const totalStoreMs = [...storeMs.values()].reduce((a, b) => a + b, 0);
+    const storeByName = [...storeMs.entries()]
+      .sort((a, b) => b[1] - a[1])
+      .slice(0, 8)
+      .map(([name, ms]) => `${name} ${(ms / N).toFixed(1)}`)
+      .join(', ');
     await stack.stop();
     await sink.stop();
 
@@ -242,6 +260,7 @@ async function main(): Promise<void> {
       `  ratio cartero/bare temporal floor: ${(carteroRate / floorRate).toFixed(3)}`,
       `  ratio cartero/fair temporal floor: ${(carteroRate / fairRate).toFixed(3)}`,
       `  store commands per message: ${(totalCommands / N).toFixed(2)} (${byName})`,
+      `  store round-trip ms per message: ${(totalStoreMs / N).toFixed(1)} (${storeByName})`,
       `  accept-to-250 latency: p50 ${percentile(latencies, 50)} ms, p99 ${percentile(latencies, 99)} ms`,
       steadyN > 0
         ? `  steady load ${STEADY_RATE}/s for ${STEADY_SECS} s (${steadyStarted.size} accepted, ${steadyRefused} refused): request-to-250 p50 ${percentile(steady, 50)} ms, p99 ${percentile(steady, 99)} ms, max ${steady[steady.length - 1]} ms`
