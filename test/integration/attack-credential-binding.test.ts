@@ -175,7 +175,7 @@ describe('SMTP password bound to host, port and TLS trust', () => {
 
   test('with the password re-supplied the move is accepted', async () => {
     const key = await createTenant('bind-resupply', p1.port, { type: 'password', user: 'u', password: PASSWORD });
-    p2.configure({ users: { u: PASSWORD, attacker: 'the-attacker-knows-this' } });
+    await p2.configure({ users: { u: PASSWORD, attacker: 'the-attacker-knows-this' } });
     const before = authEvents(p2).length;
     const r = await api(stack, 'PATCH', '/v1/tenants/bind-resupply', {
       key,

@@ -84,7 +84,7 @@ describe('RCPT-time and transaction replies', { timeout: 180_000 }, () => {
     );
     assert.deepEqual(await eventsOf(t.id, 'message.bounced'), [], 'not announced as a bounce');
     // A later message to bob is attempted again (the address was never the problem).
-    p.configure({ rcptReplies: {} });
+    await p.configure({ rcptReplies: {} });
     const again = await send(t.key, ['bob@customer.example']);
     assert.equal((await messageUntil(stack, t.key, again.id, ['sent', 'failed', 'suppressed', 'bounced'])).status, 'sent');
   });
@@ -161,7 +161,7 @@ describe('RCPT-time and transaction replies', { timeout: 180_000 }, () => {
     );
     for (const a of ['full@customer.example', 'fuller@customer.example', 'frank@dns-trouble.example'])
       assert.equal(await suppressed(t.id, a), undefined, a);
-    p.configure({ rcptReplies: {} });
+    await p.configure({ rcptReplies: {} });
     const done = await messageUntil(stack, t.key, m.id, ['sent', 'failed', 'bounced', 'partially_sent']);
     assert.equal(done.status, 'sent');
     assert.equal(p.messages().length, 1);

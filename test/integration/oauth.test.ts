@@ -407,7 +407,7 @@ describe('token life while sending', () => {
       });
       assert.equal((await until(key, await send(key, 'first'), ['sent', 'failed'])).status, 'sent');
       const refused = sha256(await storedToken(id));
-      p.configure({ oauth: oauthPeerConfig({ failStyle, rejectTokens: [refused] }) });
+      await p.configure({ oauth: oauthPeerConfig({ failStyle, rejectTokens: [refused] }) });
       const grants = idp.tokens('client_credentials', 200).length;
       const done = await until(key, await send(key, 'second'), ['sent', 'failed', 'waiting_credentials']);
       const auths = xoauthEvents(p);

@@ -92,7 +92,7 @@ describe('tenant health', () => {
     assert.equal(healthy.health.reason, null);
 
     // The tenant's admin changed the mailbox password: the server refuses the stored one.
-    peer.configure({ users: { u: 'new-password' } });
+    await peer.configure({ users: { u: 'new-password' } });
     // The peer applies its configuration over IPC; let it land before the sends.
     await new Promise((r) => setTimeout(r, 200));
     const failing = await Promise.all([send(t.key), send(t.key), send(t.key)]);
@@ -126,13 +126,13 @@ describe('tenant health', () => {
   });
 
   test('the schedule exists for a created tenant, its verify degrades and recovers the tenant, and deletion removes it', async () => {
-    peer.configure({ users: { u: 'p' } });
+    await peer.configure({ users: { u: 'p' } });
     const t = await healthTenant();
     assert.equal(await tenantHealthScheduleInterval(stack.temporal, stack.config.temporal.taskQueue, t.id), HEALTH_INTERVAL_MS);
     const before = await tenantView(t.id);
     assert.equal(before.health.checkedAt, null);
 
-    peer.configure({ users: { u: 'someone-else' } });
+    await peer.configure({ users: { u: 'someone-else' } });
     await triggerTenantHealthCheck(stack.temporal, stack.config.temporal.taskQueue, t.id);
     const degraded = await eventually(async () => {
       const v = await tenantView(t.id);
@@ -148,7 +148,7 @@ describe('tenant health', () => {
     assert.equal(verifyAgain.body.ok, false);
     assert.equal((await tenantView(t.id)).health.since, degraded.health.since);
 
-    peer.configure({ users: { u: 'p' } });
+    await peer.configure({ users: { u: 'p' } });
     await triggerTenantHealthCheck(stack.temporal, stack.config.temporal.taskQueue, t.id);
     await eventually(async () => (await tenantView(t.id)).health.status === 'healthy');
     events = await healthEventsAfter(t.path, 2);
@@ -170,7 +170,7 @@ describe('tenant health', () => {
   });
 
   test('the worker /metrics shows the delivery, attempt, health and waiting series after a send; the API counts accepted messages', async () => {
-    peer.configure({ users: { u: 'p' } });
+    await peer.configure({ users: { u: 'p' } });
     const t = await healthTenant();
     await messageUntil(stack, t.key, await send(t.key), ['sent']);
     assert.ok(stack.workerMetricsUrl);

@@ -81,7 +81,9 @@ export type PeerEvent =
   | { type: 'stalled'; at: number; messageId: string }
   | { type: 'auth'; user: string; ok: boolean; method?: string; reason?: string; tokenSha?: string };
 
-export type PeerCommand = { type: 'config'; config: Partial<PeerConfig> };
+export type PeerCommand = { type: 'config'; config: Partial<PeerConfig>; seq?: number };
+/** The answer to a PeerCommand carrying `seq`: from here on the server answers with the new config. */
+export type PeerAck = { type: 'configured'; seq: number };
 
 const send = (e: PeerEvent) => process.send?.(e);
 
@@ -132,6 +134,7 @@ process.on('message', (raw) => {
   const msg = raw as PeerConfig | PeerCommand;
   if ('type' in msg && msg.type === 'config') {
     cfg = { ...cfg, ...msg.config };
+    if (msg.seq !== undefined) process.send?.({ type: 'configured', seq: msg.seq } satisfies PeerAck);
     return;
   }
   cfg = msg as PeerConfig;

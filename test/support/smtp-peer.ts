@@ -1,10 +1,11 @@
 import { fork, type ChildProcess } from 'node:child_process';
 import path from 'node:path';
-import type { PeerConfig, PeerEvent } from './smtp-peer-process';
+import type { PeerAck, PeerCommand, PeerConfig, PeerEvent } from './smtp-peer-process';
 
 /** Parent-side handle of a real SMTP server process (see smtp-peer-process.ts). */
 export class SmtpPeer {
   readonly events: PeerEvent[] = [];
+  private configSeq = 0;
   private constructor(
     private readonly child: ChildProcess,
     readonly port: number,
@@ -28,13 +29,27 @@ export class SmtpPeer {
     const peer = new SmtpPeer(child, port);
     peer.events.push(...early);
     child.removeAllListeners('message');
-    child.on('message', (m) => peer.events.push(m as PeerEvent));
+    child.on('message', (m) => {
+      if ((m as PeerEvent | PeerAck).type !== 'configured') peer.events.push(m as PeerEvent);
+    });
     return peer;
   }
 
   /** Changes what the running server answers (users, scripted replies). */
-  configure(config: Partial<PeerConfig>): void {
-    this.child.send({ type: 'config', config });
+  async configure(config: Partial<PeerConfig>): Promise<void> {
+    // Resolved when the server process has applied it: the next session a test starts sees it.
+    const seq = ++this.configSeq;
+    const applied = new Promise<void>((resolve) => {
+      const onAck = (m: unknown) => {
+        const ack = m as PeerAck;
+        if (ack.type !== 'configured' || ack.seq !== seq) return;
+        this.child.off('message', onAck);
+        resolve();
+      };
+      this.child.on('message', onAck);
+    });
+    this.child.send({ type: 'config', config, seq } satisfies PeerCommand);
+    await applied;
   }
 
   messages(): Array<Extract<PeerEvent, { type: 'message' }>> {
