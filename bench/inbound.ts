@@ -103,7 +103,13 @@ async function main(): Promise<void> {
     CREDS.snsKey = signer.key;
     const stack = await startStack(
       // Bodies read at once: above the client's concurrency, so the figures are Cartero's work, not its admission limit.
-      { LOG_LEVEL: 'silent', INBOUND_ATTACHMENT_MAX_BYTES: '1000000', INBOUND_MAX_CONCURRENT: String(Math.max(32, CONCURRENCY * 2)) },
+      // The store gauges refresh at the production default, not the test stack's 1 s.
+      {
+        LOG_LEVEL: 'silent',
+        INBOUND_ATTACHMENT_MAX_BYTES: '1000000',
+        INBOUND_MAX_CONCURRENT: String(Math.max(32, CONCURRENCY * 2)),
+        WORKER_METRICS_REFRESH_MS: '30000',
+      },
       {
         app: {
           snsCertFetcher: async (url) => {

@@ -85,6 +85,8 @@ export function testEnv(overrides: Record<string, string> = {}): Record<string, 
     TENANT_DELETION_SETTLE_MS: '500',
     // Each stack spills tracking hits to its own directory (never another suite's).
     TRACKING_SPOOL_DIR: path.join(os.tmpdir(), `cartero-test-spool-${id}`),
+    // Tests read the worker's store gauges soon after a change (production refreshes every 30 s).
+    WORKER_METRICS_REFRESH_MS: '1000',
     ...overrides,
   };
 }
@@ -126,7 +128,11 @@ export async function startStack(
   if (options.worker !== false) {
     worker = await createWorker({ ...repos, config, keyring, client, connection: workerConnection });
     running = worker.run();
-    workerMetricsServer = await startWorkerMetrics(repos, { port: 0, host: '127.0.0.1', refreshMs: 1000 });
+    workerMetricsServer = await startWorkerMetrics(repos, {
+      port: 0,
+      host: '127.0.0.1',
+      refreshMs: config.workerMetrics?.refreshMs ?? 1000,
+    });
     await ensureWebhookSweeper(client, config.temporal.taskQueue);
   }
   const tracking = createTracking(config, logger, repos, keyring, {
