@@ -1,4 +1,5 @@
 import { randomUUID } from 'node:crypto';
+import { SharedReads } from './tenant-cache';
 import { MongoBulkWriteError, type Collection, type Db } from 'mongodb';
 import { permitQueueKey, timeKey } from '../domain/rate-limit';
 import { isDuplicateKey, upsertRetrying } from './upsert';
@@ -81,6 +82,8 @@ export class PermitRepository {
   private readonly recentPauses = new Map<string, { untilMs: number; at: number }>();
   /** Bumped by every pause of this process: a read that began before one is not remembered. */
   private pauseGen = 0;
+  /** Concurrent misses of one tenant's pause share one read. */
+  private readonly pauseReads = new SharedReads<number>();
 
   constructor(
     db: Db,
@@ -208,7 +211,10 @@ export class PermitRepository {
     const r = this.recentPauses.get(tenantId);
     if (r && now - r.at < this.pauseCacheMs) return r.untilMs > now ? r.untilMs : 0;
     const gen = this.pauseGen;
-    const untilMs = await this.sendingPausedUntil(tenantId, now);
+    const untilMs =
+      this.pauseCacheMs > 0
+        ? await this.pauseReads.run(tenantId, gen, () => this.sendingPausedUntil(tenantId, now))
+        : await this.sendingPausedUntil(tenantId, now);
     if (this.pauseCacheMs > 0 && gen === this.pauseGen) {
       if (this.recentPauses.size >= 10_000) this.recentPauses.clear();
       this.recentPauses.set(tenantId, { untilMs, at: now });

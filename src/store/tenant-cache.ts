@@ -78,3 +78,22 @@ function bounded<K, V>(map: Map<K, V>, max: number): Map<K, V> {
   }
   return map;
 }
+
+/**
+ * Concurrent misses for one key share one read (a burst's requests all miss when an entry expires),
+ * unless a write of this process came between: a caller that starts after a write never joins a
+ * read that began before it (`generation`, as TenantReadCache.put).
+ */
+export class SharedReads<T> {
+  private readonly flights = new Map<string, { generation: number; read: Promise<T> }>();
+
+  run(key: string, generation: number, load: () => Promise<T>): Promise<T> {
+    const flight = this.flights.get(key);
+    if (flight && flight.generation === generation) return flight.read;
+    const read = load().finally(() => {
+      if (this.flights.get(key)?.read === read) this.flights.delete(key);
+    });
+    this.flights.set(key, { generation, read });
+    return read;
+  }
+}

@@ -1,6 +1,6 @@
 import { sentCopyPlan, type SentCopyMode, type SentCopyPlan } from '../domain/sent-copy';
 import type { Collection, Db } from 'mongodb';
-import { TenantReadCache } from './tenant-cache';
+import { SharedReads, TenantReadCache } from './tenant-cache';
 import { isDuplicateKey } from './upsert';
 import { credentialMoveProblems, endpointKey, tenantCredentialEndpoint } from '../domain/credential-endpoint';
 import { AUTH_SECRET_FIELDS, type AuthInput, type AuthSecretField, type TenantSettings } from '../domain/tenant';
@@ -137,6 +137,8 @@ export class TenantRepository {
   private readonly inboundKeys: Collection<{ _id: string; tenantId: string }>;
 
   private readonly cache: TenantReadCache<TenantDoc>;
+  /** With the cache on, concurrent misses share one read. */
+  private readonly reads = new SharedReads<TenantDoc | null>();
 
   constructor(
     db: Db,
@@ -205,9 +207,13 @@ export class TenantRepository {
     const cached = this.cache.tenant(id);
     if (cached) return cached;
     const generation = this.cache.generation;
-    const doc = await this.get(id);
-    this.cache.put(generation, doc);
-    return doc;
+    const load = async () => {
+      const doc = await this.get(id);
+      this.cache.put(generation, doc);
+      return doc;
+    };
+    if (!this.cache.enabled) return load();
+    return (await this.reads.run(`id:${id}`, generation, load))!;
   }
 
   async findByApiKey(apiKey: string): Promise<TenantDoc | null> {
@@ -215,14 +221,18 @@ export class TenantRepository {
     const cached = this.cache.tenantOfKey(hash);
     if (cached) return cached;
     const generation = this.cache.generation;
-    const key = await this.keys.findOne({ _id: hash });
-    if (!key) return null;
-    const tenant = await this.col.findOne({ _id: key.tenantId });
-    // The tenant's own record is authoritative: a key left behind by a crash mid-rotation is dead,
-    // and so is every key of a tenant being deleted.
-    if (!tenant || tenant.deletion || tenant.apiKeyHash !== key._id) return null;
-    this.cache.put(generation, tenant, hash);
-    return tenant;
+    const load = async () => {
+      const key = await this.keys.findOne({ _id: hash });
+      if (!key) return null;
+      const tenant = await this.col.findOne({ _id: key.tenantId });
+      // The tenant's own record is authoritative: a key left behind by a crash mid-rotation is dead,
+      // and so is every key of a tenant being deleted.
+      if (!tenant || tenant.deletion || tenant.apiKeyHash !== key._id) return null;
+      this.cache.put(generation, tenant, hash);
+      return tenant;
+    };
+    if (!this.cache.enabled) return load();
+    return this.reads.run(`key:${hash}`, generation, load);
   }
 
   /** After every write of this repository: this process reads its own changes at once. */

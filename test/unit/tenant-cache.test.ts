@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { TenantReadCache } from '../../src/store/tenant-cache';
+import { SharedReads, TenantReadCache } from '../../src/store/tenant-cache';
 import type { TenantDoc } from '../../src/store/tenants';
 
 const doc = (id: string, apiKeyHash = `h-${id}`, settingsVersion = 1): TenantDoc =>
@@ -59,4 +59,35 @@ test('off at 0, and bounded in size', () => {
     ['b', 'c', 'd'].map((id) => small.tenantOfKey(`h-${id}`)?._id),
     ['b', 'c', 'd'],
   );
+});
+
+test('concurrent misses share one read; a caller after a write (new generation) starts its own; a failed read is not kept', async () => {
+  const reads = new SharedReads<string>();
+  let loads = 0;
+  const release: Array<(v: string) => void> = [];
+  const load = () =>
+    new Promise<string>((resolve) => {
+      loads++;
+      release.push(resolve);
+    });
+  const a = reads.run('t1', 0, load);
+  const b = reads.run('t1', 0, load);
+  const other = reads.run('t2', 0, load);
+  const afterWrite = reads.run('t1', 1, load);
+  assert.equal(loads, 3);
+  release[0]!('first');
+  release[1]!('other');
+  release[2]!('after write');
+  assert.deepEqual(await Promise.all([a, b, other, afterWrite]), ['first', 'first', 'other', 'after write']);
+  // Done: the next miss reads again.
+  const c = reads.run('t1', 1, load);
+  assert.equal(loads, 4);
+  release[3]!('again');
+  assert.equal(await c, 'again');
+  const failing = reads.run('t3', 0, () => Promise.reject(new Error('store down')));
+  const joined = reads.run('t3', 0, load);
+  await assert.rejects(failing, /store down/);
+  await assert.rejects(joined, /store down/);
+  const retried = reads.run('t3', 0, () => Promise.resolve('up'));
+  assert.equal(await retried, 'up');
 });
