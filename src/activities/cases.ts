@@ -25,7 +25,7 @@ const FAILED: ReadonlySet<MessageStatus> = new Set(['failed', 'bounced', 'suppre
  */
 export async function tellCaseOfDelivery(
   deps: CaseRecorderDeps,
-  doc: Pick<MessageDoc, '_id' | 'tenantId' | 'caseId' | 'recipients' | 'completedAt' | 'subject' | 'messageId'>,
+  doc: Pick<MessageDoc, '_id' | 'tenantId' | 'caseId' | 'recipients' | 'completedAt' | 'subject' | 'messageId' | 'newCase'>,
   status: MessageStatus,
   reason: string,
 ): Promise<void> {
@@ -46,6 +46,7 @@ export async function tellCaseOfDelivery(
       subject: doc.subject,
     },
     { messageId: doc._id, rfcMessageId: doc.messageId, status, reason, subject: doc.subject },
+    doc.newCase ? { pristineSubject: doc.subject } : {},
   );
 }
 

@@ -8,8 +8,8 @@ import { replyAddress, replyTokenFor } from './reply-token';
 
 /**
  * How outbound messages join cases, the same way inbound ones do: every message has a case (the
- * product's `caseId`, the parent's, or a new one), its Message-ID is indexed to that case, and each
- * recipient is remembered with the subject for the subject+participants rule.
+ * product's `caseId`, the parent's, or a new one), its Message-ID names the message (and so the
+ * case) by itself, and each recipient is remembered with the subject for the subject+participants rule.
  */
 export interface OutboundCaseDeps {
   cases: CaseRepository;
@@ -48,10 +48,10 @@ export async function registerOutbound(deps: OutboundCaseDeps, tenant: TenantDoc
   const caseId = doc.caseId;
   if (!caseId) return;
   const subject = normalizeSubject(doc.subject);
-  // Independent, idempotent writes to different collections: in parallel, so the 202 waits for one round trip, not four.
+  // Independent, idempotent writes to different collections: in parallel, so the 202 waits for one round trip, not three.
+  // The Message-ID is not indexed: it names the message itself (src/inbound/threading.ts caseOfMessageId).
   await Promise.all([
     deps.cases.ensure(tenant._id, caseId, doc.subject, doc.createdAt),
-    deps.cases.registerMessageId({ tenantId: tenant._id, messageId: doc.messageId, caseId, kind: 'sent', ref: doc._id, at: doc.createdAt }),
     ...doc.recipients.map((r) => deps.cases.noteSubject(tenant._id, subject, r.address, caseId, doc.createdAt)),
     ...(usedReplyToken ? [deps.cases.registerReplyToken(tenant._id, replyTokenFor(tenant.inboundKey, caseId), caseId)] : []),
   ]);

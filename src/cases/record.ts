@@ -38,6 +38,11 @@ export async function recordCaseEvent(
   caseId: string,
   event: CaseSignalEvent & { kind: keyof typeof CASE_SIGNAL_FOR_KIND },
   data: Record<string, unknown> = {},
+  /**
+   * Set by a message that created its case (with this subject): its outcome is most likely the
+   * case's first event, applied with one write and no read (CaseRepository.applyInStore).
+   */
+  opts: { pristineSubject?: string | null } = {},
 ): Promise<void> {
   const ensure = () => deps.cases.ensure(tenantId, caseId, event.subject ?? null, new Date(event.at));
   const storeOnly = STORE_ONLY_KINDS.has(event.kind);
@@ -55,7 +60,7 @@ export async function recordCaseEvent(
   });
   let alreadyLive = false;
   if (storeOnly) {
-    const apply = () => deps.cases.applyInStore(tenantId, caseId, event);
+    const apply = () => deps.cases.applyInStore(tenantId, caseId, event, opts);
     const r = await apply().catch(async (err: unknown) => {
       if (!(err instanceof NotFoundError)) throw err;
       await ensure();

@@ -53,13 +53,18 @@ export async function findCase(deps: ThreadingDeps, tenantId: string, mail: Inbo
   return { caseId: null, rule: 'new-case', matched: null };
 }
 
+/**
+ * Our own outbound Message-IDs are looked up on the message itself (outbound messages are not put in
+ * `message_ids`: that saves a write per accepted message), and first: an inbound mail that reuses one
+ * of them as its own Message-ID is indexed under it, and must not draw the replies to our message
+ * into its case.
+ */
 async function caseOfMessageId(deps: ThreadingDeps, tenantId: string, messageId: string): Promise<string | null> {
-  const indexed = await deps.cases.lookupMessageId(tenantId, messageId);
-  if (indexed) return indexed.caseId;
   const own = ownMessageRef(messageId);
   if (own) {
     const m = await deps.messages.find(tenantId, own);
-    if (m?.caseId) return m.caseId;
+    if (m?.caseId && m.messageId === messageId) return m.caseId;
   }
-  return null;
+  const indexed = await deps.cases.lookupMessageId(tenantId, messageId);
+  return indexed?.caseId ?? null;
 }

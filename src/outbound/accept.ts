@@ -126,6 +126,7 @@ async function composeAndStore(
     updatedAt: now,
     completedAt: null,
     ...(composed.tracking ? { tracking: composed.tracking } : {}),
+    ...(composed.newCase ? { newCase: true as const } : {}),
   });
   return { doc, usedReplyToken: composed.usedReplyToken };
 }

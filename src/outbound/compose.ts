@@ -35,6 +35,8 @@ export interface ComposedMessage {
   tracking: MessageTracking | null;
   /** A `Reply-To: forwarding+<token>` was added: the token is registered for the case. */
   usedReplyToken: boolean;
+  /** The case id was made for this message (no `caseId` given, no parent). */
+  newCase: boolean;
 }
 
 /** Time-ordered, unguessable ids: 9 base36 chars of milliseconds + 16 random base62 chars. */
@@ -105,6 +107,7 @@ export async function composeMessage(deps: ComposeDeps, tenant: TenantDoc, body:
   const tracked = composeTracking(deps.tracking, { id: tenant._id, settings: tenant.settings }, body, id, recipients.length);
   problems.push(...tracked.problems);
   // Every outbound message belongs to a case; replies find it by Message-ID or the Reply-To token.
+  const newCase = caseId === null;
   caseId ??= newCaseId();
   const tokenReplyTo = body.replyTo ? null : replyToFor(tenant, caseId);
   const attachments = body.attachments.map((a) => ({ ...a, content: Buffer.from(a.contentBase64, 'base64') }));
@@ -165,5 +168,6 @@ export async function composeMessage(deps: ComposeDeps, tenant: TenantDoc, body:
     recipients,
     tracking: tracked.tracking,
     usedReplyToken: tokenReplyTo !== null,
+    newCase,
   };
 }

@@ -17,7 +17,8 @@ import { isDuplicateKey, upsertRetrying } from './upsert';
  * (FerretDB v1 serves only `_id` equality from an index):
  * - `cases`          `<tenant>:<caseId>` → the summary the case workflow last saved;
  * - `case_events`    `<tenant>:<caseId>:<eventId>` → the timeline (duplicates collapse on insert);
- * - `message_ids`    `<tenant>:<Message-ID>` → the case of every Message-ID we sent or received;
+ * - `message_ids`    `<tenant>:<Message-ID>` → the case of every Message-ID we received (our own
+ *                    outbound ones name their message instead: src/inbound/threading.ts);
  * - `case_subjects`  `<tenant>:<hash(normalised subject)>:<participant>` → the last case with that
  *                    subject and that participant (the subject+participants rule);
  * - `reply_tokens`   `<tenant>:<token>` → the case a `local+<token>@domain` Reply-To belongs to.
@@ -157,8 +158,18 @@ export class CaseRepository {
    * and therefore saw every event applied here). `live` also comes back after too many collisions,
    * so a hot case moves to its workflow instead of spinning here.
    */
-  async applyInStore(tenantId: string, caseId: string, event: CaseSignalEvent, maxTries = 8): Promise<StoreApplyResult> {
+  async applyInStore(
+    tenantId: string,
+    caseId: string,
+    event: CaseSignalEvent,
+    opts: { pristineSubject?: string | null; maxTries?: number } = {},
+  ): Promise<StoreApplyResult> {
     const _id = key(tenantId, caseId);
+    if (opts.pristineSubject !== undefined) {
+      const first = await this.applyToPristine(_id, tenantId, caseId, opts.pristineSubject, event);
+      if (first) return first;
+    }
+    const maxTries = opts.maxTries ?? 8;
     for (let i = 0; i < maxTries; i++) {
       const doc = await this.cases.findOne({ _id });
       if (!doc) throw new NotFoundError('case', caseId);
@@ -174,6 +185,30 @@ export class CaseRepository {
       if (res.matchedCount === 1) return { outcome: 'applied', summary: next.summary };
     }
     return { outcome: 'live', already: false };
+  }
+
+  /**
+   * The first event of a case the caller expects untouched since `ensure(…, subject)` (the message
+   * that created it): applied to that known state by one compare-and-set, with no read. A record
+   * with no event, not live and that subject holds exactly that state (only events change the rest),
+   * so the filter makes the write safe; `null` (anything else) sends the caller to the read path.
+   */
+  private async applyToPristine(
+    _id: string,
+    tenantId: string,
+    caseId: string,
+    subject: string | null,
+    event: CaseSignalEvent,
+  ): Promise<StoreApplyResult | null> {
+    const initial = initialCaseState(tenantId, caseId);
+    const state: CaseState = { summary: { ...initial.summary, subject, runs: 0 }, recent: [] };
+    const next = applyCaseEvent(state, event);
+    const { tenantId: _t, caseId: _c, ...fields } = next.summary;
+    const res = await this.cases.updateOne(
+      { _id, live: false, eventCount: 0, subject },
+      { $set: { ...fields, recentEventIds: next.recent.slice(-STORED_RECENT_EVENT_IDS), updatedAt: new Date() } },
+    );
+    return res.matchedCount === 1 ? { outcome: 'applied', summary: next.summary } : null;
   }
 
   /** Hands the case to its workflow for good: call before starting or signalling it. */

@@ -53,6 +53,8 @@ export interface MessageDoc {
   from: string;
   subject: string;
   caseId: string | null;
+  /** The case was created for this message (registerOutbound `ensure`s it with this subject). */
+  newCase?: true;
   inReplyTo: string | null;
   references: string[];
   sendAt: Date | null;

@@ -227,10 +227,29 @@ describe('threading', () => {
     );
   });
 
-  test('out of order: our Message-ID is recognised even when no index knows it yet', async () => {
+  test('our Message-ID names its message: no index entry is written, a reply still finds the case', async () => {
     const m = await send(t, { subject: 'Unindexed' });
-    await stack.store.db.collection('message_ids').deleteOne({ _id: `${t.id}:${m.messageId}` } as never);
+    assert.equal(await stack.store.db.collection('message_ids').countDocuments({ _id: `${t.id}:${m.messageId}` } as never), 0);
     const r = (await deliver(t, 'mime', { messageId: newId('own'), inReplyTo: m.messageId, subject: 'Re: Unindexed' })).body.received[0];
+    assert.equal(r.caseId, m.caseId);
+    assert.equal(r.rule, 'in-reply-to');
+  });
+
+  test('an inbound mail reusing our Message-ID as its own cannot draw the replies to our message', async () => {
+    const m = await send(t, { subject: 'Quarterly report' });
+    const forged = (
+      await deliver(t, 'mime', { messageId: m.messageId, from: 'Mallory <mallory@evil.example>', subject: 'Unrelated thing' })
+    ).body.received[0];
+    assert.notEqual(forged.caseId, m.caseId);
+    // The forged mail's Message-ID is now indexed to its own case; ours still wins for a reply.
+    await eventually(
+      async () =>
+        (await stack.store.db.collection('message_ids').countDocuments({ _id: `${t.id}:${m.messageId}` } as never)) === 1 || undefined,
+      10_000,
+      'the forged Message-ID indexed',
+    );
+    const r = (await deliver(t, 'mime', { messageId: newId('reply'), inReplyTo: m.messageId, subject: 'Re: Quarterly report' })).body
+      .received[0];
     assert.equal(r.caseId, m.caseId);
     assert.equal(r.rule, 'in-reply-to');
   });
