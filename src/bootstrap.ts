@@ -52,7 +52,7 @@ export async function retrying<T>(what: string, logger: Logger, fn: () => Promis
 export async function openStore(config: Config, keyring: Keyring, logger: Logger): Promise<StoreDeps> {
   const store = await retrying('MongoDB', logger, () => connectStore(config.mongo.uri, config.mongo.db, config.mongo.maxPoolSize));
   await ensureIndexes(store.db);
-  const repos = repositories(store, keyring, config.tenants.cacheMs);
+  const repos = repositories(store, keyring, config.tenants.cacheMs, config.mongo.coalesceWrites);
   const upgraded = await upgradeLegacySeals(repos, (msg, fields) => logger.warn(fields, msg));
   if (upgraded > 0) logger.info({ tenants: upgraded }, 'sealed secrets of tenants from before salts upgraded to the endpoint-bound format');
   return repos;

@@ -68,6 +68,11 @@ const envSchema = z.object({
     .regex(/^[\w-]{1,63}$/)
     .default('cartero'),
   MONGODB_MAX_POOL_SIZE: z.coerce.number().int().min(1).max(500).default(20),
+  /**
+   * The send path's per-message inserts and updates issued while one of their kind is in flight go
+   * out together in one command (docs/decisions.md, "Coalesced writes"). false: one command each.
+   */
+  STORE_COALESCE_WRITES: bool.default(true),
 
   TEMPORAL_ADDRESS: z.string().regex(/^[^\s:]+:\d{1,5}$/, 'must be host:port'),
   TEMPORAL_NAMESPACE: z.string().min(1).default('default'),
@@ -331,7 +336,7 @@ export interface Config {
   logLevel: Env['LOG_LEVEL'];
   adminKey: string;
   encryption: { keys: Map<string, Buffer>; activeKeyId: string };
-  mongo: { uri: string; db: string; maxPoolSize: number };
+  mongo: { uri: string; db: string; maxPoolSize: number; coalesceWrites: boolean };
   temporal: {
     address: string;
     namespace: string;
@@ -505,7 +510,7 @@ export function loadConfig(source: NodeJS.ProcessEnv = process.env): Config {
     logLevel: e.LOG_LEVEL,
     adminKey: e.CARTERO_ADMIN_KEY,
     encryption: { keys, activeKeyId },
-    mongo: { uri: e.MONGODB_URI, db: e.MONGODB_DB, maxPoolSize: e.MONGODB_MAX_POOL_SIZE },
+    mongo: { uri: e.MONGODB_URI, db: e.MONGODB_DB, maxPoolSize: e.MONGODB_MAX_POOL_SIZE, coalesceWrites: e.STORE_COALESCE_WRITES },
     temporal: {
       address: e.TEMPORAL_ADDRESS,
       namespace: e.TEMPORAL_NAMESPACE,

@@ -11,6 +11,7 @@ import {
 } from '../domain/cases';
 import { NotFoundError } from '../errors';
 import { isDuplicateKey, upsertRetrying } from './upsert';
+import { CoalescedInserts, CoalescedUpdates } from './coalesce';
 
 /**
  * Cases and everything threading looks up. Every hot-path read is by a deterministic `_id`
@@ -97,13 +98,20 @@ export class CaseRepository {
   private readonly ids: Collection<MessageIdDoc>;
   private readonly subjects: Collection<SubjectDoc>;
   private readonly tokens: Collection<ReplyTokenDoc>;
+  /** The send path's per-message writes, coalesced under load (src/store/coalesce.ts). */
+  private readonly caseInserts: CoalescedInserts<CaseDoc>;
+  private readonly eventInserts: CoalescedInserts<CaseEventDoc>;
+  private readonly subjectUpdates: CoalescedUpdates<SubjectDoc>;
 
-  constructor(db: Db) {
+  constructor(db: Db, coalesceWrites = false) {
     this.cases = db.collection<CaseDoc>('cases');
     this.events = db.collection<CaseEventDoc>('case_events');
     this.ids = db.collection<MessageIdDoc>('message_ids');
     this.subjects = db.collection<SubjectDoc>('case_subjects');
     this.tokens = db.collection<ReplyTokenDoc>('reply_tokens');
+    this.caseInserts = new CoalescedInserts(this.cases, coalesceWrites);
+    this.eventInserts = new CoalescedInserts(this.events, coalesceWrites);
+    this.subjectUpdates = new CoalescedUpdates(this.subjects, coalesceWrites);
   }
 
   static async ensureIndexes(db: Db): Promise<void> {
@@ -117,24 +125,19 @@ export class CaseRepository {
    * than an upsert with `$setOnInsert`: FerretDB v1 drops empty arrays from `$setOnInsert`.
    */
   async ensure(tenantId: string, caseId: string, subject: string | null, at = new Date()): Promise<boolean> {
-    try {
-      // No workflow run yet (runs: 0): the first one counts itself when it loads this record.
-      const { summary } = initialCaseState(tenantId, caseId);
-      await this.cases.insertOne({
-        _id: key(tenantId, caseId),
-        ...summary,
-        subject,
-        runs: 0,
-        live: false,
-        recentEventIds: [],
-        createdAt: at,
-        updatedAt: at,
-      });
-      return true;
-    } catch (err) {
-      if (isDuplicateKey(err)) return false;
-      throw err;
-    }
+    // No workflow run yet (runs: 0): the first one counts itself when it loads this record.
+    const { summary } = initialCaseState(tenantId, caseId);
+    const outcome = await this.caseInserts.insert({
+      _id: key(tenantId, caseId),
+      ...summary,
+      subject,
+      runs: 0,
+      live: false,
+      recentEventIds: [],
+      createdAt: at,
+      updatedAt: at,
+    });
+    return outcome === 'inserted';
   }
 
   /** The summary as the case workflow computed it; once live, the workflow is its only writer. */
@@ -228,13 +231,7 @@ export class CaseRepository {
 
   /** Appends to the timeline; false when this event id is already there. */
   async appendEvent(e: Omit<CaseEventDoc, '_id'>): Promise<boolean> {
-    try {
-      await this.events.insertOne({ _id: key(e.tenantId, e.caseId, e.eventId), ...e });
-      return true;
-    } catch (err) {
-      if (isDuplicateKey(err)) return false;
-      throw err;
-    }
+    return (await this.eventInserts.insert({ _id: key(e.tenantId, e.caseId, e.eventId), ...e })) === 'inserted';
   }
 
   async timeline(tenantId: string, caseId: string, q: { limit: number; after?: { at: Date; id: string } }): Promise<CaseEventDoc[]> {
@@ -276,11 +273,11 @@ export class CaseRepository {
   async noteSubject(tenantId: string, normalizedSubject: string, participant: string, caseId: string, at: Date): Promise<void> {
     if (!normalizedSubject) return;
     await upsertRetrying(() =>
-      this.subjects.updateOne(
-        { _id: subjectKey(tenantId, normalizedSubject, participant) },
-        { $set: { tenantId, caseId, lastAt: at } },
-        { upsert: true },
-      ),
+      this.subjectUpdates.update({
+        filter: { _id: subjectKey(tenantId, normalizedSubject, participant) },
+        update: { $set: { tenantId, caseId, lastAt: at } },
+        upsert: true,
+      }),
     );
   }
 

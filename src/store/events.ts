@@ -1,5 +1,5 @@
 import { MongoBulkWriteError, type Collection, type Db } from 'mongodb';
-import { isDuplicateKey } from './upsert';
+import { CoalescedInserts } from './coalesce';
 import type { EventInput, EventType } from '../domain/events';
 
 /**
@@ -77,11 +77,16 @@ export class EventRepository {
   private readonly queue: Collection<QueuedEventDoc>;
   private listener: AppendListener | null = null;
   private handoverFilter: HandoverFilter | null = null;
+  /** Appends, coalesced under load (src/store/coalesce.ts). */
+  private readonly eventInserts: CoalescedInserts<EventDoc>;
+  private readonly markerInserts: CoalescedInserts<UndispatchedDoc>;
 
-  constructor(db: Db) {
+  constructor(db: Db, coalesceWrites = false) {
     this.col = db.collection<EventDoc>('events');
     this.undispatched = db.collection<UndispatchedDoc>('events_undispatched');
     this.queue = db.collection<QueuedEventDoc>('webhook_queue');
+    this.eventInserts = new CoalescedInserts(this.col, coalesceWrites);
+    this.markerInserts = new CoalescedInserts(this.undispatched, coalesceWrites);
   }
 
   static async ensureIndexes(db: Db): Promise<void> {
@@ -114,9 +119,8 @@ export class EventRepository {
     const handover = knownWebhook ?? (await this.needsHandover(event.tenantId));
     // The marker first: a crash between the two writes leaves a marker without an event (the
     // sweeper drops it), never an event nobody will hand over.
-    if (handover)
-      await this.insertIgnoringDuplicate(this.undispatched, { _id: event.id, tenantId: event.tenantId, createdAt: now, seq: ++appendSeq });
-    const isNew = await this.insertIgnoringDuplicate(this.col, eventDoc(event, now));
+    if (handover) await this.markerInserts.insert({ _id: event.id, tenantId: event.tenantId, createdAt: now, seq: ++appendSeq });
+    const isNew = (await this.eventInserts.insert(eventDoc(event, now))) === 'inserted';
     // A repeat append (a retried producer) still wakes the dispatcher: its first run may have died
     // before the handover; the delivery workflow ignores what it already has.
     if (handover) this.listener?.(event.tenantId);
@@ -152,11 +156,8 @@ export class EventRepository {
     const markers = events
       .filter((e) => wanted.has(e.tenantId))
       .map((e) => ({ _id: e.id, tenantId: e.tenantId, createdAt: now, seq: ++appendSeq }));
-    if (markers.length > 0) await this.insertManyIgnoringDuplicates(this.undispatched, markers);
-    await this.insertManyIgnoringDuplicates(
-      this.col,
-      events.map((e) => eventDoc(e, now)),
-    );
+    await this.markerInserts.insertAll(markers);
+    await this.eventInserts.insertAll(events.map((e) => eventDoc(e, now)));
     for (const t of wanted) this.listener?.(t);
   }
 
@@ -273,16 +274,6 @@ export class EventRepository {
   /** Tenants with events queued since before `olderThan` (the sweeper wakes their workflows). */
   async tenantsWithQueued(olderThan: Date): Promise<string[]> {
     return (await this.queue.distinct('tenantId', { queuedAt: { $lt: olderThan } })).filter((t): t is string => typeof t === 'string');
-  }
-
-  private async insertIgnoringDuplicate<T extends { _id: string }>(col: Collection<T>, doc: T): Promise<boolean> {
-    try {
-      await col.insertOne(doc as Parameters<Collection<T>['insertOne']>[0]);
-      return true;
-    } catch (err) {
-      if (isDuplicateKey(err)) return false;
-      throw err;
-    }
   }
 }
 

@@ -1,6 +1,7 @@
 import type { SentCopyOutcome } from '../domain/sent-copy';
 import { GridFSBucket, ObjectId, type Collection, type Db, Binary } from 'mongodb';
 import { isDuplicateKey } from './upsert';
+import { CoalescedInserts, CoalescedUpdates } from './coalesce';
 import { TERMINAL_STATUSES, type MessageStatus, type RecipientStatus } from '../domain/message';
 import type { RecipientRefusal } from '../domain/delivery';
 import { ConflictError, NotFoundError } from '../errors';
@@ -122,13 +123,20 @@ export class MessageRepository {
   private readonly idem: Collection<IdempotencyDoc>;
   private readonly locks: Collection<LockDoc>;
   private readonly bucket: GridFSBucket;
+  /** The send path's per-message writes, coalesced under load (src/store/coalesce.ts). */
+  private readonly inserts: CoalescedInserts<MessageDoc>;
+  private readonly attemptUpdates: CoalescedUpdates<MessageDoc>;
+  private readonly lockInserts: CoalescedInserts<LockDoc>;
 
-  constructor(db: Db) {
+  constructor(db: Db, coalesceWrites = false) {
     this.col = db.collection<MessageDoc>('messages');
     this.bodies = db.collection<BodyDoc>('message_bodies');
     this.idem = db.collection<IdempotencyDoc>('idempotency_keys');
     this.locks = db.collection<LockDoc>('message_locks');
     this.bucket = new GridFSBucket(db, { bucketName: 'message_bodies_large' });
+    this.inserts = new CoalescedInserts(this.col, coalesceWrites);
+    this.attemptUpdates = new CoalescedUpdates(this.col, coalesceWrites);
+    this.lockInserts = new CoalescedInserts(this.locks, coalesceWrites);
   }
 
   static async ensureIndexes(db: Db): Promise<void> {
@@ -227,16 +235,10 @@ export class MessageRepository {
 
   /** Inserts the message; a duplicate id (retried request) returns the stored one. */
   async insert(doc: MessageDoc): Promise<MessageDoc> {
-    try {
-      await this.col.insertOne(doc);
-      return doc;
-    } catch (err) {
-      if (isDuplicateKey(err)) {
-        const existing = await this.col.findOne({ _id: doc._id });
-        if (existing) return existing;
-      }
-      throw err;
-    }
+    if ((await this.inserts.insert(doc)) === 'inserted') return doc;
+    const existing = await this.col.findOne({ _id: doc._id });
+    if (!existing) throw new Error(`message ${doc._id} refused as a duplicate but not found`);
+    return existing;
   }
 
   /** Says on a stored message why it is not yet accepted (its workflow could not be started). */
@@ -402,22 +404,20 @@ export class MessageRepository {
     });
     // The caller holds the lock for this attempt and found it unrecorded, so this is its only
     // writer; the filter stays `_id`-only (the one FerretDB serves from an index).
-    {
-      await this.col.updateOne(
-        { _id: id },
-        {
-          $push: { attempts: attempt },
-          $set: {
-            ...perRecipient,
-            status,
-            lastReply: fields.lastReply,
-            ...(fields.reason !== undefined ? { reason: fields.reason } : {}),
-            updatedAt: now,
-            ...(terminal ? { completedAt: now } : {}),
-          },
+    await this.attemptUpdates.update({
+      filter: { _id: id },
+      update: {
+        $push: { attempts: attempt },
+        $set: {
+          ...perRecipient,
+          status,
+          lastReply: fields.lastReply,
+          ...(fields.reason !== undefined ? { reason: fields.reason } : {}),
+          updatedAt: now,
+          ...(terminal ? { completedAt: now } : {}),
         },
-      );
-    }
+      },
+    });
     // A finished message keeps its lock (nothing can claim or cancel it again; cancel also checks
     // the terminal status first), which saves a write; otherwise release it for the next attempt.
     if (!terminal) await this.locks.deleteOne({ _id: id });
@@ -476,13 +476,7 @@ export class MessageRepository {
   }
 
   private async tryLock(lock: LockDoc): Promise<boolean> {
-    try {
-      await this.locks.insertOne(lock);
-      return true;
-    } catch (err) {
-      if (isDuplicateKey(err)) return false;
-      throw err;
-    }
+    return (await this.lockInserts.insert(lock)) === 'inserted';
   }
 
   /** Messages of a tenant waiting for credentials/settings: the workflows to wake after a fix. */

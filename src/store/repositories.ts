@@ -32,17 +32,17 @@ export interface StoreDeps {
 }
 
 /** `tenantCacheMs`: TENANT_CACHE_MS (see TenantReadCache); 0 when a caller needs every read fresh. */
-export function repositories(store: Store, keyring: Keyring, tenantCacheMs = 0): StoreDeps {
+export function repositories(store: Store, keyring: Keyring, tenantCacheMs = 0, coalesceWrites = false): StoreDeps {
   return {
     store,
     tenants: new TenantRepository(store.db, keyring, tenantCacheMs),
-    messages: new MessageRepository(store.db),
+    messages: new MessageRepository(store.db, coalesceWrites),
     suppressions: new SuppressionRepository(store.db),
-    events: new EventRepository(store.db),
+    events: new EventRepository(store.db, coalesceWrites),
     webhookDeliveries: new WebhookDeliveryRepository(store.db),
     oauthTokens: new OAuthTokenRepository(store.db, keyring),
     bounceMailboxes: new BounceMailboxRepository(store.db, keyring),
-    cases: new CaseRepository(store.db),
+    cases: new CaseRepository(store.db, coalesceWrites),
     inbound: new InboundRepository(store.db, keyring),
     permits: new PermitRepository(store.db, tenantCacheMs),
   };

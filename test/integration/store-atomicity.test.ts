@@ -1,5 +1,7 @@
 import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
+import { CoalescedInserts, CoalescedUpdates } from '../../src/store/coalesce';
+import { upsertRetrying } from '../../src/store/upsert';
 import { startStack, type Stack } from '../support/stack';
 
 /**
@@ -10,7 +12,7 @@ import { startStack, type Stack } from '../support/stack';
 let stack: Stack;
 
 before(async () => {
-  stack = await startStack({}, { worker: false });
+  stack = await startStack({}, { worker: false, monitorCommands: true });
 });
 after(async () => {
   await stack?.stop();
@@ -49,4 +51,41 @@ test('findOneAndUpdate with a condition hands a document to one caller only', as
     Array.from({ length: 20 }, (_, i) => col.findOneAndUpdate({ _id: 'x', owner: null }, { $set: { owner: i } })),
   );
   assert.equal(got.filter((d) => d !== null).length, 1);
+});
+
+test('coalesced writes: 60 concurrent inserts (10 repeat an id) and 30 upserts keep each outcome, in fewer commands', async () => {
+  const col = stack.store.db.collection<{ _id: string; n: number }>('atomicity_coalesce');
+  const inserts = new CoalescedInserts(col, true);
+  const updates = new CoalescedUpdates(col, true);
+  let commands = 0;
+  const count = (e: { command: Record<string, unknown> }) => {
+    if (e.command.insert === 'atomicity_coalesce' || e.command.update === 'atomicity_coalesce') commands++;
+  };
+  stack.store.client.on('commandStarted', count);
+  try {
+    const ids = Array.from({ length: 60 }, (_, i) => `d${i < 50 ? i : i - 50}`);
+    const outcomes = await Promise.all(ids.map((id, i) => inserts.insert({ _id: id, n: i })));
+    assert.equal(outcomes.filter((o) => o === 'inserted').length, 50);
+    assert.equal(outcomes.filter((o) => o === 'duplicate').length, 10);
+    // Whichever of two writers of an id came first is the one stored, and it said `inserted`.
+    for (let k = 0; k < 10; k++) {
+      const stored = await col.findOne({ _id: `d${k}` });
+      assert.equal(stored?.n, outcomes[k] === 'inserted' ? k : 50 + k);
+    }
+    await Promise.all(
+      // As the callers do: an upsert that lost the race to create its document runs again.
+      Array.from({ length: 30 }, (_, i) =>
+        upsertRetrying(() => updates.update({ filter: { _id: `u${i % 15}` }, update: { $inc: { n: 1 } }, upsert: true })),
+      ),
+    );
+    const upserted = await col.find({ _id: { $regex: '^u' } } as never).toArray();
+    assert.equal(upserted.length, 15);
+    assert.ok(
+      upserted.every((d) => d.n === 2),
+      JSON.stringify(upserted),
+    );
+  } finally {
+    stack.store.client.off('commandStarted', count);
+  }
+  assert.ok(commands < 60, `${commands} commands for 90 writes`);
 });

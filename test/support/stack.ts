@@ -116,7 +116,7 @@ export async function startStack(
     monitorCommands: options.monitorCommands ?? false,
   });
   await ensureIndexes(store.db);
-  const repos = repositories(store, keyring, config.tenants.cacheMs);
+  const repos = repositories(store, keyring, config.tenants.cacheMs, config.mongo.coalesceWrites);
   // As every process does at start (src/bootstrap.ts openStore).
   await upgradeLegacySeals(repos, () => undefined);
   const { tenants } = repos;
