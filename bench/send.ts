@@ -146,9 +146,9 @@ async function main(): Promise<void> {
     await floorClient.connection.close();
     await floorConn.close();
 
-    // SEND_* and WORKER_* from the environment reach Cartero's config, to measure a setting against its default.
+    // SEND_*, WORKER_* and STORE_* from the environment reach Cartero's config, to measure a setting against its default.
     const tuning = Object.fromEntries(
-      Object.entries(process.env).filter(([k, v]) => /^(?:SEND|WORKER)_/.test(k) && v !== undefined),
+      Object.entries(process.env).filter(([k, v]) => /^(?:SEND|WORKER|STORE)_/.test(k) && v !== undefined),
     ) as Record<string, string>;
     // The store gauges refresh at the production default (the test stack's 1 s refresh scans the
     // messages collection five times a second on FerretDB, half its CPU during a burst).
@@ -157,11 +157,15 @@ async function main(): Promise<void> {
     // Store commands while Cartero works (connection upkeep excluded), by name.
     const commands = new Map<string, number>();
     let counting = false;
+    // The steady phase's commands, counted apart: at 10/s little is in flight to coalesce with.
+    let countingSteady = false;
+    let steadyCommands = 0;
     // Round-trip time by command (the store's queueing included): where a message's store time goes.
     const started = new Map<number, string>();
     const storeMs = new Map<string, number>();
     const UPKEEP = new Set(['hello', 'isMaster', 'ismaster', 'ping', 'endSessions', 'buildInfo', 'saslStart', 'saslContinue']);
     stack.store.client.on('commandStarted', (e: CommandStartedEvent) => {
+      if (countingSteady && !UPKEEP.has(e.commandName)) steadyCommands++;
       if (!counting || UPKEEP.has(e.commandName)) return;
       // By command and collection: `find messages`, `update tenants`…
       const target = (e.command as Record<string, unknown>)[e.commandName];
@@ -209,6 +213,7 @@ async function main(): Promise<void> {
     if (steadyN > 0) {
       await new Promise((r) => setTimeout(r, 3_000)); // the throughput phase's trailing work settles first
       const tickMs = 1000 / STEADY_RATE;
+      countingSteady = true;
       const t3 = Date.now();
       const inFlight: Array<Promise<void>> = [];
       for (let i = 0; i < steadyN; i++) {
@@ -232,6 +237,8 @@ async function main(): Promise<void> {
         10 * 60_000,
         'the steady-load messages at the sink',
       );
+      await new Promise((r) => setTimeout(r, 2_000));
+      countingSteady = false;
     }
     const steady = sink
       .messages()
@@ -265,7 +272,7 @@ async function main(): Promise<void> {
       `  store round-trip ms per message: ${(totalStoreMs / N).toFixed(1)} (${storeByName})`,
       `  accept-to-250 latency: p50 ${percentile(latencies, 50)} ms, p99 ${percentile(latencies, 99)} ms`,
       steadyN > 0
-        ? `  steady load ${STEADY_RATE}/s for ${STEADY_SECS} s (${steadyStarted.size} accepted, ${steadyRefused} refused): request-to-250 p50 ${percentile(steady, 50)} ms, p99 ${percentile(steady, 99)} ms, max ${steady[steady.length - 1]} ms`
+        ? `  steady load ${STEADY_RATE}/s for ${STEADY_SECS} s (${steadyStarted.size} accepted, ${steadyRefused} refused): request-to-250 p50 ${percentile(steady, 50)} ms, p99 ${percentile(steady, 99)} ms, max ${steady[steady.length - 1]} ms; store commands per message ${(steadyCommands / Math.max(1, steadyStarted.size)).toFixed(2)}`
         : '  steady load: skipped (BENCH_STEADY_SECS=0)',
       `  temporal server: ${temporalKind()}${Object.keys(tuning).length ? `; settings ${JSON.stringify(tuning)}` : ''}`,
     ];
