@@ -63,7 +63,8 @@ async function caseOfMessageId(deps: ThreadingDeps, tenantId: string, messageId:
   const own = ownMessageRef(messageId);
   if (own) {
     const m = await deps.messages.find(tenantId, own);
-    if (m?.caseId && m.messageId === messageId) return m.caseId;
+    // The id part found the message by `_id` (case-sensitive); a mail client may change the domain's case.
+    if (m?.caseId && m.messageId.toLowerCase() === messageId.toLowerCase()) return m.caseId;
   }
   const indexed = await deps.cases.lookupMessageId(tenantId, messageId);
   return indexed?.caseId ?? null;

@@ -233,6 +233,12 @@ describe('threading', () => {
     const r = (await deliver(t, 'mime', { messageId: newId('own'), inReplyTo: m.messageId, subject: 'Re: Unindexed' })).body.received[0];
     assert.equal(r.caseId, m.caseId);
     assert.equal(r.rule, 'in-reply-to');
+    // A client that changed the domain's case still names the message.
+    const upper = m.messageId.replace(/@([^>]+)>$/, (_: string, d: string) => `@${d.toUpperCase()}>`);
+    assert.notEqual(upper, m.messageId);
+    const r2 = (await deliver(t, 'mime', { messageId: newId('own'), references: [upper], subject: 'Unrelated words' })).body.received[0];
+    assert.equal(r2.caseId, m.caseId);
+    assert.equal(r2.rule, 'references');
   });
 
   test('an inbound mail reusing our Message-ID as its own cannot draw the replies to our message', async () => {
