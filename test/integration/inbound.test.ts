@@ -234,7 +234,8 @@ describe('threading', () => {
     assert.equal(r.caseId, m.caseId);
     assert.equal(r.rule, 'in-reply-to');
     // A client that changed the domain's case still names the message.
-    const upper = m.messageId.replace(/@([^>]+)>$/, (_: string, d: string) => `@${d.toUpperCase()}>`);
+    const at = m.messageId.lastIndexOf('@');
+    const upper = m.messageId.slice(0, at) + m.messageId.slice(at).toUpperCase();
     assert.notEqual(upper, m.messageId);
     const r2 = (await deliver(t, 'mime', { messageId: newId('own'), references: [upper], subject: 'Unrelated words' })).body.received[0];
     assert.equal(r2.caseId, m.caseId);
