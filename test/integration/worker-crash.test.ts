@@ -66,7 +66,15 @@ test('SIGKILL of the worker while messages wait and retry: each is sent exactly 
     rfcIds.push(r.body.messageId);
   }
   // The first six have each been refused once (451) and sit in their retry timers; four are scheduled.
+  // Recorded, not only answered: a kill between the server's 451 and its record would (rightly) make
+  // the worker repeat that attempt under the same number, and this test counts attempts.
   await eventually(() => peer.events.filter((e) => e.type === 'rejected').length >= 6, 30_000, 'six 451s');
+  await eventually(
+    async () =>
+      (await stack.messages.col.find({ tenantId: 'crashy' }).toArray()).filter((d) => d.attempts[0]?.reply.startsWith('451 ')).length >= 6,
+    30_000,
+    'six 451s recorded',
+  );
   first.kill('SIGKILL');
   await new Promise<void>((r) => first.once('exit', () => r()));
   assert.equal(peer.messages().length, 0, 'nothing delivered before the crash');
