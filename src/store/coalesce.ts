@@ -87,6 +87,18 @@ function refusedByIndex(err: unknown): Map<number, MongoServerError> | null {
   return new Map(writeErrors.map((w) => [w.index, refusal({ code: w.code, errmsg: w.errmsg })]));
 }
 
+/** Runs one multi-write command: for each write, `undefined` (written) or the server's refusal of it. */
+async function perWrite(n: number, run: () => Promise<unknown>): Promise<Array<MongoServerError | undefined>> {
+  try {
+    await run();
+    return Array.from({ length: n }, () => undefined);
+  } catch (err) {
+    const refused = refusedByIndex(err);
+    if (!refused) throw err;
+    return Array.from({ length: n }, (_, i) => refused.get(i));
+  }
+}
+
 /** Coalesced inserts into one collection (`enabled: false`: one insertOne each, same outcomes). */
 export class CoalescedInserts<T extends Document> {
   private readonly coalescer: Coalescer<OptionalUnlessRequiredId<T>, InsertOutcome>;
@@ -121,17 +133,8 @@ export class CoalescedInserts<T extends Document> {
   }
 
   private async insertMany(docs: Array<OptionalUnlessRequiredId<T>>): Promise<Array<InsertOutcome | Error>> {
-    try {
-      await this.col.insertMany(docs, { ordered: false });
-      return docs.map(() => 'inserted');
-    } catch (err) {
-      const refused = refusedByIndex(err);
-      if (!refused) throw err;
-      return docs.map((_, i) => {
-        const r = refused.get(i);
-        return !r ? 'inserted' : isDuplicateKey(r) ? 'duplicate' : r;
-      });
-    }
+    const refusals = await perWrite(docs.length, () => this.col.insertMany(docs, { ordered: false }));
+    return refusals.map((r) => (!r ? 'inserted' : isDuplicateKey(r) ? 'duplicate' : r));
   }
 }
 
@@ -159,17 +162,12 @@ export class CoalescedUpdates<T extends Document> {
     await this.col.updateOne(op.filter, op.update, { upsert: op.upsert ?? false });
   }
 
-  private async bulk(ops: Array<CoalescibleUpdate<T>>): Promise<Array<undefined | Error>> {
-    try {
-      await this.col.bulkWrite(
+  private bulk(ops: Array<CoalescibleUpdate<T>>): Promise<Array<undefined | Error>> {
+    return perWrite(ops.length, () =>
+      this.col.bulkWrite(
         ops.map((o) => ({ updateOne: { filter: o.filter, update: o.update, upsert: o.upsert ?? false } })),
         { ordered: false },
-      );
-      return ops.map(() => undefined);
-    } catch (err) {
-      const refused = refusedByIndex(err);
-      if (!refused) throw err;
-      return ops.map((_, i) => refused.get(i));
-    }
+      ),
+    );
   }
 }

@@ -1,4 +1,4 @@
-import { MongoBulkWriteError, type Collection, type Db } from 'mongodb';
+import { type Collection, type Db } from 'mongodb';
 import { CoalescedInserts } from './coalesce';
 import type { EventInput, EventType } from '../domain/events';
 
@@ -80,6 +80,8 @@ export class EventRepository {
   /** Appends, coalesced under load (src/store/coalesce.ts). */
   private readonly eventInserts: CoalescedInserts<EventDoc>;
   private readonly markerInserts: CoalescedInserts<UndispatchedDoc>;
+  /** Not coalesced (the webhook queue is not on the send path): one insert per call. */
+  private readonly queueInserts: CoalescedInserts<QueuedEventDoc>;
 
   constructor(db: Db, coalesceWrites = false) {
     this.col = db.collection<EventDoc>('events');
@@ -87,6 +89,7 @@ export class EventRepository {
     this.queue = db.collection<QueuedEventDoc>('webhook_queue');
     this.eventInserts = new CoalescedInserts(this.col, coalesceWrites);
     this.markerInserts = new CoalescedInserts(this.undispatched, coalesceWrites);
+    this.queueInserts = new CoalescedInserts(this.queue, false);
   }
 
   static async ensureIndexes(db: Db): Promise<void> {
@@ -161,18 +164,6 @@ export class EventRepository {
     for (const t of wanted) this.listener?.(t);
   }
 
-  private async insertManyIgnoringDuplicates<T extends { _id: string }>(
-    col: Collection<T>,
-    docs: Parameters<Collection<T>['insertMany']>[0],
-  ): Promise<void> {
-    try {
-      await col.insertMany(docs, { ordered: false });
-    } catch (err) {
-      const dupOnly = err instanceof MongoBulkWriteError && [err.writeErrors].flat().every((w) => w.code === 11000);
-      if (!dupOnly) throw err;
-    }
-  }
-
   async get(id: string): Promise<EventDoc | null> {
     return this.col.findOne({ _id: id });
   }
@@ -217,7 +208,8 @@ export class EventRepository {
       queuedAt: now,
     });
     const fresh = entries.filter((e) => !e.round);
-    if (fresh.length > 0) await this.insertManyIgnoringDuplicates(this.queue, fresh.map(doc));
+    // One insert for the new ones; an id queued before is left as it is.
+    await this.queueInserts.insertAll(fresh.map(doc));
     for (const e of entries.filter((x) => x.round)) {
       const { _id, ...rest } = doc(e);
       await this.queue.updateOne({ _id }, { $set: rest }, { upsert: true });
